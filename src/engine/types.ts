@@ -1,0 +1,130 @@
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { CloudEvent } from '../events/types.js';
+import type { InboxStore, KeyValueStore } from '../store/types.js';
+
+/* ------------------------------------------------------------------ channels */
+
+/** What a channel answers for one send. The dispatcher owns retries, backoff and the DLQ. */
+export type ChannelResult =
+  | { outcome: 'delivered'; remoteId?: string; rendered?: unknown }
+  | {
+      outcome: 'retry';
+      reason: string;
+      /** Earliest next attempt, epoch ms (e.g. from `Retry-After`). */
+      notBefore?: number;
+      rendered?: unknown;
+    }
+  | { outcome: 'failed'; reason: string; rendered?: unknown };
+
+export const delivered = (remoteId?: string, rendered?: unknown): ChannelResult => ({
+  outcome: 'delivered',
+  remoteId,
+  rendered,
+});
+export const retry = (reason: string, notBefore?: number, rendered?: unknown): ChannelResult => ({
+  outcome: 'retry',
+  reason,
+  notBefore,
+  rendered,
+});
+export const failed = (reason: string, rendered?: unknown): ChannelResult => ({ outcome: 'failed', reason, rendered });
+
+/** One attempt to deliver one event through one action to one recipient. */
+export interface DeliveryRequest<A = unknown> {
+  deliveryId: number;
+  /** Stable across retries and restarts: derived from trigger, action, recipient, event source+id. */
+  idempotencyKey: string;
+  /** 1 for the first attempt. */
+  attempt: number;
+  event: CloudEvent;
+  trigger: string;
+  /** The action as the channel's `actionSchema` parsed it (templates compiled). */
+  action: A;
+  /** The rendered recipient (`to`) of this delivery, or null when the action has none. */
+  recipient: string | null;
+  /** Aborted when shutdown's deadline passes; channels should stop and answer retry. */
+  signal: AbortSignal;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  detail: string;
+  /** What to do about it, when not ok. */
+  fix?: string;
+}
+
+export interface Channel<A = unknown> {
+  /** How many sends may run at once through this channel. */
+  readonly concurrency: number;
+  send(request: DeliveryRequest<A>): Promise<ChannelResult>;
+  /** Used by `herald doctor`: does the channel's remote end answer? */
+  check?(): Promise<CheckResult>;
+  close?(): Promise<void>;
+}
+
+/** Services a channel may use; the engine provides them. */
+export interface ChannelContext {
+  logger: Logger;
+  /** Durable small state, e.g. Slack thread timestamps per key. */
+  kv: KeyValueStore;
+  inbox: InboxStore;
+  /** Appends events to Herald's own log (follow-up events); resolves when they are durable. */
+  emit(events: CloudEvent[]): Promise<void>;
+  env: NodeJS.ProcessEnv;
+}
+
+/** A channel kind is one folder under src/channels exporting this. */
+export interface ChannelKind<C = unknown, A = unknown> {
+  kind: string;
+  description: string;
+  /** The channel block under `channels.<name>` (without `kind`). */
+  configSchema: z.ZodType<C>;
+  /** An action block under `triggers.<name>.actions[i]` (without `channel` and `to`). */
+  actionSchema: z.ZodType<A>;
+  create(name: string, config: C, context: ChannelContext): Channel<A>;
+}
+
+/* ------------------------------------------------------------------- sources */
+
+export interface IngestResult {
+  id: string;
+  source: string;
+  /** The event was already in the log (same source and id) and was not stored again. */
+  duplicate: boolean;
+}
+
+/** A route a source adds to Herald's HTTP server. */
+export interface HttpRoute {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  handler(request: {
+    body: unknown;
+    rawBody: Buffer | undefined;
+    headers: Record<string, string | string[] | undefined>;
+    query: Record<string, unknown>;
+  }): Promise<{ status: number; body: unknown; headers?: Record<string, string> }>;
+}
+
+export interface SourceContext {
+  logger: Logger;
+  /** Resolves once every event is durable in the log: acknowledge upstream only then. */
+  ingest(events: CloudEvent[]): Promise<IngestResult[]>;
+  /** Present when Herald runs its HTTP server; HTTP-based sources add routes through it. */
+  http?: { addRoute(route: HttpRoute): void };
+  kv: KeyValueStore;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface Source {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  check?(): Promise<CheckResult>;
+}
+
+export interface SourceKind<C = unknown> {
+  kind: string;
+  description: string;
+  configSchema: z.ZodType<C>;
+  create(name: string, config: C, context: SourceContext): Source;
+}

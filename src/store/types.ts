@@ -1,0 +1,235 @@
+import type { CloudEvent } from '../events/types.js';
+
+/**
+ * The Store: everything Herald keeps. One interface, grouped by noun with uniform verbs, and one
+ * contract suite (`src/store/contract.ts`) run against every implementation.
+ * Every method that writes is one transaction; batch methods write their whole batch at once
+ * (group commit) and are durable when their promise resolves.
+ */
+export interface Store {
+  readonly kind: string;
+  /** Applies pending schema migrations. Idempotent. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+  /** Cheap liveness probe (used by /readyz and doctor). Throws when the store is unusable. */
+  ping(): Promise<void>;
+  events: EventLog;
+  routing: RoutingStore;
+  deliveries: DeliveryStore;
+  dlq: DeadLetterStore;
+  inbox: InboxStore;
+  kv: KeyValueStore;
+}
+
+/* -------------------------------------------------------------------- events */
+
+export interface StoredEvent {
+  /** Position in the log, strictly increasing in append order. */
+  seq: number;
+  event: CloudEvent;
+  /** Epoch ms when Herald accepted it. */
+  receivedAt: number;
+  /** Epoch ms when the router handled it; null while unrouted. */
+  routedAt: number | null;
+  routing: RoutingRecord | null;
+}
+
+export interface RoutingRecord {
+  /** Names of the triggers whose filter matched. */
+  matched: string[];
+  /** Filter evaluation errors (never thrown), per trigger. */
+  errors: { trigger: string; dialect: string; kind: string; message: string }[];
+  /** Deliveries planned for this event. */
+  deliveries: number;
+}
+
+export interface AppendResult {
+  seq: number;
+  /** Same (source, id) was already in the log; nothing was written for it. */
+  duplicate: boolean;
+}
+
+export interface EventQuery {
+  limit: number;
+  /** Only events with seq < beforeSeq (paging backwards, newest first). */
+  beforeSeq?: number;
+  type?: string;
+  source?: string;
+  subject?: string;
+}
+
+export interface EventLog {
+  /**
+   * Appends a batch in one transaction, deduplicating on (source, id) against the log and within
+   * the batch. Results are in input order; a duplicate gets the seq of the event already stored.
+   */
+  append(events: CloudEvent[], receivedAt: number): Promise<AppendResult[]>;
+  get(seq: number): Promise<StoredEvent | null>;
+  /** The newest event with this id (and source, when given). */
+  findById(id: string, source?: string): Promise<StoredEvent | null>;
+  /** Newest first. */
+  list(query: EventQuery): Promise<StoredEvent[]>;
+  /** Oldest unrouted events first, up to `limit`. */
+  unrouted(limit: number): Promise<StoredEvent[]>;
+  count(): Promise<number>;
+}
+
+/* ------------------------------------------------------------------- routing */
+
+export interface NewDelivery {
+  eventSeq: number;
+  trigger: string;
+  /** Index of the action within its trigger. */
+  action: number;
+  channel: string;
+  recipient: string | null;
+  idempotencyKey: string;
+  maxAttempts: number;
+  /** Epoch ms of the first attempt. */
+  notBefore: number;
+}
+
+export interface RoutingStore {
+  /**
+   * In one transaction: inserts the deliveries (a delivery whose idempotency key exists is
+   * skipped) and marks each event routed with its record. Returns the number inserted.
+   */
+  commit(batch: { seq: number; record: RoutingRecord; deliveries: NewDelivery[] }[], routedAt: number): Promise<number>;
+}
+
+/* ---------------------------------------------------------------- deliveries */
+
+/** pending: waiting or in flight; delivered: done; dead: in the dead-letter queue. */
+export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
+
+export interface Delivery {
+  id: number;
+  eventSeq: number;
+  eventId: string;
+  eventSource: string;
+  eventType: string;
+  trigger: string;
+  action: number;
+  channel: string;
+  recipient: string | null;
+  idempotencyKey: string;
+  status: DeliveryStatus;
+  attempts: number;
+  maxAttempts: number;
+  /** Epoch ms; meaningful while pending. */
+  nextAttemptAt: number;
+  lastError: string | null;
+  remoteId: string | null;
+  /** What the channel sent last (rendered message), for operators. */
+  rendered: unknown;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface Attempt {
+  deliveryId: number;
+  /** 1-based attempt number. */
+  number: number;
+  startedAt: number;
+  durationMs: number;
+  outcome: 'delivered' | 'retry' | 'failed';
+  error: string | null;
+  /** For retries: when the next attempt is due. */
+  nextAttemptAt: number | null;
+}
+
+/** The outcome of one attempt, as the dispatcher records it. */
+export interface AttemptOutcome {
+  deliveryId: number;
+  attempt: Attempt;
+  /** The delivery's status after this attempt. */
+  status: DeliveryStatus;
+  /** Required when status is pending: when to try again. */
+  nextAttemptAt?: number;
+  /** Error text kept on the delivery (the DLQ reason when dead). */
+  error?: string | null;
+  remoteId?: string | null;
+  rendered?: unknown;
+}
+
+export interface DeliveryQuery {
+  limit: number;
+  beforeId?: number;
+  status?: DeliveryStatus;
+  eventSeq?: number;
+  channel?: string;
+  trigger?: string;
+}
+
+export interface DeliveryStore {
+  /**
+   * Claims up to `limit` pending deliveries of `channel` that are due (`nextAttemptAt <= now`) and
+   * not leased, oldest due first, and leases them until `now + leaseMs` so no other dispatcher
+   * takes them meanwhile.
+   */
+  claim(query: { channel: string; limit: number; now: number; leaseMs: number }): Promise<Delivery[]>;
+  /** Records attempt outcomes (a batch, one transaction) and releases their leases. */
+  record(outcomes: AttemptOutcome[]): Promise<void>;
+  /** Drops every lease (single-process start-up: nothing can be in flight). Returns how many. */
+  releaseAllLeases(): Promise<number>;
+  get(id: number): Promise<Delivery | null>;
+  list(query: DeliveryQuery): Promise<Delivery[]>;
+  attempts(deliveryId: number): Promise<Attempt[]>;
+  /** The earliest nextAttemptAt of unleased pending deliveries, per channel (null when none). */
+  nextDue(channel: string): Promise<number | null>;
+  counts(): Promise<Record<DeliveryStatus, number>>;
+  /** Age in ms of the oldest pending delivery at `now`, or 0. */
+  oldestPendingAge(now: number): Promise<number>;
+}
+
+/* ----------------------------------------------------------------------- dlq */
+
+export interface DeadLetterFilter {
+  channel?: string;
+  trigger?: string;
+  eventType?: string;
+  /** Substring of the reason. */
+  reason?: string;
+}
+
+export interface DeadLetterStore {
+  /** Dead deliveries, newest first. */
+  list(query: { limit: number; beforeId?: number } & DeadLetterFilter): Promise<Delivery[]>;
+  count(): Promise<number>;
+  /**
+   * Moves dead deliveries back to pending (attempts reset, due at `now`). `ids` replays those,
+   * otherwise every dead delivery matching the filter. Returns the ids replayed.
+   */
+  replay(selection: { ids: number[] } | { filter: DeadLetterFilter }, now: number): Promise<number[]>;
+}
+
+/* --------------------------------------------------------------------- inbox */
+
+export interface InboxMessage {
+  id: number;
+  channel: string;
+  recipient: string | null;
+  /** Free-form rendered message (text, subject, blocks…). */
+  message: unknown;
+  eventId: string;
+  eventSource: string;
+  deliveryId: number | null;
+  createdAt: number;
+}
+
+export interface InboxStore {
+  add(message: Omit<InboxMessage, 'id' | 'createdAt'> & { createdAt?: number }): Promise<InboxMessage>;
+  /** Newest first. */
+  list(query: { limit: number; beforeId?: number; channel?: string }): Promise<InboxMessage[]>;
+}
+
+/* ------------------------------------------------------------------------ kv */
+
+/** Small durable state for plugins, in namespaces (e.g. `slack-threads`). Values are JSON. */
+export interface KeyValueStore {
+  get<T = unknown>(namespace: string, key: string): Promise<T | null>;
+  set(namespace: string, key: string, value: unknown): Promise<void>;
+  delete(namespace: string, key: string): Promise<void>;
+  /** Sets only when absent; returns true when this call set it. */
+  setIfAbsent(namespace: string, key: string, value: unknown): Promise<boolean>;
+}
