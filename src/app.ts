@@ -1,0 +1,101 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { type HeraldConfig, loadConfigFile } from './config/load.js';
+import { Engine, type EngineHooks } from './engine/engine.js';
+import type { SubscriberDirectory } from './engine/router.js';
+import { createLogger } from './logger.js';
+import { registries } from './plugins.js';
+import { HeraldServer, type ServerExtension } from './server/index.js';
+import { openStore } from './store/index.js';
+
+/** The notify-router recipe: what `herald start` runs when there is no ./herald.yaml. */
+export const DEMO_CONFIG = fileURLToPath(new URL('../examples/notify-router/herald.yaml', import.meta.url));
+
+export interface StartOptions {
+  /** Config file; default ./herald.yaml when present, else the demo. */
+  configFile?: string;
+  port?: number;
+  host?: string;
+  /** Data directory for the embedded store (default ./.herald). */
+  dataDir?: string;
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  roles?: { ingest: boolean; router: boolean; dispatcher: boolean };
+  extensions?: ServerExtension[];
+  hooks?: EngineHooks;
+  subscribers?: SubscriberDirectory;
+}
+
+export interface RunningHerald {
+  config: HeraldConfig;
+  engine: Engine;
+  server: HeraldServer;
+  url: string;
+  logger: Logger;
+  /** Graceful stop: 503 for new requests, in-flight sends finish until the deadline. */
+  stop(): Promise<void>;
+}
+
+export function resolveConfigFile(configFile: string | undefined, cwd = process.cwd()): string {
+  if (configFile) return resolve(cwd, configFile);
+  const local = resolve(cwd, 'herald.yaml');
+  return existsSync(local) ? local : DEMO_CONFIG;
+}
+
+export async function startHerald(options: StartOptions = {}): Promise<RunningHerald> {
+  const env = options.env ?? process.env;
+  const logger = options.logger ?? createLogger();
+  const file = resolveConfigFile(options.configFile);
+  const config = loadConfigFile(file, registries, { env });
+  const adminToken = config.server.adminToken ?? env.HERALD_ADMIN_TOKEN;
+  const store = await openStore(config.store, resolve(options.dataDir ?? '.herald'), logger);
+  const server = new HeraldServer({ logger, bodyLimit: config.server.bodyLimit, adminToken: adminToken || undefined });
+  const engine = new Engine({
+    config,
+    store,
+    logger,
+    env,
+    hooks: options.hooks,
+    subscribers: options.subscribers,
+    http: server.routes,
+    roles: options.roles,
+  });
+  await engine.start();
+  await server.attach(engine, options.extensions ?? []);
+  const port = options.port ?? config.server.port;
+  const host = options.host ?? config.server.host;
+  await server.listen(port, host);
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${server.port}`;
+
+  for (const channel of config.channels) {
+    if (channel.fallbackReason) {
+      logger.warn(
+        { channel: channel.name, kind: channel.kind.kind },
+        `channel ${channel.name}: ${channel.fallbackReason}; its messages go to the ${channel.kind.kind} instead`,
+      );
+    }
+  }
+  logger.info({ url, config: file, store: store.kind }, `Herald listening on ${url}; ${describeRouting(config)}`);
+
+  let stopping: Promise<void> | null = null;
+  const stop = () => {
+    stopping ??= (async () => {
+      server.beginShutdown();
+      await engine.stop(config.server.shutdownTimeoutMs);
+      await server.close();
+    })();
+    return stopping;
+  };
+  return { config, engine, server, url, logger, stop };
+}
+
+/** One line saying where events go: "sales-to-slack → slack-sales; pricing-to-email → email-pricing". */
+export function describeRouting(config: HeraldConfig): string {
+  if (config.triggers.length === 0) return 'no triggers configured: events are stored but go nowhere';
+  const kinds = new Map(config.channels.map((c) => [c.name, c.kind.kind]));
+  return `events go: ${config.triggers
+    .map((t) => `${t.name} → ${[...new Set(t.actions.map((a) => `${a.channel} (${kinds.get(a.channel)})`))].join(', ')}`)
+    .join('; ')}`;
+}

@@ -1,0 +1,105 @@
+import { Agent, request } from 'undici';
+import { z } from 'zod';
+import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { errorMessage } from '../../errors.js';
+import { toStructuredHttp } from '../../events/index.js';
+import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
+import { signWebhook } from './signature.js';
+
+export const webhookConfigSchema = z.strictObject({
+  url: z.string().url().describe('Where to POST. May be overridden per action.').optional(),
+  secret: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Standard Webhooks signing secret (`whsec_…` base64). When set, every request is signed.'),
+  timeoutMs: z.number().int().positive().default(10_000).describe('Per-request timeout (headers and body).'),
+  headers: z.record(z.string(), z.string()).default({}).describe('Extra request headers.'),
+  concurrency: z.number().int().positive().default(16).describe('Requests in flight at once for this channel.'),
+});
+export type WebhookConfig = z.infer<typeof webhookConfigSchema>;
+
+export const webhookActionSchema = z.strictObject({
+  url: templateSchema().optional().describe('Overrides the channel URL for this action (a template).'),
+  body: templateTreeSchema()
+    .optional()
+    .describe('A JSON body whose strings are templates. Without it, the event is sent as a structured CloudEvent.'),
+  headers: z.record(z.string(), templateSchema()).optional().describe('Extra headers (templates).'),
+});
+export type WebhookAction = z.infer<typeof webhookActionSchema>;
+
+const RETRY_STATUSES = new Set([408, 429]);
+
+/** Parses `Retry-After` (seconds or an HTTP date) into epoch ms. */
+export function retryAfterToEpoch(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const raw = Array.isArray(value) ? value[0] : value;
+  if (!raw) return undefined;
+  const seconds = Number(raw);
+  if (Number.isFinite(seconds)) return now + Math.max(0, seconds) * 1000;
+  const date = Date.parse(raw);
+  return Number.isNaN(date) ? undefined : date;
+}
+
+export const webhookChannel: ChannelKind<WebhookConfig, WebhookAction> = {
+  kind: 'webhook',
+  description: 'POSTs the event (structured CloudEvent or a templated JSON body) to a URL, signed per Standard Webhooks.',
+  configSchema: webhookConfigSchema,
+  actionSchema: webhookActionSchema,
+  create(name, config) {
+    const agent = new Agent({ keepAliveTimeout: 10_000, connections: config.concurrency * 2 });
+    return {
+      concurrency: config.concurrency,
+      async send(req) {
+        const scope = { event: req.event, recipient: req.recipient };
+        const url = req.action.url ? req.action.url.render(scope) : (req.recipient ?? config.url);
+        if (!url) return failed(`channel ${name}: no URL configured`);
+        let body: string;
+        let contentType: string;
+        if (req.action.body !== undefined) {
+          body = JSON.stringify(renderTree(req.action.body as TemplateTree, scope));
+          contentType = 'application/json';
+        } else {
+          const structured = toStructuredHttp(req.event);
+          body = structured.body;
+          contentType = structured.headers['content-type'] ?? 'application/cloudevents+json';
+        }
+        const headers: Record<string, string> = { ...config.headers, 'content-type': contentType };
+        for (const [k, v] of Object.entries(req.action.headers ?? {})) headers[k.toLowerCase()] = v.render(scope);
+        if (config.secret) {
+          const ts = Math.floor(Date.now() / 1000);
+          headers['webhook-id'] = req.idempotencyKey;
+          headers['webhook-timestamp'] = String(ts);
+          headers['webhook-signature'] = signWebhook(config.secret, req.idempotencyKey, ts, body);
+        } else {
+          headers['idempotency-key'] = req.idempotencyKey;
+        }
+        const rendered = { url, body: contentType === 'application/json' ? JSON.parse(body) : undefined };
+        try {
+          const res = await request(url, {
+            method: 'POST',
+            body,
+            headers,
+            dispatcher: agent,
+            headersTimeout: config.timeoutMs,
+            bodyTimeout: config.timeoutMs,
+            signal: AbortSignal.any([req.signal, AbortSignal.timeout(config.timeoutMs)]),
+          });
+          const text = await res.body.text().catch(() => '');
+          const status = res.statusCode;
+          if (status >= 200 && status < 300) return delivered(res.headers['x-request-id']?.toString(), rendered);
+          const snippet = text.slice(0, 200);
+          const reason = `HTTP ${status}${snippet ? `: ${snippet}` : ''}`;
+          if (RETRY_STATUSES.has(status) || status >= 500) {
+            return retry(reason, retryAfterToEpoch(res.headers['retry-after']), rendered);
+          }
+          return failed(reason, rendered);
+        } catch (err) {
+          return retry(`request failed: ${errorMessage(err)}`, undefined, rendered);
+        }
+      },
+      async close() {
+        await agent.close();
+      },
+    };
+  },
+};

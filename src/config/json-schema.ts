@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import type { Registries } from './load.js';
+import { rootSchema } from './schema.js';
+
+type JsonSchema = Record<string, unknown>;
+
+function toJson(schema: z.ZodType): JsonSchema {
+  return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema;
+}
+
+function withoutMeta(schema: JsonSchema): JsonSchema {
+  const { $schema: _ignored, ...rest } = schema;
+  return rest;
+}
+
+/** The JSON Schema of herald.yaml, with every plugin kind's block spelled out (for editors). */
+export function configJsonSchema(registries: Registries): JsonSchema {
+  const root = toJson(rootSchema);
+  const props = root.properties as Record<string, JsonSchema>;
+  const pluginBlock = (kinds: readonly { kind: string; description: string; configSchema: z.ZodType }[], withFallback: boolean) => ({
+    type: 'object',
+    additionalProperties: {
+      oneOf: kinds.map((k) => {
+        const s = withoutMeta(toJson(k.configSchema));
+        const properties = { kind: { const: k.kind, description: k.description }, ...((s.properties as object) ?? {}) } as JsonSchema;
+        if (withFallback) properties.fallback = { type: 'object', description: 'Used instead of this block when one of its ${VARS} is not set.', required: ['kind'] };
+        return { ...s, properties, required: ['kind', ...((s.required as string[]) ?? [])] };
+      }),
+    },
+  });
+  props.sources = { ...pluginBlock(registries.sources, false), description: props.sources?.description };
+  props.channels = { ...pluginBlock(registries.channels, true), description: props.channels?.description };
+  const triggers = props.triggers as { additionalProperties?: { properties?: Record<string, JsonSchema> } };
+  const trigger = triggers.additionalProperties;
+  if (trigger?.properties) {
+    const base = trigger.properties.actions as { items?: JsonSchema } | undefined;
+    const baseProps = (base?.items?.properties ?? {}) as JsonSchema;
+    trigger.properties.actions = {
+      ...base,
+      items: {
+        anyOf: registries.channels.map((k) => {
+          const s = withoutMeta(toJson(k.actionSchema));
+          return {
+            ...s,
+            title: `${k.kind} action`,
+            properties: { ...baseProps, ...((s.properties as object) ?? {}) },
+            required: ['channel', ...((s.required as string[]) ?? [])],
+            additionalProperties: s.additionalProperties ?? true,
+          };
+        }),
+      },
+    };
+    const filter = trigger.properties.filter ?? {};
+    trigger.properties.filter = {
+      ...filter,
+      type: ['object', 'array'],
+      description: `${(filter as { description?: string }).description ?? ''} Dialects: ${registries.dialects.map((d) => d.name).join(', ')}.`.trim(),
+    };
+  }
+  return { $schema: 'https://json-schema.org/draft/2020-12/schema', title: 'herald.yaml', ...withoutMeta(root) };
+}

@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { inboxChannel } from '../channels/inbox/index.js';
+import { webhookChannel } from '../channels/webhook/index.js';
+import type { ChannelKind, SourceKind } from '../engine/types.js';
+import { builtInDialects } from '../filters/index.js';
+import { httpSource } from '../sources/http/index.js';
+import { ConfigError, loadConfig, type Registries } from './load.js';
+
+const registries: Registries = {
+  channels: [inboxChannel, webhookChannel] as ChannelKind[],
+  sources: [httpSource] as SourceKind[],
+  dialects: builtInDialects,
+};
+
+function issuesOf(yaml: string, env: NodeJS.ProcessEnv = {}) {
+  try {
+    loadConfig(yaml, registries, { env });
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+    return err.issues.map((i) => ({ path: i.path.join('.'), line: i.line, message: i.message }));
+  }
+  assert.fail('expected the config to be rejected');
+}
+
+describe('config loading', () => {
+  it('accepts a minimal config and applies defaults', () => {
+    const config = loadConfig('channels: { box: { kind: inbox } }\ntriggers:\n  t:\n    actions: [{ channel: box }]\n', registries, { env: {} });
+    assert.equal(config.server.port, 8080);
+    assert.equal(config.store.kind, 'sqlite');
+    assert.equal(config.triggers[0]!.policy.maxAttempts, 8);
+    assert.equal(config.triggers[0]!.policy.backoff.kind, 'exponential');
+  });
+
+  it('names the path and line of a wrong type inside a filter', () => {
+    const issues = issuesOf(`channels:
+  box: { kind: inbox }
+triggers:
+  t:
+    filter:
+      exact:
+        type: 42
+    actions: [{ channel: box }]
+`);
+    assert.equal(issues.length, 1);
+    assert.equal(issues[0]!.path, 'triggers.t.filter.exact.type');
+    assert.equal(issues[0]!.line, 7);
+  });
+
+  it('reports every problem at once, each with its line', () => {
+    const issues = issuesOf(`server:
+  port: "eighty"
+channels:
+  box: { kind: inbox, colour: blue }
+  hook: { kind: carrier-pigeon }
+triggers:
+  a:
+    actions: [{ channel: nowhere }]
+  b:
+    actions: []
+`);
+    const byPath = Object.fromEntries(issues.map((i) => [i.path, i]));
+    assert.match(byPath['server.port']!.message, /expected number, got string/);
+    assert.equal(byPath['server.port']!.line, 2);
+    assert.ok(byPath['triggers.b.actions'], JSON.stringify(issues));
+    assert.equal(byPath['triggers.b.actions']!.line, 10);
+  });
+
+  it('checks channel blocks and actions against their kind', () => {
+    const issues = issuesOf(`channels:
+  box: { kind: inbox, colour: blue }
+  hook: { kind: carrier-pigeon }
+  web: { kind: webhook, url: "http://x", timeoutMs: -1 }
+triggers:
+  a:
+    actions:
+      - { channel: nowhere }
+      - { channel: web, bogus: 1 }
+`);
+    const byPath = Object.fromEntries(issues.map((i) => [i.path, i]));
+    assert.match(byPath['channels.box.colour']!.message, /unknown key/);
+    assert.match(byPath['channels.hook.kind']!.message, /unknown channel kind "carrier-pigeon" \(known: inbox, webhook\)/);
+    assert.ok(byPath['channels.web.timeoutMs']);
+    assert.match(byPath['triggers.a.actions.0.channel']!.message, /unknown channel "nowhere"/);
+    assert.equal(byPath['triggers.a.actions.0.channel']!.line, 8);
+    assert.match(byPath['triggers.a.actions.1.bogus']!.message, /unknown key/);
+  });
+
+  it('rejects an unknown filter dialect and a template that does not parse, naming the trigger', () => {
+    const issues = issuesOf(`channels: { box: { kind: inbox } }
+triggers:
+  broken:
+    filter: { regex: { type: ".*" } }
+    actions: [{ channel: box, text: "{{ event.data | nosuchfilter }}" }]
+`);
+    const paths = issues.map((i) => i.path);
+    assert.ok(paths.includes('triggers.broken.filter.regex'), JSON.stringify(issues));
+    const template = issues.find((i) => i.path === 'triggers.broken.actions.0.text');
+    assert.ok(template, JSON.stringify(issues));
+    assert.match(template.message, /nosuchfilter/);
+  });
+
+  it('interpolates ${VAR} and ${VAR:-default} and reports unset variables with their path', () => {
+    const yaml = `server: { port: 9000 }
+channels:
+  hook: { kind: webhook, url: "\${HOOK_URL}", secret: "\${SECRET:-whsec_abc}" }
+triggers:
+  t: { actions: [{ channel: hook }] }
+`;
+    const config = loadConfig(yaml, registries, { env: { HOOK_URL: 'http://127.0.0.1:1/x' } });
+    assert.deepEqual(config.channels[0]!.config, {
+      url: 'http://127.0.0.1:1/x',
+      secret: 'whsec_abc',
+      timeoutMs: 10000,
+      headers: {},
+      concurrency: 16,
+    });
+    const issues = issuesOf(yaml);
+    assert.equal(issues.length, 1);
+    assert.equal(issues[0]!.path, 'channels.hook.url');
+    assert.match(issues[0]!.message, /HOOK_URL is not set/);
+  });
+
+  it('a value from the environment cannot change the YAML structure', () => {
+    const config = loadConfig(
+      'channels: { box: { kind: inbox } }\ntriggers:\n  t: { actions: [{ channel: box, to: "${TO}" }] }\n',
+      registries,
+      { env: { TO: 'a\nkind: webhook' } },
+    );
+    assert.equal(config.channels[0]!.kind.kind, 'inbox');
+  });
+
+  it('falls back to the fallback block when a channel variable is unset', () => {
+    const yaml = `channels:
+  hook:
+    kind: webhook
+    url: \${HOOK_URL}
+    fallback: { kind: inbox }
+triggers:
+  t: { actions: [{ channel: hook }] }
+`;
+    const fallback = loadConfig(yaml, registries, { env: {} });
+    assert.equal(fallback.channels[0]!.kind.kind, 'inbox');
+    assert.equal(fallback.channels[0]!.fallbackReason, 'HOOK_URL not set');
+    const real = loadConfig(yaml, registries, { env: { HOOK_URL: 'http://127.0.0.1:9/' } });
+    assert.equal(real.channels[0]!.kind.kind, 'webhook');
+    assert.equal(real.channels[0]!.fallbackReason, undefined);
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    const issues = issuesOf('channels:\n  box: { kind: inbox\ntriggers: {}\n');
+    assert.ok(issues[0]!.line);
+    assert.match(issues[0]!.message, /^YAML:/);
+  });
+});

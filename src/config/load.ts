@@ -1,0 +1,320 @@
+import { readFileSync } from 'node:fs';
+import { isMap, LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import type { ChannelKind, SourceKind } from '../engine/types.js';
+import { HeraldError } from '../errors.js';
+import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js';
+import { FilterCompileError, type Matcher } from '../filters/types.js';
+import type { Template } from '../templates/index.js';
+import { interpolate } from './interpolate.js';
+import { type BackoffConfig, type BusConfig, type RawConfig, rootSchema, type StoreConfig } from './schema.js';
+
+export type ConfigPath = (string | number)[];
+
+export interface ConfigIssue {
+  path: ConfigPath;
+  message: string;
+  line?: number;
+  column?: number;
+}
+
+export function formatPath(path: ConfigPath): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? part : `.${part}`;
+  }
+  return out || '(root)';
+}
+
+export function formatIssue(issue: ConfigIssue, file?: string): string {
+  const where = issue.line ? `${file ? `${file}:` : 'line '}${issue.line}:${issue.column ?? 1}` : (file ?? '');
+  return `${formatPath(issue.path)}: ${issue.message}${where ? ` (${where})` : ''}`;
+}
+
+export class ConfigError extends HeraldError {
+  readonly issues: ConfigIssue[];
+  readonly file?: string;
+  constructor(issues: ConfigIssue[], file?: string) {
+    super(
+      'CONFIG_INVALID',
+      `invalid config${file ? ` ${file}` : ''}:\n${issues.map((i) => `  - ${formatIssue(i, file)}`).join('\n')}`,
+      { details: issues },
+    );
+    this.name = 'ConfigError';
+    this.issues = issues;
+    this.file = file;
+  }
+}
+
+export interface Registries {
+  channels: readonly ChannelKind[];
+  sources: readonly SourceKind[];
+  dialects: readonly FilterDialect[];
+}
+
+export type RecipientSpec =
+  | { kind: 'none' }
+  | { kind: 'list'; templates: Template[] }
+  | { kind: 'subscribers'; key: Template; where?: string };
+
+export interface CompiledAction {
+  index: number;
+  channel: string;
+  to: RecipientSpec;
+  /** The action parsed by its channel kind's schema. */
+  params: unknown;
+}
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  backoff: Required<Exclude<BackoffConfig, string>>;
+}
+
+export interface CompiledTrigger {
+  name: string;
+  description?: string;
+  matcher: Matcher;
+  actions: CompiledAction[];
+  policy: RetryPolicy;
+}
+
+export interface CompiledPlugin<K> {
+  name: string;
+  kind: K;
+  config: unknown;
+  /** Set when the configured block was replaced by its `fallback` (why, for the start-up log). */
+  fallbackReason?: string;
+}
+
+export interface HeraldConfig {
+  file?: string;
+  server: RawConfig['server'];
+  store: StoreConfig;
+  bus: BusConfig;
+  dispatcher: RawConfig['dispatcher'];
+  sources: CompiledPlugin<SourceKind>[];
+  channels: CompiledPlugin<ChannelKind>[];
+  triggers: CompiledTrigger[];
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  file?: string;
+}
+
+export function loadConfigFile(file: string, registries: Registries, options: LoadOptions = {}): HeraldConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new HeraldError('CONFIG_INVALID', `cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      cause: err,
+    });
+  }
+  return loadConfig(text, registries, { ...options, file });
+}
+
+/** Parses, interpolates, validates and compiles a herald.yaml. Throws ConfigError listing every issue. */
+export function loadConfig(text: string, registries: Registries, options: LoadOptions = {}): HeraldConfig {
+  const env = options.env ?? process.env;
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const issues: ConfigIssue[] = [];
+  const locate = (path: ConfigPath): Pick<ConfigIssue, 'line' | 'column'> => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) {
+        const pos = lineCounter.linePos(node.range[0]);
+        return { line: pos.line, column: pos.col };
+      }
+      if (n === 0) break;
+    }
+    return {};
+  };
+  const add = (path: ConfigPath, message: string) => issues.push({ path, message, ...locate(path) });
+  const addZod = (prefix: ConfigPath, zodIssues: z.core.$ZodIssue[]) => {
+    for (const issue of zodIssues) {
+      const path = [...prefix, ...(issue.path as ConfigPath)];
+      if (issue.code === 'unrecognized_keys') for (const key of issue.keys) add([...path, key], 'unknown key');
+      else add(path, zodMessage(issue));
+    }
+  };
+
+  for (const err of doc.errors) {
+    const pos = err.linePos?.[0];
+    issues.push({ path: [], message: `YAML: ${err.message.split('\n')[0]}`, line: pos?.line, column: pos?.col });
+  }
+  if (issues.length > 0) throw new ConfigError(issues, options.file);
+
+  const missing: { path: ConfigPath; name: string }[] = [];
+  const raw = interpolateTree(doc.toJS() ?? {}, [], env, missing);
+  // Keys of the YAML document are needed for locating issues even when the tree is not a map.
+  if (!isMap(doc.contents) && doc.contents !== null) add([], 'the config must be a YAML mapping');
+  if (issues.length > 0) throw new ConfigError(issues, options.file);
+
+  const parsed = rootSchema.safeParse(raw, { reportInput: true });
+  if (!parsed.success) {
+    addZod([], parsed.error.issues);
+    throw new ConfigError(issues, options.file);
+  }
+  const cfg = parsed.data;
+
+  const missingUnder = (prefix: ConfigPath) =>
+    missing.filter((m) => prefix.every((p, i) => m.path[i] === p));
+  const handled = new Set<(typeof missing)[number]>();
+
+  const channels = compilePlugins(
+    'channels',
+    cfg.channels,
+    registries.channels,
+    missingUnder,
+    handled,
+    add,
+    addZod,
+  );
+  const sources = compilePlugins('sources', cfg.sources, registries.sources, missingUnder, handled, add, addZod);
+  for (const m of missing) {
+    if (!handled.has(m)) add(m.path, `environment variable ${m.name} is not set (write \${${m.name}:-default} for a default)`);
+  }
+
+  const channelByName = new Map(channels.map((c) => [c.name, c]));
+  const triggers: CompiledTrigger[] = [];
+  for (const [name, trigger] of Object.entries(cfg.triggers)) {
+    if (!trigger.enabled) continue;
+    const base: ConfigPath = ['triggers', name];
+    let matcher: Matcher = matchAll;
+    if (trigger.filter !== undefined) {
+      try {
+        matcher = compileFilter(trigger.filter, [...base, 'filter'], registries.dialects);
+      } catch (err) {
+        if (err instanceof FilterCompileError) add(err.path, err.message);
+        else add([...base, 'filter'], (err as Error).message);
+      }
+    }
+    const actions: CompiledAction[] = [];
+    trigger.actions.forEach((action, index) => {
+      const at: ConfigPath = [...base, 'actions', index];
+      const { channel: channelName, to, ...rest } = action;
+      const channel = channelByName.get(channelName);
+      if (!channel) {
+        const known = [...channelByName.keys()];
+        add([...at, 'channel'], `unknown channel "${channelName}"${known.length ? ` (defined: ${known.join(', ')})` : ' (no channels are defined)'}`);
+        return;
+      }
+      const result = channel.kind.actionSchema.safeParse(rest, { reportInput: true });
+      if (!result.success) {
+        addZod(at, result.error.issues);
+        return;
+      }
+      actions.push({ index, channel: channelName, to: recipientSpec(to), params: result.data });
+    });
+    triggers.push({
+      name,
+      description: trigger.description,
+      matcher,
+      actions,
+      policy: { maxAttempts: trigger.delivery.maxAttempts, backoff: normaliseBackoff(trigger.delivery.backoff) },
+    });
+  }
+
+  if (issues.length > 0) throw new ConfigError(issues, options.file);
+  return {
+    file: options.file,
+    server: cfg.server,
+    store: cfg.store,
+    bus: cfg.bus,
+    dispatcher: cfg.dispatcher,
+    sources,
+    channels,
+    triggers,
+  };
+}
+
+function compilePlugins<K extends { kind: string; configSchema: z.ZodType }>(
+  section: 'channels' | 'sources',
+  blocks: Record<string, { kind: string } & Record<string, unknown>>,
+  kinds: readonly K[],
+  missingUnder: (prefix: ConfigPath) => { path: ConfigPath; name: string }[],
+  handled: Set<{ path: ConfigPath; name: string }>,
+  add: (path: ConfigPath, message: string) => void,
+  addZod: (prefix: ConfigPath, issues: z.core.$ZodIssue[]) => void,
+): CompiledPlugin<K>[] {
+  const byKind = new Map(kinds.map((k) => [k.kind, k]));
+  const out: CompiledPlugin<K>[] = [];
+  for (const [name, block] of Object.entries(blocks)) {
+    let at: ConfigPath = [section, name];
+    let { kind: kindName, fallback, ...rest } = block as { kind: string; fallback?: unknown } & Record<string, unknown>;
+    let fallbackReason: string | undefined;
+    const unset = missingUnder(at).filter((m) => m.path[2] !== 'fallback');
+    if (unset.length > 0 && fallback !== undefined) {
+      if (fallback === null || typeof fallback !== 'object' || typeof (fallback as { kind?: unknown }).kind !== 'string') {
+        add([...at, 'fallback'], 'expected a channel block with a `kind`, e.g. { kind: inbox }');
+        continue;
+      }
+      for (const m of unset) handled.add(m);
+      fallbackReason = `${[...new Set(unset.map((m) => m.name))].join(', ')} not set`;
+      ({ kind: kindName, ...rest } = fallback as { kind: string });
+      at = [...at, 'fallback'];
+    } else if (fallback !== undefined) {
+      for (const m of missingUnder([...at, 'fallback'])) handled.add(m);
+    }
+    const kind = byKind.get(kindName);
+    if (!kind) {
+      add([...at, 'kind'], `unknown ${section === 'channels' ? 'channel' : 'source'} kind "${kindName}" (known: ${[...byKind.keys()].join(', ')})`);
+      continue;
+    }
+    const result = kind.configSchema.safeParse(rest, { reportInput: true });
+    if (!result.success) {
+      addZod(at, result.error.issues);
+      continue;
+    }
+    out.push({ name, kind, config: result.data, fallbackReason });
+  }
+  return out;
+}
+
+function recipientSpec(to: unknown): RecipientSpec {
+  if (to === undefined) return { kind: 'none' };
+  if (Array.isArray(to)) return { kind: 'list', templates: to as Template[] };
+  if (typeof (to as Template).render === 'function') return { kind: 'list', templates: [to as Template] };
+  const sub = to as { subscribersOf: Template; where?: string };
+  return { kind: 'subscribers', key: sub.subscribersOf, where: sub.where };
+}
+
+function normaliseBackoff(backoff: BackoffConfig): RetryPolicy['backoff'] {
+  const defaults = { kind: 'exponential' as const, initialMs: 1000, maxMs: 300_000, multiplier: 2, jitter: 0.2 };
+  if (typeof backoff === 'string') return { ...defaults, kind: backoff };
+  return { ...defaults, ...backoff };
+}
+
+function interpolateTree(
+  value: unknown,
+  path: ConfigPath,
+  env: NodeJS.ProcessEnv,
+  missing: { path: ConfigPath; name: string }[],
+): unknown {
+  if (typeof value === 'string') {
+    const result = interpolate(value, env);
+    for (const name of result.missing) missing.push({ path, name });
+    return result.value;
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolateTree(v, [...path, i], env, missing));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolateTree(v, [...path, k], env, missing);
+    return out;
+  }
+  return value;
+}
+
+function zodMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type') {
+    const received = (issue as { input?: unknown }).input;
+    if (received === undefined) return `required: expected ${issue.expected}`;
+    const what = received === null ? 'null' : Array.isArray(received) ? 'a list' : typeof received;
+    return `expected ${issue.expected}, got ${what}`;
+  }
+  return issue.message.replace(/^Invalid input: /, '');
+}
+

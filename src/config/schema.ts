@@ -1,0 +1,149 @@
+import { z } from 'zod';
+import { templateSchema } from '../templates/index.js';
+
+/** Names the user gives to sources, channels and triggers. */
+export const nameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'names use letters, digits, ".", "_" and "-"');
+
+export const serverSchema = z
+  .strictObject({
+    host: z.string().default('127.0.0.1').describe('Interface to listen on. Use 0.0.0.0 to accept remote connections.'),
+    port: z.number().int().min(0).max(65535).default(8080).describe('HTTP port (`--port` overrides it).'),
+    bodyLimit: z
+      .number()
+      .int()
+      .positive()
+      .default(1_048_576)
+      .describe('Largest request body in bytes; larger requests get 413.'),
+    adminToken: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('When set (or HERALD_ADMIN_TOKEN), /api/* requires `Authorization: Bearer <token>`.'),
+    shutdownTimeoutMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(10_000)
+      .describe('On SIGTERM/SIGINT, how long in-flight sends may finish before Herald stops.'),
+  })
+  .describe('The HTTP server: events, custom routes, admin API, health, metrics and dashboard.');
+
+export const storeSchema = z
+  .discriminatedUnion('kind', [
+    z.strictObject({
+      kind: z.literal('sqlite'),
+      path: z.string().optional().describe('SQLite file. Default: `<data dir>/herald.db` (`--data` sets the data dir).'),
+      synchronous: z
+        .enum(['full', 'normal'])
+        .default('full')
+        .describe('`full` survives power loss (default). `normal` is faster but may lose the last commits on a power cut.'),
+    }),
+    z.strictObject({
+      kind: z.literal('postgres'),
+      url: z.string().min(1).describe('PostgreSQL connection URL, e.g. ${DATABASE_URL}.'),
+      poolSize: z.number().int().positive().default(10).describe('Connections in the pool.'),
+    }),
+  ])
+  .describe('Where Herald keeps events, deliveries, the DLQ and the inbox.');
+
+export const busSchema = z
+  .discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('embedded') }),
+    z.strictObject({
+      kind: z.literal('jetstream'),
+      url: z.string().min(1).describe('NATS server URL, e.g. nats://127.0.0.1:4222.'),
+      stream: z.string().default('HERALD_EVENTS').describe('JetStream stream name (created if missing).'),
+      subjectPrefix: z.string().default('herald.events').describe('Subject prefix of the stream.'),
+      replicas: z.number().int().positive().default(1).describe('Stream replicas.'),
+    }),
+  ])
+  .describe('The event log between ingest and the router: embedded (on the store) or NATS JetStream.');
+
+export const backoffSchema = z
+  .union([
+    z.enum(['exponential', 'fixed']),
+    z.strictObject({
+      kind: z.enum(['exponential', 'fixed']).default('exponential').describe('How the delay grows between attempts.'),
+      initialMs: z.number().int().nonnegative().default(1000).describe('Delay before the second attempt.'),
+      maxMs: z.number().int().positive().default(300_000).describe('Longest delay between attempts.'),
+      multiplier: z.number().min(1).default(2).describe('Growth factor per attempt (exponential).'),
+      jitter: z.number().min(0).max(1).default(0.2).describe('Fraction of the delay randomised away (0 = none).'),
+    }),
+  ])
+  .describe('Retry backoff: `exponential`, `fixed`, or an object with the details.');
+
+export const deliveryPolicySchema = z
+  .strictObject({
+    maxAttempts: z.number().int().min(1).max(1000).default(8).describe('Attempts before the delivery goes to the DLQ.'),
+    backoff: backoffSchema.default('exponential'),
+  })
+  .describe('Retry policy of the trigger’s deliveries.');
+
+export const recipientSchema = z
+  .union([
+    templateSchema(),
+    z.array(templateSchema()).min(1),
+    z.strictObject({
+      subscribersOf: templateSchema().describe('Subscription key whose subscribers receive it, e.g. "product:{{ event.subject }}".'),
+      where: z.string().optional().describe('Condition over each subscriber’s preferences.'),
+    }),
+  ])
+  .describe('Recipient(s): a channel, user, email or URL (templates), a list of them, or { subscribersOf }.');
+
+/** Channel-independent part of an action; the rest is checked against the channel kind's schema. */
+export const actionBaseSchema = z
+  .object({
+    channel: nameSchema.describe('Name of a channel under `channels`.'),
+    to: recipientSchema.optional(),
+  })
+  .passthrough();
+
+export const triggerSchema = z.strictObject({
+  description: z.string().optional().describe('What the trigger is for.'),
+  filter: z
+    .unknown()
+    .optional()
+    .describe('Subscriptions-API filter: { exact | prefix | suffix | all | any | not | sql: … }. Absent = every event.'),
+  actions: z.array(actionBaseSchema).min(1, 'a trigger needs at least one action').describe('What to do per matching event.'),
+  delivery: deliveryPolicySchema.default({ maxAttempts: 8, backoff: 'exponential' }),
+  enabled: z.boolean().default(true).describe('Set false to keep a trigger in the file without running it.'),
+});
+
+export const pluginBlockSchema = z.object({ kind: z.string().describe('The plugin kind.') }).passthrough();
+
+export const dispatcherSchema = z
+  .strictObject({
+    leaseMs: z
+      .number()
+      .int()
+      .positive()
+      .default(120_000)
+      .describe('How long a claimed delivery stays reserved for the process sending it.'),
+    pollIntervalMs: z
+      .number()
+      .int()
+      .positive()
+      .default(1000)
+      .describe('How often idle dispatchers look for due deliveries they were not woken for.'),
+  })
+  .describe('Delivery dispatch settings.');
+
+export const rootSchema = z.strictObject({
+  server: serverSchema.default(serverSchema.parse({})),
+  store: storeSchema.default({ kind: 'sqlite', synchronous: 'full' }),
+  bus: busSchema.default({ kind: 'embedded' }),
+  sources: z.record(nameSchema, pluginBlockSchema).default({}).describe('Where events come from, by name.'),
+  channels: z
+    .record(nameSchema, pluginBlockSchema)
+    .default({})
+    .describe('Where messages can go, by name. A `fallback` block replaces a channel whose ${VARS} are unset.'),
+  triggers: z.record(nameSchema, triggerSchema).default({}).describe('Rules: filter → actions, by name.'),
+  dispatcher: dispatcherSchema.default(dispatcherSchema.parse({})),
+});
+
+export type RawConfig = z.infer<typeof rootSchema>;
+export type StoreConfig = z.infer<typeof storeSchema>;
+export type BusConfig = z.infer<typeof busSchema>;
+export type BackoffConfig = z.infer<typeof backoffSchema>;

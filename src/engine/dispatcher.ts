@@ -1,0 +1,279 @@
+import type { Logger } from 'pino';
+import type { CompiledTrigger } from '../config/load.js';
+import { errorMessage, HeraldError } from '../errors.js';
+import type { CloudEvent } from '../events/types.js';
+import type { AttemptOutcome, Delivery, Store } from '../store/types.js';
+import { backoffDelay } from './backoff.js';
+import type { Channel, ChannelResult } from './types.js';
+
+export interface DispatcherHooks {
+  onAttempt?(delivery: Delivery, outcome: AttemptOutcome, result: ChannelResult, durationMs: number): void;
+}
+
+interface ChannelState {
+  name: string;
+  channel: Channel;
+  inFlight: number;
+  claiming: boolean;
+  timer: NodeJS.Timeout | null;
+  timerAt: number;
+}
+
+export interface DispatcherOptions {
+  leaseMs: number;
+  pollIntervalMs: number;
+}
+
+/**
+ * Sends due deliveries through their channels, at most `concurrency` at once per channel, and
+ * records each attempt's outcome: delivered, retry later (backoff with jitter, honouring the
+ * channel's earliest time) or dead (the DLQ, with the reason).
+ */
+export class Dispatcher {
+  private readonly states = new Map<string, ChannelState>();
+  private readonly triggers: Map<string, CompiledTrigger>;
+  private readonly abort = new AbortController();
+  private readonly inFlight = new Set<Promise<void>>();
+  private running = false;
+  private poller: NodeJS.Timeout | null = null;
+  private pendingOutcomes: { outcome: AttemptOutcome; done: () => void; fail: (e: unknown) => void }[] = [];
+  private flushScheduled = false;
+  /** Recently ingested events by seq, so a delivery rarely needs to read its event back. */
+  private readonly eventCache = new Map<number, CloudEvent>();
+
+  constructor(
+    private readonly store: Store,
+    channels: Map<string, Channel>,
+    triggers: CompiledTrigger[],
+    private readonly options: DispatcherOptions,
+    private readonly logger: Logger,
+    private readonly hooks: DispatcherHooks = {},
+  ) {
+    for (const [name, channel] of channels) {
+      this.states.set(name, { name, channel, inFlight: 0, claiming: false, timer: null, timerAt: 0 });
+    }
+    this.triggers = new Map(triggers.map((t) => [t.name, t]));
+  }
+
+  start(): void {
+    this.running = true;
+    for (const name of this.states.keys()) this.wake(name);
+    this.poller = setInterval(() => {
+      for (const name of this.states.keys()) this.wake(name);
+    }, this.options.pollIntervalMs);
+    this.poller.unref();
+  }
+
+  rememberEvent(seq: number, event: CloudEvent): void {
+    this.eventCache.set(seq, event);
+    if (this.eventCache.size > 20_000) {
+      const oldest = this.eventCache.keys().next().value;
+      if (oldest !== undefined) this.eventCache.delete(oldest);
+    }
+  }
+
+  /** Something may be due on this channel (new deliveries, a replay): look now. */
+  wake(name: string): void {
+    const state = this.states.get(name);
+    if (!state || !this.running) return;
+    void this.pump(state);
+  }
+
+  wakeAll(): void {
+    for (const name of this.states.keys()) this.wake(name);
+  }
+
+  /**
+   * Stops claiming, lets in-flight sends finish until the deadline, then aborts them (channels
+   * answer retry) and writes every outcome. Whatever is not sent stays pending in the store.
+   */
+  async stop(deadlineMs: number): Promise<void> {
+    this.running = false;
+    if (this.poller) clearInterval(this.poller);
+    for (const s of this.states.values()) if (s.timer) clearTimeout(s.timer);
+    const all = Promise.allSettled([...this.inFlight]);
+    const timedOut = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref()),
+    ]);
+    if (timedOut) {
+      this.abort.abort(new HeraldError('SHUTTING_DOWN', 'shutdown deadline passed'));
+      await Promise.race([all, new Promise((r) => setTimeout(r, 2000).unref())]);
+    }
+    await this.flushOutcomes();
+    for (const s of this.states.values()) await s.channel.close?.().catch(() => undefined);
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  private async pump(state: ChannelState): Promise<void> {
+    if (state.claiming || !this.running) return;
+    const free = state.channel.concurrency - state.inFlight;
+    if (free <= 0) return;
+    state.claiming = true;
+    let claimed: Delivery[] = [];
+    const now = Date.now();
+    try {
+      claimed = await this.store.deliveries.claim({ channel: state.name, limit: free, now, leaseMs: this.options.leaseMs });
+    } catch (err) {
+      this.logger.error({ channel: state.name, err: errorMessage(err) }, 'claiming deliveries failed');
+    } finally {
+      state.claiming = false;
+    }
+    for (const delivery of claimed) this.run(state, delivery);
+    if (claimed.length < free) await this.scheduleNext(state);
+  }
+
+  private async scheduleNext(state: ChannelState): Promise<void> {
+    let due: number | null = null;
+    try {
+      due = await this.store.deliveries.nextDue(state.name);
+    } catch {
+      return; // The poller looks again.
+    }
+    if (due === null || !this.running) return;
+    const at = Math.max(due, Date.now() + 5);
+    if (state.timer && state.timerAt <= at) return;
+    if (state.timer) clearTimeout(state.timer);
+    state.timerAt = at;
+    state.timer = setTimeout(() => {
+      state.timer = null;
+      void this.pump(state);
+    }, at - Date.now());
+    state.timer.unref();
+  }
+
+  private run(state: ChannelState, delivery: Delivery): void {
+    state.inFlight++;
+    const task = this.attempt(state, delivery)
+      .catch((err) => this.logger.error({ deliveryId: delivery.id, err: errorMessage(err) }, 'recording an attempt failed'))
+      .finally(() => {
+        state.inFlight--;
+        this.inFlight.delete(task);
+        if (this.running) void this.pump(state);
+      });
+    this.inFlight.add(task);
+  }
+
+  private async attempt(state: ChannelState, delivery: Delivery): Promise<void> {
+    const trigger = this.triggers.get(delivery.trigger);
+    const action = trigger?.actions.find((a) => a.index === delivery.action);
+    const attemptNo = delivery.attempts + 1;
+    const startedAt = Date.now();
+    let result: ChannelResult;
+    if (!trigger || !action) {
+      // The config changed since the delivery was planned: keep it for replay after a fix.
+      result = { outcome: 'failed', reason: `trigger "${delivery.trigger}" action ${delivery.action} is no longer in the config` };
+    } else {
+      const event = this.eventCache.get(delivery.eventSeq) ?? (await this.store.events.get(delivery.eventSeq))?.event;
+      if (!event) {
+        result = { outcome: 'failed', reason: `event #${delivery.eventSeq} is not in the log` };
+      } else {
+        try {
+          result = await state.channel.send({
+            deliveryId: delivery.id,
+            idempotencyKey: delivery.idempotencyKey,
+            attempt: attemptNo,
+            event,
+            trigger: delivery.trigger,
+            action: action.params,
+            recipient: delivery.recipient,
+            signal: this.abort.signal,
+          });
+        } catch (err) {
+          // A render error is the config's fault and will not get better by retrying.
+          result =
+            err instanceof HeraldError && err.code === 'TEMPLATE_ERROR'
+              ? { outcome: 'failed', reason: err.message }
+              : { outcome: 'retry', reason: `channel threw: ${errorMessage(err)}` };
+        }
+      }
+    }
+    const finishedAt = Date.now();
+    const outcome = this.outcomeOf(delivery, trigger, result, attemptNo, startedAt, finishedAt);
+    this.hooks.onAttempt?.(delivery, outcome, result, finishedAt - startedAt);
+    await this.recordOutcome(outcome);
+    if (outcome.status === 'pending') await this.scheduleNext(state);
+  }
+
+  private outcomeOf(
+    delivery: Delivery,
+    trigger: CompiledTrigger | undefined,
+    result: ChannelResult,
+    attemptNo: number,
+    startedAt: number,
+    finishedAt: number,
+  ): AttemptOutcome {
+    const base = {
+      deliveryId: delivery.id,
+      number: attemptNo,
+      startedAt,
+      durationMs: finishedAt - startedAt,
+    };
+    if (result.outcome === 'delivered') {
+      return {
+        deliveryId: delivery.id,
+        attempt: { ...base, outcome: 'delivered', error: null, nextAttemptAt: null },
+        status: 'delivered',
+        error: null,
+        remoteId: result.remoteId ?? null,
+        rendered: result.rendered,
+      };
+    }
+    if (result.outcome === 'failed') {
+      return {
+        deliveryId: delivery.id,
+        attempt: { ...base, outcome: 'failed', error: result.reason, nextAttemptAt: null },
+        status: 'dead',
+        error: result.reason,
+        rendered: result.rendered,
+      };
+    }
+    if (attemptNo >= delivery.maxAttempts) {
+      const reason = `gave up after ${attemptNo} attempt${attemptNo === 1 ? '' : 's'}: ${result.reason}`;
+      return {
+        deliveryId: delivery.id,
+        attempt: { ...base, outcome: 'retry', error: result.reason, nextAttemptAt: null },
+        status: 'dead',
+        error: reason,
+        rendered: result.rendered,
+      };
+    }
+    const policy = trigger?.policy.backoff ?? { kind: 'exponential', initialMs: 1000, maxMs: 300_000, multiplier: 2, jitter: 0.2 };
+    const next = Math.max(finishedAt + backoffDelay(policy, attemptNo), result.notBefore ?? 0);
+    return {
+      deliveryId: delivery.id,
+      attempt: { ...base, outcome: 'retry', error: result.reason, nextAttemptAt: next },
+      status: 'pending',
+      nextAttemptAt: next,
+      error: result.reason,
+      rendered: result.rendered,
+    };
+  }
+
+  /** Outcomes are written in batches (group commit); each send waits for its own to be durable. */
+  private recordOutcome(outcome: AttemptOutcome): Promise<void> {
+    return new Promise((done, fail) => {
+      this.pendingOutcomes.push({ outcome, done, fail });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => void this.flushOutcomes());
+      }
+    });
+  }
+
+  private async flushOutcomes(): Promise<void> {
+    this.flushScheduled = false;
+    const batch = this.pendingOutcomes;
+    if (batch.length === 0) return;
+    this.pendingOutcomes = [];
+    try {
+      await this.store.deliveries.record(batch.map((b) => b.outcome));
+      for (const b of batch) b.done();
+    } catch (err) {
+      for (const b of batch) b.fail(err);
+    }
+  }
+}

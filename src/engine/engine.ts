@@ -1,0 +1,197 @@
+import type { Logger } from 'pino';
+import type { HeraldConfig } from '../config/load.js';
+import { errorMessage, HeraldError } from '../errors.js';
+import type { CloudEvent } from '../events/types.js';
+import type { Store } from '../store/types.js';
+import { type DispatcherHooks, Dispatcher } from './dispatcher.js';
+import { IngestBatcher } from './ingest.js';
+import { Router, type RouterHooks, type SubscriberDirectory } from './router.js';
+import type { Channel, ChannelContext, HttpRoute, IngestResult, Source } from './types.js';
+
+export interface EngineHooks extends RouterHooks, DispatcherHooks {
+  onIngested?(events: { event: CloudEvent; seq: number }[]): void;
+}
+
+export interface EngineOptions {
+  config: HeraldConfig;
+  store: Store;
+  logger: Logger;
+  env?: NodeJS.ProcessEnv;
+  hooks?: EngineHooks;
+  subscribers?: SubscriberDirectory;
+  /** Where HTTP-based sources add their routes (the server). */
+  http?: { addRoute(route: HttpRoute): void };
+  /** Run only some stages (scale-out roles). Default: all. */
+  roles?: { ingest: boolean; router: boolean; dispatcher: boolean };
+}
+
+export type EngineState = 'created' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * The pipeline in one process: ingest (group commit into the log) → router (triggers →
+ * deliveries) → dispatcher (channels, retries, DLQ). Everything between stages is in the store,
+ * so a restart resumes where the last process stopped.
+ */
+export class Engine {
+  readonly store: Store;
+  readonly config: HeraldConfig;
+  readonly channels = new Map<string, Channel>();
+  readonly sources = new Map<string, Source>();
+  private readonly logger: Logger;
+  private readonly batcher: IngestBatcher;
+  private readonly router: Router;
+  private readonly dispatcher: Dispatcher;
+  private readonly hooks: EngineHooks;
+  private readonly roles: NonNullable<EngineOptions['roles']>;
+  private routerWake: (() => void) | null = null;
+  private routerLoop: Promise<void> | null = null;
+  private routeRequested = false;
+  private state: EngineState = 'created';
+
+  constructor(private readonly options: EngineOptions) {
+    this.store = options.store;
+    this.config = options.config;
+    this.logger = options.logger;
+    this.hooks = options.hooks ?? {};
+    this.roles = options.roles ?? { ingest: true, router: true, dispatcher: true };
+    const env = options.env ?? process.env;
+    this.batcher = new IngestBatcher(
+      this.store.events,
+      (durable) => {
+        for (const { event, append } of durable) this.dispatcher.rememberEvent(append.seq, event);
+        this.hooks.onIngested?.(durable.map((d) => ({ event: d.event, seq: d.append.seq })));
+        this.requestRouting();
+      },
+      this.logger,
+    );
+    const channelContext = (name: string): ChannelContext => ({
+      logger: this.logger.child({ channel: name }),
+      kv: this.store.kv,
+      inbox: this.store.inbox,
+      emit: async (events) => {
+        await this.ingest(events, { internal: true });
+      },
+      env,
+    });
+    for (const plugin of this.config.channels) {
+      this.channels.set(plugin.name, plugin.kind.create(plugin.name, plugin.config, channelContext(plugin.name)));
+    }
+    this.router = new Router(this.store, this.config.triggers, this.logger, this.hooks, options.subscribers);
+    this.dispatcher = new Dispatcher(
+      this.store,
+      this.channels,
+      this.config.triggers,
+      { leaseMs: this.config.dispatcher.leaseMs, pollIntervalMs: this.config.dispatcher.pollIntervalMs },
+      this.logger,
+      this.hooks,
+    );
+    for (const plugin of this.config.sources) {
+      const source = plugin.kind.create(plugin.name, plugin.config, {
+        logger: this.logger.child({ source: plugin.name }),
+        ingest: (events) => this.ingest(events),
+        http: options.http,
+        kv: this.store.kv,
+        env,
+      });
+      this.sources.set(plugin.name, source);
+    }
+  }
+
+  get status(): EngineState {
+    return this.state;
+  }
+
+  /** Appends events to the log; resolves when they are durable. Rejects with 503-coded errors. */
+  ingest(events: CloudEvent[], options: { internal?: boolean } = {}): Promise<IngestResult[]> {
+    if (this.state !== 'running' && !(options.internal && this.state === 'stopping')) {
+      return Promise.reject(new HeraldError('SHUTTING_DOWN', 'Herald is not accepting events right now'));
+    }
+    return this.batcher.ingest(events);
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'created') throw new HeraldError('INTERNAL', `engine already ${this.state}`);
+    await this.store.migrate();
+    if (this.roles.dispatcher && this.store.kind === 'sqlite') {
+      // One process owns an embedded store: nothing can be in flight from before.
+      const released = await this.store.deliveries.releaseAllLeases();
+      if (released > 0) this.logger.info({ released }, 'resuming deliveries that were in flight at the last stop');
+    }
+    this.state = 'running';
+    if (this.roles.router) this.routerLoop = this.runRouter();
+    if (this.roles.dispatcher) this.dispatcher.start();
+    if (this.roles.ingest) {
+      for (const [name, source] of this.sources) {
+        await source.start().catch((err) => {
+          throw new HeraldError('SOURCE_ERROR', `source ${name} failed to start: ${errorMessage(err)}`, { cause: err });
+        });
+      }
+    }
+  }
+
+  /** Graceful stop: intake first, then routing, then in-flight sends up to the deadline. */
+  async stop(deadlineMs = this.config.server.shutdownTimeoutMs): Promise<void> {
+    if (this.state !== 'running') return;
+    this.state = 'stopping';
+    for (const [name, source] of this.sources) {
+      await source.stop().catch((err) => this.logger.warn({ source: name, err: errorMessage(err) }, 'source stop failed'));
+    }
+    await this.batcher.close();
+    this.routerWake?.();
+    await this.routerLoop;
+    await this.dispatcher.stop(deadlineMs);
+    this.state = 'stopped';
+    await this.store.close();
+  }
+
+  /** New deliveries may be due (e.g. after a DLQ replay). */
+  wakeDispatcher(channel?: string): void {
+    if (channel) this.dispatcher.wake(channel);
+    else this.dispatcher.wakeAll();
+  }
+
+  get inFlight(): number {
+    return this.dispatcher.inFlightCount;
+  }
+
+  get ingestBacklog(): number {
+    return this.batcher.backlog;
+  }
+
+  private requestRouting(): void {
+    this.routeRequested = true;
+    this.routerWake?.();
+  }
+
+  private async runRouter(): Promise<void> {
+    while (this.state === 'running' || this.routeRequested) {
+      this.routeRequested = false;
+      try {
+        const { events, planned } = await this.router.routePending(500);
+        for (const channel of planned.channels) this.dispatcher.wake(channel);
+        if (events > 0) {
+          this.routeRequested = true;
+          continue;
+        }
+      } catch (err) {
+        this.logger.error({ err: errorMessage(err) }, 'routing failed; retrying');
+        await new Promise((r) => setTimeout(r, 500));
+        if (this.state !== 'running') return;
+        continue;
+      }
+      if (this.state !== 'running') return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, 1000);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.routerWake = () => {
+          this.routerWake = null;
+          done();
+        };
+        if (this.routeRequested) this.routerWake();
+      });
+    }
+  }
+}

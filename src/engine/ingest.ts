@@ -1,0 +1,107 @@
+import type { Logger } from 'pino';
+import { HeraldError } from '../errors.js';
+import type { CloudEvent } from '../events/types.js';
+import type { AppendResult, EventLog } from '../store/types.js';
+import type { IngestResult } from './types.js';
+
+interface Pending {
+  events: CloudEvent[];
+  resolve(results: IngestResult[]): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Group commit: every caller that arrives while a write is being prepared joins the same
+ * transaction, and each is answered when that transaction is durable. One fsync serves many
+ * requests; that is where ingest throughput comes from.
+ */
+export class IngestBatcher {
+  private queue: Pending[] = [];
+  private queuedEvents = 0;
+  private scheduled = false;
+  private writing: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly log: EventLog,
+    private readonly onDurable: (results: { event: CloudEvent; append: AppendResult }[]) => void,
+    private readonly logger: Logger,
+    private readonly maxBatch = 2000,
+  ) {}
+
+  ingest(events: CloudEvent[]): Promise<IngestResult[]> {
+    if (this.closed) return Promise.reject(new HeraldError('SHUTTING_DOWN', 'Herald is shutting down'));
+    if (events.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ events, resolve, reject });
+      this.queuedEvents += events.length;
+      this.schedule();
+    });
+  }
+
+  /** Stops accepting; resolves when everything queued is written. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.queue.length > 0 || this.scheduled) await this.flush();
+    await this.writing;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => void this.flush());
+  }
+
+  private async flush(): Promise<void> {
+    // One write at a time; callers arriving meanwhile form the next batch.
+    await this.writing;
+    this.scheduled = false;
+    if (this.queue.length === 0) return;
+    const batch: Pending[] = [];
+    let size = 0;
+    while (this.queue.length > 0 && (size === 0 || size + this.queue[0]!.events.length <= this.maxBatch)) {
+      const next = this.queue.shift()!;
+      batch.push(next);
+      size += next.events.length;
+    }
+    this.queuedEvents -= size;
+    if (this.queue.length > 0) this.schedule();
+    this.writing = this.write(batch, size);
+    await this.writing;
+  }
+
+  private async write(batch: Pending[], size: number): Promise<void> {
+    const events: CloudEvent[] = new Array(size);
+    let i = 0;
+    for (const p of batch) for (const e of p.events) events[i++] = e;
+    let results: AppendResult[];
+    try {
+      results = await this.log.append(events, Date.now());
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message, events: size }, 'event log write failed; answering 503');
+      const failure = new HeraldError('STORE_UNAVAILABLE', 'the event log could not store the event; try again', {
+        cause: err,
+      });
+      for (const p of batch) p.reject(failure);
+      return;
+    }
+    const durable: { event: CloudEvent; append: AppendResult }[] = [];
+    let offset = 0;
+    for (const p of batch) {
+      const out: IngestResult[] = new Array(p.events.length);
+      for (let j = 0; j < p.events.length; j++) {
+        const event = p.events[j]!;
+        const append = results[offset + j]!;
+        out[j] = { id: event.id, source: event.source, duplicate: append.duplicate };
+        if (!append.duplicate) durable.push({ event, append });
+      }
+      offset += p.events.length;
+      p.resolve(out);
+    }
+    if (durable.length > 0) this.onDurable(durable);
+  }
+
+  get backlog(): number {
+    return this.queuedEvents;
+  }
+}

@@ -1,0 +1,113 @@
+import type { Logger } from 'pino';
+import type { CompiledAction, CompiledTrigger } from '../config/load.js';
+import { errorMessage } from '../errors.js';
+import type { CloudEvent } from '../events/types.js';
+import type { FilterEvaluationError } from '../filters/types.js';
+import type { NewDelivery, RoutingRecord, StoredEvent, Store } from '../store/types.js';
+import { idempotencyKey } from './idempotency.js';
+
+/**
+ * Finds who subscribed to a key (`product:42`), for `to: { subscribersOf }` actions. Provided by
+ * the subscriptions area; absent when the config uses no subscriptions.
+ */
+export interface SubscriberDirectory {
+  /** Addresses for `channel` (a Slack user id, an email…) of the key's subscribers matching `where`. */
+  recipientsOf(key: string, where: string | undefined, channel: string, event: CloudEvent): Promise<string[]>;
+}
+
+export interface RouterHooks {
+  onRouted?(event: StoredEvent, record: RoutingRecord): void;
+  onFilterError?(trigger: string, error: FilterEvaluationError): void;
+}
+
+export interface RoutedBatch {
+  deliveries: number;
+  channels: Set<string>;
+}
+
+/** Matches events against triggers and plans one delivery per action × recipient. */
+export class Router {
+  constructor(
+    private readonly store: Store,
+    private readonly triggers: CompiledTrigger[],
+    private readonly logger: Logger,
+    private readonly hooks: RouterHooks = {},
+    private readonly subscribers?: SubscriberDirectory,
+  ) {}
+
+  /** Routes up to `limit` unrouted events from the log, in order. Returns what it planned. */
+  async routePending(limit: number, now = Date.now()): Promise<{ events: number; planned: RoutedBatch }> {
+    const events = await this.store.events.unrouted(limit);
+    if (events.length === 0) return { events: 0, planned: { deliveries: 0, channels: new Set() } };
+    const channels = new Set<string>();
+    const batch: { seq: number; record: RoutingRecord; deliveries: NewDelivery[] }[] = [];
+    for (const stored of events) {
+      const { record, deliveries } = await this.plan(stored, now);
+      for (const d of deliveries) channels.add(d.channel);
+      batch.push({ seq: stored.seq, record, deliveries });
+    }
+    const inserted = await this.store.routing.commit(batch, now);
+    for (let i = 0; i < events.length; i++) this.hooks.onRouted?.(events[i]!, batch[i]!.record);
+    return { events: events.length, planned: { deliveries: inserted, channels } };
+  }
+
+  async plan(stored: StoredEvent, now: number): Promise<{ record: RoutingRecord; deliveries: NewDelivery[] }> {
+    const event = stored.event;
+    const record: RoutingRecord = { matched: [], errors: [], deliveries: 0 };
+    const deliveries: NewDelivery[] = [];
+    const errors: FilterEvaluationError[] = [];
+    for (const trigger of this.triggers) {
+      errors.length = 0;
+      const matched = trigger.matcher(event, errors);
+      for (const error of errors) {
+        record.errors.push({ trigger: trigger.name, ...error });
+        this.hooks.onFilterError?.(trigger.name, error);
+      }
+      if (!matched || errors.length > 0) continue;
+      record.matched.push(trigger.name);
+      for (const action of trigger.actions) {
+        let recipients: (string | null)[];
+        try {
+          recipients = await this.recipients(action, event);
+        } catch (err) {
+          record.errors.push({ trigger: trigger.name, dialect: 'to', kind: 'recipient', message: errorMessage(err) });
+          continue;
+        }
+        for (const recipient of recipients) {
+          deliveries.push({
+            eventSeq: stored.seq,
+            trigger: trigger.name,
+            action: action.index,
+            channel: action.channel,
+            recipient,
+            idempotencyKey: idempotencyKey(trigger.name, action.index, recipient, event.source, event.id),
+            maxAttempts: trigger.policy.maxAttempts,
+            notBefore: now,
+          });
+        }
+      }
+    }
+    record.deliveries = deliveries.length;
+    return { record, deliveries };
+  }
+
+  private async recipients(action: CompiledAction, event: CloudEvent): Promise<(string | null)[]> {
+    const to = action.to;
+    if (to.kind === 'none') return [null];
+    const scope = { event };
+    if (to.kind === 'list') {
+      const out: string[] = [];
+      for (const t of to.templates) {
+        // A template may render a comma-separated list ("a@x, b@y").
+        for (const part of t.render(scope).split(',')) {
+          const trimmed = part.trim();
+          if (trimmed && !out.includes(trimmed)) out.push(trimmed);
+        }
+      }
+      return out;
+    }
+    if (!this.subscribers) throw new Error('`subscribersOf` needs subscriptions, which this Herald does not run');
+    const key = to.key.render(scope);
+    return this.subscribers.recipientsOf(key, to.where, action.channel, event);
+  }
+}

@@ -1,0 +1,148 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { Engine } from '../engine/engine.js';
+import { HeraldError } from '../errors.js';
+import type { DeadLetterFilter, Delivery, DeliveryStatus } from '../store/types.js';
+import { parseJsonBody } from './http-errors.js';
+
+const limit = z.coerce.number().int().min(1).max(1000).default(50);
+const cursor = z.coerce.number().int().positive().optional();
+
+function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.infer<T> {
+  const result = schema.safeParse(query);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new HeraldError('REQUEST_INVALID', `query parameter ${issue.path.join('.') || '?'}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+const dlqFilter = z.strictObject({
+  channel: z.string().optional(),
+  trigger: z.string().optional(),
+  eventType: z.string().optional(),
+  reason: z.string().optional(),
+});
+
+/** The admin API under /api: read the log, deliveries, DLQ and inbox; replay dead letters. */
+export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void {
+  const store = engine.store;
+
+  app.get('/api/events', async (req) => {
+    const q = parseQuery(
+      z.object({
+        limit,
+        before: cursor,
+        type: z.string().optional(),
+        source: z.string().optional(),
+        subject: z.string().optional(),
+      }),
+      req.query,
+    );
+    const events = await store.events.list({ limit: q.limit, beforeSeq: q.before, type: q.type, source: q.source, subject: q.subject });
+    return { events, next: events.length === q.limit ? events[events.length - 1]!.seq : null };
+  });
+
+  app.get('/api/events/:id', async (req) => {
+    const { id } = req.params as { id: string };
+    const { source } = parseQuery(z.object({ source: z.string().optional() }), req.query);
+    const stored = await store.events.findById(id, source);
+    if (!stored) throw new HeraldError('NOT_FOUND', `no event with id ${JSON.stringify(id)}`);
+    const deliveries = await store.deliveries.list({ limit: 1000, eventSeq: stored.seq });
+    const withAttempts = await Promise.all(
+      deliveries.map(async (d) => ({ ...d, attemptLog: await store.deliveries.attempts(d.id) })),
+    );
+    return { ...stored, deliveries: withAttempts };
+  });
+
+  app.get('/api/deliveries', async (req) => {
+    const q = parseQuery(
+      z.object({
+        limit,
+        before: cursor,
+        status: z.enum(['pending', 'delivered', 'dead']).optional(),
+        channel: z.string().optional(),
+        trigger: z.string().optional(),
+      }),
+      req.query,
+    );
+    const deliveries = await store.deliveries.list({
+      limit: q.limit,
+      beforeId: q.before,
+      status: q.status as DeliveryStatus | undefined,
+      channel: q.channel,
+      trigger: q.trigger,
+    });
+    return { deliveries, next: nextCursor(deliveries, q.limit) };
+  });
+
+  app.get('/api/deliveries/:id', async (req) => {
+    const id = parseQuery(z.object({ id: z.coerce.number().int().positive() }), req.params).id;
+    const delivery = await store.deliveries.get(id);
+    if (!delivery) throw new HeraldError('NOT_FOUND', `no delivery ${id}`);
+    return { ...delivery, attemptLog: await store.deliveries.attempts(id) };
+  });
+
+  app.get('/api/dlq', async (req) => {
+    const q = parseQuery(dlqFilter.extend({ limit, before: cursor }), req.query);
+    const { limit: n, before, ...filter } = q;
+    const deadLetters = await store.dlq.list({ limit: n, beforeId: before, ...filter });
+    return { deadLetters, total: await store.dlq.count(), next: nextCursor(deadLetters, n) };
+  });
+
+  app.post('/api/dlq/:id/replay', async (req) => {
+    const id = parseQuery(z.object({ id: z.coerce.number().int().positive() }), req.params).id;
+    const delivery = await store.deliveries.get(id);
+    if (!delivery) throw new HeraldError('NOT_FOUND', `no delivery ${id}`);
+    if (delivery.status !== 'dead') {
+      throw new HeraldError('REQUEST_INVALID', `delivery ${id} is ${delivery.status}, not in the dead-letter queue`, {
+        status: 409,
+      });
+    }
+    const replayed = await store.dlq.replay({ ids: [id] }, Date.now());
+    engine.wakeDispatcher(delivery.channel);
+    return { replayed };
+  });
+
+  app.post('/api/dlq/replay', async (req) => {
+    const raw = req.body === undefined || (Buffer.isBuffer(req.body) && req.body.length === 0) ? {} : parseJsonBody(req.body, req.headers['content-type']);
+    const parsed = dlqFilter.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new HeraldError('REQUEST_INVALID', `filter ${issue.path.join('.') || ''}: ${issue.message}`.trim());
+    }
+    const filter: DeadLetterFilter = parsed.data;
+    const replayed = await store.dlq.replay({ filter }, Date.now());
+    engine.wakeDispatcher();
+    return { replayed: replayed.length, ids: replayed };
+  });
+
+  app.get('/api/inbox', async (req) => {
+    const q = parseQuery(z.object({ limit, before: cursor, channel: z.string().optional() }), req.query);
+    const messages = await store.inbox.list({ limit: q.limit, beforeId: q.before, channel: q.channel });
+    return { messages, next: messages.length === q.limit ? messages[messages.length - 1]!.id : null };
+  });
+
+  app.get('/api/status', async () => {
+    const [deliveries, dlq, events] = await Promise.all([store.deliveries.counts(), store.dlq.count(), store.events.count()]);
+    return {
+      state: engine.status,
+      store: store.kind,
+      events,
+      deliveries,
+      deadLetters: dlq,
+      inFlight: engine.inFlight,
+      channels: engine.config.channels.map((c) => ({ name: c.name, kind: c.kind.kind, fallback: c.fallbackReason ?? null })),
+      sources: engine.config.sources.map((s) => ({ name: s.name, kind: s.kind.kind })),
+      triggers: engine.config.triggers.map((t) => ({
+        name: t.name,
+        description: t.description ?? null,
+        actions: t.actions.map((a) => a.channel),
+      })),
+    };
+  });
+}
+
+function nextCursor(rows: Delivery[], n: number): number | null {
+  return rows.length === n ? rows[rows.length - 1]!.id : null;
+}

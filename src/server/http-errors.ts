@@ -1,0 +1,57 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { EventValidationError, HeraldError } from '../errors.js';
+
+/** The JSON body of every error Herald answers: a message a person can act on, and a stable code. */
+export interface ErrorBody {
+  error: string;
+  code: string;
+  attribute?: string;
+  details?: unknown;
+}
+
+export function errorBody(err: HeraldError): ErrorBody {
+  const body: ErrorBody = { error: err.message, code: err.code };
+  if (err instanceof EventValidationError) body.attribute = err.attribute;
+  else if (err.details && typeof err.details === 'object' && 'attribute' in err.details) {
+    body.attribute = String((err.details as { attribute: unknown }).attribute);
+  } else if (err.details !== undefined && err.code === 'REQUEST_INVALID') body.details = err.details;
+  return body;
+}
+
+export function errorHandler(logger: Logger) {
+  return (err: FastifyError | HeraldError | Error, request: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof HeraldError) {
+      if (err.status >= 500) logger.warn({ code: err.code, url: request.url, err: err.message }, 'request failed');
+      return reply.status(err.status).send(errorBody(err));
+    }
+    const fe = err as FastifyError;
+    if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.status(413).send({ error: `request body is larger than the limit of ${fe.message.match(/\d+/)?.[0] ?? 'the configured'} bytes`, code: 'PAYLOAD_TOO_LARGE' });
+    }
+    if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+      return reply.status(fe.statusCode).send({ error: fe.message, code: fe.code ?? 'REQUEST_INVALID' });
+    }
+    logger.error({ url: request.url, err: err.message, stack: err.stack }, 'unexpected error');
+    return reply.status(500).send({ error: 'internal error', code: 'INTERNAL' });
+  };
+}
+
+/** Parses a JSON request body, naming the problem on failure. */
+export function parseJsonBody(body: unknown, contentType: string | undefined): unknown {
+  if (body === undefined || (Buffer.isBuffer(body) && body.length === 0)) {
+    throw new HeraldError('REQUEST_INVALID', 'expected a JSON body', { status: 400 });
+  }
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json' && !type.endsWith('+json')) {
+    throw new HeraldError('REQUEST_INVALID', `expected content-type application/json, got ${type || 'none'}`, {
+      status: 415,
+    });
+  }
+  const text = Buffer.isBuffer(body) ? body.toString('utf8') : String(body);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new HeraldError('REQUEST_INVALID', `body is not valid JSON: ${(err as Error).message}`, { status: 400 });
+  }
+}

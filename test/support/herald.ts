@@ -1,0 +1,127 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { type RunningHerald, type StartOptions, startHerald } from '../../src/app.js';
+import { createLogger } from '../../src/logger.js';
+
+export const repoRoot = new URL('../..', import.meta.url).pathname;
+
+export function tempDir(prefix = 'herald-test-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** Log lines a test can read; nothing reaches the console unless HERALD_TEST_LOG is set. */
+export function captureLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n')) {
+        if (!line) continue;
+        lines.push(JSON.parse(line));
+        if (process.env.HERALD_TEST_LOG) process.stderr.write(`${line}\n`);
+      }
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'debug', destination }), lines };
+}
+
+export interface TestHerald extends RunningHerald {
+  dir: string;
+  logs: Record<string, unknown>[];
+  /** Stops Herald and removes its data directory. */
+  close(): Promise<void>;
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
+  get(path: string, headers?: Record<string, string>): Promise<Response>;
+}
+
+/** Starts Herald in this process on a free port with the given YAML config and a fresh data dir. */
+export async function startTestHerald(configYaml: string, options: Partial<StartOptions> = {}): Promise<TestHerald> {
+  const dir = tempDir();
+  const configFile = join(dir.path, 'herald.yaml');
+  writeFileSync(configFile, configYaml);
+  const { logger, lines } = captureLogger();
+  const running = await startHerald({ configFile, port: 0, host: '127.0.0.1', dataDir: dir.path, logger, env: {}, ...options });
+  return {
+    ...running,
+    dir: dir.path,
+    logs: lines,
+    async close() {
+      await running.stop();
+      dir.remove();
+    },
+    post: (path, body, headers = {}) =>
+      fetch(`${running.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      }),
+    get: (path, headers = {}) => fetch(`${running.url}${path}`, { headers }),
+  };
+}
+
+/** Polls until `check` returns a value that is not undefined/false, or fails after timeoutMs. */
+export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 5000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface HeraldProcess {
+  child: ChildProcess;
+  url: string;
+  output: string[];
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs `herald start` as a child process (TypeScript through tsx) and waits until it listens. */
+export async function spawnHerald(args: string[], env: NodeJS.ProcessEnv = {}): Promise<HeraldProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'start', ...args], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, HERALD_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`herald did not start:\n${output.join('')}`)), 20_000);
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString();
+      output.push(text);
+      const m = text.match(/Herald listening on (http:\/\/[^\s;]+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (c: Buffer) => output.push(c.toString()));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`herald exited with ${code}:\n${output.join('')}`));
+    });
+  });
+  return {
+    child,
+    url,
+    output,
+    kill(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+      return new Promise((resolve) => {
+        child.once('exit', (code) => resolve(code));
+        child.kill(signal);
+      });
+    },
+  };
+}
