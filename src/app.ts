@@ -6,9 +6,10 @@ import { type HeraldConfig, loadConfigFile } from './config/load.js';
 import { Engine, type EngineHooks } from './engine/engine.js';
 import type { SubscriberDirectory } from './engine/router.js';
 import { createLogger } from './logger.js';
+import { combineHooks, HeraldMetrics } from './observability/metrics.js';
 import { registries } from './plugins.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
-import { openStore } from './store/index.js';
+import { openStore, storeFromEnv } from './store/index.js';
 
 /** The notify-router recipe: what `herald start` runs when there is no ./herald.yaml. */
 export const DEMO_CONFIG = fileURLToPath(new URL('../examples/notify-router/herald.yaml', import.meta.url));
@@ -30,6 +31,7 @@ export interface StartOptions {
 
 export interface RunningHerald {
   config: HeraldConfig;
+  metrics: HeraldMetrics;
   engine: Engine;
   server: HeraldServer;
   url: string;
@@ -50,20 +52,21 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
   const file = resolveConfigFile(options.configFile);
   const config = loadConfigFile(file, registries, { env });
   const adminToken = config.server.adminToken ?? env.HERALD_ADMIN_TOKEN;
-  const store = await openStore(config.store, resolve(options.dataDir ?? '.herald'), logger);
+  const store = await openStore(storeFromEnv(config.store, env), resolve(options.dataDir ?? '.herald'), logger);
   const server = new HeraldServer({ logger, bodyLimit: config.server.bodyLimit, adminToken: adminToken || undefined });
+  const metrics = new HeraldMetrics();
   const engine = new Engine({
     config,
     store,
     logger,
     env,
-    hooks: options.hooks,
+    hooks: options.hooks ? combineHooks(metrics.hooks, options.hooks) : metrics.hooks,
     subscribers: options.subscribers,
     http: server.routes,
     roles: options.roles,
   });
   await engine.start();
-  await server.attach(engine, options.extensions ?? []);
+  await server.attach(engine, [metrics.extension, ...(options.extensions ?? [])]);
   const port = options.port ?? config.server.port;
   const host = options.host ?? config.server.host;
   await server.listen(port, host);
@@ -88,7 +91,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     })();
     return stopping;
   };
-  return { config, engine, server, url, logger, stop };
+  return { config, metrics, engine, server, url, logger, stop };
 }
 
 /** One line saying where events go: "sales-to-slack → slack-sales; pricing-to-email → email-pricing". */

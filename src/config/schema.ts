@@ -44,6 +44,11 @@ export const storeSchema = z
       kind: z.literal('postgres'),
       url: z.string().min(1).describe('PostgreSQL connection URL, e.g. ${DATABASE_URL}.'),
       poolSize: z.number().int().positive().default(10).describe('Connections in the pool.'),
+      schema: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]*$/)
+        .default('herald')
+        .describe('PostgreSQL schema holding Herald’s tables (created if missing).'),
     }),
   ])
   .describe('Where Herald keeps events, deliveries, the DLQ and the inbox.');

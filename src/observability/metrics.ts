@@ -1,0 +1,151 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Engine, EngineHooks } from '../engine/engine.js';
+import type { ServerExtension } from '../server/index.js';
+
+/**
+ * Prometheus metrics. Counters move on engine hooks (no work on the hot path beyond an increment);
+ * gauges that need the store (queue depth, DLQ size, oldest pending) are read at scrape time.
+ */
+export class HeraldMetrics {
+  readonly registry = new Registry();
+  private engine: Engine | null = null;
+
+  readonly eventsIngested = new Counter({
+    name: 'herald_events_ingested_total',
+    help: 'Events stored in the log, by source and type.',
+    labelNames: ['source', 'type'] as const,
+    registers: [this.registry],
+  });
+  readonly routingMatches = new Counter({
+    name: 'herald_routing_matches_total',
+    help: 'Trigger matches, by trigger.',
+    labelNames: ['trigger'] as const,
+    registers: [this.registry],
+  });
+  readonly filterErrors = new Counter({
+    name: 'herald_filter_errors_total',
+    help: 'Filter evaluation errors (the event did not match), by trigger and error kind.',
+    labelNames: ['trigger', 'kind'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveriesPlanned = new Counter({
+    name: 'herald_deliveries_planned_total',
+    help: 'Deliveries planned by the router.',
+    registers: [this.registry],
+  });
+  readonly attempts = new Counter({
+    name: 'herald_delivery_attempts_total',
+    help: 'Delivery attempts, by channel and outcome (delivered, retry, failed).',
+    labelNames: ['channel', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveriesFinished = new Counter({
+    name: 'herald_deliveries_total',
+    help: 'Deliveries that reached a final state, by channel and status (delivered, dead).',
+    labelNames: ['channel', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly attemptDuration = new Histogram({
+    name: 'herald_delivery_attempt_duration_seconds',
+    help: 'Time a channel took for one attempt.',
+    labelNames: ['channel'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly deliveryLatency = new Histogram({
+    name: 'herald_delivery_latency_seconds',
+    help: 'From the event entering Herald to its successful delivery.',
+    labelNames: ['channel'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'herald_process_' });
+    const metrics = this;
+    new Gauge({
+      name: 'herald_queue_depth',
+      help: 'Deliveries waiting (pending, including scheduled retries).',
+      registers: [this.registry],
+      async collect() {
+        if (metrics.engine) this.set((await metrics.engine.store.deliveries.counts()).pending);
+      },
+    });
+    new Gauge({
+      name: 'herald_dlq_size',
+      help: 'Deliveries in the dead-letter queue.',
+      registers: [this.registry],
+      async collect() {
+        if (metrics.engine) this.set(await metrics.engine.store.dlq.count());
+      },
+    });
+    new Gauge({
+      name: 'herald_oldest_pending_age_seconds',
+      help: 'Age of the oldest pending delivery.',
+      registers: [this.registry],
+      async collect() {
+        if (metrics.engine) this.set((await metrics.engine.store.deliveries.oldestPendingAge(Date.now())) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'herald_deliveries_in_flight',
+      help: 'Sends running right now in this process.',
+      registers: [this.registry],
+      collect() {
+        if (metrics.engine) this.set(metrics.engine.inFlight);
+      },
+    });
+  }
+
+  readonly hooks: EngineHooks = {
+    onIngested: (events) => {
+      for (const { event } of events) this.eventsIngested.inc({ source: event.source, type: event.type });
+    },
+    onRouted: (_event, record) => {
+      for (const trigger of record.matched) this.routingMatches.inc({ trigger });
+      if (record.deliveries > 0) this.deliveriesPlanned.inc(record.deliveries);
+    },
+    onFilterError: (trigger, error) => this.filterErrors.inc({ trigger, kind: error.kind }),
+    onAttempt: (delivery, outcome, result, durationMs) => {
+      this.attempts.inc({ channel: delivery.channel, outcome: result.outcome });
+      this.attemptDuration.observe({ channel: delivery.channel }, durationMs / 1000);
+      if (outcome.status !== 'pending') this.deliveriesFinished.inc({ channel: delivery.channel, status: outcome.status });
+      if (outcome.status === 'delivered') {
+        this.deliveryLatency.observe({ channel: delivery.channel }, (Date.now() - delivery.createdAt) / 1000);
+      }
+    },
+  };
+
+  /** `GET /metrics` in Prometheus text format (not behind the admin token, like most exporters). */
+  readonly extension: ServerExtension = (app: FastifyInstance, engine: Engine) => {
+    this.engine = engine;
+    app.get('/metrics', async (_req, reply) => {
+      reply.header('content-type', this.registry.contentType);
+      return this.registry.metrics();
+    });
+  };
+}
+
+/** Combines several hook sets into one (metrics, the live feed, tracing…). */
+export function combineHooks(...sets: EngineHooks[]): EngineHooks {
+  const pick = <K extends keyof EngineHooks>(key: K) => sets.map((s) => s[key]).filter(Boolean) as NonNullable<EngineHooks[K]>[];
+  const ingested = pick('onIngested');
+  const routed = pick('onRouted');
+  const filterErrors = pick('onFilterError');
+  const attempts = pick('onAttempt');
+  return {
+    onIngested: (e) => {
+      for (const f of ingested) f(e);
+    },
+    onRouted: (e, r) => {
+      for (const f of routed) f(e, r);
+    },
+    onFilterError: (t, e) => {
+      for (const f of filterErrors) f(t, e);
+    },
+    onAttempt: (d, o, r, ms) => {
+      for (const f of attempts) f(d, o, r, ms);
+    },
+  };
+}

@@ -1,0 +1,502 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { HeraldError } from '../../errors.js';
+import type { CloudEvent } from '../../events/types.js';
+import type {
+  AppendResult,
+  Attempt,
+  AttemptOutcome,
+  DeadLetterFilter,
+  Delivery,
+  DeliveryQuery,
+  DeliveryStatus,
+  InboxMessage,
+  NewDelivery,
+  RoutingRecord,
+  Store,
+  StoredEvent,
+} from '../types.js';
+import { migrations } from './migrations.js';
+
+export interface PostgresStoreOptions {
+  url: string;
+  poolSize?: number;
+  /** Schema to use (created if missing); lets tests and several Heralds share one database. */
+  schema?: string;
+  logger?: Logger;
+}
+
+// BIGINT columns come back as strings by default; every one Herald uses fits a JS number.
+const int = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+const intOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+type Row = Record<string, unknown>;
+
+function eventRow(r: Row): StoredEvent {
+  return {
+    seq: int(r.seq),
+    event: r.event as CloudEvent,
+    receivedAt: int(r.received_at),
+    routedAt: intOrNull(r.routed_at),
+    routing: (r.routing as RoutingRecord | null) ?? null,
+  };
+}
+
+function deliveryRow(r: Row): Delivery {
+  return {
+    id: int(r.id),
+    eventSeq: int(r.event_seq),
+    eventId: r.event_id as string,
+    eventSource: r.event_source as string,
+    eventType: r.event_type as string,
+    trigger: r.trigger as string,
+    action: int(r.action),
+    channel: r.channel as string,
+    recipient: (r.recipient as string | null) ?? null,
+    idempotencyKey: r.idempotency_key as string,
+    status: r.status as DeliveryStatus,
+    attempts: int(r.attempts),
+    maxAttempts: int(r.max_attempts),
+    nextAttemptAt: int(r.next_attempt_at),
+    lastError: (r.last_error as string | null) ?? null,
+    remoteId: (r.remote_id as string | null) ?? null,
+    rendered: r.rendered ?? null,
+    createdAt: int(r.created_at),
+    updatedAt: int(r.updated_at),
+  };
+}
+
+function inboxRow(r: Row): InboxMessage {
+  return {
+    id: int(r.id),
+    channel: r.channel as string,
+    recipient: (r.recipient as string | null) ?? null,
+    message: r.message,
+    eventId: r.event_id as string,
+    eventSource: r.event_source as string,
+    deliveryId: intOrNull(r.delivery_id),
+    createdAt: int(r.created_at),
+  };
+}
+
+/** JSON for a JSONB parameter; undefined becomes SQL NULL. */
+const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
+
+/**
+ * The shared store on PostgreSQL, for several Herald processes. Writes are batched into one
+ * statement per batch (unnest), claims use `FOR UPDATE SKIP LOCKED` so two dispatchers never take
+ * the same delivery, and commits are synchronous (`synchronous_commit=on`, the server default).
+ */
+export function createPostgresStore(options: PostgresStoreOptions): Store {
+  const schema = options.schema ?? 'herald';
+  if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new HeraldError('CONFIG_INVALID', `invalid schema name "${schema}"`);
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize ?? 10,
+    options: `-c search_path=${schema}`,
+  });
+  pool.on('error', (err) => options.logger?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
+
+  const query = async (text: string, values?: unknown[]): Promise<Row[]> => {
+    try {
+      return (await pool.query(text, values)).rows;
+    } catch (err) {
+      throw wrap(err);
+    }
+  };
+  const tx = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw wrap(err);
+    }
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw wrap(err);
+    } finally {
+      client.release();
+    }
+  };
+
+  const store: Store = {
+    kind: 'postgres',
+
+    async migrate() {
+      await query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      await tx(async (c) => {
+        // One migrator at a time across processes.
+        await c.query('SELECT pg_advisory_xact_lock(4242001)');
+        await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at BIGINT)');
+        const done = new Set((await c.query('SELECT version FROM schema_migrations')).rows.map((r) => int(r.version)));
+        for (const m of migrations) {
+          if (done.has(m.version)) continue;
+          await c.query(m.sql);
+          await c.query('INSERT INTO schema_migrations VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+        }
+      });
+    },
+
+    async close() {
+      await pool.end();
+    },
+
+    async ping() {
+      await query('SELECT 1');
+    },
+
+    events: {
+      async append(events, receivedAt) {
+        if (events.length === 0) return [];
+        const key = (e: CloudEvent) => `${e.source}\u0000${e.id}`;
+        const firstIndex = new Map<string, number>();
+        const unique: CloudEvent[] = [];
+        events.forEach((e, i) => {
+          if (!firstIndex.has(key(e))) {
+            firstIndex.set(key(e), i);
+            unique.push(e);
+          }
+        });
+        const inserted = await query(
+          `INSERT INTO events (id, source, type, subject, received_at, event)
+           SELECT id, source, type, subject, $5, event::jsonb
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS t(id, source, type, subject, event)
+           ON CONFLICT (source, id) DO NOTHING
+           RETURNING seq, source, id`,
+          [
+            unique.map((e) => e.id),
+            unique.map((e) => e.source),
+            unique.map((e) => e.type),
+            unique.map((e) => e.subject ?? null),
+            receivedAt,
+            unique.map((e) => JSON.stringify(e)),
+          ],
+        );
+        const seqOf = new Map<string, { seq: number; fresh: boolean }>();
+        for (const r of inserted) seqOf.set(`${r.source}\u0000${r.id}`, { seq: int(r.seq), fresh: true });
+        const existing = unique.filter((e) => !seqOf.has(key(e)));
+        if (existing.length > 0) {
+          const rows = await query(
+            `SELECT e.seq, e.source, e.id FROM events e
+             JOIN unnest($1::text[], $2::text[]) AS t(source, id) ON e.source = t.source AND e.id = t.id`,
+            [existing.map((e) => e.source), existing.map((e) => e.id)],
+          );
+          for (const r of rows) seqOf.set(`${r.source}\u0000${r.id}`, { seq: int(r.seq), fresh: false });
+        }
+        return events.map((e, i): AppendResult => {
+          const found = seqOf.get(key(e));
+          if (!found) throw new HeraldError('STORE_UNAVAILABLE', 'event vanished during append');
+          return { seq: found.seq, duplicate: !found.fresh || firstIndex.get(key(e)) !== i };
+        });
+      },
+      async get(seq) {
+        const [r] = await query('SELECT * FROM events WHERE seq = $1', [seq]);
+        return r ? eventRow(r) : null;
+      },
+      async findById(id, source) {
+        const [r] = source
+          ? await query('SELECT * FROM events WHERE id = $1 AND source = $2', [id, source])
+          : await query('SELECT * FROM events WHERE id = $1 ORDER BY seq DESC LIMIT 1', [id]);
+        return r ? eventRow(r) : null;
+      },
+      async list(q) {
+        const where: string[] = [];
+        const values: unknown[] = [];
+        const add = (clause: string, value: unknown) => {
+          values.push(value);
+          where.push(clause.replace('?', `$${values.length}`));
+        };
+        if (q.beforeSeq !== undefined) add('seq < ?', q.beforeSeq);
+        if (q.type !== undefined) add('type = ?', q.type);
+        if (q.source !== undefined) add('source = ?', q.source);
+        if (q.subject !== undefined) add('subject = ?', q.subject);
+        values.push(q.limit);
+        const rows = await query(
+          `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${values.length}`,
+          values,
+        );
+        return rows.map(eventRow);
+      },
+      async unrouted(limit) {
+        return (await query('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT $1', [limit])).map(eventRow);
+      },
+      async count() {
+        const [r] = await query('SELECT count(*) AS n FROM events');
+        return int(r!.n);
+      },
+    },
+
+    routing: {
+      async commit(batch, routedAt) {
+        if (batch.length === 0) return 0;
+        const deliveries: NewDelivery[] = batch.flatMap((b) => b.deliveries);
+        return tx(async (c) => {
+          let inserted = 0;
+          if (deliveries.length > 0) {
+            const res = await c.query(
+              `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
+                 idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
+               SELECT d.event_seq, e.id, e.source, e.type, d.trigger, d.action, d.channel, d.recipient,
+                 d.key, 'pending', 0, d.max_attempts, d.not_before, $9, $9
+               FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[])
+                 AS d(event_seq, trigger, action, channel, recipient, key, max_attempts, not_before)
+               JOIN events e ON e.seq = d.event_seq
+               ON CONFLICT (idempotency_key) DO NOTHING`,
+              [
+                deliveries.map((d) => d.eventSeq),
+                deliveries.map((d) => d.trigger),
+                deliveries.map((d) => d.action),
+                deliveries.map((d) => d.channel),
+                deliveries.map((d) => d.recipient),
+                deliveries.map((d) => d.idempotencyKey),
+                deliveries.map((d) => d.maxAttempts),
+                deliveries.map((d) => d.notBefore),
+                routedAt,
+              ],
+            );
+            inserted = res.rowCount ?? 0;
+          }
+          await c.query(
+            `UPDATE events SET routed_at = $3, routing = t.routing::jsonb
+             FROM unnest($1::bigint[], $2::text[]) AS t(seq, routing) WHERE events.seq = t.seq`,
+            [batch.map((b) => b.seq), batch.map((b) => JSON.stringify(b.record)), routedAt],
+          );
+          return inserted;
+        });
+      },
+    },
+
+    deliveries: {
+      async claim({ channel, limit, now, leaseMs }) {
+        const rows = await query(
+          `UPDATE deliveries SET lease_until = $4 WHERE id IN (
+             SELECT id FROM deliveries
+             WHERE channel = $1 AND status = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2)
+             ORDER BY next_attempt_at, id LIMIT $3
+             FOR UPDATE SKIP LOCKED)
+           RETURNING *`,
+          [channel, now, limit, now + leaseMs],
+        );
+        return rows.map(deliveryRow).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
+      },
+      async record(outcomes) {
+        if (outcomes.length === 0) return;
+        const now = Date.now();
+        await tx(async (c) => {
+          await c.query(
+            `UPDATE deliveries d SET status = t.status, attempts = GREATEST(d.attempts, t.number),
+               next_attempt_at = COALESCE(t.next_attempt_at, d.next_attempt_at), lease_until = NULL,
+               last_error = t.error, remote_id = COALESCE(t.remote_id, d.remote_id),
+               rendered = COALESCE(t.rendered::jsonb, d.rendered), updated_at = $8
+             FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::text[])
+               AS t(id, status, number, next_attempt_at, error, remote_id, rendered)
+             WHERE d.id = t.id`,
+            [
+              outcomes.map((o) => o.deliveryId),
+              outcomes.map((o) => o.status),
+              outcomes.map((o) => o.attempt.number),
+              outcomes.map((o) => o.nextAttemptAt ?? null),
+              outcomes.map((o) => o.error ?? null),
+              outcomes.map((o) => o.remoteId ?? null),
+              outcomes.map((o) => json(o.rendered)),
+              now,
+            ],
+          );
+          await c.query(
+            `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, error, next_attempt_at)
+             SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::bigint[])
+             ON CONFLICT DO NOTHING`,
+            [
+              outcomes.map((o) => o.deliveryId),
+              outcomes.map((o) => o.attempt.number),
+              outcomes.map((o) => o.attempt.startedAt),
+              outcomes.map((o) => o.attempt.durationMs),
+              outcomes.map((o) => o.attempt.outcome),
+              outcomes.map((o) => o.attempt.error),
+              outcomes.map((o) => o.attempt.nextAttemptAt),
+            ],
+          );
+        });
+      },
+      async releaseAllLeases() {
+        const rows = await query(`UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL RETURNING id`);
+        return rows.length;
+      },
+      async get(id) {
+        const [r] = await query('SELECT * FROM deliveries WHERE id = $1', [id]);
+        return r ? deliveryRow(r) : null;
+      },
+      async list(q: DeliveryQuery) {
+        const where: string[] = [];
+        const values: unknown[] = [];
+        const add = (clause: string, value: unknown) => {
+          values.push(value);
+          where.push(clause.replace('?', `$${values.length}`));
+        };
+        if (q.beforeId !== undefined) add('id < ?', q.beforeId);
+        if (q.status !== undefined) add('status = ?', q.status);
+        if (q.eventSeq !== undefined) add('event_seq = ?', q.eventSeq);
+        if (q.channel !== undefined) add('channel = ?', q.channel);
+        if (q.trigger !== undefined) add('trigger = ?', q.trigger);
+        values.push(q.limit);
+        const rows = await query(
+          `SELECT * FROM deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${values.length}`,
+          values,
+        );
+        return rows.map(deliveryRow);
+      },
+      async attempts(deliveryId) {
+        const rows = await query('SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY number, started_at', [deliveryId]);
+        return rows.map(
+          (r): Attempt => ({
+            deliveryId: int(r.delivery_id),
+            number: int(r.number),
+            startedAt: int(r.started_at),
+            durationMs: int(r.duration_ms),
+            outcome: r.outcome as Attempt['outcome'],
+            error: (r.error as string | null) ?? null,
+            nextAttemptAt: intOrNull(r.next_attempt_at),
+          }),
+        );
+      },
+      async nextDue(channel) {
+        const [r] = await query(
+          `SELECT min(next_attempt_at) AS due FROM deliveries WHERE channel = $1 AND status = 'pending' AND lease_until IS NULL`,
+          [channel],
+        );
+        return intOrNull(r?.due);
+      },
+      async counts() {
+        const rows = await query('SELECT status, count(*) AS n FROM deliveries GROUP BY status');
+        const out: Record<DeliveryStatus, number> = { pending: 0, delivered: 0, dead: 0 };
+        for (const r of rows) out[r.status as DeliveryStatus] = int(r.n);
+        return out;
+      },
+      async oldestPendingAge(now) {
+        const [r] = await query(`SELECT min(created_at) AS oldest FROM deliveries WHERE status = 'pending'`);
+        const oldest = intOrNull(r?.oldest);
+        return oldest === null ? 0 : Math.max(0, now - oldest);
+      },
+    },
+
+    dlq: {
+      async list(q) {
+        const { where, values } = dlqWhere(q);
+        if (q.beforeId !== undefined) {
+          values.push(q.beforeId);
+          where.push(`id < $${values.length}`);
+        }
+        values.push(q.limit);
+        const rows = await query(`SELECT * FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${values.length}`, values);
+        return rows.map(deliveryRow);
+      },
+      async count() {
+        const [r] = await query(`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`);
+        return int(r!.n);
+      },
+      async replay(selection, now) {
+        let rows: Row[];
+        if ('ids' in selection) {
+          rows = await query(
+            `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL, updated_at = $2
+             WHERE id = ANY($1::bigint[]) AND status = 'dead' RETURNING id`,
+            [selection.ids, now],
+          );
+        } else {
+          const { where, values } = dlqWhere(selection.filter);
+          values.push(now);
+          rows = await query(
+            `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $${values.length}, lease_until = NULL,
+               updated_at = $${values.length}
+             WHERE ${where.join(' AND ')} RETURNING id`,
+            values,
+          );
+        }
+        return rows.map((r) => int(r.id)).sort((a, b) => a - b);
+      },
+    },
+
+    inbox: {
+      async add(m) {
+        const [r] = await query(
+          `INSERT INTO inbox (channel, recipient, message, event_id, event_source, delivery_id, created_at)
+           VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7) RETURNING *`,
+          [m.channel, m.recipient, json(m.message), m.eventId, m.eventSource, m.deliveryId, m.createdAt ?? Date.now()],
+        );
+        return inboxRow(r!);
+      },
+      async list(q) {
+        const where: string[] = [];
+        const values: unknown[] = [];
+        if (q.beforeId !== undefined) {
+          values.push(q.beforeId);
+          where.push(`id < $${values.length}`);
+        }
+        if (q.channel !== undefined) {
+          values.push(q.channel);
+          where.push(`channel = $${values.length}`);
+        }
+        values.push(q.limit);
+        const rows = await query(
+          `SELECT * FROM inbox ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${values.length}`,
+          values,
+        );
+        return rows.map(inboxRow);
+      },
+    },
+
+    kv: {
+      async get<T>(namespace: string, key: string) {
+        const [r] = await query('SELECT value FROM kv WHERE namespace = $1 AND key = $2', [namespace, key]);
+        return r ? (r.value as T) : null;
+      },
+      async set(namespace, key, value) {
+        await query(
+          `INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3::jsonb)
+           ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value`,
+          [namespace, key, json(value)],
+        );
+      },
+      async delete(namespace, key) {
+        await query('DELETE FROM kv WHERE namespace = $1 AND key = $2', [namespace, key]);
+      },
+      async setIfAbsent(namespace, key, value) {
+        const rows = await query(
+          `INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING RETURNING key`,
+          [namespace, key, json(value)],
+        );
+        return rows.length === 1;
+      },
+    },
+  };
+  return store;
+}
+
+function dlqWhere(filter: DeadLetterFilter): { where: string[]; values: unknown[] } {
+  const where = [`status = 'dead'`];
+  const values: unknown[] = [];
+  const add = (column: string, value: string | undefined) => {
+    if (value === undefined) return;
+    values.push(value);
+    where.push(`${column} = $${values.length}`);
+  };
+  add('channel', filter.channel);
+  add('trigger', filter.trigger);
+  add('event_type', filter.eventType);
+  if (filter.reason !== undefined) {
+    values.push(`%${filter.reason.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    where.push(`last_error LIKE $${values.length}`);
+  }
+  return { where, values };
+}
+
+function wrap(err: unknown): HeraldError {
+  if (err instanceof HeraldError) return err;
+  // pg messages never include the connection password; keep them, and the cause.
+  return new HeraldError('STORE_UNAVAILABLE', `PostgreSQL: ${(err as Error).message}`, { cause: err });
+}

@@ -1,0 +1,81 @@
+/** Numbered schema migrations; each runs once, in order, inside a transaction. */
+export const migrations: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+CREATE TABLE events (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  type TEXT NOT NULL,
+  subject TEXT,
+  received_at BIGINT NOT NULL,
+  routed_at BIGINT,
+  routing JSONB,
+  event JSONB NOT NULL,
+  UNIQUE (source, id)
+);
+CREATE INDEX events_unrouted ON events (seq) WHERE routed_at IS NULL;
+CREATE INDEX events_by_id ON events (id);
+CREATE INDEX events_by_type ON events (type, seq DESC);
+CREATE INDEX events_by_subject ON events (subject, seq DESC);
+
+CREATE TABLE deliveries (
+  id BIGSERIAL PRIMARY KEY,
+  event_seq BIGINT NOT NULL REFERENCES events (seq),
+  event_id TEXT NOT NULL,
+  event_source TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  trigger TEXT NOT NULL,
+  action INTEGER NOT NULL,
+  channel TEXT NOT NULL,
+  recipient TEXT,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL,
+  next_attempt_at BIGINT NOT NULL,
+  lease_until BIGINT,
+  last_error TEXT,
+  remote_id TEXT,
+  rendered JSONB,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries (channel, next_attempt_at, id) WHERE status = 'pending';
+CREATE INDEX deliveries_by_status ON deliveries (status, id DESC);
+CREATE INDEX deliveries_by_event ON deliveries (event_seq);
+
+CREATE TABLE attempts (
+  delivery_id BIGINT NOT NULL REFERENCES deliveries (id),
+  number INTEGER NOT NULL,
+  started_at BIGINT NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  error TEXT,
+  next_attempt_at BIGINT,
+  PRIMARY KEY (delivery_id, number, started_at)
+);
+
+CREATE TABLE inbox (
+  id BIGSERIAL PRIMARY KEY,
+  channel TEXT NOT NULL,
+  recipient TEXT,
+  message JSONB,
+  event_id TEXT NOT NULL,
+  event_source TEXT NOT NULL,
+  delivery_id BIGINT,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX inbox_by_channel ON inbox (channel, id DESC);
+
+CREATE TABLE kv (
+  namespace TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value JSONB,
+  PRIMARY KEY (namespace, key)
+);
+`,
+  },
+];

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { eventually, spawnHerald, tempDir } from '../support/herald.js';
+import { type HttpSink, startHttpSink } from '../support/http-sink.js';
+
+describe('graceful shutdown on SIGTERM', () => {
+  let sink: HttpSink;
+  const dir = tempDir('herald-shutdown-');
+  before(async () => {
+    sink = await startHttpSink();
+    writeFileSync(
+      join(dir.path, 'herald.yaml'),
+      `
+server: { shutdownTimeoutMs: 3000 }
+channels:
+  hook: { kind: webhook, url: ${sink.url}, concurrency: 2, timeoutMs: 20000 }
+triggers:
+  everything:
+    actions: [{ channel: hook }]
+    delivery: { maxAttempts: 10, backoff: { initialMs: 100 } }
+`,
+    );
+  });
+  after(async () => {
+    await sink.close();
+    dir.remove();
+  });
+
+  it('finishes in-flight sends, refuses new events, and the next start resumes the rest', async () => {
+    const args = ['--config', join(dir.path, 'herald.yaml'), '--data', join(dir.path, 'data'), '--port', '0'];
+    const herald = await spawnHerald(args);
+    // Slow sink: each request takes 1.5 s, two at a time.
+    sink.setDefault({ status: 200, delayMs: 1500 });
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(`${herald.url}/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify({ specversion: '1.0', id: `s-${i}`, source: 'shutdown', type: 't' }),
+      });
+      assert.equal(res.status, 202);
+    }
+    await sink.waitFor(2);
+    const stopped = herald.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 100));
+    const refused = await fetch(`${herald.url}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents+json' },
+      body: JSON.stringify({ specversion: '1.0', id: 'late', source: 'shutdown', type: 't' }),
+    }).then(
+      (r) => r.status,
+      () => 'connection refused',
+    );
+    assert.ok(refused === 503 || refused === 'connection refused', `late event got ${refused}`);
+    assert.equal(await stopped, 0, 'exit code 0 after a graceful stop');
+    const beforeRestart = new Set(sink.requests.map((r) => JSON.parse(r.body).id));
+    assert.ok(beforeRestart.size < 6, 'not everything was sent before the stop');
+
+    sink.setDefault({ status: 200 });
+    const again = await spawnHerald(args);
+    try {
+      await eventually(() => new Set(sink.requests.map((r) => JSON.parse(r.body).id)).size === 6, 10_000, 'all six delivered');
+      assert.ok(!sink.requests.some((r) => JSON.parse(r.body).id === 'late'));
+    } finally {
+      await again.kill();
+    }
+  });
+});

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { eventually, startTestHerald, type TestHerald } from '../support/herald.js';
+
+const CONFIG = `
+sources:
+  bot:
+    kind: http
+    routes:
+      - path: /notify
+        event: { type: notification.created, subject: "{{ body.topic }}" }
+channels:
+  box: { kind: inbox }
+triggers:
+  sales:
+    filter: { exact: { subject: sales } }
+    actions: [{ channel: box, text: "{{ event.data.description }}" }]
+`;
+
+function value(text: string, name: string, labels = ''): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+describe('GET /metrics', () => {
+  let herald: TestHerald;
+  before(async () => {
+    herald = await startTestHerald(CONFIG);
+  });
+  after(() => herald.close());
+
+  it('counters move when events flow', async () => {
+    const scrape = async () => (await herald.get('/metrics')).text();
+    const before = await scrape();
+    assert.match(before, /# TYPE herald_events_ingested_total counter/);
+    assert.match(before, /herald_process_resident_memory_bytes/);
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await herald.post('/notify', { topic: 'sales', description: `d${i}` })).status, 202);
+    }
+    const after = await eventually(async () => {
+      const text = await scrape();
+      return value(text, 'herald_deliveries_total', 'channel="box",status="delivered"') >= 3 ? text : undefined;
+    });
+    assert.equal(value(after, 'herald_events_ingested_total', 'source="herald://bot/notify",type="notification.created"'), 3);
+    assert.equal(value(after, 'herald_routing_matches_total', 'trigger="sales"'), 3);
+    assert.equal(value(after, 'herald_delivery_attempts_total', 'channel="box",outcome="delivered"'), 3);
+    assert.equal(value(after, 'herald_queue_depth'), 0);
+    assert.equal(value(after, 'herald_dlq_size'), 0);
+    assert.match(after, /herald_delivery_latency_seconds_bucket\{le="[^"]+",channel="box"\}/);
+  });
+});
