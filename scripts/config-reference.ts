@@ -28,8 +28,11 @@ function rows(schema: Json, prefix: string, out: string[], depth = 0): void {
   for (const [key, raw] of Object.entries(props)) {
     const s = unwrap(raw);
     const path = prefix ? `${prefix}.${key}` : key;
-    const def = s.default !== undefined ? `\`${JSON.stringify(s.default)}\`` : required.has(key) ? '**required**' : '';
-    const desc = String(s.description ?? raw.description ?? '').replaceAll('|', '\\|').replaceAll('\n', ' ');
+    const def =
+      s.default !== undefined ? `\`${JSON.stringify(s.default)}\`` : required.has(key) ? '**required**' : '';
+    const desc = String(s.description ?? raw.description ?? '')
+      .replaceAll('|', '\\|')
+      .replaceAll('\n', ' ');
     out.push(`| \`${path}\` | ${typeOf(s)} | ${def} | ${desc} |`);
     if (s.type === 'object' && s.properties && depth < 3) rows(s, path, out, depth + 1);
   }

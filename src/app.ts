@@ -52,8 +52,16 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
   const file = resolveConfigFile(options.configFile);
   const config = loadConfigFile(file, registries, { env });
   const adminToken = config.server.adminToken ?? env.HERALD_ADMIN_TOKEN;
-  const store = await openStore(storeFromEnv(config.store, env), resolve(options.dataDir ?? '.herald'), logger);
-  const server = new HeraldServer({ logger, bodyLimit: config.server.bodyLimit, adminToken: adminToken || undefined });
+  const store = await openStore(
+    storeFromEnv(config.store, env),
+    resolve(options.dataDir ?? '.herald'),
+    logger,
+  );
+  const server = new HeraldServer({
+    logger,
+    bodyLimit: config.server.bodyLimit,
+    adminToken: adminToken || undefined,
+  });
   const metrics = new HeraldMetrics();
   const engine = new Engine({
     config,
@@ -80,7 +88,10 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
       );
     }
   }
-  logger.info({ url, config: file, store: store.kind }, `Herald listening on ${url}; ${describeRouting(config)}`);
+  logger.info(
+    { url, config: file, store: store.kind },
+    `Herald listening on ${url}; ${describeRouting(config)}`,
+  );
 
   let stopping: Promise<void> | null = null;
   const stop = () => {
@@ -99,6 +110,9 @@ export function describeRouting(config: HeraldConfig): string {
   if (config.triggers.length === 0) return 'no triggers configured: events are stored but go nowhere';
   const kinds = new Map(config.channels.map((c) => [c.name, c.kind.kind]));
   return `events go: ${config.triggers
-    .map((t) => `${t.name} → ${[...new Set(t.actions.map((a) => `${a.channel} (${kinds.get(a.channel)})`))].join(', ')}`)
+    .map(
+      (t) =>
+        `${t.name} → ${[...new Set(t.actions.map((a) => `${a.channel} (${kinds.get(a.channel)})`))].join(', ')}`,
+    )
     .join('; ')}`;
 }

@@ -21,7 +21,11 @@ export class HeraldError extends Error {
   readonly status: number;
   readonly details?: unknown;
 
-  constructor(code: HeraldErrorCode, message: string, options: { cause?: unknown; status?: number; details?: unknown } = {}) {
+  constructor(
+    code: HeraldErrorCode,
+    message: string,
+    options: { cause?: unknown; status?: number; details?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'HeraldError';
     this.code = code;

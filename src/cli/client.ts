@@ -5,11 +5,16 @@ export type Roles = { ingest: boolean; router: boolean; dispatcher: boolean };
 
 export function parseRoles(value: string): Roles {
   const roles = { ingest: false, router: false, dispatcher: false };
-  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
-    if (!(part in roles)) throw new InvalidArgumentError(`unknown role "${part}" (roles: ingest, router, dispatcher)`);
+  for (const part of value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    if (!(part in roles))
+      throw new InvalidArgumentError(`unknown role "${part}" (roles: ingest, router, dispatcher)`);
     roles[part as keyof Roles] = true;
   }
-  if (!roles.ingest && !roles.router && !roles.dispatcher) throw new InvalidArgumentError('name at least one role');
+  if (!roles.ingest && !roles.router && !roles.dispatcher)
+    throw new InvalidArgumentError('name at least one role');
   return roles;
 }
 

@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolveConfigFile, startHerald } from '../app.js';
-import { ConfigError, loadConfigFile } from '../config/load.js';
 import { configJsonSchema } from '../config/json-schema.js';
+import { ConfigError, loadConfigFile } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import { registries } from '../plugins.js';
 import { registerCesqlCommand } from './cesql.js';
@@ -18,20 +18,26 @@ program
 
 const port = (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535');
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('expected a port number 0-65535');
   return n;
 };
 
 program
   .command('start')
-  .description('Run Herald: HTTP server, sources, router and dispatcher, on the embedded store unless configured otherwise.')
-  .option('-c, --config <file>', 'config file (default: ./herald.yaml if present, else the bundled notify-router demo)')
+  .description(
+    'Run Herald: HTTP server, sources, router and dispatcher, on the embedded store unless configured otherwise.',
+  )
+  .option(
+    '-c, --config <file>',
+    'config file (default: ./herald.yaml if present, else the bundled notify-router demo)',
+  )
   .option('-p, --port <n>', 'HTTP port (default: server.port in the config, 8080)', port)
   .option('--host <addr>', 'interface to listen on (default: server.host in the config, 127.0.0.1)')
   .option('-d, --data <dir>', 'data directory for the embedded store', '.herald')
   .addOption(
     new Option('--role <roles>', 'stages this process runs: comma-separated ingest,router,dispatcher')
-      .default('ingest,router,dispatcher')
+      .default(parseRoles('ingest,router,dispatcher'), 'ingest,router,dispatcher')
       .argParser(parseRoles),
   )
   .addHelpText(
@@ -39,30 +45,44 @@ program
     '\nEnvironment: HERALD_ADMIN_TOKEN protects /api/*; HERALD_LOG_LEVEL (info) sets logging;\n' +
       'channels read their secrets through ${VARS} in the config (e.g. SLACK_BOT_TOKEN, SMTP_URL).',
   )
-  .action(async (opts: { config?: string; port?: number; host?: string; data: string; role: ReturnType<typeof parseRoles> }) => {
-    let running: Awaited<ReturnType<typeof startHerald>>;
-    try {
-      running = await startHerald({ configFile: opts.config, port: opts.port, host: opts.host, dataDir: opts.data, roles: opts.role });
-    } catch (err) {
-      console.error(`herald: ${errorMessage(err)}`);
-      process.exit(err instanceof ConfigError ? 2 : 1);
-    }
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) process.exit(130);
-      running.logger.info({ signal }, 'stopping: no new events; finishing in-flight sends');
-      running.stop().then(
-        () => process.exit(0),
-        (err) => {
-          console.error(`herald: stop failed: ${errorMessage(err)}`);
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  .action(
+    async (opts: {
+      config?: string;
+      port?: number;
+      host?: string;
+      data: string;
+      role: ReturnType<typeof parseRoles>;
+    }) => {
+      let running: Awaited<ReturnType<typeof startHerald>>;
+      try {
+        running = await startHerald({
+          configFile: opts.config,
+          port: opts.port,
+          host: opts.host,
+          dataDir: opts.data,
+          roles: opts.role,
+        });
+      } catch (err) {
+        console.error(`herald: ${errorMessage(err)}`);
+        process.exit(err instanceof ConfigError ? 2 : 1);
+      }
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        signals++;
+        if (signals > 1) process.exit(130);
+        running.logger.info({ signal }, 'stopping: no new events; finishing in-flight sends');
+        running.stop().then(
+          () => process.exit(0),
+          (err) => {
+            console.error(`herald: stop failed: ${errorMessage(err)}`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    },
+  );
 
 program
   .command('validate')
@@ -98,30 +118,48 @@ program
   .option('--data <json>', 'event data as JSON (or @file.json)')
   .option('-f, --file <file>', 'a whole CloudEvent (JSON) to send instead of the flags')
   .option('-u, --url <url>', 'Herald base URL', process.env.HERALD_URL ?? 'http://127.0.0.1:8080')
-  .action(async (opts: { type?: string; source: string; subject?: string; id?: string; data?: string; file?: string; url: string }) => {
-    let event: Record<string, unknown>;
-    try {
-      if (opts.file) event = JSON.parse(readFileSync(opts.file, 'utf8'));
-      else {
-        if (!opts.type) throw new Error('--type is required (or give --file)');
-        event = { specversion: '1.0', id: opts.id ?? crypto.randomUUID(), source: opts.source, type: opts.type, time: new Date().toISOString() };
-        if (opts.subject) event.subject = opts.subject;
-        if (opts.data !== undefined) {
-          const text = opts.data.startsWith('@') ? readFileSync(opts.data.slice(1), 'utf8') : opts.data;
-          event.data = JSON.parse(text);
-          event.datacontenttype = 'application/json';
+  .action(
+    async (opts: {
+      type?: string;
+      source: string;
+      subject?: string;
+      id?: string;
+      data?: string;
+      file?: string;
+      url: string;
+    }) => {
+      let event: Record<string, unknown>;
+      try {
+        if (opts.file) event = JSON.parse(readFileSync(opts.file, 'utf8'));
+        else {
+          if (!opts.type) throw new Error('--type is required (or give --file)');
+          event = {
+            specversion: '1.0',
+            id: opts.id ?? crypto.randomUUID(),
+            source: opts.source,
+            type: opts.type,
+            time: new Date().toISOString(),
+          };
+          if (opts.subject) event.subject = opts.subject;
+          if (opts.data !== undefined) {
+            const text = opts.data.startsWith('@') ? readFileSync(opts.data.slice(1), 'utf8') : opts.data;
+            event.data = JSON.parse(text);
+            event.datacontenttype = 'application/json';
+          }
         }
+      } catch (err) {
+        console.error(`herald send: ${errorMessage(err)}`);
+        process.exit(2);
       }
-    } catch (err) {
-      console.error(`herald send: ${errorMessage(err)}`);
-      process.exit(2);
-    }
-    const res = await adminRequest(opts.url, 'POST', '/events', event, 'application/cloudevents+json');
-    console.log(JSON.stringify(res.body));
-    if (res.status >= 300) process.exit(1);
-  });
+      const res = await adminRequest(opts.url, 'POST', '/events', event, 'application/cloudevents+json');
+      console.log(JSON.stringify(res.body));
+      if (res.status >= 300) process.exit(1);
+    },
+  );
 
-const dlq = program.command('dlq').description('Inspect and replay the dead-letter queue of a running Herald.');
+const dlq = program
+  .command('dlq')
+  .description('Inspect and replay the dead-letter queue of a running Herald.');
 dlq
   .command('list')
   .description('List dead letters, newest first.')
@@ -138,10 +176,23 @@ dlq
       console.error(JSON.stringify(res.body));
       process.exit(1);
     }
-    const rows = (res.body as { deadLetters: { id: number; channel: string; trigger: string; eventId: string; lastError: string; updatedAt: number }[] }).deadLetters;
+    const rows = (
+      res.body as {
+        deadLetters: {
+          id: number;
+          channel: string;
+          trigger: string;
+          eventId: string;
+          lastError: string;
+          updatedAt: number;
+        }[];
+      }
+    ).deadLetters;
     if (rows.length === 0) console.log('the dead-letter queue is empty');
     for (const r of rows) {
-      console.log(`${r.id}\t${new Date(r.updatedAt).toISOString()}\t${r.trigger} → ${r.channel}\tevent ${r.eventId}\t${r.lastError}`);
+      console.log(
+        `${r.id}\t${new Date(r.updatedAt).toISOString()}\t${r.trigger} → ${r.channel}\tevent ${r.eventId}\t${r.lastError}`,
+      );
     }
   });
 dlq
@@ -154,22 +205,34 @@ dlq
   .option('--trigger <name>', 'only this trigger')
   .option('--type <type>', 'only events of this type')
   .option('--reason <text>', 'only reasons containing this text')
-  .action(async (id: string | undefined, opts: { url: string; all?: boolean; channel?: string; trigger?: string; type?: string; reason?: string }) => {
-    if (!id && !opts.all) {
-      console.error('herald dlq replay: give a delivery id, or --all (with optional filters)');
-      process.exit(2);
-    }
-    const res = id
-      ? await adminRequest(opts.url, 'POST', `/api/dlq/${encodeURIComponent(id)}/replay`)
-      : await adminRequest(opts.url, 'POST', '/api/dlq/replay', {
-          channel: opts.channel,
-          trigger: opts.trigger,
-          eventType: opts.type,
-          reason: opts.reason,
-        });
-    console.log(JSON.stringify(res.body));
-    if (res.status >= 300) process.exit(1);
-  });
+  .action(
+    async (
+      id: string | undefined,
+      opts: {
+        url: string;
+        all?: boolean;
+        channel?: string;
+        trigger?: string;
+        type?: string;
+        reason?: string;
+      },
+    ) => {
+      if (!id && !opts.all) {
+        console.error('herald dlq replay: give a delivery id, or --all (with optional filters)');
+        process.exit(2);
+      }
+      const res = id
+        ? await adminRequest(opts.url, 'POST', `/api/dlq/${encodeURIComponent(id)}/replay`)
+        : await adminRequest(opts.url, 'POST', '/api/dlq/replay', {
+            channel: opts.channel,
+            trigger: opts.trigger,
+            eventType: opts.type,
+            reason: opts.reason,
+          });
+      console.log(JSON.stringify(res.body));
+      if (res.status >= 300) process.exit(1);
+    },
+  );
 
 registerCesqlCommand(program);
 

@@ -5,7 +5,11 @@ import { rootSchema } from './schema.js';
 type JsonSchema = Record<string, unknown>;
 
 function toJson(schema: z.ZodType): JsonSchema {
-  return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema;
+  return z.toJSONSchema(schema, {
+    io: 'input',
+    unrepresentable: 'any',
+    target: 'draft-2020-12',
+  }) as JsonSchema;
 }
 
 function withoutMeta(schema: JsonSchema): JsonSchema {
@@ -17,13 +21,24 @@ function withoutMeta(schema: JsonSchema): JsonSchema {
 export function configJsonSchema(registries: Registries): JsonSchema {
   const root = toJson(rootSchema);
   const props = root.properties as Record<string, JsonSchema>;
-  const pluginBlock = (kinds: readonly { kind: string; description: string; configSchema: z.ZodType }[], withFallback: boolean) => ({
+  const pluginBlock = (
+    kinds: readonly { kind: string; description: string; configSchema: z.ZodType }[],
+    withFallback: boolean,
+  ) => ({
     type: 'object',
     additionalProperties: {
       oneOf: kinds.map((k) => {
         const s = withoutMeta(toJson(k.configSchema));
-        const properties = { kind: { const: k.kind, description: k.description }, ...((s.properties as object) ?? {}) } as JsonSchema;
-        if (withFallback) properties.fallback = { type: 'object', description: 'Used instead of this block when one of its ${VARS} is not set.', required: ['kind'] };
+        const properties = {
+          kind: { const: k.kind, description: k.description },
+          ...((s.properties as object) ?? {}),
+        } as JsonSchema;
+        if (withFallback)
+          properties.fallback = {
+            type: 'object',
+            description: 'Used instead of this block when one of its ${VARS} is not set.',
+            required: ['kind'],
+          };
         return { ...s, properties, required: ['kind', ...((s.required as string[]) ?? [])] };
       }),
     },
@@ -54,8 +69,13 @@ export function configJsonSchema(registries: Registries): JsonSchema {
     trigger.properties.filter = {
       ...filter,
       type: ['object', 'array'],
-      description: `${(filter as { description?: string }).description ?? ''} Dialects: ${registries.dialects.map((d) => d.name).join(', ')}.`.trim(),
+      description:
+        `${(filter as { description?: string }).description ?? ''} Dialects: ${registries.dialects.map((d) => d.name).join(', ')}.`.trim(),
     };
   }
-  return { $schema: 'https://json-schema.org/draft/2020-12/schema', title: 'herald.yaml', ...withoutMeta(root) };
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    title: 'herald.yaml',
+    ...withoutMeta(root),
+  };
 }

@@ -25,7 +25,11 @@ function issuesOf(yaml: string, env: NodeJS.ProcessEnv = {}) {
 
 describe('config loading', () => {
   it('accepts a minimal config and applies defaults', () => {
-    const config = loadConfig('channels: { box: { kind: inbox } }\ntriggers:\n  t:\n    actions: [{ channel: box }]\n', registries, { env: {} });
+    const config = loadConfig(
+      'channels: { box: { kind: inbox } }\ntriggers:\n  t:\n    actions: [{ channel: box }]\n',
+      registries,
+      { env: {} },
+    );
     assert.equal(config.server.port, 8080);
     assert.equal(config.store.kind, 'sqlite');
     assert.equal(config.triggers[0]!.policy.maxAttempts, 8);
@@ -70,7 +74,8 @@ triggers:
     const issues = issuesOf(`channels:
   box: { kind: inbox, colour: blue }
   hook: { kind: carrier-pigeon }
-  web: { kind: webhook, url: "http://x", timeoutMs: -1 }
+  web: { kind: webhook, url: "http://x" }
+  slow: { kind: webhook, url: "http://x", timeoutMs: -1 }
 triggers:
   a:
     actions:
@@ -79,10 +84,13 @@ triggers:
 `);
     const byPath = Object.fromEntries(issues.map((i) => [i.path, i]));
     assert.match(byPath['channels.box.colour']!.message, /unknown key/);
-    assert.match(byPath['channels.hook.kind']!.message, /unknown channel kind "carrier-pigeon" \(known: inbox, webhook\)/);
-    assert.ok(byPath['channels.web.timeoutMs']);
+    assert.match(
+      byPath['channels.hook.kind']!.message,
+      /unknown channel kind "carrier-pigeon" \(known: inbox, webhook\)/,
+    );
+    assert.ok(byPath['channels.slow.timeoutMs']);
     assert.match(byPath['triggers.a.actions.0.channel']!.message, /unknown channel "nowhere"/);
-    assert.equal(byPath['triggers.a.actions.0.channel']!.line, 8);
+    assert.equal(byPath['triggers.a.actions.0.channel']!.line, 9);
     assert.match(byPath['triggers.a.actions.1.bogus']!.message, /unknown key/);
   });
 

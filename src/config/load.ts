@@ -7,7 +7,13 @@ import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js
 import { FilterCompileError, type Matcher } from '../filters/types.js';
 import type { Template } from '../templates/index.js';
 import { interpolate } from './interpolate.js';
-import { type BackoffConfig, type BusConfig, type RawConfig, rootSchema, type StoreConfig } from './schema.js';
+import {
+  type BackoffConfig,
+  type BusConfig,
+  type RawConfig,
+  rootSchema,
+  type StoreConfig,
+} from './schema.js';
 
 export type ConfigPath = (string | number)[];
 
@@ -28,7 +34,9 @@ export function formatPath(path: ConfigPath): string {
 }
 
 export function formatIssue(issue: ConfigIssue, file?: string): string {
-  const where = issue.line ? `${file ? `${file}:` : 'line '}${issue.line}:${issue.column ?? 1}` : (file ?? '');
+  const where = issue.line
+    ? `${file ? `${file}:` : 'line '}${issue.line}:${issue.column ?? 1}`
+    : (file ?? '');
   return `${formatPath(issue.path)}: ${issue.message}${where ? ` (${where})` : ''}`;
 }
 
@@ -103,14 +111,22 @@ export interface LoadOptions {
   file?: string;
 }
 
-export function loadConfigFile(file: string, registries: Registries, options: LoadOptions = {}): HeraldConfig {
+export function loadConfigFile(
+  file: string,
+  registries: Registries,
+  options: LoadOptions = {},
+): HeraldConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new HeraldError('CONFIG_INVALID', `cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
-      cause: err,
-    });
+    throw new HeraldError(
+      'CONFIG_INVALID',
+      `cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      {
+        cause: err,
+      },
+    );
   }
   return loadConfig(text, registries, { ...options, file });
 }
@@ -119,7 +135,7 @@ export function loadConfigFile(file: string, registries: Registries, options: Lo
 export function loadConfig(text: string, registries: Registries, options: LoadOptions = {}): HeraldConfig {
   const env = options.env ?? process.env;
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   const issues: ConfigIssue[] = [];
   const locate = (path: ConfigPath): Pick<ConfigIssue, 'line' | 'column'> => {
     for (let n = path.length; n >= 0; n--) {
@@ -136,14 +152,20 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
   const addZod = (prefix: ConfigPath, zodIssues: z.core.$ZodIssue[]) => {
     for (const issue of zodIssues) {
       const path = [...prefix, ...(issue.path as ConfigPath)];
-      if (issue.code === 'unrecognized_keys') for (const key of issue.keys) add([...path, key], 'unknown key');
+      if (issue.code === 'unrecognized_keys')
+        for (const key of issue.keys) add([...path, key], 'unknown key');
       else add(path, zodMessage(issue));
     }
   };
 
   for (const err of doc.errors) {
     const pos = err.linePos?.[0];
-    issues.push({ path: [], message: `YAML: ${err.message.split('\n')[0]}`, line: pos?.line, column: pos?.col });
+    issues.push({
+      path: [],
+      message: `YAML: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
+      line: pos?.line,
+      column: pos?.col,
+    });
   }
   if (issues.length > 0) throw new ConfigError(issues, options.file);
 
@@ -160,8 +182,7 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
   }
   const cfg = parsed.data;
 
-  const missingUnder = (prefix: ConfigPath) =>
-    missing.filter((m) => prefix.every((p, i) => m.path[i] === p));
+  const missingUnder = (prefix: ConfigPath) => missing.filter((m) => prefix.every((p, i) => m.path[i] === p));
   const handled = new Set<(typeof missing)[number]>();
 
   const channels = compilePlugins(
@@ -173,9 +194,18 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
     add,
     addZod,
   );
-  const sources = compilePlugins('sources', cfg.sources, registries.sources, missingUnder, handled, add, addZod);
+  const sources = compilePlugins(
+    'sources',
+    cfg.sources,
+    registries.sources,
+    missingUnder,
+    handled,
+    add,
+    addZod,
+  );
   for (const m of missing) {
-    if (!handled.has(m)) add(m.path, `environment variable ${m.name} is not set (write \${${m.name}:-default} for a default)`);
+    if (!handled.has(m))
+      add(m.path, `environment variable ${m.name} is not set (write \${${m.name}:-default} for a default)`);
   }
 
   const channelByName = new Map(channels.map((c) => [c.name, c]));
@@ -197,9 +227,14 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
       const at: ConfigPath = [...base, 'actions', index];
       const { channel: channelName, to, ...rest } = action;
       const channel = channelByName.get(channelName);
+      // A declared channel with its own errors is already reported; its actions cannot be checked.
+      if (!channel && channelName in cfg.channels) return;
       if (!channel) {
-        const known = [...channelByName.keys()];
-        add([...at, 'channel'], `unknown channel "${channelName}"${known.length ? ` (defined: ${known.join(', ')})` : ' (no channels are defined)'}`);
+        const known = Object.keys(cfg.channels);
+        add(
+          [...at, 'channel'],
+          `unknown channel "${channelName}"${known.length ? ` (defined: ${known.join(', ')})` : ' (no channels are defined)'}`,
+        );
         return;
       }
       const result = channel.kind.actionSchema.safeParse(rest, { reportInput: true });
@@ -214,7 +249,10 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
       description: trigger.description,
       matcher,
       actions,
-      policy: { maxAttempts: trigger.delivery.maxAttempts, backoff: normaliseBackoff(trigger.delivery.backoff) },
+      policy: {
+        maxAttempts: trigger.delivery.maxAttempts,
+        backoff: normaliseBackoff(trigger.delivery.backoff),
+      },
     });
   }
 
@@ -244,11 +282,19 @@ function compilePlugins<K extends { kind: string; configSchema: z.ZodType }>(
   const out: CompiledPlugin<K>[] = [];
   for (const [name, block] of Object.entries(blocks)) {
     let at: ConfigPath = [section, name];
-    let { kind: kindName, fallback, ...rest } = block as { kind: string; fallback?: unknown } & Record<string, unknown>;
+    let {
+      kind: kindName,
+      fallback,
+      ...rest
+    } = block as { kind: string; fallback?: unknown } & Record<string, unknown>;
     let fallbackReason: string | undefined;
     const unset = missingUnder(at).filter((m) => m.path[2] !== 'fallback');
     if (unset.length > 0 && fallback !== undefined) {
-      if (fallback === null || typeof fallback !== 'object' || typeof (fallback as { kind?: unknown }).kind !== 'string') {
+      if (
+        fallback === null ||
+        typeof fallback !== 'object' ||
+        typeof (fallback as { kind?: unknown }).kind !== 'string'
+      ) {
         add([...at, 'fallback'], 'expected a channel block with a `kind`, e.g. { kind: inbox }');
         continue;
       }
@@ -256,12 +302,18 @@ function compilePlugins<K extends { kind: string; configSchema: z.ZodType }>(
       fallbackReason = `${[...new Set(unset.map((m) => m.name))].join(', ')} not set`;
       ({ kind: kindName, ...rest } = fallback as { kind: string });
       at = [...at, 'fallback'];
+    } else if (unset.length > 0) {
+      // Reported as unset variables; the block cannot be judged without their values.
+      continue;
     } else if (fallback !== undefined) {
       for (const m of missingUnder([...at, 'fallback'])) handled.add(m);
     }
     const kind = byKind.get(kindName);
     if (!kind) {
-      add([...at, 'kind'], `unknown ${section === 'channels' ? 'channel' : 'source'} kind "${kindName}" (known: ${[...byKind.keys()].join(', ')})`);
+      add(
+        [...at, 'kind'],
+        `unknown ${section === 'channels' ? 'channel' : 'source'} kind "${kindName}" (known: ${[...byKind.keys()].join(', ')})`,
+      );
       continue;
     }
     const result = kind.configSchema.safeParse(rest, { reportInput: true });
@@ -283,7 +335,13 @@ function recipientSpec(to: unknown): RecipientSpec {
 }
 
 function normaliseBackoff(backoff: BackoffConfig): RetryPolicy['backoff'] {
-  const defaults = { kind: 'exponential' as const, initialMs: 1000, maxMs: 300_000, multiplier: 2, jitter: 0.2 };
+  const defaults = {
+    kind: 'exponential' as const,
+    initialMs: 1000,
+    maxMs: 300_000,
+    multiplier: 2,
+    jitter: 0.2,
+  };
   if (typeof backoff === 'string') return { ...defaults, kind: backoff };
   return { ...defaults, ...backoff };
 }
@@ -317,4 +375,3 @@ function zodMessage(issue: z.core.$ZodIssue): string {
   }
   return issue.message.replace(/^Invalid input: /, '');
 }
-

@@ -8,7 +8,10 @@ export const nameSchema = z
 
 export const serverSchema = z
   .strictObject({
-    host: z.string().default('127.0.0.1').describe('Interface to listen on. Use 0.0.0.0 to accept remote connections.'),
+    host: z
+      .string()
+      .default('127.0.0.1')
+      .describe('Interface to listen on. Use 0.0.0.0 to accept remote connections.'),
     port: z.number().int().min(0).max(65535).default(8080).describe('HTTP port (`--port` overrides it).'),
     bodyLimit: z
       .number()
@@ -34,11 +37,16 @@ export const storeSchema = z
   .discriminatedUnion('kind', [
     z.strictObject({
       kind: z.literal('sqlite'),
-      path: z.string().optional().describe('SQLite file. Default: `<data dir>/herald.db` (`--data` sets the data dir).'),
+      path: z
+        .string()
+        .optional()
+        .describe('SQLite file. Default: `<data dir>/herald.db` (`--data` sets the data dir).'),
       synchronous: z
         .enum(['full', 'normal'])
         .default('full')
-        .describe('`full` survives power loss (default). `normal` is faster but may lose the last commits on a power cut.'),
+        .describe(
+          '`full` survives power loss (default). `normal` is faster but may lose the last commits on a power cut.',
+        ),
     }),
     z.strictObject({
       kind: z.literal('postgres'),
@@ -70,18 +78,32 @@ export const backoffSchema = z
   .union([
     z.enum(['exponential', 'fixed']),
     z.strictObject({
-      kind: z.enum(['exponential', 'fixed']).default('exponential').describe('How the delay grows between attempts.'),
+      kind: z
+        .enum(['exponential', 'fixed'])
+        .default('exponential')
+        .describe('How the delay grows between attempts.'),
       initialMs: z.number().int().nonnegative().default(1000).describe('Delay before the second attempt.'),
       maxMs: z.number().int().positive().default(300_000).describe('Longest delay between attempts.'),
       multiplier: z.number().min(1).default(2).describe('Growth factor per attempt (exponential).'),
-      jitter: z.number().min(0).max(1).default(0.2).describe('Fraction of the delay randomised away (0 = none).'),
+      jitter: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(0.2)
+        .describe('Fraction of the delay randomised away (0 = none).'),
     }),
   ])
   .describe('Retry backoff: `exponential`, `fixed`, or an object with the details.');
 
 export const deliveryPolicySchema = z
   .strictObject({
-    maxAttempts: z.number().int().min(1).max(1000).default(8).describe('Attempts before the delivery goes to the DLQ.'),
+    maxAttempts: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(8)
+      .describe('Attempts before the delivery goes to the DLQ.'),
     backoff: backoffSchema.default('exponential'),
   })
   .describe('Retry policy of the trigger’s deliveries.');
@@ -91,7 +113,9 @@ export const recipientSchema = z
     templateSchema(),
     z.array(templateSchema()).min(1),
     z.strictObject({
-      subscribersOf: templateSchema().describe('Subscription key whose subscribers receive it, e.g. "product:{{ event.subject }}".'),
+      subscribersOf: templateSchema().describe(
+        'Subscription key whose subscribers receive it, e.g. "product:{{ event.subject }}".',
+      ),
       where: z.string().optional().describe('Condition over each subscriber’s preferences.'),
     }),
   ])
@@ -110,8 +134,13 @@ export const triggerSchema = z.strictObject({
   filter: z
     .unknown()
     .optional()
-    .describe('Subscriptions-API filter: { exact | prefix | suffix | all | any | not | sql: … }. Absent = every event.'),
-  actions: z.array(actionBaseSchema).min(1, 'a trigger needs at least one action').describe('What to do per matching event.'),
+    .describe(
+      'Subscriptions-API filter: { exact | prefix | suffix | all | any | not | sql: … }. Absent = every event.',
+    ),
+  actions: z
+    .array(actionBaseSchema)
+    .min(1, 'a trigger needs at least one action')
+    .describe('What to do per matching event.'),
   delivery: deliveryPolicySchema.default({ maxAttempts: 8, backoff: 'exponential' }),
   enabled: z.boolean().default(true).describe('Set false to keep a trigger in the file without running it.'),
 });
@@ -143,7 +172,9 @@ export const rootSchema = z.strictObject({
   channels: z
     .record(nameSchema, pluginBlockSchema)
     .default({})
-    .describe('Where messages can go, by name. A `fallback` block replaces a channel whose ${VARS} are unset.'),
+    .describe(
+      'Where messages can go, by name. A `fallback` block replaces a channel whose ${VARS} are unset.',
+    ),
   triggers: z.record(nameSchema, triggerSchema).default({}).describe('Rules: filter → actions, by name.'),
   dispatcher: dispatcherSchema.default(dispatcherSchema.parse({})),
 });

@@ -15,12 +15,21 @@ describe('retry policy', () => {
   });
 
   it('fixed backoff waits the same each time', () => {
-    assert.deepEqual([1, 2, 5].map((a) => backoffDelay({ ...policy, kind: 'fixed', jitter: 0 }, a)), [1000, 1000, 1000]);
+    assert.deepEqual(
+      [1, 2, 5].map((a) => backoffDelay({ ...policy, kind: 'fixed', jitter: 0 }, a)),
+      [1000, 1000, 1000],
+    );
   });
 
   it('jitter takes away at most its fraction', () => {
-    assert.equal(backoffDelay(policy, 3, () => 0), 4000);
-    assert.equal(backoffDelay(policy, 3, () => 0.999999), 2000);
+    assert.equal(
+      backoffDelay(policy, 3, () => 0),
+      4000,
+    );
+    assert.equal(
+      backoffDelay(policy, 3, () => 0.999999),
+      2000,
+    );
     for (let i = 0; i < 200; i++) {
       const d = backoffDelay(policy, 2);
       assert.ok(d >= 1000 && d <= 2000, String(d));

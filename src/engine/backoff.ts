@@ -5,9 +5,15 @@ import type { RetryPolicy } from '../config/load.js';
  * capped at maxMs, with up to `jitter` of it randomised away so retries from many deliveries
  * do not arrive at the sink in lockstep.
  */
-export function backoffDelay(policy: RetryPolicy['backoff'], attempt: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  policy: RetryPolicy['backoff'],
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   const base =
-    policy.kind === 'fixed' ? policy.initialMs : policy.initialMs * policy.multiplier ** Math.max(0, attempt - 1);
+    policy.kind === 'fixed'
+      ? policy.initialMs
+      : policy.initialMs * policy.multiplier ** Math.max(0, attempt - 1);
   const capped = Math.min(policy.maxMs, base);
   return Math.round(capped * (1 - policy.jitter * random()));
 }

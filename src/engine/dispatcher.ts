@@ -116,7 +116,12 @@ export class Dispatcher {
     let claimed: Delivery[] = [];
     const now = Date.now();
     try {
-      claimed = await this.store.deliveries.claim({ channel: state.name, limit: free, now, leaseMs: this.options.leaseMs });
+      claimed = await this.store.deliveries.claim({
+        channel: state.name,
+        limit: free,
+        now,
+        leaseMs: this.options.leaseMs,
+      });
     } catch (err) {
       this.logger.error({ channel: state.name, err: errorMessage(err) }, 'claiming deliveries failed');
     } finally {
@@ -148,7 +153,9 @@ export class Dispatcher {
   private run(state: ChannelState, delivery: Delivery): void {
     state.inFlight++;
     const task = this.attempt(state, delivery)
-      .catch((err) => this.logger.error({ deliveryId: delivery.id, err: errorMessage(err) }, 'recording an attempt failed'))
+      .catch((err) =>
+        this.logger.error({ deliveryId: delivery.id, err: errorMessage(err) }, 'recording an attempt failed'),
+      )
       .finally(() => {
         state.inFlight--;
         this.inFlight.delete(task);
@@ -165,9 +172,13 @@ export class Dispatcher {
     let result: ChannelResult;
     if (!trigger || !action) {
       // The config changed since the delivery was planned: keep it for replay after a fix.
-      result = { outcome: 'failed', reason: `trigger "${delivery.trigger}" action ${delivery.action} is no longer in the config` };
+      result = {
+        outcome: 'failed',
+        reason: `trigger "${delivery.trigger}" action ${delivery.action} is no longer in the config`,
+      };
     } else {
-      const event = this.eventCache.get(delivery.eventSeq) ?? (await this.store.events.get(delivery.eventSeq))?.event;
+      const event =
+        this.eventCache.get(delivery.eventSeq) ?? (await this.store.events.get(delivery.eventSeq))?.event;
       if (!event) {
         result = { outcome: 'failed', reason: `event #${delivery.eventSeq} is not in the log` };
       } else {
@@ -241,7 +252,13 @@ export class Dispatcher {
         rendered: result.rendered,
       };
     }
-    const policy = trigger?.policy.backoff ?? { kind: 'exponential', initialMs: 1000, maxMs: 300_000, multiplier: 2, jitter: 0.2 };
+    const policy = trigger?.policy.backoff ?? {
+      kind: 'exponential',
+      initialMs: 1000,
+      maxMs: 300_000,
+      multiplier: 2,
+      jitter: 0.2,
+    };
     const next = Math.max(finishedAt + backoffDelay(policy, attemptNo), result.notBefore ?? 0);
     return {
       deliveryId: delivery.id,

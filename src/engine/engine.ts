@@ -3,7 +3,7 @@ import type { HeraldConfig } from '../config/load.js';
 import { errorMessage, HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import type { Store } from '../store/types.js';
-import { type DispatcherHooks, Dispatcher } from './dispatcher.js';
+import { Dispatcher, type DispatcherHooks } from './dispatcher.js';
 import { IngestBatcher } from './ingest.js';
 import { Router, type RouterHooks, type SubscriberDirectory } from './router.js';
 import type { Channel, ChannelContext, HttpRoute, IngestResult, Source } from './types.js';
@@ -48,7 +48,7 @@ export class Engine {
   private routeRequested = false;
   private state: EngineState = 'created';
 
-  constructor(private readonly options: EngineOptions) {
+  constructor(readonly options: EngineOptions) {
     this.store = options.store;
     this.config = options.config;
     this.logger = options.logger;
@@ -74,7 +74,10 @@ export class Engine {
       env,
     });
     for (const plugin of this.config.channels) {
-      this.channels.set(plugin.name, plugin.kind.create(plugin.name, plugin.config, channelContext(plugin.name)));
+      this.channels.set(
+        plugin.name,
+        plugin.kind.create(plugin.name, plugin.config, channelContext(plugin.name)),
+      );
     }
     this.router = new Router(this.store, this.config.triggers, this.logger, this.hooks, options.subscribers);
     this.dispatcher = new Dispatcher(
@@ -115,7 +118,8 @@ export class Engine {
     if (this.roles.dispatcher && this.store.kind === 'sqlite') {
       // One process owns an embedded store: nothing can be in flight from before.
       const released = await this.store.deliveries.releaseAllLeases();
-      if (released > 0) this.logger.info({ released }, 'resuming deliveries that were in flight at the last stop');
+      if (released > 0)
+        this.logger.info({ released }, 'resuming deliveries that were in flight at the last stop');
     }
     this.state = 'running';
     if (this.roles.router) this.routerLoop = this.runRouter();
@@ -123,7 +127,9 @@ export class Engine {
     if (this.roles.ingest) {
       for (const [name, source] of this.sources) {
         await source.start().catch((err) => {
-          throw new HeraldError('SOURCE_ERROR', `source ${name} failed to start: ${errorMessage(err)}`, { cause: err });
+          throw new HeraldError('SOURCE_ERROR', `source ${name} failed to start: ${errorMessage(err)}`, {
+            cause: err,
+          });
         });
       }
     }
@@ -134,7 +140,9 @@ export class Engine {
     if (this.state !== 'running') return;
     this.state = 'stopping';
     for (const [name, source] of this.sources) {
-      await source.stop().catch((err) => this.logger.warn({ source: name, err: errorMessage(err) }, 'source stop failed'));
+      await source
+        .stop()
+        .catch((err) => this.logger.warn({ source: name, err: errorMessage(err) }, 'source stop failed'));
     }
     await this.batcher.close();
     this.routerWake?.();

@@ -78,10 +78,17 @@ export class IngestBatcher {
     try {
       results = await this.log.append(events, Date.now());
     } catch (err) {
-      this.logger.error({ err: (err as Error).message, events: size }, 'event log write failed; answering 503');
-      const failure = new HeraldError('STORE_UNAVAILABLE', 'the event log could not store the event; try again', {
-        cause: err,
-      });
+      this.logger.error(
+        { err: (err as Error).message, events: size },
+        'event log write failed; answering 503',
+      );
+      const failure = new HeraldError(
+        'STORE_UNAVAILABLE',
+        'the event log could not store the event; try again',
+        {
+          cause: err,
+        },
+      );
       for (const p of batch) p.reject(failure);
       return;
     }

@@ -3,7 +3,7 @@ import type { CompiledAction, CompiledTrigger } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import type { FilterEvaluationError } from '../filters/types.js';
-import type { NewDelivery, RoutingRecord, StoredEvent, Store } from '../store/types.js';
+import type { NewDelivery, RoutingRecord, Store, StoredEvent } from '../store/types.js';
 import { idempotencyKey } from './idempotency.js';
 
 /**
@@ -30,7 +30,7 @@ export class Router {
   constructor(
     private readonly store: Store,
     private readonly triggers: CompiledTrigger[],
-    private readonly logger: Logger,
+    readonly _logger: Logger,
     private readonly hooks: RouterHooks = {},
     private readonly subscribers?: SubscriberDirectory,
   ) {}
@@ -51,7 +51,10 @@ export class Router {
     return { events: events.length, planned: { deliveries: inserted, channels } };
   }
 
-  async plan(stored: StoredEvent, now: number): Promise<{ record: RoutingRecord; deliveries: NewDelivery[] }> {
+  async plan(
+    stored: StoredEvent,
+    now: number,
+  ): Promise<{ record: RoutingRecord; deliveries: NewDelivery[] }> {
     const event = stored.event;
     const record: RoutingRecord = { matched: [], errors: [], deliveries: 0 };
     const deliveries: NewDelivery[] = [];
@@ -70,7 +73,12 @@ export class Router {
         try {
           recipients = await this.recipients(action, event);
         } catch (err) {
-          record.errors.push({ trigger: trigger.name, dialect: 'to', kind: 'recipient', message: errorMessage(err) });
+          record.errors.push({
+            trigger: trigger.name,
+            dialect: 'to',
+            kind: 'recipient',
+            message: errorMessage(err),
+          });
           continue;
         }
         for (const recipient of recipients) {
@@ -106,7 +114,8 @@ export class Router {
       }
       return out;
     }
-    if (!this.subscribers) throw new Error('`subscribersOf` needs subscriptions, which this Herald does not run');
+    if (!this.subscribers)
+      throw new Error('`subscribersOf` needs subscriptions, which this Herald does not run');
     const key = to.key.render(scope);
     return this.subscribers.recipientsOf(key, to.where, action.channel, event);
   }

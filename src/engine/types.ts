@@ -28,7 +28,11 @@ export const retry = (reason: string, notBefore?: number, rendered?: unknown): C
   notBefore,
   rendered,
 });
-export const failed = (reason: string, rendered?: unknown): ChannelResult => ({ outcome: 'failed', reason, rendered });
+export const failed = (reason: string, rendered?: unknown): ChannelResult => ({
+  outcome: 'failed',
+  reason,
+  rendered,
+});
 
 /** One attempt to deliver one event through one action to one recipient. */
 export interface DeliveryRequest<A = unknown> {

@@ -25,7 +25,11 @@ describe('Subscriptions API filter dialects', () => {
     assert.equal(matches({ exact: { type: 'com.example.order.created' } }), true);
     assert.equal(matches({ exact: { type: 'com.example.order' } }), false);
     assert.equal(matches({ exact: { type: 'com.example.order.created', subject: 'orders/41' } }), false);
-    assert.equal(matches({ exact: { priority: '3', urgent: 'true' } }), true, 'extensions compare as their string form');
+    assert.equal(
+      matches({ exact: { priority: '3', urgent: 'true' } }),
+      true,
+      'extensions compare as their string form',
+    );
     assert.equal(matches({ exact: { missing: 'x' } }), false);
   });
 
@@ -43,7 +47,11 @@ describe('Subscriptions API filter dialects', () => {
     assert.equal(matches({ any: [{ exact: { type: 'nope' } }, { exact: { type: 'no' } }] }), false);
     assert.equal(matches({ not: { exact: { type: 'nope' } } }), true);
     assert.equal(matches({ not: { any: [{ exact: { subject: 'orders/42' } }] } }), false);
-    assert.equal(matches([{ prefix: { type: 'com.' } }, { exact: { subject: 'orders/42' } }]), true, 'a list means all');
+    assert.equal(
+      matches([{ prefix: { type: 'com.' } }, { exact: { subject: 'orders/42' } }]),
+      true,
+      'a list means all',
+    );
   });
 
   it('rejects malformed filters with the path of the problem', () => {
@@ -51,7 +59,7 @@ describe('Subscriptions API filter dialects', () => {
       [{ regex: { type: 'x' } }, 'filter.regex'],
       [{ exact: { type: 'x' }, prefix: { type: 'y' } }, 'filter'],
       [{ exact: {} }, 'filter.exact'],
-      [{ exact: { Type: 'x' } }, 'filter.exact'],
+      [{ exact: { Type: 'x' } }, 'filter.exact.Type'],
       [{ all: [] }, 'filter.all'],
       [{ any: [{ exact: { type: 'x' } }, { nope: 1 }] }, 'filter.any.1.nope'],
       ['type = x', 'filter'],
@@ -73,16 +81,21 @@ describe('Subscriptions API filter dialects', () => {
       value: fc.string({ maxLength: 4 }),
     });
     fc.assert(
-      fc.property(leaf, leaf, fc.record({ type: fc.string(), subject: fc.string(), source: fc.string({ minLength: 1 }) }), (a, b, attrs) => {
-        const e: CloudEvent = { specversion: '1.0', id: 'x', ...attrs };
-        const fa = { [a.dialect]: { [a.attr]: a.value } };
-        const fb = { [b.dialect]: { [b.attr]: b.value } };
-        const ma = matches(fa, e);
-        const mb = matches(fb, e);
-        assert.equal(matches({ not: fa }, e), !ma);
-        assert.equal(matches({ all: [fa, fb] }, e), ma && mb);
-        assert.equal(matches({ any: [fa, fb] }, e), ma || mb);
-      }),
+      fc.property(
+        leaf,
+        leaf,
+        fc.record({ type: fc.string(), subject: fc.string(), source: fc.string({ minLength: 1 }) }),
+        (a, b, attrs) => {
+          const e: CloudEvent = { specversion: '1.0', id: 'x', ...attrs };
+          const fa = { [a.dialect]: { [a.attr]: a.value } };
+          const fb = { [b.dialect]: { [b.attr]: b.value } };
+          const ma = matches(fa, e);
+          const mb = matches(fb, e);
+          assert.equal(matches({ not: fa }, e), !ma);
+          assert.equal(matches({ all: [fa, fb] }, e), ma && mb);
+          assert.equal(matches({ any: [fa, fb] }, e), ma || mb);
+        },
+      ),
     );
   });
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { CloudEvent } from '../events/types.js';
-import { type CompileNested, type FilterDialect, FilterCompileError, type Matcher } from './types.js';
+import { type CompileNested, FilterCompileError, type FilterDialect, type Matcher } from './types.js';
 
 /** Attribute → expected value; every listed attribute must satisfy the test (Subscriptions API §3.2.4). */
 const attributeMap = z
@@ -13,14 +13,26 @@ function attributeValue(event: CloudEvent, name: string): string | undefined {
   return String(value);
 }
 
-function attributeDialect(name: string, description: string, test: (actual: string, expected: string) => boolean): FilterDialect {
+function attributeDialect(
+  name: string,
+  description: string,
+  test: (actual: string, expected: string) => boolean,
+): FilterDialect {
   return {
     name,
     description,
     schema: attributeMap,
     compile(value, path) {
       const parsed = attributeMap.safeParse(value);
-      if (!parsed.success) throw new FilterCompileError(path, parsed.error.issues[0]?.message ?? 'invalid');
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        const at = [...path, ...(issue.path as (string | number)[])];
+        const message =
+          issue.code === 'invalid_key'
+            ? `attribute name "${String(at[at.length - 1])}" must use only lower-case letters a-z and digits 0-9`
+            : issue.message.replace(/^Invalid input: /, '').replace(', received', ', got');
+        throw new FilterCompileError(at, message);
+      }
       const entries = Object.entries(parsed.data);
       if (entries.length === 1) {
         const [attr, expected] = entries[0]!;
@@ -38,7 +50,11 @@ function attributeDialect(name: string, description: string, test: (actual: stri
   };
 }
 
-export const exactDialect = attributeDialect('exact', 'Attributes equal the given strings.', (a, e) => a === e);
+export const exactDialect = attributeDialect(
+  'exact',
+  'Attributes equal the given strings.',
+  (a, e) => a === e,
+);
 export const prefixDialect = attributeDialect('prefix', 'Attributes start with the given strings.', (a, e) =>
   a.startsWith(e),
 );

@@ -1,8 +1,8 @@
 import { allDialect, anyDialect, exactDialect, notDialect, prefixDialect, suffixDialect } from './basic.js';
-import { type FilterDialect, FilterCompileError, type Matcher } from './types.js';
+import { FilterCompileError, type FilterDialect, type Matcher } from './types.js';
 
-export { FilterCompileError } from './types.js';
 export type { FilterDialect, FilterEvaluationError, Matcher } from './types.js';
+export { FilterCompileError } from './types.js';
 
 /** Every filter dialect Herald knows, by the key that selects it under `filter:`. */
 export const builtInDialects: FilterDialect[] = [
@@ -45,7 +45,10 @@ export function compileFilter(
     const name = keys[0]!;
     const dialect = byName.get(name);
     if (!dialect) {
-      throw new FilterCompileError([...at, name], `unknown filter dialect "${name}" (known: ${[...byName.keys()].join(', ')})`);
+      throw new FilterCompileError(
+        [...at, name],
+        `unknown filter dialect "${name}" (known: ${[...byName.keys()].join(', ')})`,
+      );
     }
     return dialect.compile((value as Record<string, unknown>)[name], [...at, name], compile);
   };

@@ -62,7 +62,7 @@ export class HeraldMetrics {
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'herald_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'herald_' });
     const metrics = this;
     new Gauge({
       name: 'herald_queue_depth',
@@ -85,7 +85,8 @@ export class HeraldMetrics {
       help: 'Age of the oldest pending delivery.',
       registers: [this.registry],
       async collect() {
-        if (metrics.engine) this.set((await metrics.engine.store.deliveries.oldestPendingAge(Date.now())) / 1000);
+        if (metrics.engine)
+          this.set((await metrics.engine.store.deliveries.oldestPendingAge(Date.now())) / 1000);
       },
     });
     new Gauge({
@@ -110,7 +111,8 @@ export class HeraldMetrics {
     onAttempt: (delivery, outcome, result, durationMs) => {
       this.attempts.inc({ channel: delivery.channel, outcome: result.outcome });
       this.attemptDuration.observe({ channel: delivery.channel }, durationMs / 1000);
-      if (outcome.status !== 'pending') this.deliveriesFinished.inc({ channel: delivery.channel, status: outcome.status });
+      if (outcome.status !== 'pending')
+        this.deliveriesFinished.inc({ channel: delivery.channel, status: outcome.status });
       if (outcome.status === 'delivered') {
         this.deliveryLatency.observe({ channel: delivery.channel }, (Date.now() - delivery.createdAt) / 1000);
       }
@@ -129,7 +131,8 @@ export class HeraldMetrics {
 
 /** Combines several hook sets into one (metrics, the live feed, tracing…). */
 export function combineHooks(...sets: EngineHooks[]): EngineHooks {
-  const pick = <K extends keyof EngineHooks>(key: K) => sets.map((s) => s[key]).filter(Boolean) as NonNullable<EngineHooks[K]>[];
+  const pick = <K extends keyof EngineHooks>(key: K) =>
+    sets.map((s) => s[key]).filter(Boolean) as NonNullable<EngineHooks[K]>[];
   const ingested = pick('onIngested');
   const routed = pick('onRouted');
   const filterErrors = pick('onFilterError');

@@ -12,7 +12,10 @@ function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.infer<T> 
   const result = schema.safeParse(query);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    throw new HeraldError('REQUEST_INVALID', `query parameter ${issue.path.join('.') || '?'}: ${issue.message}`);
+    throw new HeraldError(
+      'REQUEST_INVALID',
+      `query parameter ${issue.path.join('.') || '?'}: ${issue.message}`,
+    );
   }
   return result.data;
 }
@@ -39,7 +42,13 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
       }),
       req.query,
     );
-    const events = await store.events.list({ limit: q.limit, beforeSeq: q.before, type: q.type, source: q.source, subject: q.subject });
+    const events = await store.events.list({
+      limit: q.limit,
+      beforeSeq: q.before,
+      type: q.type,
+      source: q.source,
+      subject: q.subject,
+    });
     return { events, next: events.length === q.limit ? events[events.length - 1]!.seq : null };
   });
 
@@ -95,9 +104,13 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
     const delivery = await store.deliveries.get(id);
     if (!delivery) throw new HeraldError('NOT_FOUND', `no delivery ${id}`);
     if (delivery.status !== 'dead') {
-      throw new HeraldError('REQUEST_INVALID', `delivery ${id} is ${delivery.status}, not in the dead-letter queue`, {
-        status: 409,
-      });
+      throw new HeraldError(
+        'REQUEST_INVALID',
+        `delivery ${id} is ${delivery.status}, not in the dead-letter queue`,
+        {
+          status: 409,
+        },
+      );
     }
     const replayed = await store.dlq.replay({ ids: [id] }, Date.now());
     engine.wakeDispatcher(delivery.channel);
@@ -105,11 +118,17 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
   });
 
   app.post('/api/dlq/replay', async (req) => {
-    const raw = req.body === undefined || (Buffer.isBuffer(req.body) && req.body.length === 0) ? {} : parseJsonBody(req.body, req.headers['content-type']);
+    const raw =
+      req.body === undefined || (Buffer.isBuffer(req.body) && req.body.length === 0)
+        ? {}
+        : parseJsonBody(req.body, req.headers['content-type']);
     const parsed = dlqFilter.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
-      throw new HeraldError('REQUEST_INVALID', `filter ${issue.path.join('.') || ''}: ${issue.message}`.trim());
+      throw new HeraldError(
+        'REQUEST_INVALID',
+        `filter ${issue.path.join('.') || ''}: ${issue.message}`.trim(),
+      );
     }
     const filter: DeadLetterFilter = parsed.data;
     const replayed = await store.dlq.replay({ filter }, Date.now());
@@ -124,7 +143,11 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
   });
 
   app.get('/api/status', async () => {
-    const [deliveries, dlq, events] = await Promise.all([store.deliveries.counts(), store.dlq.count(), store.events.count()]);
+    const [deliveries, dlq, events] = await Promise.all([
+      store.deliveries.counts(),
+      store.dlq.count(),
+      store.events.count(),
+    ]);
     return {
       state: engine.status,
       store: store.kind,
@@ -132,7 +155,11 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
       deliveries,
       deadLetters: dlq,
       inFlight: engine.inFlight,
-      channels: engine.config.channels.map((c) => ({ name: c.name, kind: c.kind.kind, fallback: c.fallbackReason ?? null })),
+      channels: engine.config.channels.map((c) => ({
+        name: c.name,
+        kind: c.kind.kind,
+        fallback: c.fallbackReason ?? null,
+      })),
       sources: engine.config.sources.map((s) => ({ name: s.name, kind: s.kind.kind })),
       triggers: engine.config.triggers.map((t) => ({
         name: t.name,

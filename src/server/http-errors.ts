@@ -22,12 +22,16 @@ export function errorBody(err: HeraldError): ErrorBody {
 export function errorHandler(logger: Logger) {
   return (err: FastifyError | HeraldError | Error, request: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof HeraldError) {
-      if (err.status >= 500) logger.warn({ code: err.code, url: request.url, err: err.message }, 'request failed');
+      if (err.status >= 500)
+        logger.warn({ code: err.code, url: request.url, err: err.message }, 'request failed');
       return reply.status(err.status).send(errorBody(err));
     }
     const fe = err as FastifyError;
     if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.status(413).send({ error: `request body is larger than the limit of ${fe.message.match(/\d+/)?.[0] ?? 'the configured'} bytes`, code: 'PAYLOAD_TOO_LARGE' });
+      return reply.status(413).send({
+        error: `request body is larger than the limit of ${fe.message.match(/\d+/)?.[0] ?? 'the configured'} bytes`,
+        code: 'PAYLOAD_TOO_LARGE',
+      });
     }
     if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
       return reply.status(fe.statusCode).send({ error: fe.message, code: fe.code ?? 'REQUEST_INVALID' });
@@ -44,14 +48,20 @@ export function parseJsonBody(body: unknown, contentType: string | undefined): u
   }
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json' && !type.endsWith('+json')) {
-    throw new HeraldError('REQUEST_INVALID', `expected content-type application/json, got ${type || 'none'}`, {
-      status: 415,
-    });
+    throw new HeraldError(
+      'REQUEST_INVALID',
+      `expected content-type application/json, got ${type || 'none'}`,
+      {
+        status: 415,
+      },
+    );
   }
   const text = Buffer.isBuffer(body) ? body.toString('utf8') : String(body);
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new HeraldError('REQUEST_INVALID', `body is not valid JSON: ${(err as Error).message}`, { status: 400 });
+    throw new HeraldError('REQUEST_INVALID', `body is not valid JSON: ${(err as Error).message}`, {
+      status: 400,
+    });
   }
 }

@@ -61,7 +61,8 @@ export class HeraldServer {
         method: route.method,
         url: route.path,
         handler: async (req, reply) => {
-          const body = route.method === 'GET' ? undefined : parseJsonBody(req.body, req.headers['content-type']);
+          const body =
+            route.method === 'GET' ? undefined : parseJsonBody(req.body, req.headers['content-type']);
           const result = await route.handler({
             body,
             rawBody: Buffer.isBuffer(req.body) ? req.body : undefined,

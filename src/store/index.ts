@@ -20,7 +20,11 @@ export function storeFromEnv(config: StoreConfig, env: NodeJS.ProcessEnv): Store
 /** Opens the store the config names. `dataDir` holds the SQLite file when no path is given. */
 export async function openStore(config: StoreConfig, dataDir: string, logger: Logger): Promise<Store> {
   if (config.kind === 'sqlite') {
-    return createSqliteStore({ path: config.path ?? join(dataDir, 'herald.db'), synchronous: config.synchronous, logger });
+    return createSqliteStore({
+      path: config.path ?? join(dataDir, 'herald.db'),
+      synchronous: config.synchronous,
+      logger,
+    });
   }
   if (config.kind === 'postgres') {
     return createPostgresStore({ url: config.url, poolSize: config.poolSize, schema: config.schema, logger });

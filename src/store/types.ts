@@ -94,7 +94,10 @@ export interface RoutingStore {
    * In one transaction: inserts the deliveries (a delivery whose idempotency key exists is
    * skipped) and marks each event routed with its record. Returns the number inserted.
    */
-  commit(batch: { seq: number; record: RoutingRecord; deliveries: NewDelivery[] }[], routedAt: number): Promise<number>;
+  commit(
+    batch: { seq: number; record: RoutingRecord; deliveries: NewDelivery[] }[],
+    routedAt: number,
+  ): Promise<number>;
 }
 
 /* ---------------------------------------------------------------- deliveries */

@@ -37,7 +37,9 @@ export function compileTemplate(source: string): Template {
   try {
     parsed = liquid.parse(source);
   } catch (err) {
-    throw new HeraldError('TEMPLATE_ERROR', `template does not parse: ${(err as Error).message}`, { cause: err });
+    throw new HeraldError('TEMPLATE_ERROR', `template does not parse: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return {
     source,

@@ -41,7 +41,13 @@ triggers:
         const res = await fetch(`${first.url}/events`, {
           method: 'POST',
           headers: { 'content-type': 'application/cloudevents+json' },
-          body: JSON.stringify({ specversion: '1.0', id, source: 'crash-test', type: 'test.crash', data: { i } }),
+          body: JSON.stringify({
+            specversion: '1.0',
+            id,
+            source: 'crash-test',
+            type: 'test.crash',
+            data: { i },
+          }),
         });
         if (res.status === 202) accepted.add(id);
         await res.body?.cancel();
@@ -84,10 +90,14 @@ triggers:
       );
       const distinctKeys = new Set(sink.requests.map((r) => String(r.headers['webhook-id'])));
       // Events that were stored but whose 202 was lost in the kill may also arrive: each has one key.
-      for (const [id, keys] of keysById) assert.equal(keys.size, 1, `event ${id} arrived under ${keys.size} keys`);
+      for (const [id, keys] of keysById)
+        assert.equal(keys.size, 1, `event ${id} arrived under ${keys.size} keys`);
       assert.ok(distinctKeys.size >= accepted.size);
       assert.equal(distinctKeys.size, keysById.size, 'distinct webhook-ids = distinct events delivered');
-      assert.ok(keysById.size <= accepted.size + 64, 'at most the in-flight requests were stored without a 202');
+      assert.ok(
+        keysById.size <= accepted.size + 64,
+        'at most the in-flight requests were stored without a 202',
+      );
     } finally {
       await second.kill('SIGTERM');
     }

@@ -60,7 +60,11 @@ triggers:
     sink.setDefault({ status: 200 });
     const again = await spawnHerald(args);
     try {
-      await eventually(() => new Set(sink.requests.map((r) => JSON.parse(r.body).id)).size === 6, 10_000, 'all six delivered');
+      await eventually(
+        () => new Set(sink.requests.map((r) => JSON.parse(r.body).id)).size === 6,
+        10_000,
+        'all six delivered',
+      );
       assert.ok(!sink.requests.some((r) => JSON.parse(r.body).id === 'late'));
     } finally {
       await again.kill();

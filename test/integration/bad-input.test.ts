@@ -49,29 +49,56 @@ describe('bad input gets a clear 4xx and writes nothing', () => {
   });
 
   it('a body that does not fit the route schema → 400 naming the field', async () => {
-    const body = await expectError(await herald.post('/notify', { topic: 'sales' }), 400, /description is required/);
+    const body = await expectError(
+      await herald.post('/notify', { topic: 'sales' }),
+      400,
+      /description is required/,
+    );
     assert.equal(body.code, 'REQUEST_INVALID');
-    await expectError(await herald.post('/notify', { topic: 3, description: 'x' }), 400, /body\.topic must be string/);
+    await expectError(
+      await herald.post('/notify', { topic: 3, description: 'x' }),
+      400,
+      /body\.topic must be string/,
+    );
     assert.equal(await eventCount(), 0);
   });
 
   it('wrong content type → 415', async () => {
-    await expectError(await herald.post('/notify', 'topic=sales', { 'content-type': 'text/plain' }), 415, /content-type/);
-    await expectError(await herald.post('/events', 'hello', { 'content-type': 'text/plain' }), 415, /CloudEvent/i);
+    await expectError(
+      await herald.post('/notify', 'topic=sales', { 'content-type': 'text/plain' }),
+      415,
+      /content-type/,
+    );
+    await expectError(
+      await herald.post('/events', 'hello', { 'content-type': 'text/plain' }),
+      415,
+      /CloudEvent/i,
+    );
     assert.equal(await eventCount(), 0);
   });
 
   it('an invalid CloudEvent → 400 naming the attribute', async () => {
     const body = await expectError(
-      await herald.post('/events', { specversion: '1.0', id: 'x', source: 's' }, { 'content-type': 'application/cloudevents+json' }),
+      await herald.post(
+        '/events',
+        { specversion: '1.0', id: 'x', source: 's' },
+        { 'content-type': 'application/cloudevents+json' },
+      ),
       400,
       /type/,
     );
     assert.equal((body as { attribute?: string }).attribute, 'type');
     const batch = await expectError(
-      await herald.post('/events', [{ specversion: '1.0', id: 'a', source: 's', type: 't' }, { specversion: '1.0', id: 'b', source: 's' }], {
-        'content-type': 'application/cloudevents-batch+json',
-      }),
+      await herald.post(
+        '/events',
+        [
+          { specversion: '1.0', id: 'a', source: 's', type: 't' },
+          { specversion: '1.0', id: 'b', source: 's' },
+        ],
+        {
+          'content-type': 'application/cloudevents-batch+json',
+        },
+      ),
       400,
       /type/,
     );
@@ -80,7 +107,11 @@ describe('bad input gets a clear 4xx and writes nothing', () => {
   });
 
   it('oversized body → 413', async () => {
-    await expectError(await herald.post('/notify', { topic: 'sales', description: 'x'.repeat(4000) }), 413, /larger than/);
+    await expectError(
+      await herald.post('/notify', { topic: 'sales', description: 'x'.repeat(4000) }),
+      413,
+      /larger than/,
+    );
     assert.equal(await eventCount(), 0);
   });
 

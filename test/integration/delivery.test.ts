@@ -40,7 +40,14 @@ triggers:
 }
 
 function cloudEvent(id: string, extra: Record<string, unknown> = {}) {
-  return { specversion: '1.0', id, source: 'test/orders', type: 'com.example.order.created', data: { n: id }, ...extra };
+  return {
+    specversion: '1.0',
+    id,
+    source: 'test/orders',
+    type: 'com.example.order.created',
+    data: { n: id },
+    ...extra,
+  };
 }
 
 async function postEvent(h: TestHerald, event: unknown) {
@@ -52,7 +59,15 @@ async function postEvent(h: TestHerald, event: unknown) {
 async function deliveriesOf(h: TestHerald, id: string) {
   const res = await h.get(`/api/events/${encodeURIComponent(id)}`);
   if (res.status !== 200) return undefined;
-  const body = (await res.json()) as { deliveries: { id: number; status: string; attempts: number; lastError: string | null; attemptLog: { startedAt: number; outcome: string }[] }[] };
+  const body = (await res.json()) as {
+    deliveries: {
+      id: number;
+      status: string;
+      attempts: number;
+      lastError: string | null;
+      attemptLog: { startedAt: number; outcome: string }[];
+    }[];
+  };
   return body.deliveries;
 }
 
@@ -73,10 +88,16 @@ describe('deliveries over real HTTP', () => {
     assert.equal(res.status, 202);
     const { id } = (await res.json()) as { id: string };
     assert.ok(id);
-    const message = await eventually(async () => {
-      const inbox = (await (await herald.get('/api/inbox')).json()) as { messages: { eventId: string; recipient: string; message: { text: string } }[] };
-      return inbox.messages.find((m) => m.eventId === id);
-    }, 1000, 'the inbox message');
+    const message = await eventually(
+      async () => {
+        const inbox = (await (await herald.get('/api/inbox')).json()) as {
+          messages: { eventId: string; recipient: string; message: { text: string } }[];
+        };
+        return inbox.messages.find((m) => m.eventId === id);
+      },
+      1000,
+      'the inbox message',
+    );
     assert.equal(message.recipient, '#sales');
     assert.equal(message.message.text, 'New sales request: Customer asks for a quote');
   });
@@ -86,7 +107,11 @@ describe('deliveries over real HTTP', () => {
     assert.equal(res.status, 202);
     const { id } = (await res.json()) as { id: string };
     const stored = await eventually(async () => {
-      const body = (await (await herald.get(`/api/events/${id}`)).json()) as { routedAt: number | null; routing: { matched: string[] } | null; deliveries: unknown[] };
+      const body = (await (await herald.get(`/api/events/${id}`)).json()) as {
+        routedAt: number | null;
+        routing: { matched: string[] } | null;
+        deliveries: unknown[];
+      };
       return body.routedAt ? body : undefined;
     });
     assert.deepEqual(stored.routing?.matched, []);
@@ -98,7 +123,7 @@ describe('deliveries over real HTTP', () => {
     await postEvent(herald, cloudEvent('sig-1'));
     const [req] = (await sink.waitFor(before + 1)).slice(before);
     assert.ok(req);
-    assert.equal(req.headers['content-type'], 'application/cloudevents+json');
+    assert.match(String(req.headers['content-type']), /^application\/cloudevents\+json/);
     assert.match(String(req.headers['webhook-id']), /^msg_/);
     assert.deepEqual(verifyWebhook(SECRET, req.headers, req.body), { ok: true });
     assert.equal(JSON.parse(req.body).id, 'sig-1');
@@ -111,13 +136,20 @@ describe('deliveries over real HTTP', () => {
     const before = sink.requests.length;
     await postEvent(herald, cloudEvent('retry-1'));
     const reqs = (await sink.waitFor(before + 3)).slice(before);
-    assert.equal(new Set(reqs.map((r) => r.headers['webhook-id'])).size, 1, 'same idempotency key on every attempt');
+    assert.equal(
+      new Set(reqs.map((r) => r.headers['webhook-id'])).size,
+      1,
+      'same idempotency key on every attempt',
+    );
     const deliveries = await eventually(async () => {
       const d = await deliveriesOf(herald, 'retry-1');
       return d?.[0]?.status === 'delivered' ? d : undefined;
     });
     assert.equal(deliveries[0]!.attempts, 3);
-    assert.deepEqual(deliveries[0]!.attemptLog.map((a) => a.outcome), ['retry', 'retry', 'delivered']);
+    assert.deepEqual(
+      deliveries[0]!.attemptLog.map((a) => a.outcome),
+      ['retry', 'retry', 'delivered'],
+    );
   });
 
   it('429 with Retry-After: 1 delays the next attempt by at least a second', async () => {
@@ -125,7 +157,10 @@ describe('deliveries over real HTTP', () => {
     const before = sink.requests.length;
     await postEvent(herald, cloudEvent('rate-1'));
     const reqs = (await sink.waitFor(before + 2)).slice(before);
-    assert.ok(reqs[1]!.receivedAt - reqs[0]!.receivedAt >= 1000, `second attempt after ${reqs[1]!.receivedAt - reqs[0]!.receivedAt} ms`);
+    assert.ok(
+      reqs[1]!.receivedAt - reqs[0]!.receivedAt >= 1000,
+      `second attempt after ${reqs[1]!.receivedAt - reqs[0]!.receivedAt} ms`,
+    );
   });
 
   it('400 goes to the DLQ at once with the reason, and replay delivers it', async () => {
@@ -138,13 +173,19 @@ describe('deliveries over real HTTP', () => {
     });
     assert.equal(dead.attempts, 1);
     assert.match(dead.lastError ?? '', /HTTP 400.*unknown customer/);
-    const dlq = (await (await herald.get('/api/dlq')).json()) as { deadLetters: { id: number; lastError: string }[] };
+    const dlq = (await (await herald.get('/api/dlq')).json()) as {
+      deadLetters: { id: number; lastError: string }[];
+    };
     assert.ok(dlq.deadLetters.some((d) => d.id === dead.id));
     assert.equal(sink.requests.length, before + 1);
 
     const replay = await herald.post(`/api/dlq/${dead.id}/replay`, '');
     assert.equal(replay.status, 200);
-    await eventually(async () => (await deliveriesOf(herald, 'bad-1'))?.[0]?.status === 'delivered', 5000, 'redelivery');
+    await eventually(
+      async () => (await deliveriesOf(herald, 'bad-1'))?.[0]?.status === 'delivered',
+      5000,
+      'redelivery',
+    );
     const again = await herald.post(`/api/dlq/${dead.id}/replay`, '');
     assert.equal(again.status, 409, 'a delivered delivery is not in the DLQ');
   });
@@ -158,9 +199,13 @@ describe('deliveries over real HTTP', () => {
       const b = await deliveriesOf(herald, 'bulk-2');
       return a?.[0]?.status === 'dead' && b?.[0]?.status === 'dead';
     });
-    const none = (await (await herald.post('/api/dlq/replay', { channel: 'no-such-channel' })).json()) as { replayed: number };
+    const none = (await (await herald.post('/api/dlq/replay', { channel: 'no-such-channel' })).json()) as {
+      replayed: number;
+    };
     assert.equal(none.replayed, 0);
-    const res = (await (await herald.post('/api/dlq/replay', { channel: 'hook', reason: 'HTTP 410' })).json()) as { replayed: number };
+    const res = (await (
+      await herald.post('/api/dlq/replay', { channel: 'hook', reason: 'HTTP 410' })
+    ).json()) as { replayed: number };
     assert.equal(res.replayed, 2);
     await eventually(async () => {
       const a = await deliveriesOf(herald, 'bulk-1');

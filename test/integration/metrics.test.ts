@@ -39,9 +39,18 @@ describe('GET /metrics', () => {
     }
     const after = await eventually(async () => {
       const text = await scrape();
-      return value(text, 'herald_deliveries_total', 'channel="box",status="delivered"') >= 3 ? text : undefined;
+      return value(text, 'herald_deliveries_total', 'channel="box",status="delivered"') >= 3
+        ? text
+        : undefined;
     });
-    assert.equal(value(after, 'herald_events_ingested_total', 'source="herald://bot/notify",type="notification.created"'), 3);
+    assert.equal(
+      value(
+        after,
+        'herald_events_ingested_total',
+        'source="herald://bot/notify",type="notification.created"',
+      ),
+      3,
+    );
     assert.equal(value(after, 'herald_routing_matches_total', 'trigger="sales"'), 3);
     assert.equal(value(after, 'herald_delivery_attempts_total', 'channel="box",outcome="delivered"'), 3);
     assert.equal(value(after, 'herald_queue_depth'), 0);

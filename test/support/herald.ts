@@ -39,12 +39,23 @@ export interface TestHerald extends RunningHerald {
 }
 
 /** Starts Herald in this process on a free port with the given YAML config and a fresh data dir. */
-export async function startTestHerald(configYaml: string, options: Partial<StartOptions> = {}): Promise<TestHerald> {
+export async function startTestHerald(
+  configYaml: string,
+  options: Partial<StartOptions> = {},
+): Promise<TestHerald> {
   const dir = tempDir();
   const configFile = join(dir.path, 'herald.yaml');
   writeFileSync(configFile, configYaml);
   const { logger, lines } = captureLogger();
-  const running = await startHerald({ configFile, port: 0, host: '127.0.0.1', dataDir: dir.path, logger, env: {}, ...options });
+  const running = await startHerald({
+    configFile,
+    port: 0,
+    host: '127.0.0.1',
+    dataDir: dir.path,
+    logger,
+    env: {},
+    ...options,
+  });
   return {
     ...running,
     dir: dir.path,
@@ -64,7 +75,11 @@ export async function startTestHerald(configYaml: string, options: Partial<Start
 }
 
 /** Polls until `check` returns a value that is not undefined/false, or fails after timeoutMs. */
-export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 5000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -74,7 +89,10 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -88,11 +106,15 @@ export interface HeraldProcess {
 
 /** Runs `herald start` as a child process (TypeScript through tsx) and waits until it listens. */
 export async function spawnHerald(args: string[], env: NodeJS.ProcessEnv = {}): Promise<HeraldProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'start', ...args], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, HERALD_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'start', ...args],
+    {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, HERALD_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const output: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`herald did not start:\n${output.join('')}`)), 20_000);

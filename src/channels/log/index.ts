@@ -7,7 +7,9 @@ export const logConfigSchema = z.strictObject({
 });
 
 export const logActionSchema = z.strictObject({
-  text: templateSchema().optional().describe('Message text (template). Without text or message, the whole event is logged.'),
+  text: templateSchema()
+    .optional()
+    .describe('Message text (template). Without text or message, the whole event is logged.'),
   message: templateTreeSchema().optional().describe('A structured message (strings are templates).'),
 });
 export type LogAction = z.infer<typeof logActionSchema>;

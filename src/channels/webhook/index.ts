@@ -15,7 +15,12 @@ export const webhookConfigSchema = z.strictObject({
     .describe('Standard Webhooks signing secret (`whsec_…` base64). When set, every request is signed.'),
   timeoutMs: z.number().int().positive().default(10_000).describe('Per-request timeout (headers and body).'),
   headers: z.record(z.string(), z.string()).default({}).describe('Extra request headers.'),
-  concurrency: z.number().int().positive().default(16).describe('Requests in flight at once for this channel.'),
+  concurrency: z
+    .number()
+    .int()
+    .positive()
+    .default(16)
+    .describe('Requests in flight at once for this channel.'),
 });
 export type WebhookConfig = z.infer<typeof webhookConfigSchema>;
 
@@ -23,7 +28,9 @@ export const webhookActionSchema = z.strictObject({
   url: templateSchema().optional().describe('Overrides the channel URL for this action (a template).'),
   body: templateTreeSchema()
     .optional()
-    .describe('A JSON body whose strings are templates. Without it, the event is sent as a structured CloudEvent.'),
+    .describe(
+      'A JSON body whose strings are templates. Without it, the event is sent as a structured CloudEvent.',
+    ),
   headers: z.record(z.string(), templateSchema()).optional().describe('Extra headers (templates).'),
 });
 export type WebhookAction = z.infer<typeof webhookActionSchema>;
@@ -31,7 +38,10 @@ export type WebhookAction = z.infer<typeof webhookActionSchema>;
 const RETRY_STATUSES = new Set([408, 429]);
 
 /** Parses `Retry-After` (seconds or an HTTP date) into epoch ms. */
-export function retryAfterToEpoch(value: string | string[] | undefined, now = Date.now()): number | undefined {
+export function retryAfterToEpoch(
+  value: string | string[] | undefined,
+  now = Date.now(),
+): number | undefined {
   const raw = Array.isArray(value) ? value[0] : value;
   if (!raw) return undefined;
   const seconds = Number(raw);
@@ -42,7 +52,8 @@ export function retryAfterToEpoch(value: string | string[] | undefined, now = Da
 
 export const webhookChannel: ChannelKind<WebhookConfig, WebhookAction> = {
   kind: 'webhook',
-  description: 'POSTs the event (structured CloudEvent or a templated JSON body) to a URL, signed per Standard Webhooks.',
+  description:
+    'POSTs the event (structured CloudEvent or a templated JSON body) to a URL, signed per Standard Webhooks.',
   configSchema: webhookConfigSchema,
   actionSchema: webhookActionSchema,
   create(name, config) {
@@ -64,7 +75,8 @@ export const webhookChannel: ChannelKind<WebhookConfig, WebhookAction> = {
           contentType = structured.headers['content-type'] ?? 'application/cloudevents+json';
         }
         const headers: Record<string, string> = { ...config.headers, 'content-type': contentType };
-        for (const [k, v] of Object.entries(req.action.headers ?? {})) headers[k.toLowerCase()] = v.render(scope);
+        for (const [k, v] of Object.entries(req.action.headers ?? {}))
+          headers[k.toLowerCase()] = v.render(scope);
         if (config.secret) {
           const ts = Math.floor(Date.now() / 1000);
           headers['webhook-id'] = req.idempotencyKey;
@@ -86,7 +98,8 @@ export const webhookChannel: ChannelKind<WebhookConfig, WebhookAction> = {
           });
           const text = await res.body.text().catch(() => '');
           const status = res.statusCode;
-          if (status >= 200 && status < 300) return delivered(res.headers['x-request-id']?.toString(), rendered);
+          if (status >= 200 && status < 300)
+            return delivered(res.headers['x-request-id']?.toString(), rendered);
           const snippet = text.slice(0, 200);
           const reason = `HTTP ${status}${snippet ? `: ${snippet}` : ''}`;
           if (RETRY_STATUSES.has(status) || status >= 500) {

@@ -21,7 +21,9 @@ const routeSchema = z.strictObject({
   event: z
     .strictObject({
       type: templateSchema().describe('CloudEvent type (template; the scope is `body`, `headers`, `query`).'),
-      source: templateSchema().optional().describe('CloudEvent source. Default: herald://<source name><path>.'),
+      source: templateSchema()
+        .optional()
+        .describe('CloudEvent source. Default: herald://<source name><path>.'),
       subject: templateSchema().optional().describe('CloudEvent subject, e.g. "{{ body.topic }}".'),
       id: templateSchema()
         .optional()
@@ -39,7 +41,8 @@ export type HttpSourceConfig = z.infer<typeof httpSourceConfigSchema>;
 
 function describeAjvError(e: ErrorObject): string {
   const at = e.instancePath ? `body${e.instancePath.replaceAll('/', '.')}` : 'body';
-  if (e.keyword === 'required') return `${at}.${(e.params as { missingProperty: string }).missingProperty} is required`;
+  if (e.keyword === 'required')
+    return `${at}.${(e.params as { missingProperty: string }).missingProperty} is required`;
   if (e.keyword === 'additionalProperties') {
     return `${at}.${(e.params as { additionalProperty: string }).additionalProperty} is not allowed`;
   }
@@ -56,7 +59,10 @@ export const httpSource: SourceKind<HttpSourceConfig> = {
       try {
         return ajv.compile(r.schema);
       } catch (err) {
-        throw new HeraldError('CONFIG_INVALID', `sources.${name}: route ${r.path} has an invalid JSON schema: ${(err as Error).message}`);
+        throw new HeraldError(
+          'CONFIG_INVALID',
+          `sources.${name}: route ${r.path} has an invalid JSON schema: ${(err as Error).message}`,
+        );
       }
     });
     return {
@@ -74,19 +80,26 @@ export const httpSource: SourceKind<HttpSourceConfig> = {
               }
               if (validate && !validate(body)) {
                 const errors = (validate.errors ?? []).map(describeAjvError);
-                throw new HeraldError('REQUEST_INVALID', `the body does not fit the route's schema: ${errors.join('; ')}`, {
-                  details: { errors },
-                });
+                throw new HeraldError(
+                  'REQUEST_INVALID',
+                  `the body does not fit the route's schema: ${errors.join('; ')}`,
+                  {
+                    details: { errors },
+                  },
+                );
               }
               const scope = { body, headers: req.headers, query: req.query };
               const draft: Record<string, unknown> = {
                 specversion: '1.0',
                 id: route.event.id ? route.event.id.render(scope) : randomUUID(),
-                source: route.event.source ? route.event.source.render(scope) : `herald://${name}${route.path}`,
+                source: route.event.source
+                  ? route.event.source.render(scope)
+                  : `herald://${name}${route.path}`,
                 type: route.event.type.render(scope),
                 time: new Date().toISOString(),
                 datacontenttype: 'application/json',
-                data: route.event.data === undefined ? body : renderTree(route.event.data as TemplateTree, scope),
+                data:
+                  route.event.data === undefined ? body : renderTree(route.event.data as TemplateTree, scope),
               };
               if (route.event.subject) {
                 const subject = route.event.subject.render(scope);
@@ -97,9 +110,13 @@ export const httpSource: SourceKind<HttpSourceConfig> = {
                 event = validateEvent(draft);
               } catch (err) {
                 if (err instanceof EventValidationError) {
-                  throw new HeraldError('REQUEST_INVALID', `the route made an invalid event: ${err.message}`, {
-                    details: { attribute: err.attribute },
-                  });
+                  throw new HeraldError(
+                    'REQUEST_INVALID',
+                    `the route made an invalid event: ${err.message}`,
+                    {
+                      details: { attribute: err.attribute },
+                    },
+                  );
                 }
                 throw err;
               }

@@ -5,7 +5,6 @@ import type { CloudEvent } from '../../events/types.js';
 import type {
   AppendResult,
   Attempt,
-  AttemptOutcome,
   DeadLetterFilter,
   Delivery,
   DeliveryQuery,
@@ -89,7 +88,8 @@ const json = (v: unknown): string | null => (v === undefined ? null : JSON.strin
  */
 export function createPostgresStore(options: PostgresStoreOptions): Store {
   const schema = options.schema ?? 'herald';
-  if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new HeraldError('CONFIG_INVALID', `invalid schema name "${schema}"`);
+  if (!/^[a-z_][a-z0-9_]*$/.test(schema))
+    throw new HeraldError('CONFIG_INVALID', `invalid schema name "${schema}"`);
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize ?? 10,
@@ -132,8 +132,12 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       await tx(async (c) => {
         // One migrator at a time across processes.
         await c.query('SELECT pg_advisory_xact_lock(4242001)');
-        await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at BIGINT)');
-        const done = new Set((await c.query('SELECT version FROM schema_migrations')).rows.map((r) => int(r.version)));
+        await c.query(
+          'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at BIGINT)',
+        );
+        const done = new Set(
+          (await c.query('SELECT version FROM schema_migrations')).rows.map((r) => int(r.version)),
+        );
         for (const m of migrations) {
           if (done.has(m.version)) continue;
           await c.query(m.sql);
@@ -223,7 +227,9 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return rows.map(eventRow);
       },
       async unrouted(limit) {
-        return (await query('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT $1', [limit])).map(eventRow);
+        return (
+          await query('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT $1', [limit])
+        ).map(eventRow);
       },
       async count() {
         const [r] = await query('SELECT count(*) AS n FROM events');
@@ -324,7 +330,9 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         });
       },
       async releaseAllLeases() {
-        const rows = await query(`UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL RETURNING id`);
+        const rows = await query(
+          `UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL RETURNING id`,
+        );
         return rows.length;
       },
       async get(id) {
@@ -351,7 +359,10 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return rows.map(deliveryRow);
       },
       async attempts(deliveryId) {
-        const rows = await query('SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY number, started_at', [deliveryId]);
+        const rows = await query(
+          'SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY number, started_at',
+          [deliveryId],
+        );
         return rows.map(
           (r): Attempt => ({
             deliveryId: int(r.delivery_id),
@@ -392,7 +403,10 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           where.push(`id < $${values.length}`);
         }
         values.push(q.limit);
-        const rows = await query(`SELECT * FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${values.length}`, values);
+        const rows = await query(
+          `SELECT * FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${values.length}`,
+          values,
+        );
         return rows.map(deliveryRow);
       },
       async count() {
@@ -426,7 +440,15 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         const [r] = await query(
           `INSERT INTO inbox (channel, recipient, message, event_id, event_source, delivery_id, created_at)
            VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7) RETURNING *`,
-          [m.channel, m.recipient, json(m.message), m.eventId, m.eventSource, m.deliveryId, m.createdAt ?? Date.now()],
+          [
+            m.channel,
+            m.recipient,
+            json(m.message),
+            m.eventId,
+            m.eventSource,
+            m.deliveryId,
+            m.createdAt ?? Date.now(),
+          ],
         );
         return inboxRow(r!);
       },

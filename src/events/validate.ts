@@ -1,0 +1,153 @@
+import { EventValidationError } from '../errors.js';
+import type { CloudEvent } from './types.js';
+
+const EXTENSION_NAME = /^[a-z0-9]+$/;
+// RFC 3339 date-time (the JSON format's `time` must be one).
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+// RFC 2046 media type: type "/" subtype, optional parameters.
+const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?$/;
+const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+const KNOWN = new Set([
+  'specversion',
+  'id',
+  'source',
+  'type',
+  'subject',
+  'time',
+  'datacontenttype',
+  'dataschema',
+  'data',
+  'data_base64',
+]);
+
+function requireString(input: Record<string, unknown>, name: string): string {
+  const value = input[name];
+  if (value === undefined || value === null)
+    throw new EventValidationError(name, `required attribute "${name}" is missing`);
+  if (typeof value !== 'string')
+    throw new EventValidationError(name, `attribute "${name}" must be a string, got ${typeOf(value)}`);
+  if (value === '') throw new EventValidationError(name, `attribute "${name}" must not be empty`);
+  return value;
+}
+
+function optionalString(input: Record<string, unknown>, name: string): string | undefined {
+  const value = input[name];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string')
+    throw new EventValidationError(name, `attribute "${name}" must be a string, got ${typeOf(value)}`);
+  if (value === '') throw new EventValidationError(name, `attribute "${name}" must not be empty`);
+  return value;
+}
+
+function typeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value;
+}
+
+/**
+ * Validates an event in the JSON format (CloudEvents 1.0) and returns a normalised copy.
+ * Throws EventValidationError naming the offending attribute.
+ */
+export function validateEvent(input: unknown, prefix = ''): CloudEvent {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new EventValidationError(
+      prefix || '(event)',
+      `a CloudEvent must be a JSON object, got ${typeOf(input)}`,
+    );
+  }
+  try {
+    return validateObject(input as Record<string, unknown>);
+  } catch (err) {
+    if (prefix && err instanceof EventValidationError) {
+      throw new EventValidationError(`${prefix}.${err.attribute}`, `${prefix}: ${err.message}`);
+    }
+    throw err;
+  }
+}
+
+function validateObject(input: Record<string, unknown>): CloudEvent {
+  const specversion = requireString(input, 'specversion');
+  if (specversion !== '1.0') {
+    throw new EventValidationError(
+      'specversion',
+      `unsupported specversion "${specversion}" (Herald speaks CloudEvents 1.0)`,
+    );
+  }
+  const event: CloudEvent = {
+    specversion: '1.0',
+    id: requireString(input, 'id'),
+    source: requireString(input, 'source'),
+    type: requireString(input, 'type'),
+  };
+  if (/\s/.test(event.source) && !event.source.includes('://')) {
+    // A URI-reference has no raw spaces.
+    throw new EventValidationError('source', 'attribute "source" must be a URI-reference (no spaces)');
+  }
+  const subject = optionalString(input, 'subject');
+  if (subject !== undefined) event.subject = subject;
+  const time = optionalString(input, 'time');
+  if (time !== undefined) {
+    if (!RFC3339.test(time) || Number.isNaN(Date.parse(time))) {
+      throw new EventValidationError('time', `attribute "time" must be an RFC 3339 timestamp, got "${time}"`);
+    }
+    event.time = time;
+  }
+  const datacontenttype = optionalString(input, 'datacontenttype');
+  if (datacontenttype !== undefined) {
+    if (!MEDIA_TYPE.test(datacontenttype)) {
+      throw new EventValidationError(
+        'datacontenttype',
+        `attribute "datacontenttype" must be a media type, got "${datacontenttype}"`,
+      );
+    }
+    event.datacontenttype = datacontenttype;
+  }
+  const dataschema = optionalString(input, 'dataschema');
+  if (dataschema !== undefined) {
+    if (!ABSOLUTE_URI.test(dataschema)) {
+      throw new EventValidationError(
+        'dataschema',
+        `attribute "dataschema" must be an absolute URI, got "${dataschema}"`,
+      );
+    }
+    event.dataschema = dataschema;
+  }
+  const hasData = input.data !== undefined;
+  if (input.data_base64 !== undefined && input.data_base64 !== null) {
+    if (hasData)
+      throw new EventValidationError('data_base64', '"data" and "data_base64" must not both be present');
+    if (typeof input.data_base64 !== 'string' || !BASE64.test(input.data_base64)) {
+      throw new EventValidationError('data_base64', '"data_base64" must be a base64 string');
+    }
+    event.data_base64 = input.data_base64;
+  } else if (hasData) {
+    event.data = input.data;
+  }
+  for (const name in input) {
+    if (KNOWN.has(name)) continue;
+    const value = input[name];
+    if (!EXTENSION_NAME.test(name)) {
+      throw new EventValidationError(
+        name,
+        `extension name "${name}" must use only lower-case letters a-z and digits 0-9`,
+      );
+    }
+    if (value === undefined || value === null) continue;
+    if (typeof value === 'string' || typeof value === 'boolean') event[name] = value;
+    else if (typeof value === 'number') {
+      if (!Number.isInteger(value) || value < -2147483648 || value > 2147483647) {
+        throw new EventValidationError(name, `extension "${name}" must be a 32-bit integer, got ${value}`);
+      }
+      event[name] = value;
+    } else {
+      throw new EventValidationError(
+        name,
+        `extension "${name}" must be a string, integer or boolean, got ${typeOf(value)}`,
+      );
+    }
+  }
+  return event;
+}

@@ -1,0 +1,493 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { HeraldError } from '../../errors.js';
+import type { CloudEvent } from '../../events/types.js';
+import type {
+  AppendResult,
+  Attempt,
+  DeadLetterFilter,
+  Delivery,
+  DeliveryQuery,
+  DeliveryStatus,
+  InboxMessage,
+  RoutingRecord,
+  Store,
+  StoredEvent,
+} from '../types.js';
+import { migrations } from './migrations.js';
+
+export interface SqliteStoreOptions {
+  /** File path, or ':memory:'. Parent directories are created. */
+  path: string;
+  /** `full` (default) survives power loss; `normal` may lose the last commits on a power cut. */
+  synchronous?: 'full' | 'normal';
+  logger?: Logger;
+}
+
+type Row = Record<string, unknown>;
+
+const parse = (text: unknown): unknown =>
+  text === null || text === undefined ? null : JSON.parse(text as string);
+const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
+
+function eventRow(r: Row): StoredEvent {
+  return {
+    seq: r.seq as number,
+    event: JSON.parse(r.event as string) as CloudEvent,
+    receivedAt: r.received_at as number,
+    routedAt: (r.routed_at as number | null) ?? null,
+    routing: parse(r.routing) as RoutingRecord | null,
+  };
+}
+
+function deliveryRow(r: Row): Delivery {
+  return {
+    id: r.id as number,
+    eventSeq: r.event_seq as number,
+    eventId: r.event_id as string,
+    eventSource: r.event_source as string,
+    eventType: r.event_type as string,
+    trigger: r.trigger as string,
+    action: r.action as number,
+    channel: r.channel as string,
+    recipient: (r.recipient as string | null) ?? null,
+    idempotencyKey: r.idempotency_key as string,
+    status: r.status as DeliveryStatus,
+    attempts: r.attempts as number,
+    maxAttempts: r.max_attempts as number,
+    nextAttemptAt: r.next_attempt_at as number,
+    lastError: (r.last_error as string | null) ?? null,
+    remoteId: (r.remote_id as string | null) ?? null,
+    rendered: parse(r.rendered),
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+  };
+}
+
+function inboxRow(r: Row): InboxMessage {
+  return {
+    id: r.id as number,
+    channel: r.channel as string,
+    recipient: (r.recipient as string | null) ?? null,
+    message: parse(r.message),
+    eventId: r.event_id as string,
+    eventSource: r.event_source as string,
+    deliveryId: (r.delivery_id as number | null) ?? null,
+    createdAt: r.created_at as number,
+  };
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode. better-sqlite3 is synchronous, so each batch
+ * method is one short transaction on the event loop; the engine batches calls (group commit) so
+ * one fsync serves many events.
+ */
+export function createSqliteStore(options: SqliteStoreOptions): Store {
+  if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+  let db: Database.Database;
+  try {
+    db = new Database(options.path);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = ON');
+  } catch (err) {
+    throw new HeraldError(
+      'STORE_UNAVAILABLE',
+      `cannot open SQLite store ${options.path}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+
+  const guard = <T>(work: () => T): Promise<T> => {
+    try {
+      return Promise.resolve(work());
+    } catch (err) {
+      return Promise.reject(
+        err instanceof HeraldError
+          ? err
+          : new HeraldError('STORE_UNAVAILABLE', `SQLite: ${(err as Error).message}`, { cause: err }),
+      );
+    }
+  };
+
+  const migrate = () => {
+    const current = db.pragma('user_version', { simple: true }) as number;
+    for (const m of migrations) {
+      if (m.version <= current) continue;
+      db.transaction(() => {
+        db.exec(m.sql);
+        db.pragma(`user_version = ${m.version}`);
+      })();
+      options.logger?.info({ version: m.version, name: m.name }, 'store migrated');
+    }
+  };
+  // Statements need the tables: migrate before preparing them (migrate() stays idempotent).
+  migrate();
+
+  const s = {
+    insertEvent: db.prepare(
+      `INSERT INTO events (id, source, type, subject, received_at, event) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (source, id) DO NOTHING RETURNING seq`,
+    ),
+    findEvent: db.prepare('SELECT seq FROM events WHERE source = ? AND id = ?'),
+    getEvent: db.prepare('SELECT * FROM events WHERE seq = ?'),
+    findById: db.prepare('SELECT * FROM events WHERE id = ? ORDER BY seq DESC LIMIT 1'),
+    findByIdSource: db.prepare('SELECT * FROM events WHERE id = ? AND source = ?'),
+    unrouted: db.prepare('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT ?'),
+    countEvents: db.prepare('SELECT count(*) AS n FROM events'),
+    insertDelivery: db.prepare(
+      `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
+         idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
+       SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ? FROM events e WHERE e.seq = ?
+       ON CONFLICT (idempotency_key) DO NOTHING`,
+    ),
+    markRouted: db.prepare('UPDATE events SET routed_at = ?, routing = ? WHERE seq = ?'),
+    claim: db.prepare(
+      `UPDATE deliveries SET lease_until = ? WHERE id IN (
+         SELECT id FROM deliveries
+         WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+         ORDER BY next_attempt_at, id LIMIT ?)
+       RETURNING *`,
+    ),
+    recordDelivery: db.prepare(
+      `UPDATE deliveries SET status = ?, attempts = max(attempts, ?), next_attempt_at = coalesce(?, next_attempt_at),
+         lease_until = NULL, last_error = ?, remote_id = coalesce(?, remote_id), rendered = coalesce(?, rendered),
+         updated_at = ?
+       WHERE id = ?`,
+    ),
+    insertAttempt: db.prepare(
+      `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, error, next_attempt_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    releaseLeases: db.prepare('UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL'),
+    getDelivery: db.prepare('SELECT * FROM deliveries WHERE id = ?'),
+    attempts: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number, started_at'),
+    nextDue: db.prepare(
+      `SELECT min(next_attempt_at) AS due FROM deliveries WHERE channel = ? AND status = 'pending' AND lease_until IS NULL`,
+    ),
+    counts: db.prepare('SELECT status, count(*) AS n FROM deliveries GROUP BY status'),
+    oldestPending: db.prepare(`SELECT min(created_at) AS oldest FROM deliveries WHERE status = 'pending'`),
+    countDead: db.prepare(`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`),
+    addInbox: db.prepare(
+      `INSERT INTO inbox (channel, recipient, message, event_id, event_source, delivery_id, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+    ),
+    kvGet: db.prepare('SELECT value FROM kv WHERE namespace = ? AND key = ?'),
+    kvSet: db.prepare(
+      'INSERT INTO kv (namespace, key, value) VALUES (?, ?, ?) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value',
+    ),
+    kvDelete: db.prepare('DELETE FROM kv WHERE namespace = ? AND key = ?'),
+    kvSetIfAbsent: db.prepare(
+      'INSERT INTO kv (namespace, key, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+    ),
+  };
+
+  const appendTx = db.transaction((events: CloudEvent[], receivedAt: number): AppendResult[] => {
+    const seen = new Map<string, number>();
+    return events.map((e) => {
+      const key = `${e.source}\u0000${e.id}`;
+      const earlier = seen.get(key);
+      if (earlier !== undefined) return { seq: earlier, duplicate: true };
+      const inserted = s.insertEvent.get(
+        e.id,
+        e.source,
+        e.type,
+        e.subject ?? null,
+        receivedAt,
+        JSON.stringify(e),
+      ) as { seq: number } | undefined;
+      if (inserted) {
+        seen.set(key, inserted.seq);
+        return { seq: inserted.seq, duplicate: false };
+      }
+      const existing = s.findEvent.get(e.source, e.id) as { seq: number };
+      seen.set(key, existing.seq);
+      return { seq: existing.seq, duplicate: true };
+    });
+  });
+
+  const routingTx = db.transaction(
+    (batch: Parameters<Store['routing']['commit']>[0], routedAt: number): number => {
+      let inserted = 0;
+      for (const b of batch) {
+        for (const d of b.deliveries) {
+          inserted += s.insertDelivery.run(
+            d.trigger,
+            d.action,
+            d.channel,
+            d.recipient,
+            d.idempotencyKey,
+            d.maxAttempts,
+            d.notBefore,
+            routedAt,
+            routedAt,
+            d.eventSeq,
+          ).changes;
+        }
+        s.markRouted.run(routedAt, JSON.stringify(b.record), b.seq);
+      }
+      return inserted;
+    },
+  );
+
+  const recordTx = db.transaction((outcomes: Parameters<Store['deliveries']['record']>[0], now: number) => {
+    for (const o of outcomes) {
+      s.recordDelivery.run(
+        o.status,
+        o.attempt.number,
+        o.nextAttemptAt ?? null,
+        o.error ?? null,
+        o.remoteId ?? null,
+        json(o.rendered),
+        now,
+        o.deliveryId,
+      );
+      const a = o.attempt;
+      s.insertAttempt.run(
+        o.deliveryId,
+        a.number,
+        a.startedAt,
+        a.durationMs,
+        a.outcome,
+        a.error,
+        a.nextAttemptAt,
+      );
+    }
+  });
+
+  const dlqWhere = (filter: DeadLetterFilter) => {
+    const where = [`status = 'dead'`];
+    const values: unknown[] = [];
+    if (filter.channel !== undefined) {
+      where.push('channel = ?');
+      values.push(filter.channel);
+    }
+    if (filter.trigger !== undefined) {
+      where.push('trigger = ?');
+      values.push(filter.trigger);
+    }
+    if (filter.eventType !== undefined) {
+      where.push('event_type = ?');
+      values.push(filter.eventType);
+    }
+    if (filter.reason !== undefined) {
+      where.push(`instr(last_error, ?) > 0`);
+      values.push(filter.reason);
+    }
+    return { where, values };
+  };
+
+  let closed = false;
+  return {
+    kind: 'sqlite',
+    migrate: () => guard(migrate),
+    close: () =>
+      guard(() => {
+        if (closed) return;
+        closed = true;
+        db.close();
+      }),
+    ping: () =>
+      guard(() => {
+        if (closed) throw new HeraldError('STORE_UNAVAILABLE', 'the store is closed');
+        db.prepare('SELECT 1').get();
+      }),
+
+    events: {
+      append: (events, receivedAt) => guard(() => (events.length === 0 ? [] : appendTx(events, receivedAt))),
+      get: (seq) =>
+        guard(() => {
+          const r = s.getEvent.get(seq) as Row | undefined;
+          return r ? eventRow(r) : null;
+        }),
+      findById: (id, source) =>
+        guard(() => {
+          const r = (source === undefined ? s.findById.get(id) : s.findByIdSource.get(id, source)) as
+            | Row
+            | undefined;
+          return r ? eventRow(r) : null;
+        }),
+      list: (q) =>
+        guard(() => {
+          const where: string[] = [];
+          const values: unknown[] = [];
+          if (q.beforeSeq !== undefined) {
+            where.push('seq < ?');
+            values.push(q.beforeSeq);
+          }
+          for (const col of ['type', 'source', 'subject'] as const) {
+            if (q[col] !== undefined) {
+              where.push(`${col} = ?`);
+              values.push(q[col]);
+            }
+          }
+          const rows = db
+            .prepare(
+              `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`,
+            )
+            .all(...values, q.limit) as Row[];
+          return rows.map(eventRow);
+        }),
+      unrouted: (limit) => guard(() => (s.unrouted.all(limit) as Row[]).map(eventRow)),
+      count: () => guard(() => (s.countEvents.get() as { n: number }).n),
+    },
+
+    routing: {
+      commit: (batch, routedAt) => guard(() => (batch.length === 0 ? 0 : routingTx(batch, routedAt))),
+    },
+
+    deliveries: {
+      claim: ({ channel, limit, now, leaseMs }) =>
+        guard(() => {
+          const rows = s.claim.all(now + leaseMs, channel, now, now, limit) as Row[];
+          return rows.map(deliveryRow).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
+        }),
+      record: (outcomes) => guard(() => (outcomes.length === 0 ? undefined : recordTx(outcomes, Date.now()))),
+      releaseAllLeases: () => guard(() => s.releaseLeases.run().changes),
+      get: (id) =>
+        guard(() => {
+          const r = s.getDelivery.get(id) as Row | undefined;
+          return r ? deliveryRow(r) : null;
+        }),
+      list: (q: DeliveryQuery) =>
+        guard(() => {
+          const where: string[] = [];
+          const values: unknown[] = [];
+          const add = (clause: string, value: unknown) => {
+            if (value === undefined) return;
+            where.push(clause);
+            values.push(value);
+          };
+          add('id < ?', q.beforeId);
+          add('status = ?', q.status);
+          add('event_seq = ?', q.eventSeq);
+          add('channel = ?', q.channel);
+          add('trigger = ?', q.trigger);
+          const rows = db
+            .prepare(
+              `SELECT * FROM deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+            )
+            .all(...values, q.limit) as Row[];
+          return rows.map(deliveryRow);
+        }),
+      attempts: (deliveryId) =>
+        guard(() =>
+          (s.attempts.all(deliveryId) as Row[]).map(
+            (r): Attempt => ({
+              deliveryId: r.delivery_id as number,
+              number: r.number as number,
+              startedAt: r.started_at as number,
+              durationMs: r.duration_ms as number,
+              outcome: r.outcome as Attempt['outcome'],
+              error: (r.error as string | null) ?? null,
+              nextAttemptAt: (r.next_attempt_at as number | null) ?? null,
+            }),
+          ),
+        ),
+      nextDue: (channel) => guard(() => (s.nextDue.get(channel) as { due: number | null }).due ?? null),
+      counts: () =>
+        guard(() => {
+          const out: Record<DeliveryStatus, number> = { pending: 0, delivered: 0, dead: 0 };
+          for (const r of s.counts.all() as { status: DeliveryStatus; n: number }[]) out[r.status] = r.n;
+          return out;
+        }),
+      oldestPendingAge: (now) =>
+        guard(() => {
+          const oldest = (s.oldestPending.get() as { oldest: number | null }).oldest;
+          return oldest === null ? 0 : Math.max(0, now - oldest);
+        }),
+    },
+
+    dlq: {
+      list: (q) =>
+        guard(() => {
+          const { where, values } = dlqWhere(q);
+          if (q.beforeId !== undefined) {
+            where.push('id < ?');
+            values.push(q.beforeId);
+          }
+          const rows = db
+            .prepare(`SELECT * FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`)
+            .all(...values, q.limit) as Row[];
+          return rows.map(deliveryRow);
+        }),
+      count: () => guard(() => (s.countDead.get() as { n: number }).n),
+      replay: (selection, now) =>
+        guard(() => {
+          let where: string[];
+          let values: unknown[];
+          if ('ids' in selection) {
+            if (selection.ids.length === 0) return [];
+            where = [`status = 'dead'`, `id IN (${selection.ids.map(() => '?').join(',')})`];
+            values = selection.ids;
+          } else ({ where, values } = dlqWhere(selection.filter));
+          const rows = db
+            .prepare(
+              `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ?
+               WHERE ${where.join(' AND ')} RETURNING id`,
+            )
+            .all(now, now, ...values) as { id: number }[];
+          return rows.map((r) => r.id).sort((a, b) => a - b);
+        }),
+    },
+
+    inbox: {
+      add: (m) =>
+        guard(() =>
+          inboxRow(
+            s.addInbox.get(
+              m.channel,
+              m.recipient,
+              json(m.message),
+              m.eventId,
+              m.eventSource,
+              m.deliveryId,
+              m.createdAt ?? Date.now(),
+            ) as Row,
+          ),
+        ),
+      list: (q) =>
+        guard(() => {
+          const where: string[] = [];
+          const values: unknown[] = [];
+          if (q.beforeId !== undefined) {
+            where.push('id < ?');
+            values.push(q.beforeId);
+          }
+          if (q.channel !== undefined) {
+            where.push('channel = ?');
+            values.push(q.channel);
+          }
+          const rows = db
+            .prepare(
+              `SELECT * FROM inbox ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+            )
+            .all(...values, q.limit) as Row[];
+          return rows.map(inboxRow);
+        }),
+    },
+
+    kv: {
+      get: <T>(namespace: string, key: string) =>
+        guard(() => {
+          const r = s.kvGet.get(namespace, key) as { value: string | null } | undefined;
+          return r ? (parse(r.value) as T) : null;
+        }),
+      set: (namespace, key, value) =>
+        guard(() => {
+          s.kvSet.run(namespace, key, json(value));
+        }),
+      delete: (namespace, key) =>
+        guard(() => {
+          s.kvDelete.run(namespace, key);
+        }),
+      setIfAbsent: (namespace, key, value) =>
+        guard(() => s.kvSetIfAbsent.run(namespace, key, json(value)).changes === 1),
+    },
+  };
+}

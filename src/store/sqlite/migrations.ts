@@ -1,0 +1,81 @@
+/** Numbered schema migrations, applied in order; `PRAGMA user_version` records the last one. */
+export const migrations: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+CREATE TABLE events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  type TEXT NOT NULL,
+  subject TEXT,
+  received_at INTEGER NOT NULL,
+  routed_at INTEGER,
+  routing TEXT,
+  event TEXT NOT NULL,
+  UNIQUE (source, id)
+);
+CREATE INDEX events_unrouted ON events (seq) WHERE routed_at IS NULL;
+CREATE INDEX events_by_id ON events (id);
+CREATE INDEX events_by_type ON events (type, seq);
+CREATE INDEX events_by_subject ON events (subject, seq);
+
+CREATE TABLE deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_seq INTEGER NOT NULL REFERENCES events (seq),
+  event_id TEXT NOT NULL,
+  event_source TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  trigger TEXT NOT NULL,
+  action INTEGER NOT NULL,
+  channel TEXT NOT NULL,
+  recipient TEXT,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  lease_until INTEGER,
+  last_error TEXT,
+  remote_id TEXT,
+  rendered TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries (channel, next_attempt_at, id) WHERE status = 'pending';
+CREATE INDEX deliveries_by_status ON deliveries (status, id);
+CREATE INDEX deliveries_by_event ON deliveries (event_seq);
+
+CREATE TABLE attempts (
+  delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
+  number INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  error TEXT,
+  next_attempt_at INTEGER
+);
+CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
+
+CREATE TABLE inbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  channel TEXT NOT NULL,
+  recipient TEXT,
+  message TEXT,
+  event_id TEXT NOT NULL,
+  event_source TEXT NOT NULL,
+  delivery_id INTEGER,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX inbox_by_channel ON inbox (channel, id);
+
+CREATE TABLE kv (
+  namespace TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT,
+  PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+`,
+  },
+];
