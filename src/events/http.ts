@@ -118,12 +118,13 @@ function parseBinary(headers: Headers, contentType: string | undefined, body: Bu
     attrs[attr] = decodeHeaderValue(Array.isArray(raw) ? raw.join(',') : raw);
   }
   if (contentType) attrs.datacontenttype = contentType;
+  const type = mediaType(contentType);
   if (body.length > 0) {
-    const type = mediaType(contentType);
     if (isJsonMediaType(type)) attrs.data = parseJson(body);
-    else if (!contentType || isTextMediaType(type)) attrs.data = body.toString('utf8');
+    else if (contentType && isTextMediaType(type)) attrs.data = body.toString('utf8');
+    // Without a content type nothing can be inferred: keep the bytes.
     else attrs.data_base64 = body.toString('base64');
-  }
+  } else if (contentType && isTextMediaType(type)) attrs.data = '';
   return validateEvent(attrs);
 }
 
@@ -145,7 +146,8 @@ export function toBinaryHttp(event: CloudEvent): { headers: Record<string, strin
   if (event.data_base64 !== undefined) body = Buffer.from(event.data_base64, 'base64');
   else if (event.data !== undefined) {
     const type = mediaType(event.datacontenttype);
-    if (typeof event.data === 'string' && !isJsonMediaType(type)) body = event.data;
+    // Without datacontenttype the data is implicitly JSON, and the header says so explicitly.
+    if (typeof event.data === 'string' && event.datacontenttype && !isJsonMediaType(type)) body = event.data;
     else {
       body = JSON.stringify(event.data);
       headers['content-type'] ??= 'application/json';

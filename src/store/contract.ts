@@ -1,0 +1,320 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { CloudEvent } from '../events/types.js';
+import type { AttemptOutcome, NewDelivery, Store } from './types.js';
+
+/**
+ * The behaviour every Store must have, run against each implementation (SQLite, PostgreSQL)
+ * through the interface only. Times are explicit so the suite is deterministic.
+ */
+export function runStoreContract(
+  name: string,
+  makeStore: () => Promise<Store>,
+  cleanup?: (store: Store) => Promise<void>,
+) {
+  describe(`store contract: ${name}`, () => {
+    let store: Store;
+    before(async () => {
+      store = await makeStore();
+      await store.migrate();
+      await store.migrate(); // idempotent
+    });
+    after(async () => {
+      await cleanup?.(store);
+      await store.close();
+    });
+
+    let n = 0;
+    const ev = (overrides: Partial<CloudEvent> = {}): CloudEvent => ({
+      specversion: '1.0',
+      id: `e-${++n}`,
+      source: 'contract',
+      type: 'contract.test',
+      ...overrides,
+    });
+    const planned = (seq: number, key: string, channel = 'ch', notBefore = 1000): NewDelivery => ({
+      eventSeq: seq,
+      trigger: 'trig',
+      action: 0,
+      channel,
+      recipient: '#r',
+      idempotencyKey: key,
+      maxAttempts: 3,
+      notBefore,
+    });
+    const outcome = (
+      id: number,
+      number: number,
+      status: AttemptOutcome['status'],
+      extra: Partial<AttemptOutcome> = {},
+    ): AttemptOutcome => ({
+      deliveryId: id,
+      attempt: {
+        deliveryId: id,
+        number,
+        startedAt: 5000 + number,
+        durationMs: 3,
+        outcome: status === 'delivered' ? 'delivered' : status === 'dead' ? 'failed' : 'retry',
+        error: status === 'delivered' ? null : 'boom',
+        nextAttemptAt: extra.nextAttemptAt ?? null,
+      },
+      status,
+      ...extra,
+    });
+
+    it('appends in order and deduplicates on (source, id), against the log and within a batch', async () => {
+      const a = ev();
+      const b = ev();
+      const first = await store.events.append([a, b, { ...a }], 100);
+      assert.equal(first.length, 3);
+      assert.equal(first[0]!.duplicate, false);
+      assert.equal(first[1]!.duplicate, false);
+      assert.ok(first[1]!.seq > first[0]!.seq);
+      assert.deepEqual(first[2], { seq: first[0]!.seq, duplicate: true });
+      const again = await store.events.append([b, ev({ id: a.id, source: 'other' })], 200);
+      assert.deepEqual(again[0], { seq: first[1]!.seq, duplicate: true });
+      assert.equal(again[1]!.duplicate, false, 'same id from another source is another event');
+      const stored = await store.events.get(first[0]!.seq);
+      assert.deepEqual(stored?.event, a);
+      assert.equal(stored?.receivedAt, 100);
+      assert.equal(stored?.routedAt, null);
+      assert.deepEqual(await store.events.append([], 1), []);
+    });
+
+    it('finds by id (newest, or by source), lists newest first with filters and paging, counts', async () => {
+      const x1 = ev({ id: 'find-me', source: 's1', type: 'list.a', subject: 'sub' });
+      const x2 = ev({ id: 'find-me', source: 's2', type: 'list.b' });
+      const [r1, r2] = await store.events.append([x1, x2], 300);
+      assert.equal((await store.events.findById('find-me'))?.seq, r2!.seq);
+      assert.equal((await store.events.findById('find-me', 's1'))?.seq, r1!.seq);
+      assert.equal(await store.events.findById('nope'), null);
+      const page = await store.events.list({ limit: 2 });
+      assert.equal(page.length, 2);
+      assert.ok(page[0]!.seq > page[1]!.seq);
+      const older = await store.events.list({ limit: 100, beforeSeq: page[1]!.seq });
+      assert.ok(older.every((e) => e.seq < page[1]!.seq));
+      assert.deepEqual(
+        (await store.events.list({ limit: 10, type: 'list.a' })).map((e) => e.seq),
+        [r1!.seq],
+      );
+      assert.deepEqual(
+        (await store.events.list({ limit: 10, subject: 'sub' })).map((e) => e.seq),
+        [r1!.seq],
+      );
+      assert.deepEqual(
+        (await store.events.list({ limit: 10, source: 's2' })).map((e) => e.seq),
+        [r2!.seq],
+      );
+      assert.ok((await store.events.count()) >= 5);
+    });
+
+    it('routing commit plans deliveries once and marks events routed', async () => {
+      const unrouted = await store.events.unrouted(1000);
+      assert.ok(unrouted.length >= 2);
+      for (let i = 1; i < unrouted.length; i++)
+        assert.ok(unrouted[i]!.seq > unrouted[i - 1]!.seq, 'oldest first');
+      const [first, second] = unrouted;
+      const record = { matched: ['trig'], errors: [], deliveries: 1 };
+      const inserted = await store.routing.commit(
+        [
+          { seq: first!.seq, record, deliveries: [planned(first!.seq, 'k-1')] },
+          { seq: second!.seq, record: { matched: [], errors: [], deliveries: 0 }, deliveries: [] },
+        ],
+        400,
+      );
+      assert.equal(inserted, 1);
+      const again = await store.routing.commit(
+        [{ seq: first!.seq, record, deliveries: [planned(first!.seq, 'k-1')] }],
+        401,
+      );
+      assert.equal(again, 0, 'an existing idempotency key is skipped');
+      const routed = await store.events.get(first!.seq);
+      assert.equal(routed?.routedAt, 401);
+      assert.deepEqual(routed?.routing, record);
+      assert.ok(
+        !(await store.events.unrouted(1000)).some((e) => e.seq === first!.seq || e.seq === second!.seq),
+      );
+      const [d] = await store.deliveries.list({ limit: 10, eventSeq: first!.seq });
+      assert.equal(d?.status, 'pending');
+      assert.equal(d?.eventId, first!.event.id);
+      assert.equal(d?.eventSource, first!.event.source);
+      assert.equal(d?.eventType, first!.event.type);
+      assert.equal(d?.recipient, '#r');
+      assert.equal(d?.attempts, 0);
+      assert.equal(d?.nextAttemptAt, 1000);
+    });
+
+    it('claims only due, unleased deliveries of the channel, oldest due first, and leases them', async () => {
+      const [e] = await store.events.append([ev(), ev()], 500);
+      await store.routing.commit(
+        [
+          {
+            seq: e!.seq,
+            record: { matched: ['trig'], errors: [], deliveries: 3 },
+            deliveries: [
+              planned(e!.seq, 'c-late', 'claim', 3000),
+              planned(e!.seq, 'c-early', 'claim', 2000),
+              planned(e!.seq, 'c-other', 'other', 0),
+            ],
+          },
+        ],
+        500,
+      );
+      assert.equal(await store.deliveries.nextDue('claim'), 2000);
+      assert.deepEqual(
+        await store.deliveries.claim({ channel: 'claim', limit: 10, now: 1999, leaseMs: 100 }),
+        [],
+      );
+      const claimed = await store.deliveries.claim({ channel: 'claim', limit: 10, now: 3000, leaseMs: 1000 });
+      assert.deepEqual(
+        claimed.map((d) => d.idempotencyKey),
+        ['c-early', 'c-late'],
+      );
+      assert.deepEqual(
+        await store.deliveries.claim({ channel: 'claim', limit: 10, now: 3500, leaseMs: 1000 }),
+        [],
+        'leased',
+      );
+      assert.equal(await store.deliveries.nextDue('claim'), null, 'leased rows are not due');
+      const expired = await store.deliveries.claim({ channel: 'claim', limit: 1, now: 4001, leaseMs: 1000 });
+      assert.equal(expired.length, 1, 'an expired lease can be claimed again');
+      assert.equal(await store.deliveries.releaseAllLeases(), 2);
+      assert.equal(
+        (await store.deliveries.claim({ channel: 'claim', limit: 10, now: 4002, leaseMs: 1000 })).length,
+        2,
+      );
+    });
+
+    it('records attempts in batches: retry, delivered and dead', async () => {
+      const [e] = await store.events.append([ev()], 600);
+      await store.routing.commit(
+        [
+          {
+            seq: e!.seq,
+            record: { matched: ['trig'], errors: [], deliveries: 3 },
+            deliveries: ['r-1', 'r-2', 'r-3'].map((k) => planned(e!.seq, k, 'rec', 0)),
+          },
+        ],
+        600,
+      );
+      const claimed = await store.deliveries.claim({ channel: 'rec', limit: 10, now: 10, leaseMs: 1000 });
+      assert.equal(claimed.length, 3);
+      const [d1, d2, d3] = claimed;
+      await store.deliveries.record([
+        outcome(d1!.id, 1, 'pending', { nextAttemptAt: 9000, error: 'HTTP 500' }),
+        outcome(d2!.id, 1, 'delivered', { remoteId: 'remote-1', rendered: { text: 'hi' } }),
+        outcome(d3!.id, 1, 'dead', { error: 'HTTP 400: nope' }),
+      ]);
+      const r1 = await store.deliveries.get(d1!.id);
+      assert.equal(r1?.status, 'pending');
+      assert.equal(r1?.attempts, 1);
+      assert.equal(r1?.nextAttemptAt, 9000);
+      assert.equal(r1?.lastError, 'HTTP 500');
+      assert.equal(await store.deliveries.nextDue('rec'), 9000, 'recording releases the lease');
+      const r2 = await store.deliveries.get(d2!.id);
+      assert.equal(r2?.status, 'delivered');
+      assert.equal(r2?.remoteId, 'remote-1');
+      assert.deepEqual(r2?.rendered, { text: 'hi' });
+      const attempts = await store.deliveries.attempts(d2!.id);
+      assert.equal(attempts.length, 1);
+      assert.equal(attempts[0]!.outcome, 'delivered');
+      assert.equal(attempts[0]!.durationMs, 3);
+      const counts = await store.deliveries.counts();
+      assert.ok(counts.pending >= 1 && counts.delivered >= 1 && counts.dead >= 1);
+      assert.ok((await store.deliveries.oldestPendingAge(1_000_000)) > 0);
+      assert.deepEqual(
+        (await store.deliveries.list({ limit: 10, status: 'dead', channel: 'rec' })).map((d) => d.id),
+        [d3!.id],
+      );
+    });
+
+    it('the DLQ lists dead deliveries with filters and replays by id or by filter', async () => {
+      const [e] = await store.events.append([ev({ type: 'dlq.type' })], 700);
+      await store.routing.commit(
+        [
+          {
+            seq: e!.seq,
+            record: { matched: ['trig'], errors: [], deliveries: 3 },
+            deliveries: ['d-1', 'd-2', 'd-3'].map((k) => planned(e!.seq, k, 'dlq', 0)),
+          },
+        ],
+        700,
+      );
+      const claimed = await store.deliveries.claim({ channel: 'dlq', limit: 10, now: 10, leaseMs: 1000 });
+      await store.deliveries.record([
+        outcome(claimed[0]!.id, 1, 'dead', { error: 'HTTP 410 gone' }),
+        outcome(claimed[1]!.id, 1, 'dead', { error: 'slack error channel_not_found' }),
+        outcome(claimed[2]!.id, 1, 'delivered'),
+      ]);
+      const dead = await store.dlq.list({ limit: 10, channel: 'dlq' });
+      assert.deepEqual(
+        dead.map((d) => d.id),
+        [claimed[1]!.id, claimed[0]!.id],
+        'newest first',
+      );
+      assert.deepEqual(
+        (await store.dlq.list({ limit: 10, reason: 'channel_not_found' })).map((d) => d.id),
+        [claimed[1]!.id],
+      );
+      assert.deepEqual(
+        (await store.dlq.list({ limit: 10, eventType: 'dlq.type', trigger: 'trig' })).length,
+        2,
+      );
+      assert.ok((await store.dlq.count()) >= 2);
+      assert.deepEqual(
+        await store.dlq.replay({ ids: [claimed[0]!.id, claimed[2]!.id] }, 8000),
+        [claimed[0]!.id],
+        'only dead ones',
+      );
+      const replayed = await store.deliveries.get(claimed[0]!.id);
+      assert.equal(replayed?.status, 'pending');
+      assert.equal(replayed?.attempts, 0);
+      assert.equal(replayed?.nextAttemptAt, 8000);
+      assert.deepEqual(
+        await store.dlq.replay({ filter: { channel: 'dlq', reason: 'nothing like this' } }, 8000),
+        [],
+      );
+      assert.deepEqual(await store.dlq.replay({ filter: { channel: 'dlq' } }, 8001), [claimed[1]!.id]);
+      assert.deepEqual(await store.dlq.list({ limit: 10, channel: 'dlq' }), []);
+    });
+
+    it('keeps inbox messages, newest first, by channel, with paging', async () => {
+      const base = { recipient: '#sales', eventId: 'i', eventSource: 's', deliveryId: null };
+      const m1 = await store.inbox.add({ ...base, channel: 'box-a', message: { text: 'one' }, createdAt: 1 });
+      const m2 = await store.inbox.add({ ...base, channel: 'box-b', message: { text: 'two' } });
+      const m3 = await store.inbox.add({ ...base, channel: 'box-a', message: { text: 'three' } });
+      assert.deepEqual(m1.message, { text: 'one' });
+      assert.equal(m1.createdAt, 1);
+      assert.deepEqual(
+        (await store.inbox.list({ limit: 10, channel: 'box-a' })).map((m) => m.id),
+        [m3.id, m1.id],
+      );
+      assert.deepEqual(
+        (await store.inbox.list({ limit: 1 })).map((m) => m.id),
+        [m3.id],
+      );
+      assert.deepEqual(
+        (await store.inbox.list({ limit: 10, beforeId: m3.id })).slice(0, 2).map((m) => m.id),
+        [m2.id, m1.id],
+      );
+    });
+
+    it('kv: get, set, overwrite, setIfAbsent and delete JSON values per namespace', async () => {
+      assert.equal(await store.kv.get('ns', 'k'), null);
+      await store.kv.set('ns', 'k', { ts: '123.45', n: [1, 2] });
+      assert.deepEqual(await store.kv.get('ns', 'k'), { ts: '123.45', n: [1, 2] });
+      await store.kv.set('ns', 'k', 'v2');
+      assert.equal(await store.kv.get('ns', 'k'), 'v2');
+      assert.equal(await store.kv.get('other', 'k'), null);
+      assert.equal(await store.kv.setIfAbsent('ns', 'k', 'v3'), false);
+      assert.equal(await store.kv.setIfAbsent('ns', 'new', 'v3'), true);
+      assert.equal(await store.kv.get('ns', 'new'), 'v3');
+      await store.kv.delete('ns', 'k');
+      assert.equal(await store.kv.get('ns', 'k'), null);
+    });
+
+    it('answers ping while open', async () => {
+      await store.ping();
+    });
+  });
+}
