@@ -34,7 +34,14 @@ function rows(schema: Json, prefix: string, out: string[], depth = 0): void {
       .replaceAll('|', '\\|')
       .replaceAll('\n', ' ');
     out.push(`| \`${path}\` | ${typeOf(s)} | ${def} | ${desc} |`);
-    if (s.type === 'object' && s.properties && depth < 3) rows(s, path, out, depth + 1);
+    if (depth >= 4) continue;
+    if (s.type === 'object' && s.properties) rows(s, path, out, depth + 1);
+    const items = s.items as Json | undefined;
+    if (s.type === 'array' && items?.type === 'object' && items.properties)
+      rows(items, `${path}[]`, out, depth + 1);
+    for (const variant of ((s.anyOf ?? s.oneOf) as Json[] | undefined) ?? []) {
+      if (variant.type === 'object' && variant.properties) rows(variant, path, out, depth + 1);
+    }
   }
 }
 

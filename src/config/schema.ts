@@ -36,7 +36,7 @@ export const serverSchema = z
 export const storeSchema = z
   .discriminatedUnion('kind', [
     z.strictObject({
-      kind: z.literal('sqlite'),
+      kind: z.literal('sqlite').describe('Embedded SQLite file (the default).'),
       path: z
         .string()
         .optional()
@@ -49,7 +49,7 @@ export const storeSchema = z
         ),
     }),
     z.strictObject({
-      kind: z.literal('postgres'),
+      kind: z.literal('postgres').describe('Shared PostgreSQL database, for several Herald processes.'),
       url: z.string().min(1).describe('PostgreSQL connection URL, e.g. ${DATABASE_URL}.'),
       poolSize: z.number().int().positive().default(10).describe('Connections in the pool.'),
       schema: z
@@ -63,16 +63,9 @@ export const storeSchema = z
 
 export const busSchema = z
   .discriminatedUnion('kind', [
-    z.strictObject({ kind: z.literal('embedded') }),
-    z.strictObject({
-      kind: z.literal('jetstream'),
-      url: z.string().min(1).describe('NATS server URL, e.g. nats://127.0.0.1:4222.'),
-      stream: z.string().default('HERALD_EVENTS').describe('JetStream stream name (created if missing).'),
-      subjectPrefix: z.string().default('herald.events').describe('Subject prefix of the stream.'),
-      replicas: z.number().int().positive().default(1).describe('Stream replicas.'),
-    }),
+    z.strictObject({ kind: z.literal('embedded').describe('The log lives in the store.') }),
   ])
-  .describe('The event log between ingest and the router: embedded (on the store) or NATS JetStream.');
+  .describe('The event log between ingest and the router. `embedded`: on the store, in this process.');
 
 export const backoffSchema = z
   .union([
@@ -135,7 +128,7 @@ export const triggerSchema = z.strictObject({
     .unknown()
     .optional()
     .describe(
-      'Subscriptions-API filter: { exact | prefix | suffix | all | any | not | sql: … }. Absent = every event.',
+      'Subscriptions-API filter: one dialect key (see the dialect table), or a list meaning all. Absent = every event.',
     ),
   actions: z
     .array(actionBaseSchema)

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { parse } from 'yaml';
+import { type HeraldProcess, repoRoot, spawnHerald, tempDir } from '../support/herald.js';
+import { type HttpSink, startHttpSink } from '../support/http-sink.js';
+
+const run = promisify(execFile);
+
+async function herald(args: string[], env: NodeJS.ProcessEnv = {}) {
+  try {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args],
+      {
+        cwd: repoRoot,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('herald CLI', () => {
+  const dir = tempDir('herald-cli-');
+  after(() => dir.remove());
+
+  it('validate accepts the demo config', async () => {
+    const res = await herald(['validate', 'examples/notify-router/herald.yaml']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /ok \(1 source\(s\), 2 channel\(s\), 2 trigger\(s\)\)/);
+  });
+
+  it('validate prints the path and line of every error and exits 2', async () => {
+    const file = join(dir.path, 'broken.yaml');
+    writeFileSync(
+      file,
+      [
+        'channels:',
+        '  box: { kind: inbox }',
+        '  hook: { kind: webhook, url: 12 }',
+        'triggers:',
+        '  first:',
+        '    filter: { exact: { type: 7 } }',
+        '    actions: [{ channel: box }]',
+        '  second:',
+        '    actions: [{ channel: ghost }]',
+        '',
+      ].join('\n'),
+    );
+    const res = await herald(['validate', file]);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /channels\.hook\.url: expected string, got number \(.*broken\.yaml:3:\d+\)/);
+    assert.match(
+      res.stderr,
+      /triggers\.first\.filter\.exact\.type: expected string, got number \(.*broken\.yaml:6:\d+\)/,
+    );
+    assert.match(
+      res.stderr,
+      /triggers\.second\.actions\[0\]\.channel: unknown channel "ghost" .*\(.*broken\.yaml:9:\d+\)/,
+    );
+  });
+
+  it('validate names a missing file', async () => {
+    const res = await herald(['validate', join(dir.path, 'missing.yaml')]);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /cannot read config .*missing\.yaml: ENOENT/);
+  });
+
+  it('schema prints a JSON Schema that accepts the demo config and rejects a typo', async () => {
+    const res = await herald(['schema']);
+    assert.equal(res.code, 0, res.stderr);
+    const schema = JSON.parse(res.stdout);
+    const ajv = new Ajv2020({ strict: false });
+    const validate = ajv.compile(schema);
+    const demo: Record<string, unknown> = parse(
+      (await import('node:fs')).readFileSync(join(repoRoot, 'examples/notify-router/herald.yaml'), 'utf8'),
+    );
+    assert.ok(validate(demo), JSON.stringify(validate.errors));
+    assert.equal(validate({ ...demo, servr: {} }), false);
+    assert.equal(schema.properties.channels.additionalProperties.oneOf.length > 2, true);
+  });
+
+  it('--help explains the commands', async () => {
+    const res = await herald(['--help']);
+    assert.match(res.stdout, /start .*Run Herald/s);
+    assert.match(res.stdout, /validate/);
+    const start = await herald(['start', '--help']);
+    assert.match(start.stdout, /--data <dir>/);
+    assert.match(start.stdout, /HERALD_ADMIN_TOKEN/);
+  });
+
+  it('start refuses an unknown role', async () => {
+    const res = await herald(['start', '--role', 'ingest,cook']);
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /unknown role "cook"/);
+  });
+});
+
+describe('herald send and dlq against a running Herald', () => {
+  const dir = tempDir('herald-cli-run-');
+  let sink: HttpSink;
+  let proc: HeraldProcess;
+  before(async () => {
+    sink = await startHttpSink();
+    sink.setDefault({ status: 422, body: 'no thanks' });
+    writeFileSync(
+      join(dir.path, 'herald.yaml'),
+      `channels:\n  hook: { kind: webhook, url: ${sink.url} }\ntriggers:\n  all:\n    actions: [{ channel: hook }]\n`,
+    );
+    proc = await spawnHerald([
+      '--config',
+      join(dir.path, 'herald.yaml'),
+      '--data',
+      join(dir.path, 'data'),
+      '--port',
+      '0',
+    ]);
+  });
+  after(async () => {
+    await proc.kill();
+    await sink.close();
+    dir.remove();
+  });
+
+  it('send publishes an event; dlq list shows its dead letter; dlq replay --all sends it again', async () => {
+    const sent = await herald([
+      'send',
+      '--url',
+      proc.url,
+      '--type',
+      'cli.test',
+      '--subject',
+      'x',
+      '--data',
+      '{"a":1}',
+      '--id',
+      'cli-1',
+    ]);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.deepEqual(JSON.parse(sent.stdout), { id: 'cli-1', duplicate: false });
+    await sink.waitFor(1);
+    assert.deepEqual(JSON.parse(sink.requests[0]!.body).data, { a: 1 });
+
+    let list = await herald(['dlq', 'list', '--url', proc.url]);
+    for (let i = 0; i < 50 && !list.stdout.includes('HTTP 422'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      list = await herald(['dlq', 'list', '--url', proc.url]);
+    }
+    assert.match(list.stdout, /all → hook\tevent cli-1\tHTTP 422: no thanks/);
+
+    sink.setDefault({ status: 200 });
+    const replay = await herald(['dlq', 'replay', '--all', '--channel', 'hook', '--url', proc.url]);
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.equal(JSON.parse(replay.stdout).replayed, 1);
+    await sink.waitFor(2);
+    const empty = await herald(['dlq', 'list', '--url', proc.url]);
+    assert.match(empty.stdout, /empty/);
+  });
+
+  it('send without --type explains what is missing', async () => {
+    const res = await herald(['send', '--url', proc.url]);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /--type is required/);
+  });
+});
