@@ -12,6 +12,11 @@ const liquid = new Liquid({
   ownPropertyOnly: true,
   // Rendering runs on untrusted event data: keep templates from looping forever.
   renderLimit: 1000,
+  // Templates come from the config and see event data: they must not read files.
+  root: [],
+  partials: [],
+  layouts: [],
+  relativeReference: false,
 });
 
 export interface Template {

@@ -29,6 +29,11 @@ triggers:
       - channel: box
         to: "#sales"
         text: "New sales request: {{ event.data.description }}"
+  render-fails:
+    filter: { exact: { type: render.fail } }
+    actions:
+      - channel: box
+        text: "{{ event.subject | append }}"
   orders-to-hook:
     filter: { prefix: { type: com.example.order } }
     actions:
@@ -223,6 +228,22 @@ describe('deliveries over real HTTP', () => {
     await sink.waitFor(before + 1);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(sink.requests.slice(before).filter((r) => JSON.parse(r.body).id === 'dup-1').length, 1);
+  });
+
+  it('a template that fails to render fails the delivery permanently with the message', async () => {
+    await postEvent(herald, {
+      specversion: '1.0',
+      id: 'render-1',
+      source: 'test',
+      type: 'render.fail',
+      subject: 'x',
+    });
+    const dead = await eventually(async () => {
+      const d = await deliveriesOf(herald, 'render-1');
+      return d?.[0]?.status === 'dead' ? d[0] : undefined;
+    });
+    assert.equal(dead.attempts, 1);
+    assert.match(dead.lastError ?? '', /template failed to render: append expect/);
   });
 
   it('retries exhausted → DLQ with "gave up" and the last reason', async () => {
