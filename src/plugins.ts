@@ -4,6 +4,7 @@ import { webhookChannel } from './channels/webhook/index.js';
 import type { Registries } from './config/load.js';
 import type { ChannelKind, SourceKind } from './engine/types.js';
 import { builtInDialects } from './filters/index.js';
+import { sqlDialect } from './filters/sql.js';
 import { httpSource } from './sources/http/index.js';
 
 /**
@@ -17,5 +18,5 @@ export const sourceKinds: SourceKind[] = [httpSource] as SourceKind[];
 export const registries: Registries = {
   channels: channelKinds,
   sources: sourceKinds,
-  dialects: [...builtInDialects],
+  dialects: [...builtInDialects, sqlDialect],
 };

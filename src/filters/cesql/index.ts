@@ -1,0 +1,61 @@
+import type { CloudEvent } from '../../events/types.js';
+import type { Node, Value } from './ast.js';
+import { compileAst, type Evaluator } from './compile.js';
+import { type CesqlErrorKind, type CesqlEvaluationError, CesqlParseError } from './errors.js';
+import { builtInFunctions, type CesqlFunction, defaultFunctions, FunctionRegistry } from './functions.js';
+import { parse } from './parser.js';
+
+export type { CesqlType, Node, Value } from './ast.js';
+export { likeToRegExp } from './compile.js';
+export { type CesqlErrorKind, type CesqlEvaluationError, CesqlParseError, type Position } from './errors.js';
+export { builtInFunctions, type CesqlFunction, defaultFunctions, FunctionRegistry } from './functions.js';
+export { MAX_HEIGHT, MAX_NESTING, parse } from './parser.js';
+export { print } from './printer.js';
+
+export interface CompiledExpression {
+  source: string;
+  ast: Node;
+  evaluate: Evaluator;
+}
+
+/** Parses and compiles once; throws CesqlParseError (with line and column) on a bad expression. */
+export function compile(source: string, functions: FunctionRegistry = defaultFunctions): CompiledExpression {
+  const ast = parse(source);
+  return { source, ast, evaluate: compileAst(ast, functions) };
+}
+
+export interface EvaluationResult {
+  /**
+   * The value. An expression that does not parse yields `false` (the zero value of a filter's
+   * Boolean), which is what the TCK expects alongside the `parse` error.
+   */
+  result: Value;
+  errors: CesqlErrorKind[];
+  messages: string[];
+}
+
+/** One-shot evaluation, in the TCK's vocabulary: a value (or null) and the error kinds. */
+export function evaluate(
+  source: string,
+  event: CloudEvent,
+  functions: FunctionRegistry = defaultFunctions,
+): EvaluationResult {
+  let compiled: CompiledExpression;
+  try {
+    compiled = compile(source, functions);
+  } catch (err) {
+    if (err instanceof CesqlParseError) return { result: false, errors: ['parse'], messages: [err.message] };
+    return { result: false, errors: ['generic'], messages: [(err as Error).message] };
+  }
+  const errors: CesqlEvaluationError[] = [];
+  let result: Value;
+  try {
+    result = compiled.evaluate(event, errors);
+  } catch (err) {
+    // Defensive: evaluation never throws by design; if it did, report rather than crash.
+    return { result: false, errors: ['generic'], messages: [(err as Error).message] };
+  }
+  return { result, errors: errors.map((e) => e.kind), messages: errors.map((e) => e.message) };
+}
+
+export const CESQL = { compile, evaluate, parse, builtInFunctions, FunctionRegistry };
