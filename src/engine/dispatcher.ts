@@ -14,6 +14,8 @@ interface ChannelState {
   name: string;
   channel: Channel;
   inFlight: number;
+  /** Claimed (leased) deliveries waiting for a free slot: claiming in batches saves a query per send. */
+  ready: Delivery[];
   claiming: boolean;
   timer: NodeJS.Timeout | null;
   timerAt: number;
@@ -50,7 +52,15 @@ export class Dispatcher {
     private readonly hooks: DispatcherHooks = {},
   ) {
     for (const [name, channel] of channels) {
-      this.states.set(name, { name, channel, inFlight: 0, claiming: false, timer: null, timerAt: 0 });
+      this.states.set(name, {
+        name,
+        channel,
+        inFlight: 0,
+        ready: [],
+        claiming: false,
+        timer: null,
+        timerAt: 0,
+      });
     }
     this.triggers = new Map(triggers.map((t) => [t.name, t]));
   }

@@ -94,7 +94,7 @@ export const webhookChannel: ChannelKind<WebhookConfig, WebhookAction> = {
             dispatcher: agent,
             headersTimeout: config.timeoutMs,
             bodyTimeout: config.timeoutMs,
-            signal: AbortSignal.any([req.signal, AbortSignal.timeout(config.timeoutMs)]),
+            signal: req.signal,
           });
           const text = await res.body.text().catch(() => '');
           const status = res.statusCode;

@@ -147,12 +147,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
        ON CONFLICT (idempotency_key) DO NOTHING`,
     ),
     markRouted: db.prepare('UPDATE events SET routed_at = ?, routing = ? WHERE seq = ?'),
-    claim: db.prepare(
-      `UPDATE deliveries SET lease_until = ? WHERE id IN (
-         SELECT id FROM deliveries
-         WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
-         ORDER BY next_attempt_at, id LIMIT ?)
-       RETURNING *`,
+    dueForChannel: db.prepare(
+      `SELECT * FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?
+       ORDER BY next_attempt_at, id LIMIT ?`,
+    ),
+    pendingForChannel: db.prepare(
+      `SELECT id, next_attempt_at FROM deliveries WHERE channel = ? AND status = 'pending'
+       ORDER BY next_attempt_at, id LIMIT ?`,
     ),
     recordDelivery: db.prepare(
       `UPDATE deliveries SET status = ?, attempts = max(attempts, ?), next_attempt_at = coalesce(?, next_attempt_at),
@@ -164,12 +165,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, error, next_attempt_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
-    releaseLeases: db.prepare('UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL'),
     getDelivery: db.prepare('SELECT * FROM deliveries WHERE id = ?'),
     attempts: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number, started_at'),
-    nextDue: db.prepare(
-      `SELECT min(next_attempt_at) AS due FROM deliveries WHERE channel = ? AND status = 'pending' AND lease_until IS NULL`,
-    ),
     counts: db.prepare('SELECT status, count(*) AS n FROM deliveries GROUP BY status'),
     oldestPending: db.prepare(`SELECT min(created_at) AS oldest FROM deliveries WHERE status = 'pending'`),
     countDead: db.prepare(`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`),
@@ -185,6 +182,19 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     kvSetIfAbsent: db.prepare(
       'INSERT INTO kv (namespace, key, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
     ),
+  };
+
+  // One process owns an embedded store, so leases live in memory: claiming then costs a read, not
+  // a write and an fsync. They vanish with the process, which is what a restart wants anyway.
+  const leases = new Map<number, number>();
+  const leased = (id: number, now: number) => {
+    const until = leases.get(id);
+    if (until === undefined) return false;
+    if (until < now) {
+      leases.delete(id);
+      return false;
+    }
+    return true;
   };
 
   const appendTx = db.transaction((events: CloudEvent[], receivedAt: number): AppendResult[] => {
@@ -344,11 +354,31 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     deliveries: {
       claim: ({ channel, limit, now, leaseMs }) =>
         guard(() => {
-          const rows = s.claim.all(now + leaseMs, channel, now, now, limit) as Row[];
-          return rows.map(deliveryRow).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
+          const out: Delivery[] = [];
+          for (const r of s.dueForChannel.iterate(
+            channel,
+            now,
+            limit + leases.size,
+          ) as IterableIterator<Row>) {
+            if (leased(r.id as number, now)) continue;
+            leases.set(r.id as number, now + leaseMs);
+            out.push(deliveryRow(r));
+            if (out.length >= limit) break;
+          }
+          return out;
         }),
-      record: (outcomes) => guard(() => (outcomes.length === 0 ? undefined : recordTx(outcomes, Date.now()))),
-      releaseAllLeases: () => guard(() => s.releaseLeases.run().changes),
+      record: (outcomes) =>
+        guard(() => {
+          if (outcomes.length === 0) return;
+          recordTx(outcomes, Date.now());
+          for (const o of outcomes) leases.delete(o.deliveryId);
+        }),
+      releaseAllLeases: () =>
+        guard(() => {
+          const n = leases.size;
+          leases.clear();
+          return n;
+        }),
       get: (id) =>
         guard(() => {
           const r = s.getDelivery.get(id) as Row | undefined;
@@ -389,7 +419,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
             }),
           ),
         ),
-      nextDue: (channel) => guard(() => (s.nextDue.get(channel) as { due: number | null }).due ?? null),
+      nextDue: (channel) =>
+        guard(() => {
+          for (const r of s.pendingForChannel.iterate(channel, leases.size + 1) as IterableIterator<Row>) {
+            if (!leases.has(r.id as number)) return r.next_attempt_at as number;
+          }
+          return null;
+        }),
       counts: () =>
         guard(() => {
           const out: Record<DeliveryStatus, number> = { pending: 0, delivered: 0, dead: 0 };
@@ -432,6 +468,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
                WHERE ${where.join(' AND ')} RETURNING id`,
             )
             .all(now, now, ...values) as { id: number }[];
+          for (const r of rows) leases.delete(r.id);
           return rows.map((r) => r.id).sort((a, b) => a - b);
         }),
     },

@@ -1,0 +1,165 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const repoRoot = new URL('..', import.meta.url).pathname;
+
+/** A webhook sink that records receive times and the latency carried in each body (data.t or t). */
+export interface LatencySink {
+  url: string;
+  received: number;
+  latencies: number[];
+  firstAt: number;
+  lastAt: number;
+  waitFor(count: number, timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export async function startLatencySink(): Promise<LatencySink> {
+  const sink: LatencySink = {
+    url: '',
+    received: 0,
+    latencies: [],
+    firstAt: 0,
+    lastAt: 0,
+    waitFor: async () => false,
+    close: async () => {},
+  };
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      body += c;
+    });
+    req.on('end', () => {
+      const now = Date.now();
+      if (sink.received === 0) sink.firstAt = now;
+      sink.lastAt = now;
+      sink.received++;
+      const match = /"t":"?(\d{13})/.exec(body);
+      if (match) sink.latencies.push(now - Number(match[1]));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  sink.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  sink.waitFor = async (count, timeoutMs) => {
+    const deadline = Date.now() + timeoutMs;
+    while (sink.received < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return sink.received >= count;
+  };
+  sink.close = () =>
+    new Promise((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
+  return sink;
+}
+
+export interface Child {
+  child: ChildProcess;
+  url: string;
+  peakRssMb(): number;
+  stop(): Promise<void>;
+}
+
+/** Peak resident memory (VmHWM) of a live process, in MB. */
+function vmHwm(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function waitForListening(child: ChildProcess, pattern: RegExp): Promise<string> {
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`did not start:\n${output}`)), 30_000);
+    const onData = (c: Buffer) => {
+      output += c.toString();
+      const m = pattern.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
+    child.on('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
+  });
+}
+
+function wrap(child: ChildProcess, url: string, cleanup = () => {}): Child {
+  let peak = 0;
+  const sampler = setInterval(() => {
+    if (child.pid) peak = Math.max(peak, vmHwm(child.pid));
+  }, 200);
+  return {
+    child,
+    url,
+    peakRssMb: () => Math.max(peak, child.pid ? vmHwm(child.pid) : 0),
+    stop: () =>
+      new Promise((resolve) => {
+        clearInterval(sampler);
+        if (child.pid) peak = Math.max(peak, vmHwm(child.pid));
+        if (child.exitCode !== null) {
+          cleanup();
+          return resolve();
+        }
+        child.once('exit', () => {
+          cleanup();
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Starts the compiled Herald (`dist/`) with a config, on a free port and a fresh data dir. */
+export async function startHerald(configYaml: string): Promise<Child> {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'));
+  writeFileSync(join(dir, 'herald.yaml'), configYaml);
+  const child = spawn(
+    process.execPath,
+    [
+      join(repoRoot, 'bin/herald.js'),
+      'start',
+      '--config',
+      join(dir, 'herald.yaml'),
+      '--data',
+      dir,
+      '--port',
+      '0',
+    ],
+    {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, HERALD_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const url = await waitForListening(child, /Herald listening on (http:\/\/[^\s;"]+)/);
+  return wrap(child, url, () => rmSync(dir, { recursive: true, force: true }));
+}
+
+/** The limit: a bare Node server that answers 202 and forwards the body to the sink (no durability). */
+export async function startBaseline(sinkUrl: string): Promise<Child> {
+  const child = spawn(process.execPath, [join(repoRoot, 'bench/baseline.mjs'), sinkUrl], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const url = await waitForListening(child, /listening on (http:\/\/\S+)/);
+  return wrap(child, url);
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
