@@ -9,7 +9,7 @@ import { createLogger } from './logger.js';
 import { combineHooks, HeraldMetrics } from './observability/metrics.js';
 import { registries } from './plugins.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
-import { openStore, storeFromEnv } from './store/index.js';
+import { openStore, type Store, storeFromEnv } from './store/index.js';
 
 /** The notify-router recipe: what `herald start` runs when there is no ./herald.yaml. */
 export const DEMO_CONFIG = fileURLToPath(new URL('../examples/notify-router/herald.yaml', import.meta.url));
@@ -27,6 +27,8 @@ export interface StartOptions {
   extensions?: ServerExtension[];
   hooks?: EngineHooks;
   subscribers?: SubscriberDirectory;
+  /** Wraps the opened store (instrumentation, fault injection in tests). */
+  wrapStore?: (store: Store) => Store;
 }
 
 export interface RunningHerald {
@@ -52,11 +54,12 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
   const file = resolveConfigFile(options.configFile);
   const config = loadConfigFile(file, registries, { env });
   const adminToken = config.server.adminToken ?? env.HERALD_ADMIN_TOKEN;
-  const store = await openStore(
+  const opened = await openStore(
     storeFromEnv(config.store, env),
     resolve(options.dataDir ?? '.herald'),
     logger,
   );
+  const store = options.wrapStore ? options.wrapStore(opened) : opened;
   const server = new HeraldServer({
     logger,
     bodyLimit: config.server.bodyLimit,

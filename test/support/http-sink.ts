@@ -28,6 +28,12 @@ export interface HttpSink {
   /** Answers every request with this from now on (until changed). */
   setDefault(response: SinkResponse): void;
   waitFor(count: number, timeoutMs?: number): Promise<SinkRequest[]>;
+  /** Requests being answered right now, and the most there ever were at once. */
+  readonly concurrent: number;
+  readonly maxConcurrent: number;
+  /** Goes away (connections refused) until `start()`; the port stays the same. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -36,7 +42,14 @@ export async function startHttpSink(): Promise<HttpSink> {
   const script: SinkResponse[] = [];
   let fallback: SinkResponse = { status: 200, body: '{"ok":true}' };
   const waiters: { count: number; resolve: () => void }[] = [];
+  let concurrent = 0;
+  let maxConcurrent = 0;
   const server: Server = createServer((req, res) => {
+    concurrent++;
+    maxConcurrent = Math.max(maxConcurrent, concurrent);
+    res.on('close', () => {
+      concurrent--;
+    });
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -65,7 +78,20 @@ export async function startHttpSink(): Promise<HttpSink> {
   server.keepAliveTimeout = 1000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   return {
+    get concurrent() {
+      return concurrent;
+    },
+    get maxConcurrent() {
+      return maxConcurrent;
+    },
+    stop,
+    start: () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)),
     url: `http://127.0.0.1:${port}/hook`,
     requests,
     respondWith: (...responses) => script.push(...responses),
@@ -88,10 +114,6 @@ export async function startHttpSink(): Promise<HttpSink> {
         });
       });
     },
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => (server.listening ? stop() : Promise.resolve()),
   };
 }
