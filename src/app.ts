@@ -7,6 +7,7 @@ import { Engine, type EngineHooks } from './engine/engine.js';
 import type { SubscriberDirectory } from './engine/router.js';
 import { createLogger } from './logger.js';
 import { combineHooks, HeraldMetrics } from './observability/metrics.js';
+import { createTracing } from './observability/tracing.js';
 import { registries } from './plugins.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
 import { openStore, type Store, storeFromEnv } from './store/index.js';
@@ -66,12 +67,17 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     adminToken: adminToken || undefined,
   });
   const metrics = new HeraldMetrics();
+  const tracing = createTracing(env);
   const engine = new Engine({
     config,
     store,
     logger,
     env,
-    hooks: options.hooks ? combineHooks(metrics.hooks, options.hooks) : metrics.hooks,
+    hooks: combineHooks(
+      metrics.hooks,
+      ...(tracing ? [tracing.hooks] : []),
+      ...(options.hooks ? [options.hooks] : []),
+    ),
     subscribers: options.subscribers,
     http: server.routes,
     roles: options.roles,
@@ -102,6 +108,9 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
       server.beginShutdown();
       await engine.stop(config.server.shutdownTimeoutMs);
       await server.close();
+      await tracing
+        ?.shutdown()
+        .catch((err) => logger.warn({ err: (err as Error).message }, 'trace export failed'));
     })();
     return stopping;
   };

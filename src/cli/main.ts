@@ -8,6 +8,7 @@ import { errorMessage } from '../errors.js';
 import { registries } from '../plugins.js';
 import { registerCesqlCommand } from './cesql.js';
 import { adminRequest, parseRoles } from './client.js';
+import { formatDoctor, runDoctor } from './doctor.js';
 
 const program = new Command();
 program
@@ -233,6 +234,19 @@ dlq
       if (res.status >= 300) process.exit(1);
     },
   );
+
+program
+  .command('doctor')
+  .description(
+    'Check the config, the store and every channel and source connection; print what works and how to fix what does not.',
+  )
+  .option('-c, --config <file>', 'config file (default: ./herald.yaml, else the demo)')
+  .option('-d, --data <dir>', 'data directory of the embedded store', '.herald')
+  .action(async (opts: { config?: string; data: string }) => {
+    const rows = await runDoctor({ configFile: opts.config, dataDir: opts.data });
+    console.log(formatDoctor(rows));
+    process.exit(rows.every((r) => r.ok) ? 0 : 1);
+  });
 
 registerCesqlCommand(program);
 

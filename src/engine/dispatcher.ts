@@ -7,7 +7,13 @@ import { backoffDelay } from './backoff.js';
 import type { Channel, ChannelResult } from './types.js';
 
 export interface DispatcherHooks {
-  onAttempt?(delivery: Delivery, outcome: AttemptOutcome, result: ChannelResult, durationMs: number): void;
+  onAttempt?(
+    delivery: Delivery,
+    outcome: AttemptOutcome,
+    result: ChannelResult,
+    durationMs: number,
+    event?: CloudEvent,
+  ): void;
 }
 
 interface ChannelState {
@@ -180,6 +186,7 @@ export class Dispatcher {
     const attemptNo = delivery.attempts + 1;
     const startedAt = Date.now();
     let result: ChannelResult;
+    let event: CloudEvent | undefined;
     if (!trigger || !action) {
       // The config changed since the delivery was planned: keep it for replay after a fix.
       result = {
@@ -187,7 +194,7 @@ export class Dispatcher {
         reason: `trigger "${delivery.trigger}" action ${delivery.action} is no longer in the config`,
       };
     } else {
-      const event =
+      event =
         this.eventCache.get(delivery.eventSeq) ?? (await this.store.events.get(delivery.eventSeq))?.event;
       if (!event) {
         result = { outcome: 'failed', reason: `event #${delivery.eventSeq} is not in the log` };
@@ -214,7 +221,22 @@ export class Dispatcher {
     }
     const finishedAt = Date.now();
     const outcome = this.outcomeOf(delivery, trigger, result, attemptNo, startedAt, finishedAt);
-    this.hooks.onAttempt?.(delivery, outcome, result, finishedAt - startedAt);
+    this.hooks.onAttempt?.(delivery, outcome, result, finishedAt - startedAt, event);
+    const fields = {
+      eventId: delivery.eventId,
+      trigger: delivery.trigger,
+      channel: delivery.channel,
+      deliveryId: delivery.id,
+      attempt: attemptNo,
+    };
+    if (outcome.status === 'dead')
+      this.logger.warn({ ...fields, reason: outcome.error }, 'delivery moved to the dead-letter queue');
+    else if (outcome.status === 'pending')
+      this.logger.debug(
+        { ...fields, reason: outcome.error, nextAttemptAt: outcome.nextAttemptAt },
+        'delivery will be retried',
+      );
+    else this.logger.debug(fields, 'delivered');
     await this.recordOutcome(outcome);
     if (outcome.status === 'pending') await this.scheduleNext(state);
   }

@@ -147,8 +147,8 @@ export function combineHooks(...sets: EngineHooks[]): EngineHooks {
     onFilterError: (t, e) => {
       for (const f of filterErrors) f(t, e);
     },
-    onAttempt: (d, o, r, ms) => {
-      for (const f of attempts) f(d, o, r, ms);
+    onAttempt: (d, o, r, ms, e) => {
+      for (const f of attempts) f(d, o, r, ms, e);
     },
   };
 }

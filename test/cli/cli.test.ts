@@ -97,6 +97,24 @@ describe('herald CLI', () => {
     assert.match(start.stdout, /HERALD_ADMIN_TOKEN/);
   });
 
+  it('doctor prints a table of what works and what does not, with the fix, and exits 1 on a failure', async () => {
+    const sink = await startHttpSink();
+    const file = join(dir.path, 'doctor.yaml');
+    writeFileSync(
+      file,
+      `channels:\n  up: { kind: webhook, url: "${sink.url}" }\n  down: { kind: webhook, url: "http://127.0.0.1:1/x" }\n  box: { kind: inbox }\ntriggers:\n  t: { actions: [{ channel: box }] }\n`,
+    );
+    const res = await herald(['doctor', '--config', file, '--data', join(dir.path, 'doctor-data')]);
+    await sink.close();
+    assert.equal(res.code, 1);
+    assert.match(res.stdout, /store \(sqlite\)\s+ok/);
+    assert.match(res.stdout, /channel up \(webhook\)\s+ok\s+127\.0\.0\.1:\d+ accepts connections/);
+    assert.match(res.stdout, /channel down \(webhook\)\s+FAIL\s+127\.0\.0\.1:1: ECONNREFUSED/);
+    assert.match(res.stdout, /fix: check that 127\.0\.0\.1:1 is up/);
+    const ok = await herald(['doctor', '--data', join(dir.path, 'doctor-data-2')]);
+    assert.equal(ok.code, 0, ok.stdout);
+  });
+
   it('start refuses an unknown role', async () => {
     const res = await herald(['start', '--role', 'ingest,cook']);
     assert.notEqual(res.code, 0);

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
@@ -109,6 +110,27 @@ export const webhookChannel: ChannelKind<WebhookConfig, WebhookAction> = {
         } catch (err) {
           return retry(`request failed: ${errorMessage(err)}`, undefined, rendered);
         }
+      },
+      async check() {
+        if (!config.url) return { ok: true, detail: 'URL comes from each action' };
+        const target = new URL(config.url);
+        const port = Number(target.port || (target.protocol === 'https:' ? 443 : 80));
+        return new Promise((resolve) => {
+          const socket = connect({ host: target.hostname, port, timeout: 3000 });
+          const done = (ok: boolean, detail: string) => {
+            socket.destroy();
+            resolve(
+              ok
+                ? { ok, detail }
+                : { ok, detail, fix: `check that ${target.host} is up and reachable from here` },
+            );
+          };
+          socket.once('connect', () => done(true, `${target.host} accepts connections`));
+          socket.once('timeout', () => done(false, `${target.host} did not answer within 3 s`));
+          socket.once('error', (err) =>
+            done(false, `${target.host}: ${(err as NodeJS.ErrnoException).code ?? err.message}`),
+          );
+        });
       },
       async close() {
         await agent.close();

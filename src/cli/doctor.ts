@@ -1,0 +1,102 @@
+import { resolve } from 'node:path';
+import { resolveConfigFile } from '../app.js';
+import { type HeraldConfig, loadConfigFile } from '../config/load.js';
+import type { ChannelContext, CheckResult } from '../engine/types.js';
+import { errorMessage } from '../errors.js';
+import { createLogger } from '../logger.js';
+import { registries } from '../plugins.js';
+import { openStore, storeFromEnv } from '../store/index.js';
+
+export interface DoctorRow extends CheckResult {
+  component: string;
+}
+
+/**
+ * Checks what a `herald start` would need: the config, the store, and every channel and source
+ * that can tell whether its far end answers. Nothing is sent.
+ */
+export async function runDoctor(
+  options: { configFile?: string; dataDir?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<DoctorRow[]> {
+  const env = options.env ?? process.env;
+  const rows: DoctorRow[] = [];
+  const file = resolveConfigFile(options.configFile);
+  let config: HeraldConfig;
+  try {
+    config = loadConfigFile(file, registries, { env });
+    rows.push({ component: 'config', ok: true, detail: file });
+  } catch (err) {
+    rows.push({
+      component: 'config',
+      ok: false,
+      detail: errorMessage(err),
+      fix: `run: herald validate ${file}`,
+    });
+    return rows;
+  }
+  const logger = createLogger({ level: 'silent' });
+  const storeConfig = storeFromEnv(config.store, env);
+  try {
+    const store = await openStore(storeConfig, resolve(options.dataDir ?? '.herald'), logger);
+    try {
+      await store.migrate();
+      await store.ping();
+      rows.push({ component: `store (${store.kind})`, ok: true, detail: 'open, migrated, answering' });
+      const context: ChannelContext = { logger, kv: store.kv, inbox: store.inbox, emit: async () => {}, env };
+      for (const plugin of config.channels) {
+        const name = `channel ${plugin.name} (${plugin.kind.kind})`;
+        const channel = plugin.kind.create(plugin.name, plugin.config, context);
+        try {
+          const result = channel.check ? await channel.check() : { ok: true, detail: 'nothing to check' };
+          rows.push({
+            component: name,
+            ...result,
+            detail: plugin.fallbackReason
+              ? `${result.detail} (fallback: ${plugin.fallbackReason})`
+              : result.detail,
+          });
+        } catch (err) {
+          rows.push({ component: name, ok: false, detail: errorMessage(err) });
+        } finally {
+          await channel.close?.().catch(() => undefined);
+        }
+      }
+      for (const plugin of config.sources) {
+        const source = plugin.kind.create(plugin.name, plugin.config, {
+          logger,
+          ingest: async () => [],
+          kv: store.kv,
+          env,
+        });
+        const result = source.check
+          ? await source.check().catch((err) => ({ ok: false, detail: errorMessage(err) }))
+          : { ok: true, detail: 'nothing to check' };
+        rows.push({ component: `source ${plugin.name} (${plugin.kind.kind})`, ...result });
+      }
+    } finally {
+      await store.close();
+    }
+  } catch (err) {
+    rows.push({
+      component: `store (${storeConfig.kind})`,
+      ok: false,
+      detail: errorMessage(err),
+      fix:
+        storeConfig.kind === 'postgres'
+          ? 'check the URL, that PostgreSQL runs, and the role’s rights'
+          : 'check the data directory is writable',
+    });
+  }
+  return rows;
+}
+
+export function formatDoctor(rows: DoctorRow[]): string {
+  const widths = [Math.max(9, ...rows.map((r) => r.component.length)), 6];
+  const line = (a: string, b: string, c: string) => `${a.padEnd(widths[0]!)}  ${b.padEnd(widths[1]!)}  ${c}`;
+  const out = [line('component', 'status', 'detail'), line('-'.repeat(widths[0]!), '------', '------')];
+  for (const r of rows) {
+    out.push(line(r.component, r.ok ? 'ok' : 'FAIL', r.detail));
+    if (!r.ok && r.fix) out.push(line('', '', `fix: ${r.fix}`));
+  }
+  return out.join('\n');
+}
