@@ -24,11 +24,12 @@ interface Row {
   note?: string;
 }
 
-async function load(url: string, path: string, body: () => string, contentType: string) {
+async function load(url: string, path: string, body: () => string, contentType: string, rate?: number) {
   const result = await autocannon({
     url: `${url}${path}`,
     connections: CONNECTIONS,
     duration: DURATION,
+    ...(rate ? { overallRate: rate } : {}),
     requests: [
       {
         method: 'POST',
@@ -49,11 +50,12 @@ async function measure(
   body: () => string,
   contentType: string,
   eventsPerRequest = 1,
+  rate?: number,
 ): Promise<Row> {
   const sink = await startLatencySink();
   const proc = await start(sink.url);
   const t0 = Date.now();
-  const { accepted, errors, seconds } = await load(proc.url, path, body, contentType);
+  const { accepted, errors, seconds } = await load(proc.url, path, body, contentType, rate);
   const expected = accepted * eventsPerRequest;
   await sink.waitFor(expected, 60_000);
   const deliverSeconds = Math.max(0.001, (sink.lastAt - t0) / 1000);
@@ -176,6 +178,23 @@ async function main() {
       '/notify',
       notifyBody,
       'application/json',
+    ),
+  );
+
+  // Latency is measured at a steady rate both can carry, not at saturation (where it is queueing).
+  const rate = quick ? 500 : 1000;
+  const s1b = `1b. /notify at ${rate.toLocaleString('en-US')} ev/s (latency)`;
+  say(await measure(s1b, 'baseline', startBaseline, '/notify', notifyBody, 'application/json', 1, rate));
+  say(
+    await measure(
+      s1b,
+      'herald',
+      (u) => startHerald(notifyConfig(u)),
+      '/notify',
+      notifyBody,
+      'application/json',
+      1,
+      rate,
     ),
   );
 

@@ -1,3 +1,5 @@
+import { emailChannel } from './channels/email/index.js';
+import { emitChannel } from './channels/emit/index.js';
 import { inboxChannel } from './channels/inbox/index.js';
 import { logChannel } from './channels/log/index.js';
 import { webhookChannel } from './channels/webhook/index.js';
@@ -11,7 +13,13 @@ import { httpSource } from './sources/http/index.js';
  * Every plugin kind Herald ships, listed once. Adding a kind is adding its folder and one line
  * here; the engine never imports a plugin by name.
  */
-export const channelKinds: ChannelKind[] = [webhookChannel, inboxChannel, logChannel] as ChannelKind[];
+export const channelKinds: ChannelKind[] = [
+  webhookChannel,
+  inboxChannel,
+  logChannel,
+  emailChannel,
+  emitChannel,
+] as ChannelKind[];
 
 export const sourceKinds: SourceKind[] = [httpSource] as SourceKind[];
 

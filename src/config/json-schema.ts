@@ -5,11 +5,29 @@ import { rootSchema } from './schema.js';
 type JsonSchema = Record<string, unknown>;
 
 function toJson(schema: z.ZodType): JsonSchema {
-  return z.toJSONSchema(schema, {
-    io: 'input',
-    unrepresentable: 'any',
-    target: 'draft-2020-12',
-  }) as JsonSchema;
+  const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' });
+  return withoutStringRules(json) as JsonSchema;
+}
+
+/**
+ * Any string in the file may be a `${VAR}` that only becomes a URL or a name once interpolated,
+ * so the editor schema keeps string types but not their patterns and formats (`herald validate`
+ * checks those after interpolation).
+ */
+function withoutStringRules(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutStringRules);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if ((k === 'pattern' || k === 'format') && typeof v === 'string') continue;
+    out[k] = k === 'properties' ? mapValues(v) : withoutStringRules(v);
+  }
+  return out;
+}
+
+function mapValues(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, withoutStringRules(x)]));
 }
 
 function withoutMeta(schema: JsonSchema): JsonSchema {

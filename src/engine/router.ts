@@ -46,7 +46,8 @@ export class Router {
       for (const d of deliveries) channels.add(d.channel);
       batch.push({ seq: stored.seq, record, deliveries });
     }
-    const inserted = await this.store.routing.commit(batch, now);
+    // Routed-at is when the plan is committed, so receivedAt → routedAt measures the whole planning.
+    const inserted = await this.store.routing.commit(batch, Date.now());
     for (let i = 0; i < events.length; i++) this.hooks.onRouted?.(events[i]!, batch[i]!.record);
     return { events: events.length, planned: { deliveries: inserted, channels } };
   }
@@ -104,15 +105,15 @@ export class Router {
     if (to.kind === 'none') return [null];
     const scope = { event };
     if (to.kind === 'list') {
-      const out: string[] = [];
+      const out = new Set<string>();
       for (const t of to.templates) {
         // A template may render a comma-separated list ("a@x, b@y").
         for (const part of t.render(scope).split(',')) {
           const trimmed = part.trim();
-          if (trimmed && !out.includes(trimmed)) out.push(trimmed);
+          if (trimmed) out.add(trimmed);
         }
       }
-      return out;
+      return [...out];
     }
     if (!this.subscribers)
       throw new Error('`subscribersOf` needs subscriptions, which this Herald does not run');

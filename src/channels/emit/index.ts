@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { EventValidationError, errorMessage } from '../../errors.js';
+import { validateEvent } from '../../events/index.js';
+import { renderTree, type TemplateTree, templateTreeSchema } from '../../templates/index.js';
+
+/** The extension that counts how many times an event has been re-emitted. */
+export const HOPS_EXTENSION = 'heraldhops';
+
+export const emitConfigSchema = z.strictObject({
+  maxHops: z
+    .number()
+    .int()
+    .positive()
+    .default(16)
+    .describe('How many emits deep a chain may go; the next one fails to the DLQ, which stops loops.'),
+  concurrency: z.number().int().positive().default(8).describe('Events emitted at once.'),
+});
+
+export const emitActionSchema = z.strictObject({
+  event: templateTreeSchema().describe(
+    'The new CloudEvent; strings are templates. `type` is required; `source` defaults to herald://emit/<channel>, `id` to one derived from the delivery (so retries do not duplicate), `data` to the triggering event’s data.',
+  ),
+});
+export type EmitAction = z.infer<typeof emitActionSchema>;
+
+/** Publishes a follow-up CloudEvent, rendered from the triggering one, into Herald's own log. */
+export const emitChannel: ChannelKind<z.infer<typeof emitConfigSchema>, EmitAction> = {
+  kind: 'emit',
+  description:
+    'Publishes a new CloudEvent rendered from the triggering event back into Herald (follow-up events).',
+  configSchema: emitConfigSchema,
+  actionSchema: emitActionSchema,
+  create(name, config, context) {
+    return {
+      concurrency: config.concurrency,
+      async send(req) {
+        const previous = Number(req.event[HOPS_EXTENSION] ?? 0);
+        const hops = (Number.isInteger(previous) && previous >= 0 ? previous : 0) + 1;
+        if (hops > config.maxHops) {
+          return failed(
+            `hop limit of ${config.maxHops} reached: event ${req.event.id} (${req.event.type}) was already re-emitted ${previous} times`,
+          );
+        }
+        const rendered = renderTree(req.action.event as TemplateTree, {
+          event: req.event,
+          recipient: req.recipient,
+        });
+        if (rendered === null || typeof rendered !== 'object' || Array.isArray(rendered)) {
+          return failed('the emit action’s `event` must be an object');
+        }
+        const draft: Record<string, unknown> = {
+          specversion: '1.0',
+          id: `${req.idempotencyKey}`,
+          source: `herald://emit/${name}`,
+          time: new Date().toISOString(),
+          ...(req.event.data !== undefined
+            ? { data: req.event.data, datacontenttype: req.event.datacontenttype ?? 'application/json' }
+            : {}),
+          ...(rendered as Record<string, unknown>),
+          [HOPS_EXTENSION]: hops,
+        };
+        let event: ReturnType<typeof validateEvent>;
+        try {
+          event = validateEvent(draft);
+        } catch (err) {
+          if (err instanceof EventValidationError)
+            return failed(`the emitted event is invalid: ${err.message}`, draft);
+          throw err;
+        }
+        try {
+          await context.emit([event]);
+        } catch (err) {
+          return retry(`could not append the emitted event: ${errorMessage(err)}`, undefined, event);
+        }
+        return delivered(event.id, event);
+      },
+    };
+  },
+};
