@@ -1,5 +1,5 @@
 import { EventValidationError } from '../errors.js';
-import type { CloudEvent } from './types.js';
+import { type CloudEvent, CONTEXT_ATTRIBUTES } from './types.js';
 
 const EXTENSION_NAME = /^[a-z0-9]+$/;
 // RFC 3339 date-time (the JSON format's `time` must be one).
@@ -9,18 +9,7 @@ const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&
 const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-const KNOWN = new Set([
-  'specversion',
-  'id',
-  'source',
-  'type',
-  'subject',
-  'time',
-  'datacontenttype',
-  'dataschema',
-  'data',
-  'data_base64',
-]);
+const KNOWN = new Set<string>([...CONTEXT_ATTRIBUTES, 'data', 'data_base64']);
 
 function requireString(input: Record<string, unknown>, name: string): string {
   const value = input[name];

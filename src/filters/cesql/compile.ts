@@ -182,14 +182,7 @@ function compileBinary(node: Extract<Node, { kind: 'binary' }>, functions: Funct
     case 'XOR':
       return {
         type: 'Boolean',
-        fn: (event, errors) => {
-          const n = errors.length;
-          const a = l(event, errors);
-          if (errors.length !== n) return false;
-          const b = r(event, errors);
-          if (errors.length !== n) return false;
-          return toBoolean(a, errors) !== toBoolean(b, errors);
-        },
+        fn: both(l, r, false, (a, b, errors) => toBoolean(a, errors) !== toBoolean(b, errors)),
       };
     case '=':
     case '!=':
@@ -212,15 +205,12 @@ function compileBinary(node: Extract<Node, { kind: 'binary' }>, functions: Funct
       }
       return {
         type: 'Boolean',
-        fn: (event, errors) => {
-          const n = errors.length;
-          const a = l(event, errors);
-          if (errors.length !== n) return false;
-          const b = r(event, errors);
-          if (errors.length !== n) return false;
-          const same = (typeof a === typeof b ? a : castTo(typeOf(b), a, errors)) === b;
-          return same !== negate;
-        },
+        fn: both(
+          l,
+          r,
+          false,
+          (a, b, errors) => ((typeof a === typeof b ? a : castTo(typeOf(b), a, errors)) === b) !== negate,
+        ),
       };
     }
     case '<':
@@ -230,38 +220,48 @@ function compileBinary(node: Extract<Node, { kind: 'binary' }>, functions: Funct
       const compare = COMPARE[node.operator];
       return {
         type: 'Boolean',
-        fn: (event, errors) => {
-          const n = errors.length;
-          const a = l(event, errors);
-          if (errors.length !== n) return false;
-          const b = r(event, errors);
-          if (errors.length !== n) return false;
-          return compare(
+        fn: both(l, r, false, (a, b, errors) =>
+          compare(
             typeof a === 'number' ? a : toInteger(a, errors),
             typeof b === 'number' ? b : toInteger(b, errors),
-          );
-        },
+          ),
+        ),
       };
     }
     default: {
-      const op = ARITHMETIC[node.operator];
+      const op = ARITHMETIC[node.operator]!;
       return {
         type: 'Integer',
-        fn: (event, errors) => {
-          const n = errors.length;
-          const a = l(event, errors);
-          if (errors.length !== n) return 0;
-          const b = r(event, errors);
-          if (errors.length !== n) return 0;
-          return op(
+        fn: both(l, r, 0, (a, b, errors) =>
+          op(
             typeof a === 'number' ? a : toInteger(a, errors),
             typeof b === 'number' ? b : toInteger(b, errors),
             errors,
-          );
-        },
+          ),
+        ),
       };
     }
   }
+}
+
+/**
+ * Evaluates both operands, then `apply`; when either operand produced an error the operator
+ * yields `zero` instead (§3.3).
+ */
+function both(
+  l: Evaluator,
+  r: Evaluator,
+  zero: Value,
+  apply: (a: Value, b: Value, errors: Errors) => Value,
+): Evaluator {
+  return (event, errors) => {
+    const n = errors.length;
+    const a = l(event, errors);
+    if (errors.length !== n) return zero;
+    const b = r(event, errors);
+    if (errors.length !== n) return zero;
+    return apply(a, b, errors);
+  };
 }
 
 const COMPARE: Record<'<' | '<=' | '>' | '>=', (a: number, b: number) => boolean> = {
