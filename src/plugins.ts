@@ -1,6 +1,7 @@
 import { emailChannel } from './channels/email/index.js';
 import { emitChannel } from './channels/emit/index.js';
 import { inboxChannel } from './channels/inbox/index.js';
+import { jobChannel } from './channels/job/index.js';
 import { logChannel } from './channels/log/index.js';
 import { webhookChannel } from './channels/webhook/index.js';
 import type { Registries } from './config/load.js';
@@ -19,6 +20,7 @@ export const channelKinds: ChannelKind[] = [
   logChannel,
   emailChannel,
   emitChannel,
+  jobChannel,
 ] as ChannelKind[];
 
 export const sourceKinds: SourceKind[] = [httpSource] as SourceKind[];

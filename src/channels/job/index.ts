@@ -1,0 +1,199 @@
+import { spawn } from 'node:child_process';
+import { z } from 'zod';
+import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { validateEvent } from '../../events/index.js';
+import type { CloudEvent } from '../../events/types.js';
+import { templateSchema } from '../../templates/index.js';
+import { HOPS_EXTENSION } from '../emit/index.js';
+
+const TAIL_BYTES = 4096;
+
+export const jobConfigSchema = z.strictObject({
+  concurrency: z.number().int().positive().default(2).describe('Jobs running at once.'),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(60_000)
+    .describe('A job running longer is killed, with its whole process group, and retried.'),
+  cwd: z.string().optional().describe('Working directory of the jobs (default: Herald’s).'),
+  inheritEnv: z
+    .array(z.string())
+    .default(['PATH', 'HOME', 'LANG', 'TZ'])
+    .describe('Variables of Herald’s environment passed on to jobs; nothing else leaks to them.'),
+});
+
+export const jobActionSchema = z.strictObject({
+  command: z.string().min(1).describe('The program to run (looked up on PATH). Not a shell line.'),
+  args: z
+    .array(templateSchema())
+    .default([])
+    .describe('Arguments, each a template; passed as a list, so event data cannot inject shell syntax.'),
+  env: z
+    .record(z.string(), templateSchema())
+    .default({})
+    .describe('Extra environment variables (templates).'),
+  shell: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Run `command` and `args` through /bin/sh -c. Dangerous with event data in the arguments; off by default.',
+    ),
+  permanentExitCodes: z
+    .array(z.number().int())
+    .default([])
+    .describe('Exit codes that mean "do not retry": the delivery goes to the DLQ at once.'),
+  emitEvents: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Lines the job prints on stdout that are CloudEvents (JSON with specversion) become new events.',
+    ),
+});
+export type JobAction = z.infer<typeof jobActionSchema>;
+
+const tail = (chunks: Buffer[]) => {
+  const all = Buffer.concat(chunks);
+  return all.subarray(Math.max(0, all.length - TAIL_BYTES)).toString('utf8');
+};
+
+/**
+ * Runs a local program per delivery. Exit 0 is delivered; another exit code is retried unless it
+ * is listed as permanent; a timeout kills the process group and is retried. The last 4 KB of
+ * stdout and stderr are kept on the delivery. Stdout lines that are CloudEvents are emitted as
+ * follow-up events.
+ */
+export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction> = {
+  kind: 'job',
+  description:
+    'Runs a command with arguments rendered from the event; stdout CloudEvents become follow-up events.',
+  configSchema: jobConfigSchema,
+  actionSchema: jobActionSchema,
+  create(name, config, context) {
+    const baseEnv: Record<string, string> = {};
+    for (const key of config.inheritEnv) {
+      const value = context.env[key];
+      if (value !== undefined) baseEnv[key] = value;
+    }
+    return {
+      concurrency: config.concurrency,
+      async send(req) {
+        const scope = { event: req.event, recipient: req.recipient };
+        const args = req.action.args.map((a) => a.render(scope));
+        const env: Record<string, string> = {
+          ...baseEnv,
+          HERALD_IDEMPOTENCY_KEY: req.idempotencyKey,
+          HERALD_EVENT_ID: req.event.id,
+        };
+        for (const [k, v] of Object.entries(req.action.env)) env[k] = v.render(scope);
+        const [file, argv] = req.action.shell
+          ? ['/bin/sh', ['-c', [req.action.command, ...args].join(' ')]]
+          : [req.action.command, args];
+        const rendered = { command: req.action.command, args };
+
+        const stdout: Buffer[] = [];
+        const stderr: Buffer[] = [];
+        const outcome = await new Promise<{
+          code: number | null;
+          signal: string | null;
+          timedOut: boolean;
+          error?: Error;
+        }>((resolve) => {
+          const child = spawn(file, argv, {
+            cwd: config.cwd,
+            env,
+            detached: true,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let timedOut = false;
+          const killGroup = () => {
+            try {
+              if (child.pid) process.kill(-child.pid, 'SIGKILL');
+            } catch {
+              // Already gone.
+            }
+          };
+          const timer = setTimeout(() => {
+            timedOut = true;
+            killGroup();
+          }, config.timeoutMs);
+          const onAbort = () => killGroup();
+          req.signal.addEventListener('abort', onAbort, { once: true });
+          child.stdout.on('data', (c: Buffer) => stdout.push(c));
+          child.stderr.on('data', (c: Buffer) => stderr.push(c));
+          child.on('error', (error) => {
+            clearTimeout(timer);
+            req.signal.removeEventListener('abort', onAbort);
+            resolve({ code: null, signal: null, timedOut: false, error });
+          });
+          child.on('close', (code, signal) => {
+            clearTimeout(timer);
+            req.signal.removeEventListener('abort', onAbort);
+            resolve({ code, signal, timedOut });
+          });
+        });
+        const result = { ...rendered, exitCode: outcome.code, stdout: tail(stdout), stderr: tail(stderr) };
+        if (outcome.error) {
+          const code = (outcome.error as NodeJS.ErrnoException).code;
+          const reason = `could not start ${req.action.command}: ${code ?? outcome.error.message}`;
+          return code === 'ENOENT' || code === 'EACCES'
+            ? failed(reason, result)
+            : retry(reason, undefined, result);
+        }
+        if (outcome.timedOut)
+          return retry(
+            `job ${name} timed out after ${config.timeoutMs} ms and was killed`,
+            undefined,
+            result,
+          );
+        if (outcome.code !== 0) {
+          const reason = `exit ${outcome.code ?? outcome.signal}${result.stderr ? `: ${result.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`;
+          return outcome.code !== null && req.action.permanentExitCodes.includes(outcome.code)
+            ? failed(reason, result)
+            : retry(reason, undefined, result);
+        }
+        if (req.action.emitEvents) {
+          const followUps = followUpEvents(
+            Buffer.concat(stdout).toString('utf8'),
+            req.event,
+            name,
+            req.idempotencyKey,
+          );
+          if (followUps.length > 0) {
+            try {
+              await context.emit(followUps);
+            } catch (err) {
+              return retry(`could not append the job's events: ${(err as Error).message}`, undefined, result);
+            }
+          }
+        }
+        return delivered(undefined, result);
+      },
+    };
+  },
+};
+
+/** CloudEvents printed one JSON object per line; other lines are ordinary output. */
+function followUpEvents(output: string, parent: CloudEvent, channel: string, key: string): CloudEvent[] {
+  const hops = Number(parent[HOPS_EXTENSION] ?? 0) + 1;
+  const events: CloudEvent[] = [];
+  let n = 0;
+  for (const line of output.split('\n')) {
+    const trimmed = line.trim();
+    if (!trimmed.startsWith('{') || !trimmed.includes('specversion')) continue;
+    try {
+      const parsed = JSON.parse(trimmed) as Record<string, unknown>;
+      events.push(
+        validateEvent({
+          id: `${key}-${n++}`,
+          source: `herald://job/${channel}`,
+          ...parsed,
+          [HOPS_EXTENSION]: hops,
+        }),
+      );
+    } catch {
+      // Not a valid CloudEvent: it stays ordinary output.
+    }
+  }
+  return events;
+}
