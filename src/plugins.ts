@@ -3,6 +3,7 @@ import { emitChannel } from './channels/emit/index.js';
 import { inboxChannel } from './channels/inbox/index.js';
 import { jobChannel } from './channels/job/index.js';
 import { logChannel } from './channels/log/index.js';
+import { slackChannel } from './channels/slack/index.js';
 import { webhookChannel } from './channels/webhook/index.js';
 import type { Registries } from './config/load.js';
 import type { ChannelKind, SourceKind } from './engine/types.js';
@@ -21,6 +22,7 @@ export const channelKinds: ChannelKind[] = [
   emailChannel,
   emitChannel,
   jobChannel,
+  slackChannel,
 ] as ChannelKind[];
 
 export const sourceKinds: SourceKind[] = [httpSource] as SourceKind[];

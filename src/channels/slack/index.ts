@@ -1,0 +1,208 @@
+import { ErrorCode, type WebAPICallResult, WebClient } from '@slack/web-api';
+import { z } from 'zod';
+import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
+
+/** Slack errors that will not get better by retrying: the delivery goes to the DLQ with the code. */
+const PERMANENT = new Set([
+  'invalid_auth',
+  'not_authed',
+  'account_inactive',
+  'token_revoked',
+  'token_expired',
+  'no_permission',
+  'missing_scope',
+  'channel_not_found',
+  'not_in_channel',
+  'is_archived',
+  'user_not_found',
+  'users_not_found',
+  'msg_too_long',
+  'no_text',
+  'invalid_blocks',
+  'invalid_arguments',
+  'message_not_found',
+  'cant_update_message',
+]);
+
+export const slackConfigSchema = z.strictObject({
+  token: z.string().min(1).describe('Bot token (xoxb-…), e.g. ${SLACK_BOT_TOKEN}.'),
+  apiUrl: z
+    .string()
+    .url()
+    .optional()
+    .describe(
+      'Web API base URL (default: SLACK_API_URL, else Slack’s), to talk to any Slack-compatible server.',
+    ),
+  concurrency: z
+    .number()
+    .int()
+    .positive()
+    .default(32)
+    .describe(
+      'Sends at once. Pacing waits inside a send, so this is kept high: one busy Slack channel must not hold the others back.',
+    ),
+  perChannelIntervalMs: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(1000)
+    .describe('Least time between two messages to one Slack channel (Slack allows about one per second).'),
+  emailCacheMs: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(600_000)
+    .describe('How long an email → user id lookup is remembered.'),
+});
+export type SlackConfig = z.infer<typeof slackConfigSchema>;
+
+export const slackActionSchema = z.strictObject({
+  text: templateSchema()
+    .optional()
+    .describe('Message text (template); the notification text when blocks are given.'),
+  blocks: templateTreeSchema().optional().describe('Block Kit blocks (a list; strings are templates).'),
+  thread: templateSchema()
+    .optional()
+    .describe('Thread key (template): later messages with the same key reply in the first one’s thread.'),
+  update: templateSchema()
+    .optional()
+    .describe(
+      'Update key (template): a later message with the same key replaces the earlier one (chat.update).',
+    ),
+});
+export type SlackAction = z.infer<typeof slackActionSchema>;
+
+type Address = { channel: string } | { error: string };
+
+/**
+ * Posts to Slack through the official Web API client. Recipients: `#name` or a channel id, a user
+ * id (a DM), or an email address (looked up, then a DM). Rate limits (HTTP 429) come back as retry
+ * at Retry-After; Slack error codes in `PERMANENT` fail the delivery with the code in the reason.
+ */
+export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
+  kind: 'slack',
+  description: 'Posts, threads and updates Slack messages (Web API); DMs users by id or email.',
+  configSchema: slackConfigSchema,
+  actionSchema: slackActionSchema,
+  create(name, config, context) {
+    const client = new WebClient(config.token, {
+      slackApiUrl: config.apiUrl ?? context.env.SLACK_API_URL ?? undefined,
+      retryConfig: { retries: 0 },
+      rejectRateLimitedCalls: true,
+      logger: undefined,
+    });
+    const nextFreeAt = new Map<string, number>();
+    const emailCache = new Map<string, { userId: string; until: number }>();
+
+    /** Waits for this Slack channel's turn; other channels are not affected. */
+    const pace = async (channel: string) => {
+      const now = Date.now();
+      const at = Math.max(now, nextFreeAt.get(channel) ?? 0);
+      nextFreeAt.set(channel, at + config.perChannelIntervalMs);
+      if (at > now) await new Promise((r) => setTimeout(r, at - now));
+    };
+
+    const dmChannel = async (userId: string): Promise<string> => {
+      const res = (await client.conversations.open({ users: userId })) as WebAPICallResult & {
+        channel?: { id?: string };
+      };
+      return res.channel?.id ?? userId;
+    };
+
+    const address = async (recipient: string): Promise<Address> => {
+      if (recipient.includes('@') && !recipient.startsWith('#')) {
+        const cached = emailCache.get(recipient);
+        if (cached && cached.until > Date.now()) return { channel: await dmChannel(cached.userId) };
+        const res = (await client.users.lookupByEmail({ email: recipient })) as WebAPICallResult & {
+          user?: { id?: string };
+        };
+        if (!res.user?.id) return { error: 'users_not_found' };
+        emailCache.set(recipient, { userId: res.user.id, until: Date.now() + config.emailCacheMs });
+        return { channel: await dmChannel(res.user.id) };
+      }
+      if (/^[UW][A-Z0-9]+$/.test(recipient)) return { channel: await dmChannel(recipient) };
+      return { channel: recipient };
+    };
+
+    return {
+      concurrency: config.concurrency,
+      async send(req) {
+        if (!req.recipient)
+          return failed(`channel ${name}: the action has no \`to\` (a #channel, a user id or an email)`);
+        const scope = { event: req.event, recipient: req.recipient };
+        const text = req.action.text?.render(scope);
+        const blocks =
+          req.action.blocks === undefined ? undefined : renderTree(req.action.blocks as TemplateTree, scope);
+        const rendered = { to: req.recipient, text, blocks };
+        if (text === undefined && blocks === undefined)
+          return failed('a Slack action needs text or blocks', rendered);
+        try {
+          const target = await address(req.recipient);
+          if ('error' in target) return failed(`slack error ${target.error} for ${req.recipient}`, rendered);
+          const updateKey = req.action.update?.render(scope);
+          const threadKey = req.action.thread?.render(scope);
+          if (updateKey) {
+            const earlier = await context.kv.get<{ channel: string; ts: string }>(
+              'slack-messages',
+              `${name}:${updateKey}`,
+            );
+            if (earlier) {
+              await pace(earlier.channel);
+              await client.chat.update({
+                channel: earlier.channel,
+                ts: earlier.ts,
+                text: text ?? '',
+                blocks: blocks as never,
+              });
+              return delivered(earlier.ts, rendered);
+            }
+          }
+          const thread = threadKey
+            ? await context.kv.get<{ channel: string; ts: string }>('slack-threads', `${name}:${threadKey}`)
+            : null;
+          await pace(target.channel);
+          const res = (await client.chat.postMessage({
+            channel: target.channel,
+            text: text ?? '',
+            ...(blocks !== undefined ? { blocks: blocks as never } : {}),
+            ...(thread ? { thread_ts: thread.ts } : {}),
+          })) as WebAPICallResult & { ts?: string; channel?: string };
+          const posted = { channel: res.channel ?? target.channel, ts: res.ts ?? '' };
+          if (threadKey && !thread)
+            await context.kv.setIfAbsent('slack-threads', `${name}:${threadKey}`, posted);
+          if (updateKey) await context.kv.set('slack-messages', `${name}:${updateKey}`, posted);
+          return delivered(posted.ts, rendered);
+        } catch (err) {
+          const e = err as { code?: string; retryAfter?: number; data?: { error?: string }; message: string };
+          if (e.code === ErrorCode.RateLimitedError) {
+            return retry(
+              `Slack rate limit (retry after ${e.retryAfter ?? 1} s)`,
+              Date.now() + (e.retryAfter ?? 1) * 1000,
+              rendered,
+            );
+          }
+          if (e.code === ErrorCode.PlatformError) {
+            const code = e.data?.error ?? 'unknown_error';
+            const reason = `slack error ${code}`;
+            return PERMANENT.has(code) ? failed(reason, rendered) : retry(reason, undefined, rendered);
+          }
+          return retry(`Slack request failed: ${e.message}`, undefined, rendered);
+        }
+      },
+      async check() {
+        try {
+          const res = (await client.auth.test()) as WebAPICallResult & { team?: string; user?: string };
+          return { ok: true, detail: `auth.test: ${res.user ?? 'bot'} in ${res.team ?? 'workspace'}` };
+        } catch (err) {
+          const code = (err as { data?: { error?: string } }).data?.error;
+          return {
+            ok: false,
+            detail: `auth.test failed: ${code ?? (err as Error).message}`,
+            fix: 'check SLACK_BOT_TOKEN and SLACK_API_URL',
+          };
+        }
+      },
+    };
+  },
+};

@@ -1,0 +1,187 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A Slack-compatible Web API server for tests: the methods Herald uses, Slack's request shapes
+ * (form or JSON bodies, bearer or `token` field) and response shapes (`ok`/`error`, HTTP 200 for
+ * API errors, 429 with Retry-After for rate limits). Drive it with Slack's own SDK.
+ */
+export interface SlackCall {
+  method: string;
+  args: Record<string, unknown>;
+  headers: IncomingHttpHeaders;
+  at: number;
+}
+
+export type Fault =
+  | { status: 429; retryAfter: number }
+  | { status: 500 }
+  | { error: string }
+  | { delayMs: number };
+
+export interface SlackUser {
+  id: string;
+  name: string;
+  email?: string;
+}
+
+export interface SlackServer {
+  /** Give this to the SDK as `slackApiUrl`. */
+  url: string;
+  token: string;
+  calls: SlackCall[];
+  callsTo(method: string): SlackCall[];
+  addUser(user: SlackUser): void;
+  addChannel(name: string, id?: string): string;
+  /** The next call(s) to `method` get this answer instead. */
+  failNext(method: string, fault: Fault, times?: number): void;
+  waitForCall(method: string, predicate?: (c: SlackCall) => boolean, timeoutMs?: number): Promise<SlackCall>;
+  close(): Promise<void>;
+}
+
+export async function startSlackServer(options: { token?: string } = {}): Promise<SlackServer> {
+  const token = options.token ?? 'xoxb-test-token';
+  const calls: SlackCall[] = [];
+  const faults = new Map<string, Fault[]>();
+  const users = new Map<string, SlackUser>();
+  const channels = new Map<string, string>(); // name → id
+  const messages = new Map<string, { channel: string; text?: string }>(); // ts → message
+  let tsCounter = 0;
+  const nextTs = () => `${Math.floor(Date.now() / 1000)}.${String(++tsCounter).padStart(6, '0')}`;
+
+  const resolveChannel = (raw: unknown): string | null => {
+    const value = String(raw ?? '');
+    if (/^[CDG][A-Z0-9]+$/.test(value)) return value;
+    if (/^[UW][A-Z0-9]+$/.test(value)) return users.has(value) ? `D${value.slice(1)}` : null;
+    return channels.get(value.replace(/^#/, '')) ?? null;
+  };
+
+  const handlers: Record<string, (args: Record<string, unknown>) => Record<string, unknown>> = {
+    'auth.test': () => ({
+      ok: true,
+      url: 'https://herald-test.slack.com/',
+      team: 'Herald Test',
+      user: 'herald',
+      team_id: 'T0001',
+      user_id: 'U0BOT',
+      bot_id: 'B0001',
+    }),
+    'chat.postMessage': (args) => {
+      const channel = resolveChannel(args.channel);
+      if (!channel) return { ok: false, error: 'channel_not_found' };
+      if (!args.text && !args.blocks) return { ok: false, error: 'no_text' };
+      const ts = nextTs();
+      messages.set(ts, { channel, text: args.text as string | undefined });
+      return {
+        ok: true,
+        channel,
+        ts,
+        message: {
+          type: 'message',
+          text: args.text ?? '',
+          ts,
+          ...(args.thread_ts ? { thread_ts: args.thread_ts } : {}),
+        },
+      };
+    },
+    'chat.update': (args) => {
+      const existing = messages.get(String(args.ts));
+      if (!existing) return { ok: false, error: 'message_not_found' };
+      existing.text = args.text as string | undefined;
+      return { ok: true, channel: existing.channel, ts: args.ts, text: args.text ?? '' };
+    },
+    'conversations.open': (args) => {
+      const user = String(args.users ?? '').split(',')[0]!;
+      if (!users.has(user)) return { ok: false, error: 'user_not_found' };
+      return { ok: true, channel: { id: `D${user.slice(1)}` } };
+    },
+    'users.info': (args) => {
+      const user = users.get(String(args.user));
+      if (!user) return { ok: false, error: 'user_not_found' };
+      return {
+        ok: true,
+        user: { id: user.id, name: user.name, profile: { email: user.email, real_name: user.name } },
+      };
+    },
+    'users.lookupByEmail': (args) => {
+      const user = [...users.values()].find((u) => u.email === args.email);
+      if (!user) return { ok: false, error: 'users_not_found' };
+      return { ok: true, user: { id: user.id, name: user.name, profile: { email: user.email } } };
+    },
+    'views.publish': (args) => ({
+      ok: true,
+      view: {
+        id: 'V0001',
+        type: 'home',
+        ...(typeof args.view === 'string' ? JSON.parse(args.view) : (args.view as object)),
+      },
+    }),
+  };
+
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const method = (req.url ?? '').replace(/^\/api\//, '').split('?')[0]!;
+      const raw = Buffer.concat(chunks).toString('utf8');
+      let args: Record<string, unknown> = {};
+      if ((req.headers['content-type'] ?? '').includes('application/json')) args = raw ? JSON.parse(raw) : {};
+      else for (const [k, v] of new URLSearchParams(raw)) args[k] = v;
+      calls.push({ method, args, headers: req.headers, at: Date.now() });
+      const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+        res.end(JSON.stringify(body));
+      };
+      const fault = faults.get(method)?.shift();
+      if (fault && 'delayMs' in fault) await new Promise((r) => setTimeout(r, fault.delayMs));
+      else if (fault && 'status' in fault && fault.status === 429) {
+        return send(429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(fault.retryAfter) });
+      } else if (fault && 'status' in fault)
+        return send(fault.status, { ok: false, error: 'internal_error' });
+      else if (fault && 'error' in fault) return send(200, { ok: false, error: fault.error });
+      const given =
+        String(req.headers.authorization ?? '').replace(/^Bearer /, '') || String(args.token ?? '');
+      if (!given) return send(200, { ok: false, error: 'not_authed' });
+      if (given !== token) return send(200, { ok: false, error: 'invalid_auth' });
+      const handler = handlers[method];
+      if (!handler) return send(200, { ok: false, error: 'unknown_method' });
+      send(200, handler(args));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/`;
+  let channelCounter = 0;
+  return {
+    url,
+    token,
+    calls,
+    callsTo: (method) => calls.filter((c) => c.method === method),
+    addUser: (user) => {
+      users.set(user.id, user);
+    },
+    addChannel: (name, id) => {
+      const channelId = id ?? `C${String(++channelCounter).padStart(8, '0')}`;
+      channels.set(name.replace(/^#/, ''), channelId);
+      return channelId;
+    },
+    failNext: (method, fault, times = 1) => {
+      const list = faults.get(method) ?? [];
+      for (let i = 0; i < times; i++) list.push(fault);
+      faults.set(method, list);
+    },
+    async waitForCall(method, predicate = () => true, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = calls.find((c) => c.method === method && predicate(c));
+        if (found) return found;
+        if (Date.now() > deadline) throw new Error(`no ${method} call within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
