@@ -36,6 +36,10 @@ export interface SlackServer {
   /** The next call(s) to `method` get this answer instead. */
   failNext(method: string, fault: Fault, times?: number): void;
   waitForCall(method: string, predicate?: (c: SlackCall) => boolean, timeoutMs?: number): Promise<SlackCall>;
+  /** A URL like the `response_url` Slack gives with a slash command; what is POSTed there is kept. */
+  createResponseUrl(): string;
+  /** Bodies POSTed to response URLs, by URL. */
+  responses: Map<string, unknown[]>;
   close(): Promise<void>;
 }
 
@@ -122,8 +126,19 @@ export async function startSlackServer(options: { token?: string } = {}): Promis
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', async () => {
-      const method = (req.url ?? '').replace(/^\/api\//, '').split('?')[0]!;
       const raw = Buffer.concat(chunks).toString('utf8');
+      if ((req.url ?? '').startsWith('/response/')) {
+        const key = `${base}${(req.url ?? '').slice(1)}`;
+        const list = responses.get(key);
+        if (!list) {
+          res.writeHead(404).end('no such response_url');
+          return;
+        }
+        list.push(raw ? JSON.parse(raw) : null);
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+        return;
+      }
+      const method = (req.url ?? '').replace(/^\/api\//, '').split('?')[0]!;
       let args: Record<string, unknown> = {};
       if ((req.headers['content-type'] ?? '').includes('application/json')) args = raw ? JSON.parse(raw) : {};
       else for (const [k, v] of new URLSearchParams(raw)) args[k] = v;
@@ -148,10 +163,19 @@ export async function startSlackServer(options: { token?: string } = {}): Promis
       send(200, handler(args));
     });
   });
+  const responses = new Map<string, unknown[]>();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/`;
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const url = `${base}api/`;
   let channelCounter = 0;
+  let responseCounter = 0;
   return {
+    responses,
+    createResponseUrl: () => {
+      const key = `${base}response/T0001/${++responseCounter}/${Math.random().toString(36).slice(2)}`;
+      responses.set(key, []);
+      return key;
+    },
     url,
     token,
     calls,
