@@ -23,7 +23,6 @@ export type ServerExtension = (app: FastifyInstance, engine: Engine) => void | P
  */
 export class HeraldServer {
   readonly app: FastifyInstance;
-  private engine: Engine | null = null;
   private stopping = false;
 
   constructor(private readonly options: ServerOptions) {
@@ -77,7 +76,6 @@ export class HeraldServer {
   };
 
   attach(engine: Engine, extensions: ServerExtension[] = []): Promise<void> {
-    this.engine = engine;
     const app = this.app;
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => {
@@ -122,10 +120,6 @@ export class HeraldServer {
 
   async close(): Promise<void> {
     await this.app.close();
-  }
-
-  get attachedEngine(): Engine | null {
-    return this.engine;
   }
 }
 

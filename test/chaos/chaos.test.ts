@@ -58,12 +58,11 @@ describe('chaos', () => {
     for (const d of dirs) d.remove();
   });
 
-  it('kill loop: SIGKILL every two seconds under load, five times — every accepted event arrives, one key each', async () => {
-    const sink = await startHttpSink();
-    const dir = tempDir('herald-chaos-kill-');
+  /** A Herald child process delivering to `sinkUrl`, with its own data dir; `port` 0 picks one. */
+  async function heraldFor(name: string, sinkUrl: string, port = 0) {
+    const dir = tempDir(`herald-chaos-${name}-`);
     dirs.push(dir);
-    writeFileSync(join(dir.path, 'herald.yaml'), config(sink.url));
-    const port = await freePort();
+    writeFileSync(join(dir.path, 'herald.yaml'), config(sinkUrl));
     const args = [
       '--config',
       join(dir.path, 'herald.yaml'),
@@ -72,7 +71,14 @@ describe('chaos', () => {
       '--port',
       String(port),
     ];
-    let proc: HeraldProcess = await spawnHerald(args);
+    return { args, proc: await spawnHerald(args) };
+  }
+
+  it('kill loop: SIGKILL every two seconds under load, five times — every accepted event arrives, one key each', async () => {
+    const sink = await startHttpSink();
+    const started = await heraldFor('kill', sink.url, await freePort());
+    const args = started.args;
+    let proc: HeraldProcess = started.proc;
     const load = steadyLoad(() => proc.url);
     for (let kill = 0; kill < 5; kill++) {
       await new Promise((r) => setTimeout(r, 2000));
@@ -111,17 +117,7 @@ describe('chaos', () => {
 
   it('sink outage: down for 10 s under load — no dead letters, everything delivered after it returns', async () => {
     const sink = await startHttpSink();
-    const dir = tempDir('herald-chaos-outage-');
-    dirs.push(dir);
-    writeFileSync(join(dir.path, 'herald.yaml'), config(sink.url));
-    const proc = await spawnHerald([
-      '--config',
-      join(dir.path, 'herald.yaml'),
-      '--data',
-      join(dir.path, 'data'),
-      '--port',
-      '0',
-    ]);
+    const { proc } = await heraldFor('outage', sink.url);
     const load = steadyLoad(() => proc.url, 2);
     try {
       await new Promise((r) => setTimeout(r, 1000));
@@ -202,17 +198,7 @@ describe('chaos', () => {
   it('slow consumer: a sink taking 2 s per request keeps in-flight bounded and memory flat', async () => {
     const sink = await startHttpSink();
     sink.setDefault({ status: 200, delayMs: 2000 });
-    const dir = tempDir('herald-chaos-slow-');
-    dirs.push(dir);
-    writeFileSync(join(dir.path, 'herald.yaml'), config(sink.url));
-    const proc = await spawnHerald([
-      '--config',
-      join(dir.path, 'herald.yaml'),
-      '--data',
-      join(dir.path, 'data'),
-      '--port',
-      '0',
-    ]);
+    const { proc } = await heraldFor('slow', sink.url);
     const rss = () =>
       Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.child.pid}/status`, 'utf8'))![1]) / 1024;
     try {

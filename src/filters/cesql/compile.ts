@@ -154,31 +154,9 @@ function compileBinary(node: Extract<Node, { kind: 'binary' }>, functions: Funct
   const r = right.fn;
   switch (node.operator) {
     case 'AND':
-      return {
-        type: 'Boolean',
-        fn: (event, errors) => {
-          const n = errors.length;
-          const a = l(event, errors);
-          if (errors.length !== n) return false;
-          if (!toBoolean(a, errors)) return false;
-          const b = r(event, errors);
-          if (errors.length !== n) return false;
-          return toBoolean(b, errors);
-        },
-      };
+      return { type: 'Boolean', fn: shortCircuit(l, r, false) };
     case 'OR':
-      return {
-        type: 'Boolean',
-        fn: (event, errors) => {
-          const n = errors.length;
-          const a = l(event, errors);
-          if (errors.length !== n) return false;
-          if (toBoolean(a, errors)) return true;
-          const b = r(event, errors);
-          if (errors.length !== n) return false;
-          return toBoolean(b, errors);
-        },
-      };
+      return { type: 'Boolean', fn: shortCircuit(l, r, true) };
     case 'XOR':
       return {
         type: 'Boolean',
@@ -242,6 +220,22 @@ function compileBinary(node: Extract<Node, { kind: 'binary' }>, functions: Funct
       };
     }
   }
+}
+
+/**
+ * AND (`decisive` false) and OR (`decisive` true): a left operand equal to `decisive` settles
+ * the result without evaluating the right one. An operand error yields false (§3.3).
+ */
+function shortCircuit(l: Evaluator, r: Evaluator, decisive: boolean): Evaluator {
+  return (event, errors) => {
+    const n = errors.length;
+    const a = l(event, errors);
+    if (errors.length !== n) return false;
+    if (toBoolean(a, errors) === decisive) return decisive;
+    const b = r(event, errors);
+    if (errors.length !== n) return false;
+    return toBoolean(b, errors);
+  };
 }
 
 /**

@@ -8,6 +8,8 @@ export const MAX_NESTING = 200;
 export const MAX_HEIGHT = 2000;
 
 const COMPARISON = new Set(['=', '!=', '<>', '<', '<=', '>', '>=']);
+const ADDITIVE = new Set(['+', '-']);
+const MULTIPLICATIVE = new Set(['*', '/', '%']);
 const INT_MAX = 2147483647;
 
 /**
@@ -57,11 +59,12 @@ export function parse(source: string): Node {
     return left;
   }
 
-  function comparison(): Node {
-    let left = additive();
-    while (peek().type === 'operator' && COMPARISON.has(peek().value)) {
+  /** One left-associative level: operands from `operand`, joined by any of `operators`. */
+  function leftAssociative(operand: () => Node, operators: ReadonlySet<string>): Node {
+    let left = operand();
+    while (peek().type === 'operator' && operators.has(peek().value)) {
       const t = next();
-      const right = additive();
+      const right = operand();
       left = made(
         { kind: 'binary', operator: t.value as BinaryOperator, left, right, position: t.position },
         left,
@@ -71,36 +74,9 @@ export function parse(source: string): Node {
     return left;
   }
 
-  function additive(): Node {
-    let left = multiplicative();
-    while (peek().type === 'operator' && (peek().value === '+' || peek().value === '-')) {
-      const t = next();
-      const right = multiplicative();
-      left = made(
-        { kind: 'binary', operator: t.value as BinaryOperator, left, right, position: t.position },
-        left,
-        right,
-      );
-    }
-    return left;
-  }
-
-  function multiplicative(): Node {
-    let left = postfix();
-    while (
-      peek().type === 'operator' &&
-      (peek().value === '*' || peek().value === '/' || peek().value === '%')
-    ) {
-      const t = next();
-      const right = postfix();
-      left = made(
-        { kind: 'binary', operator: t.value as BinaryOperator, left, right, position: t.position },
-        left,
-        right,
-      );
-    }
-    return left;
-  }
+  const multiplicative = () => leftAssociative(postfix, MULTIPLICATIVE);
+  const additive = () => leftAssociative(multiplicative, ADDITIVE);
+  const comparison = () => leftAssociative(additive, COMPARISON);
 
   function postfix(): Node {
     let operand = unary();
