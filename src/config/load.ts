@@ -242,6 +242,11 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
         addZod(at, result.error.issues);
         return;
       }
+      const mismatch = channel.kind.checkAction?.(channel.config, result.data);
+      if (mismatch) {
+        add(at, mismatch);
+        return;
+      }
       actions.push({ index, channel: channelName, to: recipientSpec(to), params: result.data });
     });
     triggers.push({

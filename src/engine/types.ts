@@ -87,6 +87,11 @@ export interface ChannelKind<C = unknown, A = unknown> {
   /** An action block under `triggers.<name>.actions[i]` (without `channel` and `to`). */
   actionSchema: z.ZodType<A>;
   create(name: string, config: C, context: ChannelContext): Channel<A>;
+  /**
+   * Checks an action against the channel block it names, for rules one schema cannot express
+   * (e.g. a job channel in kubernetes mode needs a `manifest`). Returns what is wrong, or null.
+   */
+  checkAction?(config: C, action: A): string | null;
 }
 
 /* ------------------------------------------------------------------- sources */

@@ -3,12 +3,22 @@ import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
-import { templateSchema } from '../../templates/index.js';
+import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
 import { HOPS_EXTENSION } from '../emit/index.js';
+import { jobName, type KubernetesJobs, kubernetesConfigSchema, kubernetesJobs } from './kubernetes.js';
 
 const TAIL_BYTES = 4096;
 
 export const jobConfigSchema = z.strictObject({
+  mode: z
+    .enum(['local', 'kubernetes'])
+    .default('local')
+    .describe(
+      '`local` runs a program on Herald’s machine; `kubernetes` creates a batch/v1 Job from the action’s `manifest`.',
+    ),
+  kubernetes: kubernetesConfigSchema
+    .default({ namespace: 'default' })
+    .describe('Where and how Jobs are created in kubernetes mode.'),
   concurrency: z.number().int().positive().default(2).describe('Jobs running at once.'),
   timeoutMs: z
     .number()
@@ -24,7 +34,17 @@ export const jobConfigSchema = z.strictObject({
 });
 
 export const jobActionSchema = z.strictObject({
-  command: z.string().min(1).describe('The program to run (looked up on PATH). Not a shell line.'),
+  command: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('local mode: the program to run (looked up on PATH). Not a shell line.'),
+  manifest: templateTreeSchema()
+    .optional()
+    .describe(
+      'kubernetes mode: the batch/v1 Job to create; its strings are templates. Without `metadata.name`, ' +
+        'the name comes from the delivery, so a retry never creates a second Job.',
+    ),
   args: z
     .array(templateSchema())
     .default([])
@@ -50,7 +70,7 @@ export const jobActionSchema = z.strictObject({
       'Lines the job prints on stdout that are CloudEvents (JSON with specversion) become new events.',
     ),
 });
-export type JobAction = z.infer<typeof jobActionSchema>;
+export type JobAction = Omit<z.infer<typeof jobActionSchema>, 'manifest'> & { manifest?: TemplateTree };
 
 const tail = (chunks: Buffer[]) => {
   const all = Buffer.concat(chunks);
@@ -68,8 +88,40 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
   description:
     'Runs a command with arguments rendered from the event; stdout CloudEvents become follow-up events.',
   configSchema: jobConfigSchema,
-  actionSchema: jobActionSchema,
+  actionSchema: jobActionSchema as unknown as z.ZodType<JobAction>,
+  checkAction(config, action) {
+    if (config.mode === 'kubernetes') {
+      if (action.manifest === undefined)
+        return 'a job channel in kubernetes mode needs a `manifest` (a batch/v1 Job)';
+      if (action.command !== undefined)
+        return '`command` is for local mode; in kubernetes mode the manifest says what runs';
+    } else {
+      if (action.command === undefined)
+        return 'a job action needs a `command` (or set the channel’s mode: kubernetes)';
+      if (action.manifest !== undefined) return '`manifest` needs the channel’s mode to be kubernetes';
+    }
+    return null;
+  },
   create(name, config, context) {
+    const cluster: KubernetesJobs | null =
+      config.mode === 'kubernetes' ? kubernetesJobs(name, config.kubernetes, context.env) : null;
+    if (cluster) {
+      return {
+        concurrency: config.concurrency,
+        send(req) {
+          const manifest = renderTree(req.action.manifest ?? null, {
+            event: req.event,
+            recipient: req.recipient,
+          });
+          return cluster.create(manifest, jobName(name, req.idempotencyKey), {
+            'herald.events/idempotency-key': req.idempotencyKey,
+            'herald.events/event-id': req.event.id,
+            'herald.events/trigger': req.trigger,
+          });
+        },
+        check: () => cluster.check(),
+      };
+    }
     const baseEnv: Record<string, string> = {};
     for (const key of config.inheritEnv) {
       const value = context.env[key];
@@ -86,9 +138,10 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
           HERALD_EVENT_ID: req.event.id,
         };
         for (const [k, v] of Object.entries(req.action.env)) env[k] = v.render(scope);
+        const command = req.action.command ?? '';
         const [file, argv] = req.action.shell
-          ? ['/bin/sh', ['-c', [req.action.command, ...args].join(' ')]]
-          : [req.action.command, args];
+          ? ['/bin/sh', ['-c', [command, ...args].join(' ')]]
+          : [command, args];
         const rendered = { command: req.action.command, args };
 
         const stdout: Buffer[] = [];
