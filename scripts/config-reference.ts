@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { rootSchema } from '../src/config/schema.js';
 import { registries } from '../src/plugins.js';
+import { feedSchema, preferenceSchema } from '../src/subscriptions/config.js';
 
 type Json = Record<string, unknown>;
 
@@ -84,6 +85,41 @@ for (const section of ['server', 'store', 'bus', 'dispatcher']) {
     }
   } else parts.push(table(s, section), '');
 }
+
+parts.push(
+  '## `slack`',
+  '',
+  String(unwrap(rootProps.slack!).description ?? ''),
+  '',
+  table(unwrap(rootProps.slack!), 'slack'),
+  '',
+);
+parts.push(
+  '## `subscriptions`',
+  '',
+  String(rootProps.subscriptions!.description ?? ''),
+  '',
+  table(rootProps.subscriptions!, 'subscriptions'),
+  '',
+);
+parts.push(
+  '### `subscriptions.preferences.<name>`',
+  '',
+  ...((toJson(preferenceSchema).oneOf ?? toJson(preferenceSchema).anyOf) as Json[]).flatMap((v) => [
+    `#### \`type: ${String((v.properties as Record<string, Json>).type?.const)}\``,
+    '',
+    table(v),
+    '',
+  ]),
+);
+parts.push(
+  '### `subscriptions.feeds.<name>`',
+  '',
+  String(toJson(feedSchema).description ?? ''),
+  '',
+  table(toJson(feedSchema)),
+  '',
+);
 
 parts.push('## `sources.<name>`', '', String(rootProps.sources?.description ?? ''), '');
 for (const kind of registries.sources) {

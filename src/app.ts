@@ -10,7 +10,11 @@ import { combineHooks, HeraldMetrics } from './observability/metrics.js';
 import { createTracing } from './observability/tracing.js';
 import { registries } from './plugins.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
+import { createSlackApp, type SlackApp } from './slack/app.js';
 import { openStore, type Store, storeFromEnv } from './store/index.js';
+import type { StoredEvent } from './store/types.js';
+import { registerSubscriptionRoutes } from './subscriptions/admin.js';
+import { Subscriptions } from './subscriptions/index.js';
 
 /** The notify-router recipe: what `herald start` runs when there is no ./herald.yaml. */
 export const DEMO_CONFIG = fileURLToPath(new URL('../examples/notify-router/herald.yaml', import.meta.url));
@@ -37,6 +41,9 @@ export interface RunningHerald {
   metrics: HeraldMetrics;
   engine: Engine;
   server: HeraldServer;
+  subscriptions: Subscriptions;
+  /** Present when the config has a `slack` block. */
+  slackApp?: SlackApp;
   url: string;
   logger: Logger;
   /** Graceful stop: 503 for new requests, in-flight sends finish until the deadline. */
@@ -68,6 +75,13 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
   });
   const metrics = new HeraldMetrics();
   const tracing = createTracing(env);
+  const subscriptions = new Subscriptions(
+    store.subscriptions,
+    config.subscriptions,
+    new Map(config.channels.map((c) => [c.name, c.kind.kind])),
+    logger,
+  );
+  const slackApp = config.slack ? createSlackApp(config.slack, subscriptions, logger, env) : undefined;
   const engine = new Engine({
     config,
     store,
@@ -77,13 +91,28 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
       metrics.hooks,
       ...(tracing ? [tracing.hooks] : []),
       ...(options.hooks ? [options.hooks] : []),
+      ...(config.subscriptions.feeds.length > 0
+        ? [{ onRouted: (e: StoredEvent) => subscriptions.recordRouted(e) }]
+        : []),
     ),
-    subscribers: options.subscribers,
+    subscribers: options.subscribers ?? subscriptions,
     http: server.routes,
     roles: options.roles,
   });
   await engine.start();
-  await server.attach(engine, [metrics.extension, ...(options.extensions ?? [])]);
+  await server.attach(engine, [
+    metrics.extension,
+    (app) => registerSubscriptionRoutes(app, subscriptions),
+    ...(slackApp ? [(app: Parameters<ServerExtension>[0]) => slackApp.extension(app)] : []),
+    ...(options.extensions ?? []),
+  ]);
+  try {
+    await slackApp?.start();
+  } catch (err) {
+    await engine.stop(0);
+    await server.close();
+    throw err;
+  }
   const port = options.port ?? config.server.port;
   const host = options.host ?? config.server.host;
   await server.listen(port, host);
@@ -106,7 +135,9 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
   const stop = () => {
     stopping ??= (async () => {
       server.beginShutdown();
+      await slackApp?.stop();
       await engine.stop(config.server.shutdownTimeoutMs);
+      await subscriptions.settled();
       await server.close();
       await tracing
         ?.shutdown()
@@ -114,7 +145,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     })();
     return stopping;
   };
-  return { config, metrics, engine, server, url, logger, stop };
+  return { config, metrics, engine, server, subscriptions, slackApp, url, logger, stop };
 }
 
 /** One line saying where events go: "sales-to-slack → slack-sales; pricing-to-email → email-pricing". */

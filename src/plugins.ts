@@ -7,6 +7,7 @@ import { slackChannel } from './channels/slack/index.js';
 import { webhookChannel } from './channels/webhook/index.js';
 import type { Registries } from './config/load.js';
 import type { ChannelKind, SourceKind } from './engine/types.js';
+import { dataDialect } from './filters/data.js';
 import { builtInDialects } from './filters/index.js';
 import { sqlDialect } from './filters/sql.js';
 import { httpSource } from './sources/http/index.js';
@@ -30,5 +31,5 @@ export const sourceKinds: SourceKind[] = [httpSource] as SourceKind[];
 export const registries: Registries = {
   channels: channelKinds,
   sources: sourceKinds,
-  dialects: [...builtInDialects, sqlDialect],
+  dialects: [...builtInDialects, sqlDialect, dataDialect],
 };

@@ -3,8 +3,16 @@ import { isMap, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { ChannelKind, SourceKind } from '../engine/types.js';
 import { HeraldError } from '../errors.js';
+import type { CloudEvent } from '../events/types.js';
+import {
+  type CesqlEvaluationError,
+  CesqlParseError,
+  compile as compileCesql,
+} from '../filters/cesql/index.js';
 import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js';
 import { FilterCompileError, type Matcher } from '../filters/types.js';
+import type { SlackAppConfig } from '../slack/config.js';
+import type { PreferenceSpec } from '../subscriptions/config.js';
 import type { Template } from '../templates/index.js';
 import { interpolate } from './interpolate.js';
 import {
@@ -64,7 +72,23 @@ export interface Registries {
 export type RecipientSpec =
   | { kind: 'none' }
   | { kind: 'list'; templates: Template[] }
-  | { kind: 'subscribers'; key: Template; where?: string };
+  | { kind: 'subscribers'; key: Template; where?: PreferencePredicate };
+
+/** A `where` over one subscriber's preferences (defaults applied). */
+export type PreferencePredicate = (preferences: Record<string, string | boolean>) => boolean;
+
+export interface CompiledFeed {
+  name: string;
+  key: Template;
+  matcher: Matcher;
+  maxItems: number;
+  maxAgeMs: number;
+}
+
+export interface CompiledSubscriptions {
+  preferences: Record<string, PreferenceSpec>;
+  feeds: CompiledFeed[];
+}
 
 export interface CompiledAction {
   index: number;
@@ -104,6 +128,8 @@ export interface HeraldConfig {
   sources: CompiledPlugin<SourceKind>[];
   channels: CompiledPlugin<ChannelKind>[];
   triggers: CompiledTrigger[];
+  subscriptions: CompiledSubscriptions;
+  slack?: SlackAppConfig;
 }
 
 export interface LoadOptions {
@@ -247,7 +273,14 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
         add(at, mismatch);
         return;
       }
-      actions.push({ index, channel: channelName, to: recipientSpec(to), params: result.data });
+      let recipients: RecipientSpec;
+      try {
+        recipients = recipientSpec(to);
+      } catch (err) {
+        add([...at, 'to', 'where'], (err as Error).message);
+        return;
+      }
+      actions.push({ index, channel: channelName, to: recipients, params: result.data });
     });
     triggers.push({
       name,
@@ -261,9 +294,39 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
     });
   }
 
+  const feeds: CompiledFeed[] = [];
+  for (const [name, feed] of Object.entries(cfg.subscriptions.feeds)) {
+    let matcher: Matcher = matchAll;
+    if (feed.filter !== undefined) {
+      try {
+        matcher = compileFilter(feed.filter, ['subscriptions', 'feeds', name, 'filter'], registries.dialects);
+      } catch (err) {
+        if (err instanceof FilterCompileError) add(err.path, err.message);
+        else add(['subscriptions', 'feeds', name, 'filter'], (err as Error).message);
+      }
+    }
+    feeds.push({
+      name,
+      key: feed.key,
+      matcher,
+      maxItems: feed.maxItems,
+      maxAgeMs: feed.maxAgeDays * 86_400_000,
+    });
+  }
+  for (const [name, pref] of Object.entries(cfg.subscriptions.preferences)) {
+    if (pref.type === 'enum' && !pref.values.includes(pref.default)) {
+      add(
+        ['subscriptions', 'preferences', name, 'default'],
+        `"${pref.default}" is not one of ${pref.values.join(', ')}`,
+      );
+    }
+  }
+
   if (issues.length > 0) throw new ConfigError(issues, options.file);
   return {
     file: options.file,
+    subscriptions: { preferences: cfg.subscriptions.preferences, feeds },
+    slack: cfg.slack,
     server: cfg.server,
     store: cfg.store,
     bus: cfg.bus,
@@ -336,7 +399,44 @@ function recipientSpec(to: unknown): RecipientSpec {
   if (Array.isArray(to)) return { kind: 'list', templates: to as Template[] };
   if (typeof (to as Template).render === 'function') return { kind: 'list', templates: [to as Template] };
   const sub = to as { subscribersOf: Template; where?: string };
-  return { kind: 'subscribers', key: sub.subscribersOf, where: sub.where };
+  if (sub.where === undefined) return { kind: 'subscribers', key: sub.subscribersOf };
+  return { kind: 'subscribers', key: sub.subscribersOf, where: compileWhere(sub.where) };
+}
+
+/**
+ * `where` is either simple — `name` (true), `not name` (false), `name = value`, `name != value`,
+ * which allows the `_` in preference names — or a CESQL expression over the preferences.
+ */
+export function compileWhere(source: string): PreferencePredicate {
+  const text = source.trim();
+  const simple = /^(?:(not\s+|!)\s*)?([a-z][a-z0-9_]*)$/i.exec(text);
+  if (simple) {
+    const [, negated, name] = simple;
+    return negated ? (p) => p[name!] === false : (p) => p[name!] === true;
+  }
+  const comparison = /^([a-z][a-z0-9_]*)\s*(=|==|!=|<>)\s*(?:'([^']*)'|"([^"]*)"|([A-Za-z0-9_.-]+))$/i.exec(
+    text,
+  );
+  if (comparison) {
+    const [, name, op, single, double, bare] = comparison;
+    const value = single ?? double ?? bare!;
+    const equal = (p: Record<string, string | boolean>) => String(p[name!]) === value;
+    return op === '=' || op === '==' ? equal : (p) => !equal(p);
+  }
+  let expression: ReturnType<typeof compileCesql>;
+  try {
+    expression = compileCesql(text);
+  } catch (err) {
+    if (err instanceof CesqlParseError)
+      throw new Error(
+        `CESQL: ${err.message} (for a preference with "_" in its name write \`name\`, \`not name\` or \`name = value\`)`,
+      );
+    throw err;
+  }
+  return (p) => {
+    const errors: CesqlEvaluationError[] = [];
+    return expression.evaluate(p as unknown as CloudEvent, errors) === true && errors.length === 0;
+  };
 }
 
 function normaliseBackoff(backoff: BackoffConfig): RetryPolicy['backoff'] {

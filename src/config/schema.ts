@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { slackAppSchema } from '../slack/config.js';
+import { subscriptionsSchema } from '../subscriptions/config.js';
 import { templateSchema } from '../templates/index.js';
 
 /** Names the user gives to sources, channels and triggers. */
@@ -170,6 +172,8 @@ export const rootSchema = z.strictObject({
     ),
   triggers: z.record(nameSchema, triggerSchema).default({}).describe('Rules: filter → actions, by name.'),
   dispatcher: dispatcherSchema.default(dispatcherSchema.parse({})),
+  subscriptions: subscriptionsSchema.default({ preferences: {}, feeds: {} }),
+  slack: slackAppSchema.optional(),
 });
 
 export type RawConfig = z.infer<typeof rootSchema>;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { CompiledAction, CompiledTrigger } from '../config/load.js';
+import type { CompiledAction, CompiledTrigger, PreferencePredicate } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import type { FilterEvaluationError } from '../filters/types.js';
@@ -12,7 +12,12 @@ import { idempotencyKey } from './idempotency.js';
  */
 export interface SubscriberDirectory {
   /** Addresses for `channel` (a Slack user id, an email…) of the key's subscribers matching `where`. */
-  recipientsOf(key: string, where: string | undefined, channel: string, event: CloudEvent): Promise<string[]>;
+  recipientsOf(
+    key: string,
+    where: PreferencePredicate | undefined,
+    channel: string,
+    event: CloudEvent,
+  ): Promise<string[]>;
 }
 
 export interface RouterHooks {

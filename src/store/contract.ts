@@ -313,6 +313,90 @@ export function runStoreContract(
       assert.equal(await store.kv.get('ns', 'k'), null);
     });
 
+    it('subscriptions: subscribers upsert by field, subscribe/unsubscribe, preferences merge, delete cascades', async () => {
+      const subs = store.subscriptions;
+      const alice = await subs.upsertSubscriber({ id: 'slack:UA', slackUserId: 'UA', name: 'Alice' }, 1000);
+      assert.deepEqual(
+        { ...alice },
+        { id: 'slack:UA', name: 'Alice', slackUserId: 'UA', email: null, preferences: {}, createdAt: 1000 },
+      );
+      // A later upsert fills in the email and keeps what it does not mention.
+      const again = await subs.upsertSubscriber({ id: 'slack:UA', email: 'alice@example.com' }, 2000);
+      assert.equal(again.name, 'Alice');
+      assert.equal(again.email, 'alice@example.com');
+      assert.equal(again.createdAt, 1000);
+      await subs.upsertSubscriber({ id: 'slack:UB', slackUserId: 'UB' }, 1000);
+
+      assert.equal(await subs.subscribe('slack:UA', 'email:alice@example.com', 1000), true);
+      assert.equal(await subs.subscribe('slack:UA', 'email:alice@example.com', 1001), false);
+      assert.equal(await subs.subscribe('slack:UA', 'product:42', 1000), true);
+      assert.equal(await subs.subscribe('slack:UB', 'product:42', 1000), true);
+      assert.deepEqual(await subs.keysOf('slack:UA'), ['email:alice@example.com', 'product:42']);
+      assert.deepEqual(
+        (await subs.subscribersOf('product:42')).map((x) => x.id),
+        ['slack:UA', 'slack:UB'],
+      );
+      assert.deepEqual(await subs.subscribersOf('product:nope'), []);
+
+      await subs.setPreferences('slack:UA', { notify: true, mode: 'daily' });
+      const updated = await subs.setPreferences('slack:UA', { notify: false });
+      assert.deepEqual(updated?.preferences, { notify: false, mode: 'daily' });
+      assert.equal(await subs.setPreferences('nobody', { x: 1 }), null);
+
+      assert.equal(await subs.unsubscribe('slack:UB', 'product:42'), true);
+      assert.equal(await subs.unsubscribe('slack:UB', 'product:42'), false);
+      assert.deepEqual(
+        (await subs.listSubscribers({ limit: 10 })).map((x) => x.id),
+        ['slack:UA', 'slack:UB'],
+      );
+      assert.deepEqual(
+        (await subs.listSubscribers({ limit: 10, afterId: 'slack:UA' })).map((x) => x.id),
+        ['slack:UB'],
+      );
+      assert.equal(await subs.deleteSubscriber('slack:UA'), true);
+      assert.equal(await subs.deleteSubscriber('slack:UA'), false);
+      assert.deepEqual(await subs.subscribersOf('product:42'), []);
+      assert.equal(await subs.getSubscriber('slack:UA'), null);
+    });
+
+    it('subscriptions: a key with 10,000 subscribers is read in one call', async () => {
+      const subs = store.subscriptions;
+      for (let i = 0; i < 10_000; i += 1) {
+        await subs.upsertSubscriber({ id: `bulk-${String(i).padStart(5, '0')}` }, 1);
+        await subs.subscribe(`bulk-${String(i).padStart(5, '0')}`, 'topic:bulk', 1);
+      }
+      const all = await subs.subscribersOf('topic:bulk');
+      assert.equal(all.length, 10_000);
+      assert.equal(new Set(all.map((x) => x.id)).size, 10_000);
+    });
+
+    it('feeds: newest first, trimmed to maxItems and by age, per key', async () => {
+      const subs = store.subscriptions;
+      const item = (key: string, i: number, at: number) => ({
+        key,
+        eventSeq: i,
+        at,
+        event: ev({ id: `feed-${key}-${i}` }),
+      });
+      await subs.appendFeed([item('k1', 1, 100), item('k1', 2, 200), item('k2', 3, 200)], {
+        maxItems: 10,
+        minAt: 0,
+      });
+      await subs.appendFeed([item('k1', 4, 300), item('k1', 5, 400)], { maxItems: 3, minAt: 150 });
+      assert.deepEqual(
+        (await subs.feed('k1', { limit: 10 })).map((f) => f.eventSeq),
+        [5, 4, 2],
+      );
+      assert.deepEqual(
+        (await subs.feed('k1', { limit: 10, sinceAt: 300 })).map((f) => f.event.id),
+        ['feed-k1-5', 'feed-k1-4'],
+      );
+      assert.deepEqual(
+        (await subs.feed('k2', { limit: 10 })).map((f) => f.eventSeq),
+        [3],
+      );
+    });
+
     it('answers ping while open', async () => {
       await store.ping();
     });

@@ -19,6 +19,7 @@ export interface Store {
   dlq: DeadLetterStore;
   inbox: InboxStore;
   kv: KeyValueStore;
+  subscriptions: SubscriptionStore;
 }
 
 /* -------------------------------------------------------------------- events */
@@ -235,4 +236,51 @@ export interface KeyValueStore {
   delete(namespace: string, key: string): Promise<void>;
   /** Sets only when absent; returns true when this call set it. */
   setIfAbsent(namespace: string, key: string, value: unknown): Promise<boolean>;
+}
+
+/* ------------------------------------------------------------- subscriptions */
+
+/** A person who can be notified, with their addresses and their preferences. */
+export interface Subscriber {
+  id: string;
+  name: string | null;
+  slackUserId: string | null;
+  email: string | null;
+  /** As stored: only what the person changed; defaults are applied by the subscriptions area. */
+  preferences: Record<string, unknown>;
+  createdAt: number;
+}
+
+export interface FeedItem {
+  key: string;
+  eventSeq: number;
+  /** Epoch ms when the event was added to the feed. */
+  at: number;
+  event: CloudEvent;
+}
+
+export interface SubscriptionStore {
+  /** Creates the subscriber or updates the fields given (others are kept). */
+  upsertSubscriber(
+    subscriber: { id: string } & Partial<Pick<Subscriber, 'name' | 'slackUserId' | 'email'>>,
+    now: number,
+  ): Promise<Subscriber>;
+  getSubscriber(id: string): Promise<Subscriber | null>;
+  /** Ordered by id; `afterId` pages. */
+  listSubscribers(query: { limit: number; afterId?: string }): Promise<Subscriber[]>;
+  /** Removes the subscriber and their subscriptions. Returns false when there was none. */
+  deleteSubscriber(id: string): Promise<boolean>;
+  /** Merges `patch` into the stored preferences; returns the subscriber, or null when unknown. */
+  setPreferences(id: string, patch: Record<string, unknown>): Promise<Subscriber | null>;
+  /** Returns true when the subscription is new. The subscriber must exist. */
+  subscribe(subscriberId: string, key: string, now: number): Promise<boolean>;
+  /** Returns true when there was such a subscription. */
+  unsubscribe(subscriberId: string, key: string): Promise<boolean>;
+  keysOf(subscriberId: string): Promise<string[]>;
+  /** Every subscriber of `key`, in one query (fan-out reads this for each event). */
+  subscribersOf(key: string): Promise<Subscriber[]>;
+  /** Appends to feeds, then trims each touched key to `maxItems` and drops items older than `minAt`. */
+  appendFeed(items: FeedItem[], retention: { maxItems: number; minAt: number }): Promise<void>;
+  /** Newest first. */
+  feed(key: string, query: { limit: number; sinceAt?: number }): Promise<FeedItem[]>;
 }

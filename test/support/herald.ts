@@ -117,7 +117,11 @@ export async function spawnHerald(args: string[], env: NodeJS.ProcessEnv = {}): 
   );
   const output: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`herald did not start:\n${output.join('')}`)), 20_000);
+    // Generous: CI machines can be very busy. A child that never starts is killed, never left behind.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`herald did not start within 60 s:\n${output.join('')}`));
+    }, 60_000);
     const onData = (chunk: Buffer) => {
       const text = chunk.toString();
       output.push(text);

@@ -16,6 +16,7 @@ import type {
   StoredEvent,
 } from '../types.js';
 import { migrations } from './migrations.js';
+import { postgresSubscriptions } from './subscriptions.js';
 
 export interface PostgresStoreOptions {
   url: string;
@@ -471,6 +472,8 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return rows.map(inboxRow);
       },
     },
+
+    subscriptions: postgresSubscriptions(query, tx),
 
     kv: {
       async get<T>(namespace: string, key: string) {

@@ -78,4 +78,36 @@ CREATE TABLE kv (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'subscribers, subscriptions and feeds',
+    sql: `
+CREATE TABLE subscribers (
+  id TEXT PRIMARY KEY,
+  name TEXT,
+  slack_user_id TEXT UNIQUE,
+  email TEXT,
+  preferences JSONB NOT NULL DEFAULT '{}',
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX subscribers_by_email ON subscribers (email);
+
+CREATE TABLE subscriptions (
+  key TEXT NOT NULL,
+  subscriber_id TEXT NOT NULL REFERENCES subscribers (id),
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (key, subscriber_id)
+);
+CREATE INDEX subscriptions_by_subscriber ON subscriptions (subscriber_id, key);
+
+CREATE TABLE feed (
+  id BIGSERIAL PRIMARY KEY,
+  key TEXT NOT NULL,
+  event_seq BIGINT NOT NULL,
+  at BIGINT NOT NULL,
+  event JSONB NOT NULL
+);
+CREATE INDEX feed_by_key ON feed (key, id);
+`,
+  },
 ];

@@ -17,6 +17,7 @@ import type {
   StoredEvent,
 } from '../types.js';
 import { migrations } from './migrations.js';
+import { sqliteSubscriptions } from './subscriptions.js';
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. Parent directories are created. */
@@ -508,6 +509,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           return rows.map(inboxRow);
         }),
     },
+
+    subscriptions: sqliteSubscriptions(db, guard),
 
     kv: {
       get: <T>(namespace: string, key: string) =>

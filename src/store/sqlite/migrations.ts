@@ -78,4 +78,36 @@ CREATE TABLE kv (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 2,
+    name: 'subscribers, subscriptions and feeds',
+    sql: `
+CREATE TABLE subscribers (
+  id TEXT PRIMARY KEY,
+  name TEXT,
+  slack_user_id TEXT UNIQUE,
+  email TEXT,
+  preferences TEXT NOT NULL DEFAULT '{}',
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX subscribers_by_email ON subscribers (email);
+
+CREATE TABLE subscriptions (
+  key TEXT NOT NULL,
+  subscriber_id TEXT NOT NULL REFERENCES subscribers (id),
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (key, subscriber_id)
+) WITHOUT ROWID;
+CREATE INDEX subscriptions_by_subscriber ON subscriptions (subscriber_id, key);
+
+CREATE TABLE feed (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key TEXT NOT NULL,
+  event_seq INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  event TEXT NOT NULL
+);
+CREATE INDEX feed_by_key ON feed (key, id);
+`,
+  },
 ];

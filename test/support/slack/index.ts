@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type WebSocket, WebSocketServer } from 'ws';
 
 /**
  * A Slack-compatible Web API server for tests: the methods Herald uses, Slack's request shapes
@@ -40,11 +41,27 @@ export interface SlackServer {
   createResponseUrl(): string;
   /** Bodies POSTed to response URLs, by URL. */
   responses: Map<string, unknown[]>;
+  /** The app-level token (`xapp-…`) that `apps.connections.open` accepts. */
+  appToken: string;
+  /** Socket Mode: resolves once a client has opened a connection and received `hello`. */
+  waitForSocket(timeoutMs?: number): Promise<void>;
+  /**
+   * Socket Mode: sends an envelope (`slash_commands`, `interactive`, `events_api`) to the
+   * connected client and resolves with its acknowledgement (`{ envelope_id, payload }`).
+   */
+  sendEnvelope(
+    type: 'slash_commands' | 'interactive' | 'events_api',
+    payload: Record<string, unknown>,
+    timeoutMs?: number,
+  ): Promise<{ envelope_id: string; payload?: unknown }>;
   close(): Promise<void>;
 }
 
-export async function startSlackServer(options: { token?: string } = {}): Promise<SlackServer> {
+export async function startSlackServer(
+  options: { token?: string; appToken?: string } = {},
+): Promise<SlackServer> {
   const token = options.token ?? 'xoxb-test-token';
+  const appToken = options.appToken ?? 'xapp-1-test-app-token';
   const calls: SlackCall[] = [];
   const faults = new Map<string, Fault[]>();
   const users = new Map<string, SlackUser>();
@@ -157,6 +174,16 @@ export async function startSlackServer(options: { token?: string } = {}): Promis
       const given =
         String(req.headers.authorization ?? '').replace(/^Bearer /, '') || String(args.token ?? '');
       if (!given) return send(200, { ok: false, error: 'not_authed' });
+      // Socket Mode's one method takes the app-level token; every other method a bot token.
+      if (method === 'apps.connections.open') {
+        if (!given.startsWith('xapp-')) return send(200, { ok: false, error: 'not_allowed_token_type' });
+        if (given !== appToken) return send(200, { ok: false, error: 'invalid_auth' });
+        const ticket = Math.random().toString(36).slice(2);
+        return send(200, {
+          ok: true,
+          url: `${base.replace(/^http/, 'ws')}link/?ticket=${ticket}&app_id=A0001`,
+        });
+      }
       if (given !== token) return send(200, { ok: false, error: 'invalid_auth' });
       const handler = handlers[method];
       if (!handler) return send(200, { ok: false, error: 'unknown_method' });
@@ -164,6 +191,44 @@ export async function startSlackServer(options: { token?: string } = {}): Promis
     });
   });
   const responses = new Map<string, unknown[]>();
+
+  // Socket Mode: Slack's WebSocket speaks JSON envelopes. It greets with `hello`, pushes
+  // `{envelope_id, type, payload, accepts_response_payload}` and expects `{envelope_id, payload?}`
+  // back; it pings so the client's liveness check passes.
+  const sockets = new WebSocketServer({ noServer: true });
+  const connected = new Set<WebSocket>();
+  const pendingAcks = new Map<string, (ack: { envelope_id: string; payload?: unknown }) => void>();
+  let envelopeCounter = 0;
+  server.on('upgrade', (req, socket, head) => {
+    if (!(req.url ?? '').startsWith('/link/')) return socket.destroy();
+    sockets.handleUpgrade(req, socket, head, (ws) => {
+      connected.add(ws);
+      const pinger = setInterval(() => ws.ping(), 2_000);
+      ws.on('close', () => {
+        clearInterval(pinger);
+        connected.delete(ws);
+      });
+      ws.on('message', (data) => {
+        let ack: { envelope_id?: string; payload?: unknown };
+        try {
+          ack = JSON.parse(String(data));
+        } catch {
+          return;
+        }
+        if (ack.envelope_id)
+          pendingAcks.get(ack.envelope_id)?.({ envelope_id: ack.envelope_id, payload: ack.payload });
+      });
+      ws.send(
+        JSON.stringify({
+          type: 'hello',
+          num_connections: connected.size,
+          debug_info: { host: 'herald-test', build_number: 1, approximate_connection_time: 18060 },
+          connection_info: { app_id: 'A0001' },
+        }),
+      );
+    });
+  });
+
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   const url = `${base}api/`;
@@ -178,7 +243,40 @@ export async function startSlackServer(options: { token?: string } = {}): Promis
     },
     url,
     token,
+    appToken,
     calls,
+    async waitForSocket(timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (connected.size === 0) {
+        if (Date.now() > deadline) throw new Error(`no Socket Mode connection within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    sendEnvelope(type, payload, timeoutMs = 10_000) {
+      const ws = [...connected][0];
+      if (!ws) return Promise.reject(new Error('no Socket Mode client is connected'));
+      const envelopeId = `env-${++envelopeCounter}-${Math.random().toString(36).slice(2, 8)}`;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pendingAcks.delete(envelopeId);
+          reject(new Error(`envelope ${envelopeId} (${type}) was not acknowledged within ${timeoutMs} ms`));
+        }, timeoutMs);
+        pendingAcks.set(envelopeId, (ack) => {
+          clearTimeout(timer);
+          pendingAcks.delete(envelopeId);
+          resolve(ack);
+        });
+        ws.send(
+          JSON.stringify({
+            envelope_id: envelopeId,
+            type,
+            payload,
+            accepts_response_payload: type !== 'events_api',
+            ...(type === 'events_api' ? { retry_attempt: 0, retry_reason: '' } : {}),
+          }),
+        );
+      });
+    },
     callsTo: (method) => calls.filter((c) => c.method === method),
     addUser: (user) => {
       users.set(user.id, user);
@@ -204,6 +302,8 @@ export async function startSlackServer(options: { token?: string } = {}): Promis
     },
     close: () =>
       new Promise((r) => {
+        for (const ws of connected) ws.terminate();
+        sockets.close();
         server.closeAllConnections();
         server.close(() => r());
       }),

@@ -1,0 +1,57 @@
+import { z } from 'zod';
+
+export const slackAppSchema = z
+  .strictObject({
+    token: z.string().min(1).describe('Bot token (xoxb-…), usually "${SLACK_BOT_TOKEN}".'),
+    signingSecret: z
+      .string()
+      .min(1)
+      .describe(
+        'Signing secret that every request from Slack is verified against, usually "${SLACK_SIGNING_SECRET}".',
+      ),
+    appToken: z
+      .string()
+      .optional()
+      .describe('App-level token (xapp-…). When set, Herald connects over Socket Mode instead of HTTP.'),
+    apiUrl: z
+      .string()
+      .optional()
+      .describe(
+        'Web API base URL (default SLACK_API_URL or https://slack.com/api/): any Slack-compatible server.',
+      ),
+    command: z
+      .string()
+      .regex(/^\/[a-z0-9_-]+$/, 'a slash command looks like /herald')
+      .default('/herald')
+      .describe('The slash command Herald answers.'),
+    subscribeKey: z
+      .string()
+      .default('email:{{ email }}')
+      .describe('What `/herald subscribe [email]` subscribes to; `{{ email }}` is the address.'),
+    home: z
+      .strictObject({
+        renderer: z
+          .enum(['feed', 'ci-feed'])
+          .default('feed')
+          .describe(
+            '`feed` lists recent events of the keys the person follows; `ci-feed` groups CI runs per PR.',
+          ),
+        title: z.string().default('Herald').describe('Heading of the App Home.'),
+        line: z
+          .string()
+          .default('*{{ event.type }}* {{ event.subject }}')
+          .describe('`feed` renderer: one line per event (Liquid; `event` in scope).'),
+        limit: z.number().int().positive().max(90).default(30).describe('Items shown.'),
+      })
+      .default({
+        renderer: 'feed',
+        title: 'Herald',
+        line: '*{{ event.type }}* {{ event.subject }}',
+        limit: 30,
+      })
+      .describe('The App Home view.'),
+  })
+  .describe(
+    'The Slack app: slash command, App Home and interactivity (HTTP on Herald’s port, or Socket Mode).',
+  );
+export type SlackAppConfig = z.infer<typeof slackAppSchema>;

@@ -1,0 +1,158 @@
+import type { Logger } from 'pino';
+import type { CompiledSubscriptions, PreferencePredicate } from '../config/load.js';
+import type { SubscriberDirectory } from '../engine/router.js';
+import { HeraldError } from '../errors.js';
+import type { CloudEvent } from '../events/types.js';
+import type { FilterEvaluationError } from '../filters/types.js';
+import type { FeedItem, StoredEvent, Subscriber, SubscriptionStore } from '../store/types.js';
+
+export type { PreferenceSpec, SubscriptionsConfig } from './config.js';
+
+type FeedListener = (keys: string[]) => void;
+
+/**
+ * People, what they subscribed to, their preferences and their feeds — over the store. It is the
+ * router's subscriber directory (`to: { subscribersOf }`) and what the Slack app and admin API use.
+ */
+export class Subscriptions implements SubscriberDirectory {
+  private readonly feedListeners = new Set<FeedListener>();
+  private pendingFeed: FeedItem[] = [];
+  private flushing: Promise<void> | null = null;
+
+  constructor(
+    readonly store: SubscriptionStore,
+    readonly config: CompiledSubscriptions,
+    /** Channel name → channel kind, to pick the address a channel needs (email vs Slack user). */
+    private readonly channelKinds: Map<string, string>,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Stored preferences over the configured defaults; unknown stored keys are dropped. */
+  preferencesOf(subscriber: Pick<Subscriber, 'preferences'>): Record<string, string | boolean> {
+    const out: Record<string, string | boolean> = {};
+    for (const [name, spec] of Object.entries(this.config.preferences)) {
+      const stored = subscriber.preferences[name];
+      out[name] =
+        spec.type === 'boolean'
+          ? typeof stored === 'boolean'
+            ? stored
+            : spec.default
+          : typeof stored === 'string' && spec.values.includes(stored)
+            ? stored
+            : spec.default;
+    }
+    return out;
+  }
+
+  /** Validates and stores preference changes; names what is wrong otherwise. */
+  async setPreferences(subscriberId: string, patch: Record<string, unknown>): Promise<Subscriber> {
+    for (const [name, value] of Object.entries(patch)) {
+      const spec = this.config.preferences[name];
+      if (!spec) {
+        const known = Object.keys(this.config.preferences);
+        throw new HeraldError(
+          'REQUEST_INVALID',
+          `unknown preference "${name}"${known.length ? ` (known: ${known.join(', ')})` : ' (none are configured)'}`,
+          { status: 400 },
+        );
+      }
+      if (spec.type === 'boolean' && typeof value !== 'boolean')
+        throw new HeraldError('REQUEST_INVALID', `preference "${name}" must be true or false`, {
+          status: 400,
+        });
+      if (spec.type === 'enum' && !spec.values.includes(value as string))
+        throw new HeraldError(
+          'REQUEST_INVALID',
+          `preference "${name}" must be one of ${spec.values.join(', ')}`,
+          {
+            status: 400,
+          },
+        );
+    }
+    const updated = await this.store.setPreferences(subscriberId, patch);
+    if (!updated) throw new HeraldError('NOT_FOUND', `no subscriber "${subscriberId}"`, { status: 404 });
+    return updated;
+  }
+
+  async recipientsOf(
+    key: string,
+    where: PreferencePredicate | undefined,
+    channel: string,
+    _event: CloudEvent,
+  ): Promise<string[]> {
+    const kind = this.channelKinds.get(channel);
+    const out: string[] = [];
+    for (const subscriber of await this.store.subscribersOf(key)) {
+      if (where && !where(this.preferencesOf(subscriber))) continue;
+      const address =
+        kind === 'email' ? subscriber.email : (subscriber.slackUserId ?? subscriber.email ?? subscriber.id);
+      if (address) out.push(address);
+    }
+    return out;
+  }
+
+  onFeedChanged(listener: FeedListener): () => void {
+    this.feedListeners.add(listener);
+    return () => this.feedListeners.delete(listener);
+  }
+
+  /** Engine hook: routed events that match a feed are appended to it (batched, in order). */
+  recordRouted(stored: StoredEvent): void {
+    if (this.config.feeds.length === 0) return;
+    const errors: FilterEvaluationError[] = [];
+    for (const feed of this.config.feeds) {
+      errors.length = 0;
+      if (!feed.matcher(stored.event, errors) || errors.length > 0) continue;
+      let key: string;
+      try {
+        key = feed.key.render({ event: stored.event });
+      } catch (err) {
+        this.logger.warn(
+          { feed: feed.name, eventId: stored.event.id, err: (err as Error).message },
+          'feed key failed',
+        );
+        continue;
+      }
+      if (!key) continue;
+      this.pendingFeed.push({ key, eventSeq: stored.seq, at: Date.now(), event: stored.event });
+    }
+    if (this.pendingFeed.length > 0) this.flushing ??= this.flushSoon();
+  }
+
+  private async flushSoon(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    try {
+      while (this.pendingFeed.length > 0) {
+        const items = this.pendingFeed;
+        this.pendingFeed = [];
+        // One retention for all keys: the most generous among the configured feeds.
+        const maxItems = Math.max(...this.config.feeds.map((f) => f.maxItems));
+        const maxAgeMs = Math.max(...this.config.feeds.map((f) => f.maxAgeMs));
+        try {
+          await this.store.appendFeed(items, { maxItems, minAt: Date.now() - maxAgeMs });
+        } catch (err) {
+          this.logger.warn(
+            { err: (err as Error).message, items: items.length },
+            'could not record feed items',
+          );
+          continue;
+        }
+        const keys = [...new Set(items.map((i) => i.key))];
+        for (const listener of this.feedListeners) {
+          try {
+            listener(keys);
+          } catch (err) {
+            this.logger.warn({ err: (err as Error).message }, 'feed listener failed');
+          }
+        }
+      }
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  /** Resolves when feed items recorded so far are stored (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+}
