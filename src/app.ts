@@ -9,7 +9,9 @@ import { createLogger } from './logger.js';
 import { combineHooks, HeraldMetrics } from './observability/metrics.js';
 import { createTracing } from './observability/tracing.js';
 import { registries } from './plugins.js';
+import { dashboardExtension } from './server/dashboard.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
+import { LiveFeed } from './server/live.js';
 import { openStore, type Store, storeFromEnv } from './store/index.js';
 
 /** The notify-router recipe: what `herald start` runs when there is no ./herald.yaml. */
@@ -67,6 +69,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     adminToken: adminToken || undefined,
   });
   const metrics = new HeraldMetrics();
+  const live = new LiveFeed();
   const tracing = createTracing(env);
   const engine = new Engine({
     config,
@@ -75,6 +78,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     env,
     hooks: combineHooks(
       metrics.hooks,
+      live.hooks,
       ...(tracing ? [tracing.hooks] : []),
       ...(options.hooks ? [options.hooks] : []),
     ),
@@ -83,7 +87,13 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     roles: options.roles,
   });
   await engine.start();
-  await server.attach(engine, [metrics.extension, ...(options.extensions ?? [])]);
+  await server.attach(engine, [
+    metrics.extension,
+    live.extension,
+    ...(options.extensions ?? []),
+    // Last: its catch-all GET answers only what no other route does.
+    dashboardExtension(),
+  ]);
   const port = options.port ?? config.server.port;
   const host = options.host ?? config.server.host;
   await server.listen(port, host);

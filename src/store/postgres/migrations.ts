@@ -78,4 +78,12 @@ CREATE TABLE kv (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'indexes for the dashboard: events by source, dead letters by channel',
+    sql: `
+CREATE INDEX events_by_source ON events (source, seq DESC);
+CREATE INDEX deliveries_dead_by_channel ON deliveries (channel, id DESC) WHERE status = 'dead';
+`,
+  },
 ];

@@ -78,4 +78,12 @@ CREATE TABLE kv (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 2,
+    name: 'indexes for the dashboard: events by source, dead letters by channel',
+    sql: `
+CREATE INDEX events_by_source ON events (source, seq);
+CREATE INDEX deliveries_dead_by_channel ON deliveries (channel, id) WHERE status = 'dead';
+`,
+  },
 ];
