@@ -11,7 +11,7 @@ import { createTracing } from './observability/tracing.js';
 import { registries } from './plugins.js';
 import { dashboardExtension } from './server/dashboard.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
-import { LiveFeed } from './server/live.js';
+import { LiveFeed, type LiveFeedOptions } from './server/live.js';
 import { openStore, type Store, storeFromEnv } from './store/index.js';
 
 /** The notify-router recipe: what `herald start` runs when there is no ./herald.yaml. */
@@ -30,6 +30,8 @@ export interface StartOptions {
   extensions?: ServerExtension[];
   hooks?: EngineHooks;
   subscribers?: SubscriberDirectory;
+  /** The dashboard's live feed (SSE heartbeat interval). */
+  live?: LiveFeedOptions;
   /** Wraps the opened store (instrumentation, fault injection in tests). */
   wrapStore?: (store: Store) => Store;
 }
@@ -69,7 +71,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     adminToken: adminToken || undefined,
   });
   const metrics = new HeraldMetrics();
-  const live = new LiveFeed();
+  const live = new LiveFeed(options.live);
   const tracing = createTracing(env);
   const engine = new Engine({
     config,

@@ -210,7 +210,9 @@ export function DeadLettersPage() {
                   <td class="hide-narrow">{d.trigger}</td>
                   <td class="break">
                     {d.lastError ?? ''}
-                    <div class="muted small">after {d.attempts} attempts</div>
+                    <div class="muted small">
+                      after {d.attempts} {d.attempts === 1 ? 'attempt' : 'attempts'}
+                    </div>
                   </td>
                   <td>
                     <Link href={`/events/${d.eventSeq}`}>{d.eventType}</Link>

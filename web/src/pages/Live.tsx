@@ -34,7 +34,9 @@ export function LivePage() {
   const [rows, setRows] = useState<Row[]>([]);
   const [next, setNext] = useState<number | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [connection, setConnection] = useState<'connecting' | 'live' | 'reconnecting'>('connecting');
+  const [connection, setConnection] = useState<'connecting' | 'live' | 'reconnecting' | 'stopped'>(
+    'connecting',
+  );
   const [paused, setPaused] = useState(false);
   const [heldCount, setHeldCount] = useState(0);
   const held = useRef<Row[]>([]);
@@ -107,7 +109,10 @@ export function LivePage() {
           if (abort.signal.aborted || err instanceof Unauthorized) return;
           setError(err);
           // A filter Herald refuses will not get better by retrying.
-          if ((err as { status?: number }).status === 400) return;
+          if ((err as { status?: number }).status === 400) {
+            setConnection('stopped');
+            return;
+          }
         }
         if (abort.signal.aborted) return;
         setConnection('reconnecting');
@@ -163,7 +168,7 @@ export function LivePage() {
       <header class="page-head">
         <h1>Live events</h1>
         <span class={`conn ${connection}`} data-testid="connection">
-          {connection === 'live' ? '● live' : connection}
+          {connection === 'live' ? '● live' : connection === 'stopped' ? 'not connected' : connection}
         </span>
         <button type="button" onClick={() => (paused ? resume() : setPaused(true))}>
           {paused ? `Resume (${heldCount} new)` : 'Pause'}
@@ -176,15 +181,15 @@ export function LivePage() {
           setFilter({ ...draft });
         }}
       >
-        {field('type', 'Type', 'notification.created')}
-        {field('source', 'Source', 'herald://bot/notify')}
-        {field('subject', 'Subject', 'sales')}
+        {field('type', 'Type', 'any type')}
+        {field('source', 'Source', 'any source')}
+        {field('subject', 'Subject', 'any subject')}
         <label class="wide-field">
           CESQL
           <input
             name="sql"
             value={draft.sql}
-            placeholder="subject LIKE 'sal%' AND data.description <> ''"
+            placeholder="e.g. subject LIKE 'sal%' AND type <> 'test'"
             onInput={(e) => setDraft({ ...draft, sql: (e.target as HTMLInputElement).value })}
           />
         </label>
@@ -248,7 +253,7 @@ function EventRow({ row }: { row: Row }) {
       </td>
       <td class="hide-narrow mono">{row.event.source}</td>
       <td>{row.event.subject ?? ''}</td>
-      <td>
+      <td class="triggers">
         {row.routing === null ? (
           <Badge kind="muted">routing…</Badge>
         ) : row.routing.matched.length === 0 ? (
