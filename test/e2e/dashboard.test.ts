@@ -13,6 +13,8 @@ import { type HttpSink, startHttpSink } from '../support/http-sink.js';
 // HERALD_UPDATE_DOCS_SCREENSHOT=1 also refreshes docs/dashboard.png for the README.
 
 const CHROMIUM = '/usr/bin/chromium';
+/** How much wider than the window the page is (runs in the page). */
+const OVERFLOW = 'document.documentElement.scrollWidth - window.innerWidth';
 const SHOTS = join(repoRoot, 'test-output', 'screenshots');
 
 async function launch(): Promise<Browser> {
@@ -178,12 +180,12 @@ describe('dashboard', { timeout: 120_000 }, () => {
       const page = await browser.newPage({ viewport: { width: 400, height: 800 } });
       await page.goto(herald.url);
       await page.getByTestId('events').locator('tbody tr').first().waitFor();
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      const overflow = (await page.evaluate(OVERFLOW)) as number;
       assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 400 px window`);
       await shot(page, 'live-events-400px');
       await page.getByRole('link', { name: 'Dead letters' }).click();
       await page.getByRole('heading', { name: 'Dead letters' }).waitFor();
-      const dlqOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      const dlqOverflow = (await page.evaluate(OVERFLOW)) as number;
       assert.ok(dlqOverflow <= 0, `the dead-letter page is ${dlqOverflow} px too wide`);
       await page.close();
     });
