@@ -89,11 +89,21 @@ describe('dashboard', { timeout: 120_000 }, () => {
       assert.equal(await rows.count(), 3);
       await shot(page, 'live-events');
       if (process.env.HERALD_UPDATE_DOCS_SCREENSHOT) {
-        await page.screenshot({ path: join(repoRoot, 'docs', 'dashboard.png') });
+        await notify(herald, 'pricing', 'Volume pricing for 500 seats?');
+        await notify(herald, 'sales', 'Renewal call next Tuesday');
+        await rows.filter({ hasText: 'slack-sales: delivered' }).nth(1).waitFor();
+        await rows.filter({ hasText: 'email-pricing: delivered' }).nth(1).waitFor();
+        await page.waitForTimeout(1600); // the new-row highlight fades
+        await page.screenshot({
+          path: join(repoRoot, 'docs', 'dashboard.png'),
+          clip: { x: 0, y: 0, width: 1200, height: 440 },
+        });
       }
 
+      // The oldest sales row is the first event sent.
       await rows
         .filter({ hasText: 'sales-to-slack' })
+        .last()
         .getByRole('link', { name: 'notification.created' })
         .click();
       await page.getByTestId('attributes').getByText(id).waitFor();
