@@ -286,6 +286,22 @@ triggers:
       await page.getByTestId('replay-result').getByText('Replayed 2 deliveries (channel = hook).').waitFor();
       await sink.waitFor(6);
       await eventually(async () => (await deadCount()) === 0, 10_000, 'an empty DLQ');
+
+      // Replay from the event's own page: it follows the delivery until it is delivered.
+      sink.setDefault({ status: 400, body: '{"error":"unknown customer"}' });
+      await notify(herald, 'o-4', 'fourth');
+      await eventually(async () => (await deadCount()) === 1, 10_000, 'one dead letter');
+      const latest = (await (await herald.get('/api/events?limit=1')).json()) as {
+        events: { seq: number }[];
+      };
+      await page.goto(`${herald.url}/events/${latest.events[0]!.seq}`);
+      const card = page.locator('[data-testid=delivery][data-status=dead]');
+      // Slow enough that the page first sees the delivery in flight.
+      sink.setDefault({ status: 200, delayMs: 1500 });
+      await card.getByRole('button', { name: 'Replay' }).click();
+      await page.locator('[data-testid=delivery][data-status=pending]').waitFor();
+      await page.locator('[data-testid=delivery][data-status=delivered]').waitFor({ timeout: 10_000 });
+      assert.equal(sink.requests.length, 8);
       assert.deepEqual(errors, []);
       await page.close();
     });

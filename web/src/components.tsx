@@ -87,7 +87,7 @@ export function useLoad<T>(
       abort.abort();
       clearTimeout(timer);
     };
-  }, [...deps, tick]);
+  }, [...deps, tick, every]);
   return { ...state, reload: () => setTick((n) => n + 1) };
 }
 
