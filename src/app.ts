@@ -9,7 +9,9 @@ import { createLogger } from './logger.js';
 import { combineHooks, HeraldMetrics } from './observability/metrics.js';
 import { createTracing } from './observability/tracing.js';
 import { registries } from './plugins.js';
+import { dashboardExtension } from './server/dashboard.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
+import { LiveFeed, type LiveFeedOptions } from './server/live.js';
 import { createSlackApp, type SlackApp } from './slack/app.js';
 import { openStore, type Store, storeFromEnv } from './store/index.js';
 import type { StoredEvent } from './store/types.js';
@@ -32,6 +34,8 @@ export interface StartOptions {
   extensions?: ServerExtension[];
   hooks?: EngineHooks;
   subscribers?: SubscriberDirectory;
+  /** The dashboard's live feed (SSE heartbeat interval). */
+  live?: LiveFeedOptions;
   /** Wraps the opened store (instrumentation, fault injection in tests). */
   wrapStore?: (store: Store) => Store;
 }
@@ -74,6 +78,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     adminToken: adminToken || undefined,
   });
   const metrics = new HeraldMetrics();
+  const live = new LiveFeed(options.live);
   const tracing = createTracing(env);
   const subscriptions = new Subscriptions(
     store.subscriptions,
@@ -89,6 +94,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     env,
     hooks: combineHooks(
       metrics.hooks,
+      live.hooks,
       ...(tracing ? [tracing.hooks] : []),
       ...(options.hooks ? [options.hooks] : []),
       ...(config.subscriptions.feeds.length > 0
@@ -102,9 +108,12 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
   await engine.start();
   await server.attach(engine, [
     metrics.extension,
+    live.extension,
     (app) => registerSubscriptionRoutes(app, subscriptions),
     ...(slackApp ? [(app: Parameters<ServerExtension>[0]) => slackApp.extension(app)] : []),
     ...(options.extensions ?? []),
+    // Last: its catch-all GET answers only what no other route does.
+    dashboardExtension(),
   ]);
   try {
     await slackApp?.start();

@@ -2,13 +2,19 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Engine } from '../engine/engine.js';
 import { HeraldError } from '../errors.js';
-import type { DeadLetterFilter, Delivery, DeliveryStatus } from '../store/types.js';
+import type { DeadLetterFilter, Delivery, DeliveryStatus, StoredEvent } from '../store/types.js';
+import { redactedConfigFile } from './config-view.js';
+import { compileEventFilter } from './event-filter.js';
 import { parseJsonBody } from './http-errors.js';
+
+/** Events a CESQL-filtered list reads per request at most, and per store query. */
+const SQL_SCAN_BUDGET = 20_000;
+const SQL_SCAN_PAGE = 1000;
 
 const limit = z.coerce.number().int().min(1).max(1000).default(50);
 const cursor = z.coerce.number().int().positive().optional();
 
-function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.infer<T> {
+export function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.infer<T> {
   const result = schema.safeParse(query);
   if (!result.success) {
     const issue = result.error.issues[0]!;
@@ -19,6 +25,14 @@ function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.infer<T> 
   }
   return result.data;
 }
+
+/** The filter of the event list and the live stream; empty values mean "any". */
+export const eventFilterQuery = z.object({
+  type: z.string().optional(),
+  source: z.string().optional(),
+  subject: z.string().optional(),
+  sql: z.string().optional(),
+});
 
 const dlqFilter = z.strictObject({
   channel: z.string().optional(),
@@ -32,36 +46,63 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
   const store = engine.store;
 
   app.get('/api/events', async (req) => {
-    const q = parseQuery(
-      z.object({
-        limit,
-        before: cursor,
-        type: z.string().optional(),
-        source: z.string().optional(),
-        subject: z.string().optional(),
-      }),
-      req.query,
-    );
-    const events = await store.events.list({
-      limit: q.limit,
-      beforeSeq: q.before,
-      type: q.type,
-      source: q.source,
-      subject: q.subject,
-    });
-    return { events, next: events.length === q.limit ? events[events.length - 1]!.seq : null };
+    const q = parseQuery(eventFilterQuery.extend({ limit, before: cursor }), req.query);
+    const attributes = {
+      type: q.type || undefined,
+      source: q.source || undefined,
+      subject: q.subject || undefined,
+    };
+    if (!q.sql?.trim()) {
+      const events = await store.events.list({ limit: q.limit, beforeSeq: q.before, ...attributes });
+      return { events, next: events.length === q.limit ? events[events.length - 1]!.seq : null };
+    }
+    // The store cannot run CESQL: scan newest first in pages, within a budget per request, and
+    // hand back the cursor where the scan stopped so a rare match never makes one request slow.
+    const matches = compileEventFilter({ sql: q.sql });
+    const events: StoredEvent[] = [];
+    let before = q.before;
+    let scanned = 0;
+    let exhausted = false;
+    scan: while (scanned < SQL_SCAN_BUDGET) {
+      const page = await store.events.list({ limit: SQL_SCAN_PAGE, beforeSeq: before, ...attributes });
+      for (const stored of page) {
+        scanned++;
+        before = stored.seq;
+        if (matches(stored.event)) {
+          events.push(stored);
+          if (events.length === q.limit) break scan;
+        }
+      }
+      if (page.length < SQL_SCAN_PAGE) {
+        exhausted = true;
+        break;
+      }
+    }
+    return { events, next: exhausted ? null : (before ?? null), scanned };
   });
+
+  // With every delivery and its attempts: what the event detail page shows.
+  const detail = async (stored: StoredEvent) => {
+    const deliveries = await store.deliveries.list({ limit: 1000, eventSeq: stored.seq });
+    const withAttempts = await Promise.all(
+      deliveries.map(async (d) => ({ ...d, attemptLog: await store.deliveries.attempts(d.id) })),
+    );
+    return { ...stored, deliveries: withAttempts };
+  };
 
   app.get('/api/events/:id', async (req) => {
     const { id } = req.params as { id: string };
     const { source } = parseQuery(z.object({ source: z.string().optional() }), req.query);
     const stored = await store.events.findById(id, source);
     if (!stored) throw new HeraldError('NOT_FOUND', `no event with id ${JSON.stringify(id)}`);
-    const deliveries = await store.deliveries.list({ limit: 1000, eventSeq: stored.seq });
-    const withAttempts = await Promise.all(
-      deliveries.map(async (d) => ({ ...d, attemptLog: await store.deliveries.attempts(d.id) })),
-    );
-    return { ...stored, deliveries: withAttempts };
+    return detail(stored);
+  });
+
+  app.get('/api/events/by-seq/:seq', async (req) => {
+    const seq = parseQuery(z.object({ seq: z.coerce.number().int().positive() }), req.params).seq;
+    const stored = await store.events.get(seq);
+    if (!stored) throw new HeraldError('NOT_FOUND', `no event at position ${seq} of the log`);
+    return detail(stored);
   });
 
   app.get('/api/deliveries', async (req) => {
@@ -140,6 +181,11 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
     const q = parseQuery(z.object({ limit, before: cursor, channel: z.string().optional() }), req.query);
     const messages = await store.inbox.list({ limit: q.limit, beforeId: q.before, channel: q.channel });
     return { messages, next: messages.length === q.limit ? messages[messages.length - 1]!.id : null };
+  });
+
+  app.get('/api/config', async () => {
+    const file = engine.config.file;
+    return { file: file ?? null, store: store.kind, config: file ? redactedConfigFile(file) : null };
   });
 
   app.get('/api/status', async () => {

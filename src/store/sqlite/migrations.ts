@@ -110,4 +110,12 @@ CREATE TABLE feed (
 CREATE INDEX feed_by_key ON feed (key, id);
 `,
   },
+  {
+    version: 3,
+    name: 'indexes for the dashboard: events by source, dead letters by channel',
+    sql: `
+CREATE INDEX events_by_source ON events (source, seq);
+CREATE INDEX deliveries_dead_by_channel ON deliveries (channel, id) WHERE status = 'dead';
+`,
+  },
 ];
