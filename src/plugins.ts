@@ -9,6 +9,7 @@ import type { Registries } from './config/load.js';
 import type { ChannelKind, SourceKind } from './engine/types.js';
 import { builtInDialects } from './filters/index.js';
 import { sqlDialect } from './filters/sql.js';
+import { debeziumHttpSource } from './sources/debezium/index.js';
 import { httpSource } from './sources/http/index.js';
 import { postgresCdcSource } from './sources/postgres-cdc/index.js';
 
@@ -26,7 +27,7 @@ export const channelKinds: ChannelKind[] = [
   slackChannel,
 ] as ChannelKind[];
 
-export const sourceKinds: SourceKind[] = [httpSource, postgresCdcSource] as SourceKind[];
+export const sourceKinds: SourceKind[] = [httpSource, postgresCdcSource, debeziumHttpSource] as SourceKind[];
 
 export const registries: Registries = {
   channels: channelKinds,

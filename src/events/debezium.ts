@@ -71,7 +71,8 @@ export function keySubject(row: Row | null | undefined, keyColumns: readonly str
 }
 
 function isoFromMs(ms: number | undefined): string | undefined {
-  if (typeof ms !== 'number' || !Number.isFinite(ms)) return undefined;
+  // Debezium writes 0 when it does not know the change's time (MySQL snapshots).
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) return undefined;
   const date = new Date(ms);
   return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
 }

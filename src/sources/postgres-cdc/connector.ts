@@ -536,11 +536,14 @@ export class PostgresCdc implements Source {
         return;
       }
       case 'insert':
-        return this.onChange(lsn, message.relation.relationOid, 'c', null, message.new);
+        this.onChange(lsn, message.relation.relationOid, 'c', null, message.new);
+        return;
       case 'update':
-        return this.onChange(lsn, message.relation.relationOid, 'u', message.old ?? message.key, message.new);
+        this.onChange(lsn, message.relation.relationOid, 'u', message.old ?? message.key, message.new);
+        return;
       case 'delete':
-        return this.onChange(lsn, message.relation.relationOid, 'd', message.old ?? message.key, null);
+        this.onChange(lsn, message.relation.relationOid, 'd', message.old ?? message.key, null);
+        return;
       case 'truncate':
         for (const r of message.relations) {
           this.context.logger.warn(
