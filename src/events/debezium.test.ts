@@ -27,7 +27,10 @@ function eventOf(result: Normalised): CloudEvent {
   assert.equal(result.kind, 'event', JSON.stringify(result));
   if (result.kind !== 'event') throw new Error('unreachable');
   // Whatever comes out must be a valid CloudEvent that survives Herald's own validation.
-  assert.deepEqual(validateEvent(JSON.parse(JSON.stringify(result.event))), JSON.parse(JSON.stringify(result.event)));
+  assert.deepEqual(
+    validateEvent(JSON.parse(JSON.stringify(result.event))),
+    JSON.parse(JSON.stringify(result.event)),
+  );
   return result.event;
 }
 
@@ -38,7 +41,8 @@ function normalised(path: string): CloudEvent {
 function rejected(path: string, message: RegExp): void {
   assert.throws(
     () => normaliseDebezium(read(path), { keyColumns: keys }),
-    (err: unknown) => err instanceof HeraldError && err.code === 'REQUEST_INVALID' && message.test(err.message),
+    (err: unknown) =>
+      err instanceof HeraldError && err.code === 'REQUEST_INVALID' && message.test(err.message),
   );
 }
 
@@ -81,7 +85,10 @@ const expectations: Record<string, () => void> = {
     assert.equal(e.iodebeziumtxid, '565');
   },
   'cloudevents-converter/postgresql.avro-data.cloudevent.json': () =>
-    rejected('cloudevents-converter/postgresql.avro-data.cloudevent.json', /application\/avro.*JSON data only/),
+    rejected(
+      'cloudevents-converter/postgresql.avro-data.cloudevent.json',
+      /application\/avro.*JSON data only/,
+    ),
   'postgresql/create.with-schema.json': () => {
     const e = normalised('postgresql/create.with-schema.json');
     assert.deepEqual(e, normalised('postgresql/create.payload-only.json'));
@@ -98,10 +105,17 @@ const expectations: Record<string, () => void> = {
     assert.equal(data(e).source.lsn, 24023128);
     assert.equal(e.iodebeziumlsn, '24023128');
     assert.equal(e.iodebeziumsnapshot, 'true');
-    assert.deepEqual(data(e), read('postgresql/create.payload-only.json'), 'the envelope is kept as received');
+    assert.deepEqual(
+      data(e),
+      read('postgresql/create.payload-only.json'),
+      'the envelope is kept as received',
+    );
   },
   'postgresql/update.with-schema.json': () =>
-    assert.deepEqual(normalised('postgresql/update.with-schema.json'), normalised('postgresql/update.payload-only.json')),
+    assert.deepEqual(
+      normalised('postgresql/update.with-schema.json'),
+      normalised('postgresql/update.payload-only.json'),
+    ),
   'postgresql/update.payload-only.json': () => {
     const e = normalised('postgresql/update.payload-only.json');
     assert.equal(data(e).op, 'u');
@@ -111,7 +125,10 @@ const expectations: Record<string, () => void> = {
     assert.equal(e.iodebeziumtxid, '556');
   },
   'postgresql/delete.with-schema.json': () =>
-    assert.deepEqual(normalised('postgresql/delete.with-schema.json'), normalised('postgresql/delete.payload-only.json')),
+    assert.deepEqual(
+      normalised('postgresql/delete.with-schema.json'),
+      normalised('postgresql/delete.payload-only.json'),
+    ),
   'postgresql/delete.payload-only.json': () => {
     const e = normalised('postgresql/delete.payload-only.json');
     assert.equal(data(e).op, 'd');
@@ -137,14 +154,17 @@ const expectations: Record<string, () => void> = {
     assert.equal(e.iodebeziumtxid, undefined);
     assert.notEqual(e.id, normalised('postgresql/message-transactional.payload-only.json').id);
   },
-  'postgresql/transaction-begin.json': () => ignored('postgresql/transaction-begin.json', /transaction metadata \(BEGIN/),
-  'postgresql/transaction-end.json': () => ignored('postgresql/transaction-end.json', /transaction metadata \(END/),
+  'postgresql/transaction-begin.json': () =>
+    ignored('postgresql/transaction-begin.json', /transaction metadata \(BEGIN/),
+  'postgresql/transaction-end.json': () =>
+    ignored('postgresql/transaction-end.json', /transaction metadata \(END/),
   // Message keys are not change events: a sender posting them gets told so.
   'postgresql/key.doc-form.with-schema.json': () =>
     rejected('postgresql/key.doc-form.with-schema.json', /neither "op" nor "source"/),
   'postgresql/key.jsonconverter-form.with-schema.json': () =>
     rejected('postgresql/key.jsonconverter-form.with-schema.json', /neither "op" nor "source"/),
-  'postgresql/key.payload-only.json': () => rejected('postgresql/key.payload-only.json', /neither "op" nor "source"/),
+  'postgresql/key.payload-only.json': () =>
+    rejected('postgresql/key.payload-only.json', /neither "op" nor "source"/),
   'upstream-test-resources/serde-with-schema.json': () => {
     const e = normalised('upstream-test-resources/serde-with-schema.json');
     const plain = normalised('upstream-test-resources/serde-without-schema.json');
@@ -153,7 +173,11 @@ const expectations: Record<string, () => void> = {
     assert.equal(ts_us, 1465491411815000);
     assert.ok(ts_ns);
     assert.deepEqual({ ...e, data: rest }, plain);
-    assert.equal(e.time, '2016-06-09T16:56:51.815Z', 'source.ts_ms 0 (unknown) falls back to the envelope ts_ms');
+    assert.equal(
+      e.time,
+      '2016-06-09T16:56:51.815Z',
+      'source.ts_ms 0 (unknown) falls back to the envelope ts_ms',
+    );
   },
   'upstream-test-resources/serde-without-schema.json': () => {
     const e = normalised('upstream-test-resources/serde-without-schema.json');
@@ -192,7 +216,10 @@ describe('Debezium conformance files', () => {
   });
 
   it('the CloudEvents converter form with upper-case txId folds to the lower-case attribute', () => {
-    const input = read('cloudevents-converter/postgresql.json-data.cloudevent.json') as Record<string, unknown>;
+    const input = read('cloudevents-converter/postgresql.json-data.cloudevent.json') as Record<
+      string,
+      unknown
+    >;
     delete input.iodebeziumtxid;
     input.iodebeziumtxId = '565';
     assert.equal(data(eventOf(normaliseDebezium(input, { keyColumns: keys }))).source.txId, 565);
@@ -242,7 +269,17 @@ describe('normalisation property', () => {
     .map(({ op, id, before, after, name, table, lsn, txId, tsMs, snapshot }) => ({
       before: op === 'c' || op === 'r' ? null : { ...before, id },
       after: op === 'd' ? null : { ...after, id },
-      source: { connector: 'postgresql', name, ts_ms: tsMs, snapshot, db: 'db', schema: 'public', table, txId, lsn },
+      source: {
+        connector: 'postgresql',
+        name,
+        ts_ms: tsMs,
+        snapshot,
+        db: 'db',
+        schema: 'public',
+        table,
+        txId,
+        lsn,
+      },
       op,
       ts_ms: tsMs + 5,
     }));

@@ -22,7 +22,10 @@ export const debeziumSourceConfigSchema = z.strictObject({
 export type DebeziumSourceConfig = z.infer<typeof debeziumSourceConfigSchema>;
 
 /** A CloudEvent in binary mode: attributes in ce-* headers, the body is the data. */
-function fromBinary(headers: Record<string, string | string[] | undefined>, body: unknown): Record<string, unknown> {
+function fromBinary(
+  headers: Record<string, string | string[] | undefined>,
+  body: unknown,
+): Record<string, unknown> {
   const event: Record<string, unknown> = { data: body };
   for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith('ce-') && typeof value === 'string') event[name.slice(3)] = decodeURIComponent(value);
@@ -39,7 +42,8 @@ export const debeziumHttpSource: SourceKind<DebeziumSourceConfig> = {
   configSchema: debeziumSourceConfigSchema,
   create(name, config, context) {
     const keyColumns = (schema: string | undefined, table: string | undefined) =>
-      config.keys[`${schema}.${table}`] ?? (schema === 'public' || !schema ? config.keys[table ?? ''] : undefined);
+      config.keys[`${schema}.${table}`] ??
+      (schema === 'public' || !schema ? config.keys[table ?? ''] : undefined);
     return {
       async start() {
         if (!context.http) throw new HeraldError('SOURCE_ERROR', `source ${name} needs Herald's HTTP server`);
@@ -47,8 +51,12 @@ export const debeziumHttpSource: SourceKind<DebeziumSourceConfig> = {
           method: 'POST',
           path: config.path,
           async handler(req) {
-            const body = typeof req.headers['ce-specversion'] === 'string' ? fromBinary(req.headers, req.body) : req.body;
-            if (body === undefined) throw new HeraldError('REQUEST_INVALID', 'expected a JSON body', { status: 400 });
+            const body =
+              typeof req.headers['ce-specversion'] === 'string'
+                ? fromBinary(req.headers, req.body)
+                : req.body;
+            if (body === undefined)
+              throw new HeraldError('REQUEST_INVALID', 'expected a JSON body', { status: 400 });
             const inputs = Array.isArray(body) ? body : [body];
             const events: CloudEvent[] = [];
             const ignored: string[] = [];
@@ -59,9 +67,13 @@ export const debeziumHttpSource: SourceKind<DebeziumSourceConfig> = {
               } catch (err) {
                 const reason = (err as Error).message;
                 context.logger.warn({ index: i, reason }, 'rejected a Debezium event');
-                throw new HeraldError('REQUEST_INVALID', inputs.length > 1 ? `event ${i}: ${reason}` : reason, {
-                  details: { index: i },
-                });
+                throw new HeraldError(
+                  'REQUEST_INVALID',
+                  inputs.length > 1 ? `event ${i}: ${reason}` : reason,
+                  {
+                    details: { index: i },
+                  },
+                );
               }
               if (result.kind === 'ignored') ignored.push(result.reason);
               else {

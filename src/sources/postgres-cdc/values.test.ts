@@ -15,12 +15,20 @@ describe('PostgreSQL text → Debezium JSON', () => {
     assert.equal(converterFor(21)('-7'), -7);
     assert.equal(converterFor(23)('2147483647'), 2147483647);
     assert.equal(converterFor(20)('9007199254740991'), 9007199254740991);
-    assert.equal(converterFor(20)('9223372036854775807'), '9223372036854775807', 'past 2^53 stays exact, as text');
+    assert.equal(
+      converterFor(20)('9223372036854775807'),
+      '9223372036854775807',
+      'past 2^53 stays exact, as text',
+    );
     assert.equal(converterFor(1700)('12345678901234567890.123'), '12345678901234567890.123');
     assert.equal(converterFor(701)('1.5'), 1.5);
     assert.equal(converterFor(701)('NaN'), 'NaN');
     assert.equal(converterFor(25)('hello'), 'hello');
-    assert.equal(converterFor(3802)('{"a": 1}'), '{"a": 1}', 'json stays a string, as Debezium’s io.debezium.data.Json');
+    assert.equal(
+      converterFor(3802)('{"a": 1}'),
+      '{"a": 1}',
+      'json stays a string, as Debezium’s io.debezium.data.Json',
+    );
     assert.equal(converterFor(17)('\\x48656c6c6f'), 'SGVsbG8=');
     assert.equal(converterFor(1082)('1970-01-02'), 1);
     assert.equal(converterFor(1082)('2024-02-29'), 19782);
@@ -48,14 +56,18 @@ describe('PostgreSQL text → Debezium JSON', () => {
     const pad = (n: number, w = 2) => String(n).padStart(w, '0');
     fc.assert(
       fc.property(
-        fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }),
+        fc.date({
+          min: new Date('0001-01-01T00:00:00Z'),
+          max: new Date('9999-12-31T23:59:59Z'),
+          noInvalidDate: true,
+        }),
         fc.integer({ min: 0, max: 999 }),
         fc.integer({ min: -14, max: 14 }),
         (date, extraMicros, offsetHours) => {
           const ms = date.getTime();
           // PostgreSQL's ISO text of this instant in a zone offsetHours from UTC.
           const local = new Date(ms + offsetHours * 3_600_000);
-          const fraction = String((local.getUTCMilliseconds() * 1000 + extraMicros)).padStart(6, '0');
+          const fraction = String(local.getUTCMilliseconds() * 1000 + extraMicros).padStart(6, '0');
           const text = `${pad(local.getUTCFullYear(), 4)}-${pad(local.getUTCMonth() + 1)}-${pad(local.getUTCDate())} ${pad(local.getUTCHours())}:${pad(local.getUTCMinutes())}:${pad(local.getUTCSeconds())}.${fraction}`;
           const zone = `${offsetHours < 0 ? '-' : '+'}${pad(Math.abs(offsetHours))}`;
           const iso = converterFor(TIMESTAMPTZ)(text + zone) as string;
@@ -73,11 +85,16 @@ describe('PostgreSQL text → Debezium JSON', () => {
 
   it('days from civil dates match Date.UTC', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 9999 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 28 }), (y, m, d) => {
-        const date = new Date(0);
-        date.setUTCFullYear(y, m - 1, d);
-        assert.equal(daysFromCivil(y, m, d), Math.round(date.getTime() / 86_400_000));
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 9999 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 28 }),
+        (y, m, d) => {
+          const date = new Date(0);
+          date.setUTCFullYear(y, m - 1, d);
+          assert.equal(daysFromCivil(y, m, d), Math.round(date.getTime() / 86_400_000));
+        },
+      ),
     );
   });
 });
