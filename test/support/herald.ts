@@ -117,7 +117,11 @@ export async function spawnHerald(args: string[], env: NodeJS.ProcessEnv = {}): 
   );
   const output: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`herald did not start:\n${output.join('')}`)), 20_000);
+    const timer = setTimeout(() => {
+      // A child that starts after the deadline would otherwise outlive the test and hold it open.
+      child.kill('SIGKILL');
+      reject(new Error(`herald did not start:\n${output.join('')}`));
+    }, 20_000);
     const onData = (chunk: Buffer) => {
       const text = chunk.toString();
       output.push(text);

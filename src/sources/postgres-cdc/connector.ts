@@ -431,7 +431,10 @@ export class PostgresCdc implements Source {
             );
           }
           rows += events.length;
-          inFlight.push(this.context.ingest(events));
+          const ingested = this.context.ingest(events);
+          // Awaited below in order; the no-op handler keeps a later one's rejection from going unhandled meanwhile.
+          ingested.catch(() => {});
+          inFlight.push(ingested);
           if (inFlight.length >= 4) await inFlight.shift();
         }
         await reader.query('CLOSE herald_snapshot');
@@ -478,7 +481,15 @@ export class PostgresCdc implements Source {
         log.info({ slot: this.slot }, `streaming changes from slot ${this.slot}`);
       });
       service.on('data', (lsn: string, message: Pgoutput.Message) => {
-        if (generation === this.generation) this.onMessage(lsn, message);
+        if (generation !== this.generation) return;
+        try {
+          this.onMessage(lsn, message);
+        } catch (err) {
+          // Nothing of this connection was confirmed past the failing message: start over from the slot.
+          log.error({ err: errorMessage(err), lsn }, 'could not read a change; reconnecting');
+          this.generation++;
+          void service.stop();
+        }
       });
       service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
         if (generation === this.generation) this.onHeartbeat(lsn, shouldRespond);
