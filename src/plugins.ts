@@ -10,7 +10,9 @@ import type { ChannelKind, SourceKind } from './engine/types.js';
 import { dataDialect } from './filters/data.js';
 import { builtInDialects } from './filters/index.js';
 import { sqlDialect } from './filters/sql.js';
+import { debeziumHttpSource } from './sources/debezium/index.js';
 import { httpSource } from './sources/http/index.js';
+import { postgresCdcSource } from './sources/postgres-cdc/index.js';
 
 /**
  * Every plugin kind Herald ships, listed once. Adding a kind is adding its folder and one line
@@ -26,7 +28,7 @@ export const channelKinds: ChannelKind[] = [
   slackChannel,
 ] as ChannelKind[];
 
-export const sourceKinds: SourceKind[] = [httpSource] as SourceKind[];
+export const sourceKinds: SourceKind[] = [httpSource, postgresCdcSource, debeziumHttpSource] as SourceKind[];
 
 export const registries: Registries = {
   channels: channelKinds,

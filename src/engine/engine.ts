@@ -126,7 +126,9 @@ export class Engine {
     if (this.roles.dispatcher) this.dispatcher.start();
     if (this.roles.ingest) {
       for (const [name, source] of this.sources) {
-        await source.start().catch((err) => {
+        await source.start().catch(async (err) => {
+          // Nothing may keep running (router, dispatcher, store) behind a failed start.
+          await this.stop(0).catch(() => {});
           throw new HeraldError('SOURCE_ERROR', `source ${name} failed to start: ${errorMessage(err)}`, {
             cause: err,
           });

@@ -1,0 +1,293 @@
+import { createHash } from 'node:crypto';
+import { HeraldError } from '../errors.js';
+import type { CloudEvent } from './types.js';
+
+/**
+ * Debezium's change-event envelope and the one CloudEvent shape Herald gives every row change,
+ * whether Herald read it from PostgreSQL itself or a Debezium connector sent it from elsewhere.
+ *
+ * The shape: `type` and `source` as Debezium's CloudEvents converter names them
+ * (`io.debezium.connector.<connector>.DataChangeEvent`, `/debezium/<connector>/<name>`), `time` =
+ * the change's time in the database (`source.ts_ms`), `subject` = the row's key, `data` = the
+ * whole envelope (before, after, source, op, ts_ms), and the converter's `iodebezium*` extensions
+ * (strings, as the converter writes them) so filters can match a table or an operation without
+ * reaching into `data`.
+ */
+
+export type DebeziumOp = 'c' | 'u' | 'd' | 'r' | 't' | 'm';
+const OPS = new Set<string>(['c', 'u', 'd', 'r', 't', 'm']);
+
+export type Row = Record<string, unknown>;
+
+export interface DebeziumSourceInfo {
+  version?: string;
+  connector: string;
+  name: string;
+  ts_ms?: number;
+  snapshot?: boolean | string;
+  db?: string;
+  schema?: string;
+  table?: string;
+  txId?: number | null;
+  lsn?: number | null;
+  xmin?: number | null;
+  [field: string]: unknown;
+}
+
+export interface DebeziumEnvelope {
+  before?: Row | null;
+  after?: Row | null;
+  source: DebeziumSourceInfo;
+  op: DebeziumOp;
+  ts_ms?: number;
+  [field: string]: unknown;
+}
+
+export const debeziumType = (connector: string) => `io.debezium.connector.${connector}.DataChangeEvent`;
+export const debeziumSource = (connector: string, name: string) => `/debezium/${connector}/${name}`;
+
+/** Debezium writes this in place of a TOASTed column value the change did not carry. */
+export const UNAVAILABLE_VALUE = '__debezium_unavailable_value';
+
+/**
+ * The subject of a row change: a single-column key as its value (`42`, `sku-1`), a composite key
+ * as a JSON object in key-column order (`{"order_id":7,"line":2}`). Undefined when a key column is
+ * missing from the row.
+ */
+export function keySubject(row: Row | null | undefined, keyColumns: readonly string[]): string | undefined {
+  if (!row || keyColumns.length === 0) return undefined;
+  if (keyColumns.length === 1) {
+    const value = row[keyColumns[0]!];
+    if (value === undefined || value === null) return undefined;
+    return typeof value === 'string' ? value : JSON.stringify(value);
+  }
+  const key: Row = {};
+  for (const column of keyColumns) {
+    const value = row[column];
+    if (value === undefined || value === null) return undefined;
+    key[column] = value;
+  }
+  return JSON.stringify(key);
+}
+
+function isoFromMs(ms: number | undefined): string | undefined {
+  // Debezium writes 0 when it does not know the change's time (MySQL snapshots).
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) return undefined;
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+/** Builds the CloudEvent for one envelope. `id` must be stable across redelivery of the change. */
+export function changeCloudEvent(envelope: DebeziumEnvelope, id: string, subject?: string): CloudEvent {
+  const s = envelope.source;
+  const event: CloudEvent = {
+    specversion: '1.0',
+    id,
+    source: debeziumSource(s.connector, s.name),
+    type: debeziumType(s.connector),
+  };
+  if (subject !== undefined && subject !== '') event.subject = subject;
+  const time = isoFromMs(s.ts_ms) ?? isoFromMs(envelope.ts_ms);
+  if (time) event.time = time;
+  event.datacontenttype = 'application/json';
+  event.data = envelope;
+  event.iodebeziumop = envelope.op;
+  if (s.version !== undefined) event.iodebeziumversion = String(s.version);
+  event.iodebeziumconnector = s.connector;
+  event.iodebeziumname = s.name;
+  if (s.ts_ms !== undefined) event.iodebeziumtsms = String(s.ts_ms);
+  if (s.snapshot !== undefined && s.snapshot !== null) event.iodebeziumsnapshot = String(s.snapshot);
+  if (s.db !== undefined) event.iodebeziumdb = s.db;
+  if (s.schema !== undefined) event.iodebeziumschema = s.schema;
+  if (s.table !== undefined) event.iodebeziumtable = s.table;
+  if (s.lsn !== undefined && s.lsn !== null) event.iodebeziumlsn = String(s.lsn);
+  if (s.txId !== undefined && s.txId !== null) event.iodebeziumtxid = String(s.txId);
+  return event;
+}
+
+/* ------------------------------------------------------------- normalisation */
+
+export interface NormaliseOptions {
+  /**
+   * The key columns of a table (the subject). Default: `id` when the row has it; a table whose
+   * key cannot be found gets no subject and a `warning`.
+   */
+  keyColumns?(schema: string | undefined, table: string | undefined): readonly string[] | undefined;
+}
+
+export type Normalised =
+  | { kind: 'event'; event: CloudEvent; warning?: string }
+  /** Valid Debezium output that is not a row change: a tombstone, transaction metadata. */
+  | { kind: 'ignored'; reason: string };
+
+const invalid = (message: string) =>
+  new HeraldError('REQUEST_INVALID', `not a Debezium change event: ${message}`);
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/**
+ * Turns a Debezium event as a connector emits it — the bare envelope (JSON converter with
+ * `schemas.enable=false`), the JSON converter's `{schema, payload}` wrapper, or a structured
+ * CloudEvent from Debezium's CloudEvents converter with JSON data — into Herald's CloudEvent.
+ * Throws a REQUEST_INVALID HeraldError saying what is wrong with anything else.
+ */
+export function normaliseDebezium(input: unknown, options: NormaliseOptions = {}): Normalised {
+  if (input === null) return { kind: 'ignored', reason: 'tombstone (the null value that follows a delete)' };
+  if (!isObject(input))
+    throw invalid(`expected a JSON object, got ${Array.isArray(input) ? 'an array' : typeof input}`);
+  if (typeof input.specversion === 'string') return normaliseCloudEvent(input, options);
+  if ('payload' in input && 'schema' in input && Object.keys(input).length === 2) {
+    return normaliseDebezium(input.payload, options);
+  }
+  if (
+    typeof input.status === 'string' &&
+    (input.status === 'BEGIN' || input.status === 'END') &&
+    !('op' in input)
+  ) {
+    return { kind: 'ignored', reason: `transaction metadata (${input.status} of ${String(input.id)})` };
+  }
+  return normaliseEnvelope(input, options);
+}
+
+function normaliseEnvelope(input: Record<string, unknown>, options: NormaliseOptions): Normalised {
+  const op = input.op;
+  const source = input.source;
+  if (op === undefined && source === undefined) {
+    throw invalid(
+      'it has neither "op" nor "source" (a message key or a flattened row? Herald needs the whole envelope)',
+    );
+  }
+  if (typeof op !== 'string' || !OPS.has(op))
+    throw invalid(`"op" must be one of c, u, d, r, t, m, got ${JSON.stringify(op)}`);
+  if (!isObject(source)) throw invalid('"source" must be an object');
+  if (typeof source.connector !== 'string' || source.connector === '')
+    throw invalid('"source.connector" is missing');
+  if (typeof source.name !== 'string' || source.name === '') throw invalid('"source.name" is missing');
+  for (const side of ['before', 'after'] as const) {
+    const row = input[side];
+    if (row !== undefined && row !== null && !isObject(row))
+      throw invalid(`"${side}" must be an object or null`);
+  }
+  if ((op === 'c' || op === 'r' || op === 'u') && !isObject(input.after))
+    throw invalid(`op "${op}" needs "after"`);
+  if (op === 'd' && !isObject(input.before)) throw invalid('op "d" needs "before"');
+  const envelope = input as DebeziumEnvelope;
+  return finish(envelope, options);
+}
+
+function finish(envelope: DebeziumEnvelope, options: NormaliseOptions): Normalised {
+  const s = envelope.source;
+  let subject: string | undefined;
+  let warning: string | undefined;
+  if (envelope.op !== 't' && envelope.op !== 'm') {
+    const row = envelope.after ?? envelope.before;
+    const configured = options.keyColumns?.(s.schema, s.table);
+    const columns = configured ?? (row && 'id' in row ? ['id'] : []);
+    subject = keySubject(row, columns);
+    if (subject === undefined) {
+      const table = [s.schema, s.table].filter(Boolean).join('.');
+      warning = configured
+        ? `the row of ${table} lacks key column(s) ${configured.join(', ')}; the event has no subject`
+        : `no key columns known for ${table} and the row has no "id"; the event has no subject`;
+    }
+  }
+  return { kind: 'event', event: changeCloudEvent(envelope, normalisedId(envelope), subject), warning };
+}
+
+/**
+ * Stable for every redelivery of the same change in the same form: the position Debezium reports
+ * plus a digest of what changed (snapshot rows share one position, so the position alone is not
+ * unique). The top-level `ts_ms` is the connector's processing time and is left out.
+ */
+function normalisedId(envelope: DebeziumEnvelope): string {
+  const s = envelope.source;
+  const digest = createHash('sha256')
+    .update(
+      canonicalJson({
+        source: s,
+        op: envelope.op,
+        before: envelope.before ?? null,
+        after: envelope.after ?? null,
+      }),
+    )
+    .digest('hex')
+    .slice(0, 20);
+  const parts = [`name:${s.name}`];
+  if (s.lsn !== undefined && s.lsn !== null) parts.push(`lsn:${s.lsn}`);
+  if (s.txId !== undefined && s.txId !== null) parts.push(`txId:${s.txId}`);
+  parts.push(`h:${digest}`);
+  return parts.join(';');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (isObject(value)) {
+    return `{${Object.keys(value)
+      .filter((k) => value[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/* Debezium's CloudEvents converter: the envelope's `source` fields travel as `iodebezium*`
+ * extensions (all strings) and `data` holds only before/after. */
+function normaliseCloudEvent(input: Record<string, unknown>, options: NormaliseOptions): Normalised {
+  const contentType = typeof input.datacontenttype === 'string' ? input.datacontenttype : 'application/json';
+  if (!/^application\/(?:[\w.+-]*\+)?json\b/i.test(contentType) || 'data_base64' in input) {
+    throw invalid(
+      `the CloudEvent's data is ${contentType}; Herald reads JSON data only (configure Debezium's CloudEvents converter with value.converter.data.serializer.type=json)`,
+    );
+  }
+  const data = input.data;
+  // A CloudEvent whose data is already a whole envelope (e.g. one Herald produced) passes through.
+  if (isObject(data) && 'op' in data && 'source' in data) return normaliseEnvelope(data, options);
+  const ext: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) {
+    // The converter has written `iodebeziumtxId`; CloudEvents names are lower-case, so fold.
+    if (k.toLowerCase().startsWith('iodebezium') && v !== null && v !== undefined)
+      ext[k.toLowerCase().slice(10)] = v;
+  }
+  if (ext.op === undefined) throw invalid('the CloudEvent has no "iodebeziumop" extension');
+  if (data !== undefined && data !== null && !isObject(data))
+    throw invalid("the CloudEvent's data must be an object");
+  const str = (v: unknown) => (v === undefined ? undefined : String(v));
+  const num = (v: unknown) => {
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    return Number.isFinite(n) ? n : undefined;
+  };
+  const source: DebeziumSourceInfo = {
+    connector: str(ext.connector) ?? '',
+    name: str(ext.name) ?? '',
+  };
+  if (ext.version !== undefined) source.version = str(ext.version);
+  if (ext.tsms !== undefined) source.ts_ms = num(ext.tsms);
+  if (ext.snapshot !== undefined) source.snapshot = parseSnapshot(ext.snapshot);
+  if (ext.db !== undefined) source.db = str(ext.db);
+  if (ext.schema !== undefined) source.schema = str(ext.schema);
+  if (ext.table !== undefined) source.table = str(ext.table);
+  if (ext.txid !== undefined) source.txId = num(ext.txid) ?? null;
+  if (ext.lsn !== undefined) source.lsn = num(ext.lsn) ?? null;
+  if (ext.xmin !== undefined) source.xmin = num(ext.xmin) ?? null;
+  const time = typeof input.time === 'string' ? Date.parse(input.time) : Number.NaN;
+  const envelope: Record<string, unknown> = {
+    before: isObject(data) && isObject(data.before) ? data.before : null,
+    after: isObject(data) && isObject(data.after) ? data.after : null,
+    source,
+    op: ext.op,
+  };
+  const tsMs = Number.isFinite(time) ? time : source.ts_ms;
+  if (tsMs !== undefined) envelope.ts_ms = tsMs;
+  return normaliseEnvelope(envelope, options);
+}
+
+/** `snapshot` is a boolean in older envelopes and an enum string (true, last, false, incremental…) in newer ones. */
+function parseSnapshot(value: unknown): boolean | string {
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  return String(value);
+}
