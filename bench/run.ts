@@ -6,6 +6,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { benchCesql } from './cesql.js';
+import { benchSlackAck } from './slack-ack.js';
 import { type Child, percentile, repoRoot, startBaseline, startHerald, startLatencySink } from './support.js';
 
 const quick = process.argv.includes('--quick');
@@ -250,6 +251,8 @@ async function main() {
       'application/json',
     ),
   );
+
+  say(await benchSlackAck(quick ? 100 : 500));
 
   const cesql = await benchCesql(quick ? 500 : 3000);
   const machine = {
