@@ -10,7 +10,8 @@ const SECRET = 'bench-signing-secret';
  */
 export async function benchSlackAck(commands: number, concurrency = 8) {
   const slack = await startSlackServer();
-  for (let i = 0; i < commands; i++) slack.addUser({ id: `UB${i}`, name: `u${i}`, email: `u${i}@example.com` });
+  for (let i = 0; i < commands; i++)
+    slack.addUser({ id: `UB${i}`, name: `u${i}`, email: `u${i}@example.com` });
   slack.failNext('users.info', { delayMs: 2000 }, commands);
   const herald = await startHerald(`
 slack:
@@ -34,7 +35,13 @@ slack:
         }),
       );
       const started = performance.now();
-      const res = await postSignedToSlackApp(herald.url, '/slack/commands', SECRET, body, 'application/x-www-form-urlencoded');
+      const res = await postSignedToSlackApp(
+        herald.url,
+        '/slack/commands',
+        SECRET,
+        body,
+        'application/x-www-form-urlencoded',
+      );
       await res.arrayBuffer();
       latencies.push(performance.now() - started);
       if (res.status !== 200) errors++;

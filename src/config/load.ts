@@ -13,7 +13,7 @@ import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js
 import { FilterCompileError, type Matcher } from '../filters/types.js';
 import type { SlackAppConfig } from '../slack/config.js';
 import type { PreferenceSpec } from '../subscriptions/config.js';
-import type { Template } from '../templates/index.js';
+import { compileTree, type Template, type TemplateTree } from '../templates/index.js';
 import { interpolate } from './interpolate.js';
 import {
   type BackoffConfig,
@@ -96,6 +96,8 @@ export interface CompiledAction {
   to: RecipientSpec;
   /** The action parsed by its channel kind's schema. */
   params: unknown;
+  /** Follow-up event emitted once the action is delivered. */
+  then?: TemplateTree;
 }
 
 export interface RetryPolicy {
@@ -251,7 +253,7 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
     const actions: CompiledAction[] = [];
     trigger.actions.forEach((action, index) => {
       const at: ConfigPath = [...base, 'actions', index];
-      const { channel: channelName, to, ...rest } = action;
+      const { channel: channelName, to, then, ...rest } = action;
       const channel = channelByName.get(channelName);
       // A declared channel with its own errors is already reported; its actions cannot be checked.
       if (!channel && channelName in cfg.channels) return;
@@ -280,7 +282,20 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
         add([...at, 'to', 'where'], (err as Error).message);
         return;
       }
-      actions.push({ index, channel: channelName, to: recipients, params: result.data });
+      let followUp: TemplateTree | undefined;
+      if (then !== undefined) {
+        if (typeof then.type !== 'string' || then.type === '') {
+          add([...at, 'then', 'type'], 'a follow-up event needs a `type`');
+          return;
+        }
+        try {
+          followUp = compileTree(then);
+        } catch (err) {
+          add([...at, 'then'], (err as Error).message);
+          return;
+        }
+      }
+      actions.push({ index, channel: channelName, to: recipients, params: result.data, then: followUp });
     });
     triggers.push({
       name,

@@ -121,6 +121,12 @@ export const actionBaseSchema = z
   .object({
     channel: nameSchema.describe('Name of a channel under `channels`.'),
     to: recipientSchema.optional(),
+    then: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe(
+        'A CloudEvent (strings are templates; `event`, `recipient` and `result` in scope) appended to Herald once this action is delivered — the next step of a workflow. `type` is required; `id` defaults to one derived from the delivery, `data` to the triggering event’s.',
+      ),
   })
   .passthrough();
 

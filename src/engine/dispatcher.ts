@@ -1,10 +1,16 @@
 import type { Logger } from 'pino';
 import type { CompiledTrigger } from '../config/load.js';
 import { errorMessage, HeraldError } from '../errors.js';
+import { HOPS_EXTENSION } from '../events/hops.js';
+import { validateEvent } from '../events/index.js';
 import type { CloudEvent } from '../events/types.js';
 import type { AttemptOutcome, Delivery, Store } from '../store/types.js';
+import { renderTree, type TemplateTree } from '../templates/index.js';
 import { backoffDelay } from './backoff.js';
-import type { Channel, ChannelResult } from './types.js';
+import { type Channel, type ChannelResult, failed, retry } from './types.js';
+
+/** Same limit as the emit channel's default: a chain of follow-ups longer than this is a loop. */
+const MAX_FOLLOW_UP_HOPS = 16;
 
 export interface DispatcherHooks {
   onAttempt?(
@@ -30,6 +36,8 @@ interface ChannelState {
 export interface DispatcherOptions {
   leaseMs: number;
   pollIntervalMs: number;
+  /** Appends follow-up events (`then:`) to the log; resolves when they are durable. */
+  emit?: (events: CloudEvent[]) => Promise<void>;
 }
 
 /**
@@ -217,6 +225,9 @@ export class Dispatcher {
               ? { outcome: 'failed', reason: err.message }
               : { outcome: 'retry', reason: `channel threw: ${errorMessage(err)}` };
         }
+        if (result.outcome === 'delivered' && action.then !== undefined) {
+          result = await this.followUp(action.then, delivery, event, result);
+        }
       }
     }
     const finishedAt = Date.now();
@@ -239,6 +250,57 @@ export class Dispatcher {
     else this.logger.debug(fields, 'delivered');
     await this.recordOutcome(outcome);
     if (outcome.status === 'pending') await this.scheduleNext(state);
+  }
+
+  /**
+   * Emits the action's `then:` event before the delivery is recorded as delivered. Its id comes
+   * from the delivery, so a crash in between (the action is redone) cannot emit it twice.
+   */
+  private async followUp(
+    template: TemplateTree,
+    delivery: Delivery,
+    event: CloudEvent,
+    result: ChannelResult & { outcome: 'delivered' },
+  ): Promise<ChannelResult> {
+    const previous = Number(event[HOPS_EXTENSION] ?? 0);
+    const hops = (Number.isInteger(previous) && previous >= 0 ? previous : 0) + 1;
+    if (hops > MAX_FOLLOW_UP_HOPS) {
+      return failed(
+        `then: hop limit of ${MAX_FOLLOW_UP_HOPS} reached after event ${event.id} (${event.type})`,
+      );
+    }
+    let next: CloudEvent;
+    try {
+      const rendered = renderTree(template, {
+        event,
+        recipient: delivery.recipient,
+        result: result.rendered,
+      });
+      next = validateEvent({
+        specversion: '1.0',
+        id: `${delivery.idempotencyKey}-then`,
+        source: `herald://then/${delivery.trigger}`,
+        time: new Date().toISOString(),
+        ...(event.data !== undefined
+          ? { data: event.data, datacontenttype: event.datacontenttype ?? 'application/json' }
+          : {}),
+        ...(rendered as Record<string, unknown>),
+        [HOPS_EXTENSION]: hops,
+      });
+    } catch (err) {
+      return failed(`then: the follow-up event is invalid: ${errorMessage(err)}`, result.rendered);
+    }
+    if (!this.options.emit) return failed('then: follow-up events are not available here', result.rendered);
+    try {
+      await this.options.emit([next]);
+    } catch (err) {
+      return retry(
+        `then: could not append the follow-up event: ${errorMessage(err)}`,
+        undefined,
+        result.rendered,
+      );
+    }
+    return result;
   }
 
   private outcomeOf(

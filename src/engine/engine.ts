@@ -84,7 +84,13 @@ export class Engine {
       this.store,
       this.channels,
       this.config.triggers,
-      { leaseMs: this.config.dispatcher.leaseMs, pollIntervalMs: this.config.dispatcher.pollIntervalMs },
+      {
+        leaseMs: this.config.dispatcher.leaseMs,
+        pollIntervalMs: this.config.dispatcher.pollIntervalMs,
+        emit: async (events) => {
+          await this.ingest(events, { internal: true });
+        },
+      },
       this.logger,
       this.hooks,
     );

@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
 import { EventValidationError, errorMessage } from '../../errors.js';
+import { HOPS_EXTENSION } from '../../events/hops.js';
 import { validateEvent } from '../../events/index.js';
 import { renderTree, type TemplateTree, templateTreeSchema } from '../../templates/index.js';
 
-/** The extension that counts how many times an event has been re-emitted. */
-export const HOPS_EXTENSION = 'heraldhops';
+export { HOPS_EXTENSION } from '../../events/hops.js';
 
 export const emitConfigSchema = z.strictObject({
   maxHops: z
