@@ -97,7 +97,7 @@ export interface CompiledAction {
   /** The action parsed by its channel kind's schema. */
   params: unknown;
   /** Follow-up event emitted once the action is delivered. */
-  then?: TemplateTree;
+  followUp?: TemplateTree;
 }
 
 export interface RetryPolicy {
@@ -253,7 +253,7 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
     const actions: CompiledAction[] = [];
     trigger.actions.forEach((action, index) => {
       const at: ConfigPath = [...base, 'actions', index];
-      const { channel: channelName, to, then, ...rest } = action;
+      const { channel: channelName, to, followUp: followUpBlock, ...rest } = action;
       const channel = channelByName.get(channelName);
       // A declared channel with its own errors is already reported; its actions cannot be checked.
       if (!channel && channelName in cfg.channels) return;
@@ -283,19 +283,19 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
         return;
       }
       let followUp: TemplateTree | undefined;
-      if (then !== undefined) {
-        if (typeof then.type !== 'string' || then.type === '') {
-          add([...at, 'then', 'type'], 'a follow-up event needs a `type`');
+      if (followUpBlock !== undefined) {
+        if (typeof followUpBlock.type !== 'string' || followUpBlock.type === '') {
+          add([...at, 'followUp', 'type'], 'a follow-up event needs a `type`');
           return;
         }
         try {
-          followUp = compileTree(then);
+          followUp = compileTree(followUpBlock);
         } catch (err) {
-          add([...at, 'then'], (err as Error).message);
+          add([...at, 'followUp'], (err as Error).message);
           return;
         }
       }
-      actions.push({ index, channel: channelName, to: recipients, params: result.data, then: followUp });
+      actions.push({ index, channel: channelName, to: recipients, params: result.data, followUp });
     });
     triggers.push({
       name,

@@ -121,7 +121,7 @@ export const actionBaseSchema = z
   .object({
     channel: nameSchema.describe('Name of a channel under `channels`.'),
     to: recipientSchema.optional(),
-    then: z
+    followUp: z
       .record(z.string(), z.unknown())
       .optional()
       .describe(

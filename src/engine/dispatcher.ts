@@ -36,7 +36,7 @@ interface ChannelState {
 export interface DispatcherOptions {
   leaseMs: number;
   pollIntervalMs: number;
-  /** Appends follow-up events (`then:`) to the log; resolves when they are durable. */
+  /** Appends follow-up events (`followUp`) to the log; resolves when they are durable. */
   emit?: (events: CloudEvent[]) => Promise<void>;
 }
 
@@ -225,8 +225,8 @@ export class Dispatcher {
               ? { outcome: 'failed', reason: err.message }
               : { outcome: 'retry', reason: `channel threw: ${errorMessage(err)}` };
         }
-        if (result.outcome === 'delivered' && action.then !== undefined) {
-          result = await this.followUp(action.then, delivery, event, result);
+        if (result.outcome === 'delivered' && action.followUp !== undefined) {
+          result = await this.followUp(action.followUp, delivery, event, result);
         }
       }
     }
@@ -253,7 +253,7 @@ export class Dispatcher {
   }
 
   /**
-   * Emits the action's `then:` event before the delivery is recorded as delivered. Its id comes
+   * Emits the action's `followUp` event before the delivery is recorded as delivered. Its id comes
    * from the delivery, so a crash in between (the action is redone) cannot emit it twice.
    */
   private async followUp(
@@ -266,7 +266,7 @@ export class Dispatcher {
     const hops = (Number.isInteger(previous) && previous >= 0 ? previous : 0) + 1;
     if (hops > MAX_FOLLOW_UP_HOPS) {
       return failed(
-        `then: hop limit of ${MAX_FOLLOW_UP_HOPS} reached after event ${event.id} (${event.type})`,
+        `followUp: hop limit of ${MAX_FOLLOW_UP_HOPS} reached after event ${event.id} (${event.type})`,
       );
     }
     let next: CloudEvent;
@@ -278,8 +278,8 @@ export class Dispatcher {
       });
       next = validateEvent({
         specversion: '1.0',
-        id: `${delivery.idempotencyKey}-then`,
-        source: `herald://then/${delivery.trigger}`,
+        id: `${delivery.idempotencyKey}-next`,
+        source: `herald://follow-up/${delivery.trigger}`,
         time: new Date().toISOString(),
         ...(event.data !== undefined
           ? { data: event.data, datacontenttype: event.datacontenttype ?? 'application/json' }
@@ -288,14 +288,14 @@ export class Dispatcher {
         [HOPS_EXTENSION]: hops,
       });
     } catch (err) {
-      return failed(`then: the follow-up event is invalid: ${errorMessage(err)}`, result.rendered);
+      return failed(`followUp: the follow-up event is invalid: ${errorMessage(err)}`, result.rendered);
     }
-    if (!this.options.emit) return failed('then: follow-up events are not available here', result.rendered);
+    if (!this.options.emit) return failed('followUp: events are not available here', result.rendered);
     try {
       await this.options.emit([next]);
     } catch (err) {
       return retry(
-        `then: could not append the follow-up event: ${errorMessage(err)}`,
+        `followUp: could not append the follow-up event: ${errorMessage(err)}`,
         undefined,
         result.rendered,
       );

@@ -8,7 +8,7 @@ interface Listed {
   events: { event: Record<string, unknown> }[];
 }
 
-describe('then: follow-up events after a delivery', () => {
+describe('followUp: events after a delivery', () => {
   let herald: TestHerald;
   let sink: HttpSink;
   before(async () => {
@@ -23,14 +23,14 @@ triggers:
     actions:
       - channel: supplier
         body: { customer: "{{ event.subject }}" }
-        then: { type: swag.ordered, subject: "{{ event.subject }}", data: { customer: "{{ event.subject }}" } }
+        followUp: { type: swag.ordered, subject: "{{ event.subject }}", data: { customer: "{{ event.subject }}" } }
     delivery: { maxAttempts: 5, backoff: { initialMs: 50, maxMs: 100, jitter: 0 } }
   after-swag:
     filter: { exact: { type: swag.ordered } }
     actions: [{ channel: box, text: "swag for {{ event.subject }}" }]
   loop:
     filter: { exact: { type: ping } }
-    actions: [{ channel: box, text: "ping", then: { type: ping } }]
+    actions: [{ channel: box, text: "ping", followUp: { type: ping } }]
 `);
   });
   after(async () => {
@@ -58,7 +58,7 @@ triggers:
     assert.ok(message);
     const followUps = await ofType('swag.ordered');
     assert.equal(followUps.length, 1, 'two failed attempts emitted nothing, the third emitted once');
-    assert.equal(followUps[0]!.source, 'herald://then/order-swag');
+    assert.equal(followUps[0]!.source, 'herald://follow-up/order-swag');
     assert.equal(followUps[0]!.heraldhops, 1);
     assert.equal(sink.requests.length, 3);
   });
@@ -67,7 +67,7 @@ triggers:
     await send({ id: 'p1', type: 'ping' });
     await eventually(async () => {
       const dlq = (await (await herald.get('/api/dlq')).json()) as { deadLetters: { lastError: string }[] };
-      return dlq.deadLetters.find((d) => /then: hop limit of 16 reached/.test(d.lastError));
+      return dlq.deadLetters.find((d) => /followUp: hop limit of 16 reached/.test(d.lastError));
     });
     assert.equal((await ofType('ping')).length, 17);
   });
@@ -77,10 +77,10 @@ triggers:
       startTestHerald(`
 channels: { box: { kind: inbox } }
 triggers:
-  t: { actions: [{ channel: box, text: x, then: { subject: y } }] }
+  t: { actions: [{ channel: box, text: x, followUp: { subject: y } }] }
 `),
       (err: unknown) =>
-        err instanceof ConfigError && /triggers\.t\.actions\[0\]\.then\.type/.test(err.message),
+        err instanceof ConfigError && /triggers\.t\.actions\[0\]\.followUp\.type/.test(err.message),
     );
   });
 });
