@@ -10,6 +10,7 @@ import type { ChannelKind, SourceKind } from './engine/types.js';
 import { builtInDialects } from './filters/index.js';
 import { sqlDialect } from './filters/sql.js';
 import { httpSource } from './sources/http/index.js';
+import { natsSource } from './sources/nats/index.js';
 
 /**
  * Every plugin kind Herald ships, listed once. Adding a kind is adding its folder and one line
@@ -25,7 +26,7 @@ export const channelKinds: ChannelKind[] = [
   slackChannel,
 ] as ChannelKind[];
 
-export const sourceKinds: SourceKind[] = [httpSource] as SourceKind[];
+export const sourceKinds: SourceKind[] = [httpSource, natsSource] as SourceKind[];
 
 export const registries: Registries = {
   channels: channelKinds,
