@@ -11,6 +11,7 @@ import { builtInDialects } from './filters/index.js';
 import { sqlDialect } from './filters/sql.js';
 import { httpSource } from './sources/http/index.js';
 import { natsSource } from './sources/nats/index.js';
+import { redisSource } from './sources/redis/index.js';
 
 /**
  * Every plugin kind Herald ships, listed once. Adding a kind is adding its folder and one line
@@ -26,7 +27,7 @@ export const channelKinds: ChannelKind[] = [
   slackChannel,
 ] as ChannelKind[];
 
-export const sourceKinds: SourceKind[] = [httpSource, natsSource] as SourceKind[];
+export const sourceKinds: SourceKind[] = [httpSource, natsSource, redisSource] as SourceKind[];
 
 export const registries: Registries = {
   channels: channelKinds,

@@ -7,7 +7,7 @@ import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } fro
  * The `map` block of message-based sources: how a payload that is not a CloudEvent becomes one,
  * with templates as in the http source's `event` block. `scope` names what templates can read.
  */
-export function eventMapSchema(scope: string) {
+export function eventMapSchema(scope: string, defaultId: string) {
   return z
     .strictObject({
       type: templateSchema().describe(`CloudEvent type (template; the scope is ${scope}).`),
@@ -16,7 +16,7 @@ export function eventMapSchema(scope: string) {
       id: templateSchema()
         .optional()
         .describe(
-          'CloudEvent id (template). The default is stable across redeliveries where the transport has an identity for the message, so repeats are dropped.',
+          `CloudEvent id (template). Default: ${defaultId}; ingest stores an event once per source and id.`,
         ),
       data: templateTreeSchema()
         .optional()

@@ -87,7 +87,10 @@ export const natsSourceConfigSchema = z.strictObject({
     .describe(
       'Consume from a JetStream stream instead of core NATS: messages are acknowledged only once their events are stored, so none is lost. Recommended.',
     ),
-  map: eventMapSchema('`subject` (the NATS subject), `body` (the JSON payload) and `headers`').optional(),
+  map: eventMapSchema(
+    '`subject` (the NATS subject), `body` (the JSON payload) and `headers`',
+    'with JetStream `<stream>/<stream sequence>` (the same on redelivery), else the `Nats-Msg-Id` header or a new UUID',
+  ).optional(),
 });
 export type NatsSourceConfig = z.infer<typeof natsSourceConfigSchema>;
 
@@ -113,6 +116,11 @@ function headerRecord(headers: MsgHdrs | undefined): Record<string, string> {
   if (!headers) return out;
   for (const key of headers.keys()) out[key] = headers.get(key);
   return out;
+}
+
+function msgIdOf(headers: Record<string, string>): string | undefined {
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === 'nats-msg-id' && v) return v;
+  return undefined;
 }
 
 /** The events a message carries (CloudEvents binding first, then the `map` block). */
@@ -366,7 +374,7 @@ class NatsSource {
         events.push(
           ...this.toEvents(
             { subject: msg.subject, data: msg.data, headers },
-            () => headers['Nats-Msg-Id'] ?? randomUUID(),
+            () => msgIdOf(headers) ?? randomUUID(),
           ),
         );
       } catch (err) {
