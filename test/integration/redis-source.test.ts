@@ -5,8 +5,9 @@ import { Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import type { CloudEvent } from '../../src/events/types.js';
 import { registries } from '../../src/plugins.js';
+import { redisSource } from '../../src/sources/redis/index.js';
 import type { Store } from '../../src/store/types.js';
-import { eventually, startTestHerald, type TestHerald } from '../support/herald.js';
+import { captureLogger, eventually, startTestHerald, type TestHerald } from '../support/herald.js';
 
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const unique = (prefix: string) => `herald-test:${prefix}:${randomBytes(5).toString('hex')}`;
@@ -209,14 +210,22 @@ sources:
   });
 
   it('a URL password never reaches the log or the error', async () => {
-    const herald = startTestHerald(`
-sources:
-  q: { kind: redis, url: "redis://:s3cret-pw@127.0.0.1:1", channels: [x] }
-`);
-    await assert.rejects(herald, (err: Error) => {
-      assert.match(err.message, /cannot connect to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
+    const { logger, lines } = captureLogger();
+    const source = redisSource.create(
+      'q',
+      redisSource.configSchema.parse({ url: 'redis://:s3cret-pw@127.0.0.1:1', channels: ['x'] }),
+      { logger, ingest: async () => [], kv: undefined as never, env: {} },
+    );
+    await assert.rejects(source.start(), (err: Error) => {
+      assert.match(
+        err.message,
+        /cannot connect to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: .*ECONNREFUSED/,
+      );
       assert.doesNotMatch(err.message, /s3cret/);
       return true;
     });
+    const check = await source.check!();
+    assert.equal(check.ok, false);
+    assert.doesNotMatch(JSON.stringify([check, lines]), /s3cret/);
   });
 });

@@ -1,20 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import {
-  AckPolicy,
-  type ConsumerMessages,
-  DeliverPolicy,
-  type JsMsg,
-  jetstream,
-  jetstreamManager,
-} from '@nats-io/jetstream';
-import {
-  connect,
-  type Msg,
-  type MsgHdrs,
-  type NatsConnection,
-  type NodeConnectionOptions,
-  nanos,
-  type Subscription,
+import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type {
+  Msg,
+  MsgHdrs,
+  NatsConnection,
+  NodeConnectionOptions,
+  Subscription,
 } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -94,6 +85,14 @@ export const natsSourceConfigSchema = z.strictObject({
 });
 export type NatsSourceConfig = z.infer<typeof natsSourceConfigSchema>;
 
+// Loaded on first use, so a Herald without NATS sources does not pay for the client at start.
+let modules: Promise<[typeof import('@nats-io/transport-node'), typeof import('@nats-io/jetstream')]> | null =
+  null;
+const nats = () => {
+  modules ??= Promise.all([import('@nats-io/transport-node'), import('@nats-io/jetstream')]);
+  return modules;
+};
+
 /** Connection options from a URL: credentials move to options so the server list holds none. */
 export function natsConnectOptions(url: string, name: string): NodeConnectionOptions {
   const parsed = new URL(url);
@@ -150,6 +149,22 @@ export function natsMessageToEvents(
   ];
 }
 
+/** Whether `promise` settled within `ms` (a rejection counts as settled). */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  return settled;
+}
+
 export const natsSource: SourceKind<NatsSourceConfig> = {
   kind: 'nats',
   description:
@@ -186,19 +201,27 @@ class NatsSource {
     this.nc = nc;
     this.connected = true;
     void this.watchStatus(nc);
-    if (this.config.jetstream) await this.startJetStream(nc, this.config.jetstream);
-    else {
-      for (const subject of this.config.subjects) {
-        this.subscriptions.push(
-          nc.subscribe(subject, {
-            queue: this.config.queue,
-            callback: (err, msg) => {
-              if (err) this.logger.warn({ subject, err: err.message }, `NATS subscription ${subject} failed`);
-              else this.core.push(msg);
-            },
-          }),
-        );
+    try {
+      if (this.config.jetstream) await this.startJetStream(nc, this.config.jetstream);
+      else {
+        for (const subject of this.config.subjects) {
+          this.subscriptions.push(
+            nc.subscribe(subject, {
+              queue: this.config.queue,
+              callback: (err, msg) => {
+                if (err)
+                  this.logger.warn({ subject, err: err.message }, `NATS subscription ${subject} failed`);
+                else this.core.push(msg);
+              },
+            }),
+          );
+        }
       }
+    } catch (err) {
+      // An open connection would keep the process alive after a failed start.
+      this.nc = null;
+      await nc.close().catch(() => undefined);
+      throw err;
     }
     this.logger.info(
       {
@@ -217,7 +240,7 @@ class NatsSource {
     const nc = this.nc;
     if (!nc) return;
     for (const sub of this.subscriptions) sub.unsubscribe();
-    if (this.consumeMessages) await this.consumeMessages.close().catch(() => undefined);
+    if (this.consumeMessages) await within(this.consumeMessages.close(), 5000);
     // Pulled but not yet handed to ingest: give them straight back for another process.
     for (const msg of this.js.take()) msg.nak();
     const dropped = this.core.take().length;
@@ -228,8 +251,9 @@ class NatsSource {
       );
     }
     await Promise.all([this.core.idle(), this.js.idle()]);
-    // Drain flushes the acks still in the socket buffer before closing.
-    await nc.drain().catch(() => undefined);
+    // Drain flushes the acks still in the socket buffer before closing; while NATS is
+    // unreachable it cannot, and what was not acknowledged is redelivered anyway.
+    if (!(await within(nc.drain(), 5000))) await nc.close().catch(() => undefined);
     this.nc = null;
   }
 
@@ -245,6 +269,7 @@ class NatsSource {
     }
     let nc: NatsConnection;
     try {
+      const [{ connect }] = await nats();
       nc = await connect({
         ...natsConnectOptions(this.config.url, this.name),
         maxReconnectAttempts: 0,
@@ -259,6 +284,7 @@ class NatsSource {
     }
     try {
       if (this.config.jetstream) {
+        const [, { jetstreamManager }] = await nats();
         const jsm = await jetstreamManager(nc);
         await jsm.streams.info(this.config.jetstream.stream);
         return {
@@ -280,6 +306,7 @@ class NatsSource {
 
   private async connect(): Promise<NatsConnection> {
     try {
+      const [{ connect }] = await nats();
       return await connect(natsConnectOptions(this.config.url, this.name));
     } catch (err) {
       throw new HeraldError(
@@ -308,6 +335,7 @@ class NatsSource {
   }
 
   private async startJetStream(nc: NatsConnection, js: NonNullable<NatsSourceConfig['jetstream']>) {
+    const [{ nanos }, { AckPolicy, DeliverPolicy, jetstream, jetstreamManager }] = await nats();
     const jsm = await jetstreamManager(nc);
     try {
       await jsm.streams.info(js.stream);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { CheckResult, SourceContext, SourceKind } from '../../engine/types.js';
@@ -151,6 +151,13 @@ function entriesOf(reply: unknown): Entry[] {
   return ((reply[0] as [string, Entry[]])[1] ?? []) as Entry[];
 }
 
+// Loaded on first use, so a Herald without Redis sources does not pay for the client at start.
+let redisClass: Promise<typeof Redis> | null = null;
+const loadRedis = () => {
+  redisClass ??= import('ioredis').then((m) => m.Redis);
+  return redisClass;
+};
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const redisSource: SourceKind<RedisSourceConfig> = {
@@ -185,8 +192,9 @@ class RedisSource {
     this.pubsub = new TickBatcher((batch) => this.ingestPubSub(batch));
   }
 
-  private client(role: string): Redis {
-    const client = new Redis(this.config.url, {
+  private async client(role: string): Promise<Redis> {
+    const RedisClient = await loadRedis();
+    const client = new RedisClient(this.config.url, {
       lazyConnect: true,
       protocol: 2,
       connectionName: `herald-${this.name}-${role}`,
@@ -219,11 +227,12 @@ class RedisSource {
   }
 
   async start(): Promise<void> {
-    const commands = this.client('commands');
+    const commands = await this.client('commands');
     this.commands = commands;
     try {
       await commands.connect();
     } catch (err) {
+      this.commands = null;
       commands.disconnect();
       throw new HeraldError(
         'SOURCE_ERROR',
@@ -233,19 +242,28 @@ class RedisSource {
         },
       );
     }
-    for (const stream of this.config.streams) {
-      await this.ensureGroup(commands, stream);
-      const reader = this.client(`reader-${stream.key}`);
-      await reader.connect();
-      this.readers.push(reader);
-      this.loops.push(this.consume(stream, reader, commands));
-    }
-    if (this.config.channels.length > 0) {
-      const subscriber = this.client('subscriber');
-      this.subscriber = subscriber;
-      await subscriber.connect();
-      subscriber.on('message', (channel: string, text: string) => this.pubsub.push({ channel, text }));
-      await subscriber.subscribe(...this.config.channels);
+    try {
+      for (const stream of this.config.streams) {
+        await this.ensureGroup(commands, stream);
+        const reader = await this.client(`reader-${stream.key}`);
+        this.readers.push(reader);
+        await reader.connect();
+        this.loops.push(this.consume(stream, reader, commands));
+      }
+      if (this.config.channels.length > 0) {
+        const subscriber = await this.client('subscriber');
+        this.subscriber = subscriber;
+        await subscriber.connect();
+        subscriber.on('message', (channel: string, text: string) => this.pubsub.push({ channel, text }));
+        await subscriber.subscribe(...this.config.channels);
+      }
+    } catch (err) {
+      // Open connections would keep the process alive after a failed start.
+      this.stopping = true;
+      for (const client of [commands, ...this.readers, this.subscriber]) client?.disconnect();
+      await Promise.all(this.loops);
+      this.commands = null;
+      throw err;
     }
     this.logger.info(
       {
@@ -279,7 +297,15 @@ class RedisSource {
   }
 
   async check(): Promise<CheckResult> {
-    const client = this.commands ?? this.client('check');
+    if (this.commands && this.commands.status !== 'ready') {
+      // A command now would wait in the offline queue until Redis is back.
+      return {
+        ok: false,
+        detail: `disconnected from ${this.server} (${this.lastError || this.commands.status}); reconnecting`,
+        fix: 'check that Redis runs',
+      };
+    }
+    const client = this.commands ?? (await this.client('check'));
     try {
       if (!this.commands) await client.connect();
       await client.ping();
@@ -358,6 +384,10 @@ class RedisSource {
       } catch (err) {
         if (this.stopping) break;
         ownPending = true;
+        if (errorMessage(err).startsWith('NOGROUP')) {
+          // The stream or group is gone (deleted, or Redis restarted without its data).
+          await this.ensureGroup(commands, stream).catch(() => undefined);
+        }
         this.logger.warn(
           { stream: stream.key, err: errorMessage(err) },
           `source ${this.name}: reading stream ${stream.key} failed (${errorMessage(err)}); retrying its pending entries in 1 s`,
