@@ -12,7 +12,9 @@ import { builtInDialects } from './filters/index.js';
 import { sqlDialect } from './filters/sql.js';
 import { debeziumHttpSource } from './sources/debezium/index.js';
 import { httpSource } from './sources/http/index.js';
+import { natsSource } from './sources/nats/index.js';
 import { postgresCdcSource } from './sources/postgres-cdc/index.js';
+import { redisSource } from './sources/redis/index.js';
 
 /**
  * Every plugin kind Herald ships, listed once. Adding a kind is adding its folder and one line
@@ -28,7 +30,13 @@ export const channelKinds: ChannelKind[] = [
   slackChannel,
 ] as ChannelKind[];
 
-export const sourceKinds: SourceKind[] = [httpSource, postgresCdcSource, debeziumHttpSource] as SourceKind[];
+export const sourceKinds: SourceKind[] = [
+  httpSource,
+  natsSource,
+  redisSource,
+  postgresCdcSource,
+  debeziumHttpSource,
+] as SourceKind[];
 
 export const registries: Registries = {
   channels: channelKinds,

@@ -9,6 +9,14 @@ export {
   toBinaryHttp,
   toStructuredHttp,
 } from './http.js';
+export {
+  type NatsMessageParts,
+  type NatsMode,
+  NotACloudEventError,
+  parseNatsMessage,
+  toBinaryNats,
+  toStructuredNats,
+} from './nats.js';
 export { type CloudEvent, CONTEXT_ATTRIBUTES, REQUIRED_ATTRIBUTES } from './types.js';
 export { validateEvent } from './validate.js';
 

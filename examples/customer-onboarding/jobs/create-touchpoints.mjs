@@ -12,10 +12,10 @@ const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
 await client.connect();
 try {
   for (const kind of kinds) {
-    await client.query(
-      'INSERT INTO touchpoints (customer_id, kind) VALUES ($1, $2) ON CONFLICT DO NOTHING',
-      [customerId, kind],
-    );
+    await client.query('INSERT INTO touchpoints (customer_id, kind) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
+      customerId,
+      kind,
+    ]);
   }
 } finally {
   await client.end();
@@ -23,7 +23,7 @@ try {
 console.log(
   JSON.stringify({
     specversion: '1.0',
-    id: `touchpoints-created-${customerId}-${kinds.join("-")}`,
+    id: `touchpoints-created-${customerId}-${kinds.join('-')}`,
     source: 'knapscen.disco',
     type: 'disco.knapscen.touchpoints.created',
     subject: customerId,

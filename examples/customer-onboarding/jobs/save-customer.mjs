@@ -26,7 +26,10 @@ try {
       [user.id, customerId, user.name, user.email],
     );
     for (const role of user.roles ?? []) {
-      await client.query('INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING', [user.id, role]);
+      await client.query('INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
+        user.id,
+        role,
+      ]);
     }
   }
   await client.query('COMMIT');

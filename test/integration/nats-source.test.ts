@@ -1,0 +1,327 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import type { CloudEvent } from '../../src/events/types.js';
+import { registries } from '../../src/plugins.js';
+import type { Store } from '../../src/store/types.js';
+import { eventually, startTestHerald, type TestHerald } from '../support/herald.js';
+
+const NATS = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const suffix = () => randomBytes(5).toString('hex');
+
+interface Listed {
+  events: { seq: number; event: CloudEvent }[];
+}
+
+async function eventsOf(herald: TestHerald, query = ''): Promise<CloudEvent[]> {
+  const res = await herald.get(`/api/events?limit=1000${query}`);
+  return ((await res.json()) as Listed).events.map((e) => e.event);
+}
+
+const ce = (id: string, extra: Record<string, unknown> = {}) => ({
+  specversion: '1.0',
+  id,
+  source: 'urn:test:nats',
+  type: 'test.nats',
+  ...extra,
+});
+
+describe('nats source', () => {
+  let nc: NatsConnection;
+  before(async () => {
+    nc = await connect({ servers: NATS });
+  });
+  after(async () => {
+    await nc.drain();
+  });
+
+  it('takes structured and binary CloudEvents, maps plain JSON, and survives garbage', async () => {
+    const base = `herald.test.${suffix()}`;
+    const herald = await startTestHerald(`
+sources:
+  bus:
+    kind: nats
+    url: ${NATS}
+    subjects: ["${base}.>"]
+    map:
+      type: "order.{{ body.status }}"
+      subject: "{{ subject }}"
+      data: { order: "{{ body.order }}", via: "{{ headers.x-via }}" }
+`);
+    try {
+      nc.publish(
+        `${base}.structured`,
+        JSON.stringify(ce('s-1', { subject: 'orders/1', data: { total: 42 } })),
+        {
+          headers: (() => {
+            const h = headers();
+            h.set('content-type', 'application/cloudevents+json');
+            return h;
+          })(),
+        },
+      );
+      const binary = headers();
+      binary.set('ce-specversion', '1.0');
+      binary.set('ce-id', 'b-1');
+      binary.set('ce-source', 'urn:test:nats');
+      binary.set('ce-type', 'test.binary');
+      binary.set('ce-subject', 'orders/2');
+      binary.set('ce-tenant', 'acme');
+      binary.set('content-type', 'application/json');
+      nc.publish(`${base}.binary`, JSON.stringify({ total: 7 }), { headers: binary });
+      nc.publish(`${base}.garbage`, new Uint8Array([0xff, 0x00, 0x7b]));
+      const plain = headers();
+      plain.set('x-via', 'bot');
+      nc.publish(`${base}.plain`, JSON.stringify({ order: 9, status: 'paid' }), { headers: plain });
+      // A payload that parses as a CloudEvent but is invalid: named, dropped, not fatal.
+      nc.publish(`${base}.invalid`, JSON.stringify({ specversion: '1.0', id: 'x', source: 'y' }));
+      nc.publish(`${base}.structured`, JSON.stringify(ce('s-2')));
+      await nc.flush();
+
+      const events = await eventually(async () => {
+        const list = await eventsOf(herald);
+        return list.length >= 4 ? list : undefined;
+      });
+      const byType = new Map(events.map((e) => [e.type, e]));
+      const structured = events.find((e) => e.id === 's-1')!;
+      assert.equal(structured.subject, 'orders/1');
+      assert.deepEqual(structured.data, { total: 42 });
+      const bin = byType.get('test.binary')!;
+      assert.equal(bin.id, 'b-1');
+      assert.equal(bin.subject, 'orders/2');
+      assert.equal(bin.tenant, 'acme');
+      assert.equal(bin.datacontenttype, 'application/json');
+      assert.deepEqual(bin.data, { total: 7 });
+      const mapped = byType.get('order.paid')!;
+      assert.equal(mapped.subject, `${base}.plain`);
+      assert.equal(mapped.source, 'herald://bus');
+      assert.deepEqual(mapped.data, { order: '9', via: 'bot' });
+      assert.ok(
+        events.some((e) => e.id === 's-2'),
+        'messages after the garbage still arrive',
+      );
+      assert.equal(events.length, 4);
+
+      const warnings = herald.logs.filter((l) => l.level === 40).map((l) => String(l.msg));
+      assert.ok(
+        warnings.some((m) => m.includes(`${base}.garbage`) && m.includes('not JSON')),
+        warnings.join('\n'),
+      );
+      assert.ok(
+        warnings.some((m) => m.includes(`${base}.invalid`) && m.includes('"type"')),
+        warnings.join('\n'),
+      );
+    } finally {
+      await herald.close();
+    }
+  });
+
+  it('without a map, a JSON payload that is not a CloudEvent is dropped with a reason', async () => {
+    const subject = `herald.test.${suffix()}`;
+    const herald = await startTestHerald(`
+sources:
+  bus: { kind: nats, url: ${NATS}, subjects: ["${subject}"] }
+`);
+    try {
+      nc.publish(subject, JSON.stringify({ hello: 'world' }));
+      nc.publish(subject, JSON.stringify(ce('after')));
+      await eventually(async () => (await eventsOf(herald)).some((e) => e.id === 'after'));
+      assert.equal((await eventsOf(herald)).length, 1);
+      assert.ok(
+        herald.logs.some(
+          (l) => String(l.msg).includes(subject) && String(l.msg).includes('no map is configured'),
+        ),
+      );
+    } finally {
+      await herald.close();
+    }
+  });
+
+  it('a queue group splits a subject between Herald processes: disjoint, nothing missing', async () => {
+    const subject = `herald.test.${suffix()}`;
+    const config = `
+sources:
+  bus: { kind: nats, url: ${NATS}, subjects: ["${subject}"], queue: heralds }
+`;
+    const a = await startTestHerald(config);
+    const b = await startTestHerald(config);
+    try {
+      const total = 300;
+      for (let i = 0; i < total; i++) nc.publish(subject, JSON.stringify(ce(`q-${i}`)));
+      await nc.flush();
+      const [idsA, idsB] = await eventually(async () => {
+        const ids = await Promise.all([a, b].map(async (h) => (await eventsOf(h)).map((e) => e.id)));
+        return ids[0]!.length + ids[1]!.length >= total ? ids : undefined;
+      }, 10_000);
+      assert.ok(
+        idsA!.length > 0 && idsB!.length > 0,
+        `both share the work (${idsA!.length}/${idsB!.length})`,
+      );
+      const setA = new Set(idsA);
+      assert.equal(idsB!.filter((id) => setA.has(id)).length, 0, 'no message went to both');
+      assert.equal(new Set([...idsA!, ...idsB!]).size, total);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  describe('JetStream', () => {
+    it('consumes what was published before Herald started, and redelivers a batch whose ingest failed', async () => {
+      const jsm = await jetstreamManager(nc);
+      const stream = `HERALD_TEST_${suffix().toUpperCase()}`;
+      const subject = `herald.js.${stream.toLowerCase()}`;
+      await jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
+      const js = jsm.jetstream();
+      try {
+        for (let i = 0; i < 5; i++) await js.publish(`${subject}.early`, JSON.stringify(ce(`early-${i}`)));
+        await js.publish(`${subject}.bad`, 'not json at all');
+        await js.publish(`${subject}.plain`, JSON.stringify({ n: 1 }));
+
+        let failures = 0;
+        const herald = await startTestHerald(
+          `
+sources:
+  bus:
+    kind: nats
+    url: ${NATS}
+    subjects: ["${subject}.>"]
+    jetstream: { stream: ${stream}, consumer: herald, nakDelayMs: 100 }
+    map: { type: plain.json }
+`,
+          {
+            wrapStore: (store: Store) => {
+              const events = Object.create(store.events) as Store['events'];
+              events.append = (list, at) =>
+                failures++ < 2 ? Promise.reject(new Error('disk is full')) : store.events.append(list, at);
+              return { ...store, events };
+            },
+          },
+        );
+        try {
+          const events = await eventually(async () => {
+            const list = await eventsOf(herald);
+            return list.length >= 6 ? list : undefined;
+          }, 10_000);
+          const ids = events.map((e) => e.id).sort();
+          assert.deepEqual(
+            ids.filter((id) => id.startsWith('early')),
+            ['early-0', 'early-1', 'early-2', 'early-3', 'early-4'],
+          );
+          const plain = events.find((e) => e.type === 'plain.json')!;
+          assert.equal(plain.id, `${stream}/7`, 'a mapped message’s id is its stream position');
+          assert.ok(failures >= 2, 'the store refused the first batches');
+          assert.ok(herald.logs.some((l) => String(l.msg).includes('JetStream redelivers them')));
+
+          // Everything acknowledged, the bad message terminated rather than retried forever.
+          await eventually(async () => {
+            const info = await jsm.consumers.info(stream, 'herald');
+            return info.num_ack_pending === 0 && info.num_pending === 0;
+          });
+          assert.ok(herald.logs.some((l) => String(l.msg).includes(`${subject}.bad`)));
+
+          // New messages while running arrive as well, and a redelivered one is stored once.
+          await js.publish(`${subject}.late`, JSON.stringify(ce('late')));
+          await js.publish(`${subject}.late`, JSON.stringify(ce('late')));
+          await eventually(async () => (await eventsOf(herald)).some((e) => e.id === 'late'));
+          await eventually(async () => (await jsm.consumers.info(stream, 'herald')).num_ack_pending === 0);
+          assert.equal((await eventsOf(herald)).filter((e) => e.id === 'late').length, 1);
+        } finally {
+          await herald.close();
+        }
+      } finally {
+        await jsm.streams.delete(stream);
+      }
+    });
+
+    it('a process stopped mid-stream leaves the rest to the next: every event stored once', async () => {
+      const jsm = await jetstreamManager(nc);
+      const stream = `HERALD_TEST_${suffix().toUpperCase()}`;
+      const subject = `herald.js.${stream.toLowerCase()}`;
+      await jsm.streams.add({ name: stream, subjects: [subject] });
+      const js = jsm.jetstream();
+      const config = `
+sources:
+  bus:
+    kind: nats
+    url: ${NATS}
+    subjects: ["${subject}"]
+    jetstream: { stream: ${stream}, consumer: shared, batch: 10, ackWaitMs: 1500 }
+`;
+      const total = 400;
+      // A slow disk, so that the first process is stopped with work still in flight.
+      const a = await startTestHerald(config, {
+        wrapStore: (store: Store) => {
+          const events = Object.create(store.events) as Store['events'];
+          events.append = async (list, at) => {
+            await new Promise((r) => setTimeout(r, 30));
+            return store.events.append(list, at);
+          };
+          return { ...store, events };
+        },
+      });
+      try {
+        for (let i = 0; i < total / 2; i++) js.publish(subject, JSON.stringify(ce(`m-${i}`)));
+        const first = await eventually(async () => {
+          const n = (await eventsOf(a)).length;
+          return n > 0 ? n : undefined;
+        });
+        assert.ok(first < total / 2, 'the first process is stopped mid-stream');
+        await a.stop();
+        const b = await startTestHerald(config, { dataDir: a.dir });
+        try {
+          for (let i = total / 2; i < total; i++) await js.publish(subject, JSON.stringify(ce(`m-${i}`)));
+          const ids = await eventually(
+            async () => {
+              const list = (await eventsOf(b)).map((e) => e.id);
+              return list.length >= total ? list : undefined;
+            },
+            15_000,
+            `all ${total} events in the log (what the stopped process had pulled comes back after ackWaitMs)`,
+          );
+          assert.equal(ids.length, total);
+          assert.equal(new Set(ids).size, total, 'each event once');
+          await eventually(async () => (await jsm.consumers.info(stream, 'shared')).num_ack_pending === 0);
+          assert.equal((await jsm.consumers.info(stream, 'shared')).ack_floor.stream_seq, total);
+        } finally {
+          await b.close();
+        }
+      } finally {
+        rmSync(a.dir, { recursive: true, force: true });
+        await jsm.streams.delete(stream);
+      }
+    });
+  });
+
+  it('config errors name the key', () => {
+    const issues = (yaml: string) => {
+      try {
+        loadConfig(yaml, registries, { env: {} });
+      } catch (err) {
+        assert.ok(err instanceof ConfigError);
+        return err.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+      }
+      assert.fail('expected the config to be rejected');
+    };
+    assert.ok(issues('sources: { bus: { kind: nats } }').some((m) => m.startsWith('sources.bus.subjects:')));
+    assert.ok(
+      issues('sources: { bus: { kind: nats, url: "http://x", subjects: [a] } }').some((m) =>
+        m.startsWith('sources.bus.url:'),
+      ),
+    );
+    assert.ok(
+      issues('sources: { bus: { kind: nats, subjects: [a], jetstream: { stream: S } } }').some((m) =>
+        m.startsWith('sources.bus.jetstream.consumer:'),
+      ),
+    );
+    assert.ok(
+      issues('sources: { bus: { kind: nats, subjects: [a], map: { type: "{{ oops" } } }').some((m) =>
+        m.startsWith('sources.bus.map.type:'),
+      ),
+    );
+  });
+});
