@@ -7,6 +7,7 @@ import { slackChannel } from './channels/slack/index.js';
 import { webhookChannel } from './channels/webhook/index.js';
 import type { Registries } from './config/load.js';
 import type { ChannelKind, SourceKind } from './engine/types.js';
+import { changedDialect } from './filters/changed.js';
 import { dataDialect } from './filters/data.js';
 import { builtInDialects } from './filters/index.js';
 import { sqlDialect } from './filters/sql.js';
@@ -41,5 +42,5 @@ export const sourceKinds: SourceKind[] = [
 export const registries: Registries = {
   channels: channelKinds,
   sources: sourceKinds,
-  dialects: [...builtInDialects, sqlDialect, dataDialect],
+  dialects: [...builtInDialects, sqlDialect, dataDialect, changedDialect],
 };

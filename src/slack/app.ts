@@ -1,6 +1,6 @@
 import type { App as BoltApp, Receiver, ReceiverEvent, RespondFn, Logger as SlackLogger } from '@slack/bolt';
 import bolt from '@slack/bolt';
-import { WebClient } from '@slack/web-api';
+import { type KnownBlock, WebClient } from '@slack/web-api';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { HeraldError } from '../errors.js';
@@ -12,6 +12,8 @@ import { homeRenderers } from './home.js';
 import { isValidSlackSignature } from './signature.js';
 
 const { App, LogLevel, SocketModeReceiver } = bolt;
+
+const markdownBlock = (text: string): KnownBlock => ({ type: 'section', text: { type: 'mrkdwn', text } });
 
 /** Slack waits 3 s for an answer; Herald answers well before, and finishes the work afterwards. */
 const ACK_DEADLINE_MS = 2500;
@@ -125,11 +127,20 @@ export interface SlackApp {
   idle(): Promise<void>;
 }
 
+/** Rows of materialized views, for `/herald search` (the projections store). */
+export interface ViewReader {
+  list(
+    view: string,
+    query: { limit: number; q?: string },
+  ): Promise<{ key: string; value: Record<string, unknown> }[]>;
+}
+
 export function createSlackApp(
   config: SlackAppConfig,
   subscriptions: Subscriptions,
   logger: Logger,
   env: NodeJS.ProcessEnv,
+  views?: ViewReader,
 ): SlackApp {
   const slackApiUrl = config.apiUrl || env.SLACK_API_URL || undefined;
   const log = logger.child({ component: 'slack-app' });
@@ -212,7 +223,47 @@ export function createSlackApp(
     })().catch((err: Error) => log.warn({ err: err.message }, 'could not find whose Home to refresh'));
   });
 
+  const search = config.search
+    ? {
+        ...config.search,
+        keyOf: compileTemplate(config.search.key),
+        titleOf: compileTemplate(config.search.title),
+        textOf: compileTemplate(config.search.text),
+      }
+    : null;
+  /** Search results as Block Kit: one section per row with a Notify me / Stop button. */
+  const searchBlocks = async (userId: string, words: string): Promise<KnownBlock[]> => {
+    if (!search || !views) return [];
+    const rows = await views.list(search.view, { limit: search.limit, q: words || undefined });
+    const following = new Set(await store.keysOf(`slack:${userId}`));
+    if (rows.length === 0) return [markdownBlock(`Nothing in ${search.view} matches “${words}”.`)];
+    return rows.map((row) => {
+      const scope = { key: row.key, row: row.value };
+      const key = search.keyOf.render(scope);
+      const on = following.has(key);
+      const details = search.textOf.render(scope);
+      return {
+        type: 'section',
+        block_id: `row-${key}`.slice(0, 255),
+        text: {
+          type: 'mrkdwn',
+          text: `*${search.titleOf.render(scope)}*${details ? `\n${details}` : ''}`.slice(0, 3000),
+        },
+        accessory: {
+          type: 'button',
+          action_id: on ? 'sub:off' : 'sub:on',
+          text: { type: 'plain_text', text: on ? 'Stop' : 'Notify me' },
+          ...(on ? { style: 'danger' as const } : { style: 'primary' as const }),
+          value: JSON.stringify({ key, q: words }),
+        },
+      } satisfies KnownBlock;
+    });
+  };
+
   const help = [
+    ...(search
+      ? [`*${config.command} search <words>* find in ${search.view} and follow with Notify me`]
+      : []),
     `*${config.command} subscribe [email]* follow what concerns an email address (default: your Slack profile’s)`,
     `*${config.command} unsubscribe [email]* stop following it (no argument: everything)`,
     `*${config.command} status* what you follow and your preferences`,
@@ -277,6 +328,16 @@ export function createSlackApp(
         );
         return;
       }
+      case 'search': {
+        if (!search || !views) {
+          await say(`Search is not set up here.\n${help}`);
+          return;
+        }
+        await subscriberFor(command.user_id, command.user_name);
+        const blocks = await searchBlocks(command.user_id, arg);
+        await respond({ response_type: 'ephemeral', text: `Results for “${arg}”`, blocks });
+        return;
+      }
       case 'help':
         await say(help);
         return;
@@ -313,6 +374,30 @@ export function createSlackApp(
       });
     } catch (err) {
       log.warn({ user: userId, preference: name, err: (err as Error).message }, 'preference change failed');
+    }
+    schedulePublish(userId, 0);
+  });
+
+  app.action(/^sub:(on|off)$/, async ({ ack, body, action, respond }) => {
+    await ack();
+    const userId = body.user.id;
+    let target: { key: string; q?: string };
+    try {
+      target = JSON.parse((action as { value?: string }).value ?? '');
+    } catch {
+      return;
+    }
+    const subscriber = await subscriberFor(userId);
+    if ((action as { action_id: string }).action_id === 'sub:on')
+      await store.subscribe(subscriber.id, target.key, Date.now());
+    else await store.unsubscribe(subscriber.id, target.key);
+    // Redraw where the button was: search results in place, or the App Home.
+    if (target.q !== undefined && 'response_url' in body && body.response_url) {
+      await respond({
+        replace_original: true,
+        text: 'Updated',
+        blocks: await searchBlocks(userId, target.q),
+      });
     }
     schedulePublish(userId, 0);
   });

@@ -28,6 +28,24 @@ export const slackAppSchema = z
       .string()
       .default('email:{{ email }}')
       .describe('What `/herald subscribe [email]` subscribes to; `{{ email }}` is the address.'),
+    search: z
+      .strictObject({
+        view: z
+          .string()
+          .min(1)
+          .describe('The projection (materialized view) `/herald search <words>` looks in.'),
+        key: z
+          .string()
+          .default('product:{{ key }}')
+          .describe(
+            'Subscription key of a row (Liquid; `key` and `row` in scope) that Notify me / Stop toggles.',
+          ),
+        title: z.string().default('{{ key }}').describe('Row title (Liquid; `key`, `row`).'),
+        text: z.string().default('').describe('Row details (Liquid; `key`, `row`), e.g. price and stock.'),
+        limit: z.number().int().positive().max(20).default(10).describe('Rows shown.'),
+      })
+      .optional()
+      .describe('`/herald search`: find rows of a view and follow them with Notify me / Stop buttons.'),
     home: z
       .strictObject({
         renderer: z

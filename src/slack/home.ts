@@ -79,10 +79,38 @@ function emptyState(input: HomeInput): KnownBlock[] {
     : [markdown(`Nothing new for ${input.keys.map((k) => `\`${k}\``).join(', ')}.`)];
 }
 
-/** The `feed` renderer: one line per recent event, from the configured Liquid line. */
+/** What the person follows, each with a Stop button (at most 20, the rest summarised). */
+function followingBlocks(keys: string[]): KnownBlock[] {
+  if (keys.length === 0) return [];
+  const shown = keys.slice(0, 20);
+  return [
+    markdown('*You follow*'),
+    ...shown.map(
+      (key): KnownBlock => ({
+        type: 'section',
+        text: { type: 'mrkdwn', text: `\`${key}\`` },
+        accessory: {
+          type: 'button',
+          action_id: 'sub:off',
+          style: 'danger',
+          text: { type: 'plain_text', text: 'Stop' },
+          value: JSON.stringify({ key }),
+        },
+      }),
+    ),
+    ...(keys.length > shown.length ? [context(`and ${keys.length - shown.length} more`)] : []),
+  ];
+}
+
+/** The `feed` renderer: what the person follows, then one line per recent event (Liquid). */
 export function renderFeedHome(input: HomeInput): KnownBlock[] {
   const line = compileTemplate(input.config.line);
-  const blocks: KnownBlock[] = [header(input.config.title), ...toggleBlocks(input), { type: 'divider' }];
+  const blocks: KnownBlock[] = [
+    header(input.config.title),
+    ...toggleBlocks(input),
+    ...followingBlocks(input.keys),
+    { type: 'divider' },
+  ];
   const items = input.items.slice(0, input.config.limit);
   if (items.length === 0) return [...blocks, ...emptyState(input)];
   for (const item of items) {

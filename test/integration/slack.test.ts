@@ -109,15 +109,11 @@ describe('Slack channel against a Slack-compatible server', () => {
     );
     const calls = slack.calls.slice(before).filter((c) => c.method === 'chat.postMessage');
     const toB = calls.filter((c) => c.args.channel === '#b');
-    // Pacing spaces the sends 100 ms apart; arrival times at the server add network jitter on a busy
-    // machine, so the whole burst's span is the firm check and each gap only has to be clearly > 0.
+    // Pacing spaces the sends 100 ms apart. Arrival times at the server add jitter on a busy machine
+    // (one late request arrives just before the next), so the firm check is the whole burst's span:
+    // unpaced, ten messages arrive within a few milliseconds.
     const span = toB[toB.length - 1]!.at - toB[0]!.at;
     assert.ok(span >= 9 * 100 * 0.9, `10 paced messages spanned only ${span} ms`);
-    for (let i = 1; i < toB.length; i++)
-      assert.ok(
-        toB[i]!.at - toB[i - 1]!.at >= 40,
-        `messages ${i - 1} and ${i} were ${toB[i]!.at - toB[i - 1]!.at} ms apart`,
-      );
     const other = calls.findIndex((c) => c.args.channel === '#sales');
     const fifthToB = calls.indexOf(toB[4]!);
     assert.ok(other >= 0 && other < fifthToB, 'the #sales message went out while #b was still being paced');
