@@ -16,6 +16,7 @@ import type {
   StoredEvent,
 } from '../types.js';
 import { migrations } from './migrations.js';
+import { postgresProjections } from './projections.js';
 import { postgresSubscriptions } from './subscriptions.js';
 
 export interface PostgresStoreOptions {
@@ -474,6 +475,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     },
 
     subscriptions: postgresSubscriptions(query, tx),
+    projections: postgresProjections(query, tx),
 
     kv: {
       async get<T>(namespace: string, key: string) {

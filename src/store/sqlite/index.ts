@@ -17,6 +17,7 @@ import type {
   StoredEvent,
 } from '../types.js';
 import { migrations } from './migrations.js';
+import { sqliteProjections } from './projections.js';
 import { sqliteSubscriptions } from './subscriptions.js';
 
 export interface SqliteStoreOptions {
@@ -511,6 +512,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     subscriptions: sqliteSubscriptions(db, guard),
+    projections: sqliteProjections(db, guard),
 
     kv: {
       get: <T>(namespace: string, key: string) =>
