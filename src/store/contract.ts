@@ -404,6 +404,10 @@ export function runStoreContract(
         100,
       );
       assert.equal(await views.cursor('stock'), 0);
+      assert.deepEqual(
+        (await store.events.after(a!.seq, 2)).map((e) => e.event.id),
+        ['p-2', 'p-3'],
+      );
       // Decrements the row once per event not applied before.
       const decrement = (events: { seq: number; id: string }[]) => ({
         projection: 'stock',

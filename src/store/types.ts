@@ -73,6 +73,8 @@ export interface EventLog {
   list(query: EventQuery): Promise<StoredEvent[]>;
   /** Oldest unrouted events first, up to `limit`. */
   unrouted(limit: number): Promise<StoredEvent[]>;
+  /** Events with seq > `seq`, oldest first, up to `limit` (projectors read the log with this). */
+  after(seq: number, limit: number): Promise<StoredEvent[]>;
   count(): Promise<number>;
 }
 

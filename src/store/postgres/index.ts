@@ -233,6 +233,11 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           await query('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT $1', [limit])
         ).map(eventRow);
       },
+      async after(seq, limit) {
+        return (await query('SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2', [seq, limit])).map(
+          eventRow,
+        );
+      },
       async count() {
         const [r] = await query('SELECT count(*) AS n FROM events');
         return int(r!.n);
