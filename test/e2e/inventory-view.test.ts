@@ -191,3 +191,86 @@ describe('inventory-view: Debezium events over HTTP (embedded store)', () => {
     );
   });
 });
+
+describe('inventory-view: PostgreSQL CDC (the recipe as written)', () => {
+  const n = cdcNames();
+  const schema = `shop_${n.suffix}`;
+  let db: pg.Client;
+  let h: TestHerald;
+  before(async () => {
+    db = await pgClient();
+    await db.query(`CREATE SCHEMA ${schema}`);
+    await db.query(`SET search_path = ${schema}`);
+    await db.query(readFileSync(join(repoRoot, 'examples/inventory-view/schema.sql'), 'utf8'));
+    // Rows before the start arrive through the snapshot (op r).
+    await db.query(
+      `INSERT INTO products VALUES (1, 'Lamp', 19.90, 12), (2, 'Desk', 120.00, 50), (3, 'Chair', 45.50, 30)`,
+    );
+    await db.query('INSERT INTO order_items (product_id, quantity) VALUES (2, 5)');
+    h = await startTestHerald(recipe, {
+      env: {
+        SHOP_DATABASE_URL: PG_URL,
+        SHOP_SCHEMA: schema,
+        SHOP_SLOT: n.slot,
+        SHOP_PUBLICATION: n.publication,
+      },
+    });
+  });
+  after(async () => {
+    await h?.close();
+    await n.cleanup(db);
+    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await db.end();
+  });
+
+  const groundTruth = async () =>
+    (
+      await db.query(
+        `SELECT p.id, p.name, p.price::float8 AS price, p.stock_quantity - coalesce(sum(o.quantity), 0)::int AS stock
+         FROM products p LEFT JOIN order_items o ON o.product_id = p.id GROUP BY p.id ORDER BY p.id::text`,
+      )
+    ).rows.map((r) => ({
+      key: String(r.id),
+      value: { id: r.id, name: r.name, price: r.price, stock_quantity: r.stock },
+    }));
+
+  const lowStockTexts = async () => {
+    const inbox = (await (await h.get('/api/inbox?limit=100')).json()) as {
+      messages: { message: { text: string } }[];
+    };
+    return inbox.messages.map((m) => m.message.text).reverse();
+  };
+
+  it('the view equals the SQL ground truth; the low-stock alert fires once per crossing', async () => {
+    const orders = [2, 1, 1]; // Lamp: 12 → 10 → 9 (crossing) → 8 (still below: no alert)
+    for (const q of orders)
+      await db.query('INSERT INTO order_items (product_id, quantity) VALUES (1, $1)', [q]);
+    await db.query(`UPDATE products SET price = 17.50, stock_quantity = stock_quantity + 20 WHERE id = 1`); // restock → 28
+    await db.query('INSERT INTO order_items (product_id, quantity) VALUES (1, 20)'); // 8: the second crossing
+    await db.query(`UPDATE products SET name = 'Big desk' WHERE id = 2`);
+    await db.query(`INSERT INTO products VALUES (4, 'Shelf', 80.00, 9)`); // born below: no crossing
+    await db.query('DELETE FROM products WHERE id = 3');
+    const truth = await groundTruth();
+    const rows = await eventually(
+      async () => {
+        const view = (await viewRows(h, 'inventory')).map((r) => ({ key: r.key, value: r.value }));
+        return JSON.stringify(view) === JSON.stringify(truth) ? view : undefined;
+      },
+      15_000,
+      'the view to equal the ground truth',
+    );
+    assert.equal(rows.length, 3);
+    assert.deepEqual(rows.find((r) => r.key === '1')?.value, {
+      id: 1,
+      name: 'Lamp',
+      price: 17.5,
+      stock_quantity: 8,
+    });
+    await eventually(async () => (await lowStockTexts()).length >= 2, 5000, 'two low-stock messages');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(await lowStockTexts(), [
+      'Low stock: Lamp (1) is down to 9',
+      'Low stock: Lamp (1) is down to 8',
+    ]);
+  });
+});
