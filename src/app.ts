@@ -9,6 +9,7 @@ import { createLogger } from './logger.js';
 import { combineHooks, HeraldMetrics } from './observability/metrics.js';
 import { createTracing } from './observability/tracing.js';
 import { registries } from './plugins.js';
+import { registerViewRoutes } from './projections/api.js';
 import { dashboardExtension } from './server/dashboard.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
 import { LiveFeed, type LiveFeedOptions } from './server/live.js';
@@ -86,7 +87,11 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     new Map(config.channels.map((c) => [c.name, c.kind.kind])),
     logger,
   );
-  const slackApp = config.slack ? createSlackApp(config.slack, subscriptions, logger, env) : undefined;
+  const slackApp = config.slack
+    ? createSlackApp(config.slack, subscriptions, logger, env, {
+        list: (view, query) => store.projections.list(view, query),
+      })
+    : undefined;
   const engine = new Engine({
     config,
     store,
@@ -110,6 +115,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     metrics.extension,
     live.extension,
     (app) => registerSubscriptionRoutes(app, subscriptions),
+    (app) => registerViewRoutes(app, engine),
     ...(slackApp ? [(app: Parameters<ServerExtension>[0]) => slackApp.extension(app)] : []),
     ...(options.extensions ?? []),
     // Last: its catch-all GET answers only what no other route does.

@@ -11,6 +11,7 @@ import {
 } from '../filters/cesql/index.js';
 import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js';
 import { FilterCompileError, type Matcher } from '../filters/types.js';
+import { type CompiledProjection, compileProjection } from '../projections/compile.js';
 import type { SlackAppConfig } from '../slack/config.js';
 import type { PreferenceSpec } from '../subscriptions/config.js';
 import { compileTree, type Template, type TemplateTree } from '../templates/index.js';
@@ -130,6 +131,7 @@ export interface HeraldConfig {
   sources: CompiledPlugin<SourceKind>[];
   channels: CompiledPlugin<ChannelKind>[];
   triggers: CompiledTrigger[];
+  projections: CompiledProjection[];
   subscriptions: CompiledSubscriptions;
   slack?: SlackAppConfig;
 }
@@ -337,8 +339,23 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
     }
   }
 
+  const projections: CompiledProjection[] = [];
+  for (const [name, projection] of Object.entries(cfg.projections)) {
+    try {
+      projections.push(
+        compileProjection(name, projection, (filter, path) =>
+          compileFilter(filter, path, registries.dialects),
+        ),
+      );
+    } catch (err) {
+      if (err instanceof FilterCompileError) add(err.path, err.message);
+      else add(['projections', name], (err as Error).message);
+    }
+  }
+
   if (issues.length > 0) throw new ConfigError(issues, options.file);
   return {
+    projections,
     file: options.file,
     subscriptions: { preferences: cfg.subscriptions.preferences, feeds },
     slack: cfg.slack,

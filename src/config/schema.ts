@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { projectionsSchema } from '../projections/config.js';
 import { slackAppSchema } from '../slack/config.js';
 import { subscriptionsSchema } from '../subscriptions/config.js';
 import { templateSchema } from '../templates/index.js';
@@ -178,6 +179,7 @@ export const rootSchema = z.strictObject({
     ),
   triggers: z.record(nameSchema, triggerSchema).default({}).describe('Rules: filter → actions, by name.'),
   dispatcher: dispatcherSchema.default(dispatcherSchema.parse({})),
+  projections: projectionsSchema,
   subscriptions: subscriptionsSchema.default({ preferences: {}, feeds: {} }),
   slack: slackAppSchema.optional(),
 });

@@ -2,13 +2,14 @@ import type { Logger } from 'pino';
 import type { HeraldConfig } from '../config/load.js';
 import { errorMessage, HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
+import { Projector, type ProjectorHooks } from '../projections/projector.js';
 import type { Store } from '../store/types.js';
 import { Dispatcher, type DispatcherHooks } from './dispatcher.js';
 import { IngestBatcher } from './ingest.js';
 import { Router, type RouterHooks, type SubscriberDirectory } from './router.js';
 import type { Channel, ChannelContext, HttpRoute, IngestResult, Source } from './types.js';
 
-export interface EngineHooks extends RouterHooks, DispatcherHooks {
+export interface EngineHooks extends RouterHooks, DispatcherHooks, ProjectorHooks {
   onIngested?(events: { event: CloudEvent; seq: number }[]): void;
 }
 
@@ -41,6 +42,8 @@ export class Engine {
   private readonly batcher: IngestBatcher;
   private readonly router: Router;
   private readonly dispatcher: Dispatcher;
+  /** Present when the config has projections; runs with the router role. */
+  readonly projector: Projector | null;
   private readonly hooks: EngineHooks;
   private readonly roles: NonNullable<EngineOptions['roles']>;
   private routerWake: (() => void) | null = null;
@@ -61,6 +64,7 @@ export class Engine {
         for (const { event, append } of durable) this.dispatcher.rememberEvent(append.seq, event);
         this.hooks.onIngested?.(durable.map((d) => ({ event: d.event, seq: d.append.seq })));
         this.requestRouting();
+        this.projector?.wake();
       },
       this.logger,
     );
@@ -79,11 +83,41 @@ export class Engine {
         plugin.kind.create(plugin.name, plugin.config, channelContext(plugin.name)),
       );
     }
+    this.projector =
+      this.config.projections.length > 0
+        ? new Projector(
+            this.store,
+            this.config.projections,
+            (events) => this.ingest(events, { internal: true }),
+            this.logger.child({ stage: 'projector' }),
+            this.hooks,
+          )
+        : null;
+    // Each projection's failed events are dead deliveries of an internal channel: the DLQ lists
+    // them and a replay applies them through that channel.
+    const projectionChannels = this.projector?.channels() ?? new Map<string, Channel>();
     this.router = new Router(this.store, this.config.triggers, this.logger, this.hooks, options.subscribers);
     this.dispatcher = new Dispatcher(
       this.store,
-      this.channels,
-      this.config.triggers,
+      new Map([...this.channels, ...projectionChannels]),
+      [
+        ...this.config.triggers,
+        ...[...projectionChannels.keys()].map((name) => ({
+          name,
+          matcher: () => false,
+          actions: [{ index: 0, channel: name, to: { kind: 'none' as const }, params: null }],
+          policy: {
+            maxAttempts: 3,
+            backoff: {
+              kind: 'exponential' as const,
+              initialMs: 1000,
+              maxMs: 60_000,
+              multiplier: 2,
+              jitter: 0.2,
+            },
+          },
+        })),
+      ],
       {
         leaseMs: this.config.dispatcher.leaseMs,
         pollIntervalMs: this.config.dispatcher.pollIntervalMs,
@@ -129,6 +163,7 @@ export class Engine {
     }
     this.state = 'running';
     if (this.roles.router) this.routerLoop = this.runRouter();
+    if (this.roles.router) this.projector?.start();
     if (this.roles.dispatcher) this.dispatcher.start();
     if (this.roles.ingest) {
       for (const [name, source] of this.sources) {
@@ -152,6 +187,8 @@ export class Engine {
         .stop()
         .catch((err) => this.logger.warn({ source: name, err: errorMessage(err) }, 'source stop failed'));
     }
+    // Before intake closes, so the alerts of its last batch still reach the log.
+    await this.projector?.stop();
     await this.batcher.close();
     this.routerWake?.();
     await this.routerLoop;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { CloudEvent } from '../events/types.js';
-import type { AttemptOutcome, NewDelivery, Store } from './types.js';
+import { type AttemptOutcome, appliedKey, type NewDelivery, type Store } from './types.js';
 
 /**
  * The behaviour every Store must have, run against each implementation (SQLite, PostgreSQL)
@@ -395,6 +395,114 @@ export function runStoreContract(
         (await subs.feed('k2', { limit: 10 })).map((f) => f.eventSeq),
         [3],
       );
+    });
+
+    it('projections: one transaction applies rows, applied ids, failures, outbox and cursor; never twice', async () => {
+      const views = store.projections;
+      const [a, b, c] = await store.events.append(
+        [ev({ id: 'p-1' }), ev({ id: 'p-2' }), ev({ id: 'p-3' })],
+        100,
+      );
+      assert.equal(await views.cursor('stock'), 0);
+      assert.deepEqual(
+        (await store.events.after(a!.seq, 2)).map((e) => e.event.id),
+        ['p-2', 'p-3'],
+      );
+      // Decrements the row once per event not applied before.
+      const decrement = (events: { seq: number; id: string }[]) => ({
+        projection: 'stock',
+        keys: ['sku-1'],
+        events: events.map((e) => ({ source: 'contract', id: e.id })),
+        now: 500,
+        compute(rows: Map<string, Record<string, unknown>>, applied: Set<string>) {
+          const row = { ...(rows.get('sku-1') ?? { qty: 10 }) } as { qty: number };
+          const done = events.filter((e) => !applied.has(appliedKey('contract', e.id)));
+          row.qty -= done.length;
+          return {
+            rows: new Map([['sku-1', row]]),
+            applied: done.map((e) => ({ eventSeq: e.seq, source: 'contract', id: e.id })),
+            failures: [],
+            outbox: [],
+          };
+        },
+      });
+      const first = await views.apply({
+        ...decrement([{ seq: a!.seq, id: 'p-1' }]),
+        cursor: { from: 0, to: a!.seq },
+      });
+      assert.deepEqual(first, { ok: true });
+      assert.equal(await views.cursor('stock'), a!.seq);
+      // A stale cursor writes nothing.
+      const stale = await views.apply({
+        ...decrement([{ seq: b!.seq, id: 'p-2' }]),
+        cursor: { from: 0, to: b!.seq },
+      });
+      assert.deepEqual(stale, { ok: false, cursor: a!.seq });
+      assert.deepEqual((await views.get('stock', 'sku-1'))?.value, { qty: 9 });
+      // Redelivering p-1 alongside p-2 applies only p-2.
+      await views.apply(
+        decrement([
+          { seq: a!.seq, id: 'p-1' },
+          { seq: b!.seq, id: 'p-2' },
+        ]),
+      );
+      const row = await views.get('stock', 'sku-1');
+      assert.deepEqual(row?.value, { qty: 8 });
+      assert.equal(row?.updatedAt, 500);
+      assert.equal(await views.cursor('stock'), a!.seq, 'a replay leaves the cursor alone');
+
+      await views.apply({
+        projection: 'stock',
+        keys: [],
+        events: [{ source: 'contract', id: 'p-3' }],
+        now: 600,
+        cursor: { from: a!.seq, to: c!.seq },
+        compute: () => ({
+          rows: new Map<string, Record<string, unknown> | null>([
+            ['sku-2', { name: 'Widget "B"', qty: 4 }],
+            ['sku-3', { name: 'gadget', qty: 1 }],
+          ]),
+          applied: [],
+          failures: [{ eventSeq: c!.seq, reason: 'no key: after.product_id is missing' }],
+          outbox: [ev({ id: 'alert-1', type: 'inventory.low_stock' })],
+        }),
+      });
+      const dead = await store.dlq.list({ limit: 10, channel: 'projection:stock' });
+      assert.equal(dead.length, 1);
+      assert.equal(dead[0]!.eventId, 'p-3');
+      assert.equal(dead[0]!.lastError, 'no key: after.product_id is missing');
+      assert.equal(dead[0]!.trigger, 'projection:stock');
+      const outbox = await views.outbox(10);
+      assert.deepEqual(
+        outbox.map((o) => [o.projection, o.event.id]),
+        [['stock', 'alert-1']],
+      );
+      await views.ackOutbox(outbox.map((o) => o.id));
+      assert.deepEqual(await views.outbox(10), []);
+
+      assert.deepEqual(
+        (await views.list('stock', { limit: 10 })).map((r) => r.key),
+        ['sku-1', 'sku-2', 'sku-3'],
+      );
+      assert.deepEqual(
+        (await views.list('stock', { limit: 1, after: 'sku-1' })).map((r) => r.key),
+        ['sku-2'],
+      );
+      assert.deepEqual(
+        (await views.list('stock', { limit: 10, q: 'WIDGET' })).map((r) => r.key),
+        ['sku-2'],
+      );
+      assert.deepEqual(await views.list('stock', { limit: 10, q: '%' }), [], '% is literal');
+      assert.deepEqual((await views.counts()).stock, 3);
+      await views.apply({
+        projection: 'stock',
+        keys: [],
+        events: [],
+        now: 700,
+        compute: () => ({ rows: new Map([['sku-3', null]]), applied: [], failures: [], outbox: [] }),
+      });
+      assert.equal(await views.get('stock', 'sku-3'), null);
+      assert.equal(await views.get('other', 'sku-1'), null);
     });
 
     it('answers ping while open', async () => {

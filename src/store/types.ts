@@ -20,6 +20,7 @@ export interface Store {
   inbox: InboxStore;
   kv: KeyValueStore;
   subscriptions: SubscriptionStore;
+  projections: ProjectionStore;
 }
 
 /* -------------------------------------------------------------------- events */
@@ -72,6 +73,8 @@ export interface EventLog {
   list(query: EventQuery): Promise<StoredEvent[]>;
   /** Oldest unrouted events first, up to `limit`. */
   unrouted(limit: number): Promise<StoredEvent[]>;
+  /** Events with seq > `seq`, oldest first, up to `limit` (projectors read the log with this). */
+  after(seq: number, limit: number): Promise<StoredEvent[]>;
   count(): Promise<number>;
 }
 
@@ -283,4 +286,67 @@ export interface SubscriptionStore {
   appendFeed(items: FeedItem[], retention: { maxItems: number; minAt: number }): Promise<void>;
   /** Newest first. */
   feed(key: string, query: { limit: number; sinceAt?: number }): Promise<FeedItem[]>;
+}
+
+/* --------------------------------------------------------------- projections */
+
+/** One row of a materialized view. */
+export interface ProjectionRow {
+  key: string;
+  value: Record<string, unknown>;
+  /** Epoch ms of the last change. */
+  updatedAt: number;
+}
+
+/** What a batch leaves behind, computed synchronously from the rows it read. */
+export interface ProjectionChange {
+  /** Rows the batch changed, as they end up; null deletes the row. */
+  rows: Map<string, Record<string, unknown> | null>;
+  /** Events applied by this batch; recorded so no event is ever applied twice. */
+  applied: { eventSeq: number; source: string; id: string }[];
+  /**
+   * Events that could not be applied: each becomes a dead delivery on the internal channel
+   * `projection:<name>` (so it shows in the DLQ and can be replayed) with the reason.
+   */
+  failures: { eventSeq: number; reason: string }[];
+  /** Events to publish (threshold alerts), kept in an outbox until they are in the log. */
+  outbox: CloudEvent[];
+}
+
+export interface ProjectionBatch {
+  projection: string;
+  /** Rows `compute` reads: loaded (when present) before it runs. */
+  keys: string[];
+  /** The batch's events, so `compute` learns which were applied before. */
+  events: { source: string; id: string }[];
+  /**
+   * The projector's position in the log: when given, the stored cursor must equal `from`
+   * (otherwise nothing is written and the current cursor is returned) and becomes `to`.
+   * Without it (a DLQ replay) the cursor is left alone.
+   */
+  cursor?: { from: number; to: number };
+  /** Runs inside the transaction. `applied` holds `appliedKey(source, id)` of events applied before. */
+  compute(rows: Map<string, Record<string, unknown>>, applied: Set<string>): ProjectionChange;
+  now: number;
+}
+
+export const appliedKey = (source: string, id: string): string => `${source}\u0000${id}`;
+
+export interface ProjectionStore {
+  /** Seq of the last log event the projector has handled (0 before the first). */
+  cursor(projection: string): Promise<number>;
+  /**
+   * In one transaction (serialised per projection across processes): reads the rows and which
+   * events were applied, runs `compute`, writes rows, applied ids, failures, outbox and cursor.
+   */
+  apply(batch: ProjectionBatch): Promise<{ ok: true } | { ok: false; cursor: number }>;
+  get(projection: string, key: string): Promise<ProjectionRow | null>;
+  /** Ordered by key; `after` pages; `q` keeps rows whose JSON contains it (case-insensitive). */
+  list(projection: string, query: { limit: number; after?: string; q?: string }): Promise<ProjectionRow[]>;
+  /** Row count per projection that has rows. */
+  counts(): Promise<Record<string, number>>;
+  /** Oldest first. */
+  outbox(limit: number): Promise<{ id: number; projection: string; event: CloudEvent }[]>;
+  /** Removes outbox entries once their events are durable in the log. */
+  ackOutbox(ids: number[]): Promise<void>;
 }

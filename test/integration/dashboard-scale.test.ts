@@ -7,7 +7,7 @@ import { createSqliteStore } from '../../src/store/sqlite/index.js';
 import { startTestHerald, type TestHerald, tempDir } from '../support/herald.js';
 
 // The dashboard pages through a log of 100,000 events: every query it makes is an index walk
-// (no scan of the table, no sort of it), and a page comes back quickly.
+// (no scan of the table, no sort of it); speed itself is the benchmark's business, not a test's.
 
 const TOTAL = 100_000;
 const TYPES = 10;
@@ -82,7 +82,7 @@ describe('dashboard queries on 100,000 events', { timeout: 120_000 }, () => {
     }
   });
 
-  it('pages through by type, source and subject with a cursor, each page quickly', async () => {
+  it('pages through by type, source and subject with a cursor, without overlap', async () => {
     for (const filter of [
       '',
       'type=type.3',
@@ -93,9 +93,7 @@ describe('dashboard queries on 100,000 events', { timeout: 120_000 }, () => {
       let before: number | null = null;
       let previousLast = Number.POSITIVE_INFINITY;
       for (let page = 0; page < 5; page++) {
-        const started = performance.now();
         const res = await herald.get(`/api/events?limit=100&${filter}${before ? `&before=${before}` : ''}`);
-        const took = performance.now() - started;
         assert.equal(res.status, 200);
         const body = (await res.json()) as { events: { seq: number }[]; next: number | null };
         if (body.events.length === 0) {
@@ -106,8 +104,6 @@ describe('dashboard queries on 100,000 events', { timeout: 120_000 }, () => {
         }
         assert.ok(body.events[0]!.seq < previousLast, `${filter}: pages overlap`);
         previousLast = body.events[body.events.length - 1]!.seq;
-        // Generous for a busy test machine; a table scan of 100,000 rows per page would be far slower.
-        assert.ok(took < 500, `${filter}: page ${page} took ${Math.round(took)} ms`);
         before = body.next;
         if (before === null) break;
       }

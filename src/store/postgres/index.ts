@@ -16,6 +16,7 @@ import type {
   StoredEvent,
 } from '../types.js';
 import { migrations } from './migrations.js';
+import { postgresProjections } from './projections.js';
 import { postgresSubscriptions } from './subscriptions.js';
 
 export interface PostgresStoreOptions {
@@ -231,6 +232,11 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return (
           await query('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT $1', [limit])
         ).map(eventRow);
+      },
+      async after(seq, limit) {
+        return (await query('SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2', [seq, limit])).map(
+          eventRow,
+        );
       },
       async count() {
         const [r] = await query('SELECT count(*) AS n FROM events');
@@ -474,6 +480,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     },
 
     subscriptions: postgresSubscriptions(query, tx),
+    projections: postgresProjections(query, tx),
 
     kv: {
       async get<T>(namespace: string, key: string) {

@@ -118,4 +118,39 @@ CREATE INDEX events_by_source ON events (source, seq DESC);
 CREATE INDEX deliveries_dead_by_channel ON deliveries (channel, id DESC) WHERE status = 'dead';
 `,
   },
+  {
+    version: 4,
+    name: 'projections: view rows, applied event ids, projector cursors, alert outbox',
+    sql: `
+CREATE TABLE projection_rows (
+  projection TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value JSONB NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (projection, key)
+);
+
+CREATE TABLE projection_applied (
+  projection TEXT NOT NULL,
+  event_source TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  event_seq BIGINT NOT NULL,
+  applied_at BIGINT NOT NULL,
+  PRIMARY KEY (projection, event_source, event_id)
+);
+
+CREATE TABLE projection_cursors (
+  projection TEXT PRIMARY KEY,
+  seq BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE projection_outbox (
+  id BIGSERIAL PRIMARY KEY,
+  projection TEXT NOT NULL,
+  event JSONB NOT NULL,
+  created_at BIGINT NOT NULL
+);
+`,
+  },
 ];

@@ -17,6 +17,7 @@ import type {
   StoredEvent,
 } from '../types.js';
 import { migrations } from './migrations.js';
+import { sqliteProjections } from './projections.js';
 import { sqliteSubscriptions } from './subscriptions.js';
 
 export interface SqliteStoreOptions {
@@ -140,6 +141,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     findById: db.prepare('SELECT * FROM events WHERE id = ? ORDER BY seq DESC LIMIT 1'),
     findByIdSource: db.prepare('SELECT * FROM events WHERE id = ? AND source = ?'),
     unrouted: db.prepare('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT ?'),
+    after: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
     countEvents: db.prepare('SELECT count(*) AS n FROM events'),
     insertDelivery: db.prepare(
       `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
@@ -345,6 +347,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           return rows.map(eventRow);
         }),
       unrouted: (limit) => guard(() => (s.unrouted.all(limit) as Row[]).map(eventRow)),
+      after: (seq, limit) => guard(() => (s.after.all(seq, limit) as Row[]).map(eventRow)),
       count: () => guard(() => (s.countEvents.get() as { n: number }).n),
     },
 
@@ -511,6 +514,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
 
     subscriptions: sqliteSubscriptions(db, guard),
+    projections: sqliteProjections(db, guard),
 
     kv: {
       get: <T>(namespace: string, key: string) =>

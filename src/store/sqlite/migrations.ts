@@ -118,4 +118,39 @@ CREATE INDEX events_by_source ON events (source, seq);
 CREATE INDEX deliveries_dead_by_channel ON deliveries (channel, id) WHERE status = 'dead';
 `,
   },
+  {
+    version: 4,
+    name: 'projections: view rows, applied event ids, projector cursors, alert outbox',
+    sql: `
+CREATE TABLE projection_rows (
+  projection TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (projection, key)
+) WITHOUT ROWID;
+
+CREATE TABLE projection_applied (
+  projection TEXT NOT NULL,
+  event_source TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  event_seq INTEGER NOT NULL,
+  applied_at INTEGER NOT NULL,
+  PRIMARY KEY (projection, event_source, event_id)
+) WITHOUT ROWID;
+
+CREATE TABLE projection_cursors (
+  projection TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE projection_outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  projection TEXT NOT NULL,
+  event TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+`,
+  },
 ];
