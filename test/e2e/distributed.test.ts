@@ -22,7 +22,12 @@ interface Setup {
   configFile: string;
 }
 
-function writeConfig(dir: string, sink: HttpSink, natsUrl: string, extra: { recoverAfterMs?: number } = {}): Setup {
+function writeConfig(
+  dir: string,
+  sink: HttpSink,
+  natsUrl: string,
+  extra: { recoverAfterMs?: number } = {},
+): Setup {
   const schema = unique('herald_dist');
   const stream = unique('HERALD_DIST');
   const configFile = join(dir, 'herald.yaml');
@@ -142,9 +147,7 @@ describe('distributed: three Herald processes on one JetStream stream and one Po
     // One first, so the stream, consumer and schema exist before the others race for them.
     processes.push(await spawnHerald(args, { HERALD_PROCESS_NAME: 'p0' }));
     processes.push(
-      ...(await Promise.all(
-        ['p1', 'p2'].map((name) => spawnHerald(args, { HERALD_PROCESS_NAME: name })),
-      )),
+      ...(await Promise.all(['p1', 'p2'].map((name) => spawnHerald(args, { HERALD_PROCESS_NAME: name })))),
     );
     const [p0, p1, p2] = processes as [HeraldProcess, HeraldProcess, HeraldProcess];
 
@@ -175,7 +178,9 @@ describe('distributed: three Herald processes on one JetStream stream and one Po
     );
     assert.ok(killed, 'p1 was killed mid-run');
     const deliveredAtKill = sink.requests.length;
-    t.diagnostic(`all ${TOTAL} accepted after ${Date.now() - started} ms; ${deliveredAtKill} delivered by then`);
+    t.diagnostic(
+      `all ${TOTAL} accepted after ${Date.now() - started} ms; ${deliveredAtKill} delivered by then`,
+    );
     assert.ok(deliveredAtKill < TOTAL, 'the kill happened while deliveries were still going on');
 
     const state = await eventually(
@@ -305,7 +310,8 @@ describe('distributed: a NATS restart mid-run', () => {
 
     nats = await startNats(port, join(dir.path, 'nats'));
     await eventually(
-      async () => (await fetch(`${a.url}/readyz`)).status === 200 && (await fetch(`${b.url}/readyz`)).status === 200,
+      async () =>
+        (await fetch(`${a.url}/readyz`)).status === 200 && (await fetch(`${b.url}/readyz`)).status === 200,
       20_000,
       '/readyz ready again after NATS is back',
     );
@@ -313,7 +319,8 @@ describe('distributed: a NATS restart mid-run', () => {
 
     await eventually(() => sinkState(sink).keysById.size === 800, 60_000, 'all 800 events delivered');
     const final = sinkState(sink);
-    for (const [id, keys] of final.keysById) assert.equal(keys.size, 1, `event ${id} under ${keys.size} keys`);
+    for (const [id, keys] of final.keysById)
+      assert.equal(keys.size, 1, `event ${id} under ${keys.size} keys`);
     assert.equal(final.distinctKeys, 800);
   });
 });
