@@ -191,6 +191,8 @@ export class Engine {
   /** Plans a batch, commits it, then wakes the dispatchers of this and every other process. */
   private async route(batch: StoredEvent[]): Promise<void> {
     const planned = await this.router.routeEvents(batch);
+    // Events routed here but ingested elsewhere: spare each delivery a read of its event.
+    if (this.bus.kind !== 'embedded') for (const e of batch) this.dispatcher.rememberEvent(e.seq, e.event);
     for (const channel of planned.channels) this.dispatcher.wake(channel);
     if (planned.deliveries > 0) this.bus.announce(planned.channels);
   }
