@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { busFromEnv, createBus } from './bus/index.js';
 import { type HeraldConfig, loadConfigFile } from './config/load.js';
 import { Engine, type EngineHooks } from './engine/engine.js';
 import type { SubscriberDirectory } from './engine/router.js';
@@ -109,6 +110,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     subscribers: options.subscribers ?? subscriptions,
     http: server.routes,
     roles: options.roles,
+    bus: createBus(busFromEnv(config.bus, env), store, logger),
   });
   await engine.start();
   await server.attach(engine, [
@@ -142,7 +144,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     }
   }
   logger.info(
-    { url, config: file, store: store.kind },
+    { url, config: file, store: store.kind, bus: engine.bus.kind },
     `Herald listening on ${url}; ${describeRouting(config)}`,
   );
 

@@ -1,11 +1,14 @@
 import { resolve } from 'node:path';
+import type { Logger } from 'pino';
 import { resolveConfigFile } from '../app.js';
+import { busFromEnv, createBus } from '../bus/index.js';
 import { type HeraldConfig, loadConfigFile } from '../config/load.js';
+import type { BusConfig } from '../config/schema.js';
 import type { ChannelContext, CheckResult } from '../engine/types.js';
 import { errorMessage } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { registries } from '../plugins.js';
-import { openStore, storeFromEnv } from '../store/index.js';
+import { openStore, type Store, storeFromEnv } from '../store/index.js';
 
 export interface DoctorRow extends CheckResult {
   component: string;
@@ -42,6 +45,7 @@ export async function runDoctor(
       await store.migrate();
       await store.ping();
       rows.push({ component: `store (${store.kind})`, ok: true, detail: 'open, migrated, answering' });
+      rows.push(await checkBus(config, store, logger, env));
       const context: ChannelContext = { logger, kv: store.kv, inbox: store.inbox, emit: async () => {}, env };
       for (const plugin of config.channels) {
         const name = `channel ${plugin.name} (${plugin.kind.kind})`;
@@ -88,6 +92,42 @@ export async function runDoctor(
     });
   }
   return rows;
+}
+
+/** Connects the bus as `start` would (creating its stream and consumer if missing), then leaves. */
+async function checkBus(
+  config: HeraldConfig,
+  store: Store,
+  logger: Logger,
+  env: NodeJS.ProcessEnv,
+): Promise<DoctorRow> {
+  let busConfig: BusConfig;
+  try {
+    busConfig = busFromEnv(config.bus, env);
+  } catch (err) {
+    return {
+      component: 'bus',
+      ok: false,
+      detail: errorMessage(err),
+      fix: 'set HERALD_BUS to nats://host:port',
+    };
+  }
+  const component = `bus (${busConfig.kind})`;
+  const bus = createBus(busConfig, store, logger);
+  try {
+    await bus.start();
+    const health = bus.health();
+    return { component, ok: health.ok, detail: health.detail };
+  } catch (err) {
+    return {
+      component,
+      ok: false,
+      detail: errorMessage(err),
+      fix: 'check that nats-server runs with JetStream (-js) at bus.url and that the account may create streams',
+    };
+  } finally {
+    await bus.close().catch(() => undefined);
+  }
 }
 
 export function formatDoctor(rows: DoctorRow[]): string {

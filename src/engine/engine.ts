@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
+import { EmbeddedBus } from '../bus/embedded.js';
+import type { Bus } from '../bus/types.js';
 import type { HeraldConfig } from '../config/load.js';
 import { errorMessage, HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import { Projector, type ProjectorHooks } from '../projections/projector.js';
-import type { Store } from '../store/types.js';
+import type { Store, StoredEvent } from '../store/types.js';
 import { Dispatcher, type DispatcherHooks } from './dispatcher.js';
 import { IngestBatcher } from './ingest.js';
 import { Router, type RouterHooks, type SubscriberDirectory } from './router.js';
@@ -22,6 +24,8 @@ export interface EngineOptions {
   subscribers?: SubscriberDirectory;
   /** Where HTTP-based sources add their routes (the server). */
   http?: { addRoute(route: HttpRoute): void };
+  /** Carries stored events to the routers. Default: the embedded bus (this process, the store). */
+  bus?: Bus;
   /** Run only some stages (scale-out roles). Default: all. */
   roles?: { ingest: boolean; router: boolean; dispatcher: boolean };
 }
@@ -46,9 +50,7 @@ export class Engine {
   readonly projector: Projector | null;
   private readonly hooks: EngineHooks;
   private readonly roles: NonNullable<EngineOptions['roles']>;
-  private routerWake: (() => void) | null = null;
-  private routerLoop: Promise<void> | null = null;
-  private routeRequested = false;
+  readonly bus: Bus;
   private state: EngineState = 'created';
 
   constructor(readonly options: EngineOptions) {
@@ -58,12 +60,21 @@ export class Engine {
     this.hooks = options.hooks ?? {};
     this.roles = options.roles ?? { ingest: true, router: true, dispatcher: true };
     const env = options.env ?? process.env;
+    this.bus = options.bus ?? new EmbeddedBus(this.store, this.logger);
     this.batcher = new IngestBatcher(
       this.store.events,
-      (durable) => {
+      (durable, receivedAt) => {
         for (const { event, append } of durable) this.dispatcher.rememberEvent(append.seq, event);
         this.hooks.onIngested?.(durable.map((d) => ({ event: d.event, seq: d.append.seq })));
-        this.requestRouting();
+        this.bus.publish(
+          durable.map(({ event, append }) => ({
+            seq: append.seq,
+            event,
+            receivedAt,
+            routedAt: null,
+            routing: null,
+          })),
+        );
         this.projector?.wake();
       },
       this.logger,
@@ -155,6 +166,12 @@ export class Engine {
   async start(): Promise<void> {
     if (this.state !== 'created') throw new HeraldError('INTERNAL', `engine already ${this.state}`);
     await this.store.migrate();
+    try {
+      await this.bus.start();
+    } catch (err) {
+      await this.store.close().catch(() => undefined);
+      throw err;
+    }
     if (this.roles.dispatcher && this.store.kind === 'sqlite') {
       // One process owns an embedded store: nothing can be in flight from before.
       const released = await this.store.deliveries.releaseAllLeases();
@@ -162,9 +179,12 @@ export class Engine {
         this.logger.info({ released }, 'resuming deliveries that were in flight at the last stop');
     }
     this.state = 'running';
-    if (this.roles.router) this.routerLoop = this.runRouter();
+    if (this.roles.router) this.bus.consume((batch) => this.route(batch));
     if (this.roles.router) this.projector?.start();
-    if (this.roles.dispatcher) this.dispatcher.start();
+    if (this.roles.dispatcher) {
+      this.bus.onAnnounce((channel) => this.dispatcher.wake(channel));
+      this.dispatcher.start();
+    }
     if (this.roles.ingest) {
       for (const [name, source] of this.sources) {
         await source.start().catch(async (err) => {
@@ -190,10 +210,10 @@ export class Engine {
     // Before intake closes, so the alerts of its last batch still reach the log.
     await this.projector?.stop();
     await this.batcher.close();
-    this.routerWake?.();
-    await this.routerLoop;
+    await this.bus.stopConsuming();
     await this.dispatcher.stop(deadlineMs);
     this.state = 'stopped';
+    await this.bus.close().catch((err) => this.logger.warn({ err: errorMessage(err) }, 'bus close failed'));
     await this.store.close();
   }
 
@@ -211,40 +231,12 @@ export class Engine {
     return this.batcher.backlog;
   }
 
-  private requestRouting(): void {
-    this.routeRequested = true;
-    this.routerWake?.();
-  }
-
-  private async runRouter(): Promise<void> {
-    while (this.state === 'running' || this.routeRequested) {
-      this.routeRequested = false;
-      try {
-        const { events, planned } = await this.router.routePending(500);
-        for (const channel of planned.channels) this.dispatcher.wake(channel);
-        if (events > 0) {
-          this.routeRequested = true;
-          continue;
-        }
-      } catch (err) {
-        this.logger.error({ err: errorMessage(err) }, 'routing failed; retrying');
-        await new Promise((r) => setTimeout(r, 500));
-        if (this.state !== 'running') return;
-        continue;
-      }
-      if (this.state !== 'running') return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, 1000);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.routerWake = () => {
-          this.routerWake = null;
-          done();
-        };
-        if (this.routeRequested) this.routerWake();
-      });
-    }
+  /** Plans a batch, commits it, then wakes the dispatchers of this and every other process. */
+  private async route(batch: StoredEvent[]): Promise<void> {
+    const planned = await this.router.routeEvents(batch);
+    // Events routed here but ingested elsewhere: spare each delivery a read of its event.
+    if (this.bus.kind !== 'embedded') for (const e of batch) this.dispatcher.rememberEvent(e.seq, e.event);
+    for (const channel of planned.channels) this.dispatcher.wake(channel);
+    if (planned.deliveries > 0) this.bus.announce(planned.channels);
   }
 }

@@ -24,7 +24,10 @@ export class IngestBatcher {
 
   constructor(
     private readonly log: EventLog,
-    private readonly onDurable: (results: { event: CloudEvent; append: AppendResult }[]) => void,
+    private readonly onDurable: (
+      results: { event: CloudEvent; append: AppendResult }[],
+      receivedAt: number,
+    ) => void,
     private readonly logger: Logger,
     private readonly maxBatch = 2000,
   ) {}
@@ -75,8 +78,9 @@ export class IngestBatcher {
     let i = 0;
     for (const p of batch) for (const e of p.events) events[i++] = e;
     let results: AppendResult[];
+    const receivedAt = Date.now();
     try {
-      results = await this.log.append(events, Date.now());
+      results = await this.log.append(events, receivedAt);
     } catch (err) {
       this.logger.error(
         { err: (err as Error).message, events: size },
@@ -105,7 +109,7 @@ export class IngestBatcher {
       offset += p.events.length;
       p.resolve(out);
     }
-    if (durable.length > 0) this.onDurable(durable);
+    if (durable.length > 0) this.onDurable(durable, receivedAt);
   }
 
   get backlog(): number {

@@ -43,7 +43,15 @@ export class Router {
   /** Routes up to `limit` unrouted events from the log, in order. Returns what it planned. */
   async routePending(limit: number, now = Date.now()): Promise<{ events: number; planned: RoutedBatch }> {
     const events = await this.store.events.unrouted(limit);
-    if (events.length === 0) return { events: 0, planned: { deliveries: 0, channels: new Set() } };
+    return { events: events.length, planned: await this.routeEvents(events, now) };
+  }
+
+  /**
+   * Plans these events and commits deliveries and routed marks in one transaction. Routing an
+   * event again plans the same idempotency keys, so nothing is planned twice.
+   */
+  async routeEvents(events: StoredEvent[], now = Date.now()): Promise<RoutedBatch> {
+    if (events.length === 0) return { deliveries: 0, channels: new Set() };
     const channels = new Set<string>();
     const batch: { seq: number; record: RoutingRecord; deliveries: NewDelivery[] }[] = [];
     for (const stored of events) {
@@ -54,7 +62,7 @@ export class Router {
     // Routed-at is when the plan is committed, so receivedAt → routedAt measures the whole planning.
     const inserted = await this.store.routing.commit(batch, Date.now());
     for (let i = 0; i < events.length; i++) this.hooks.onRouted?.(events[i]!, batch[i]!.record);
-    return { events: events.length, planned: { deliveries: inserted, channels } };
+    return { deliveries: inserted, channels };
   }
 
   async plan(

@@ -85,7 +85,9 @@ export class HeraldServer {
         return reply.status(503).send({ status: 'unavailable', store: (err as Error).message });
       }
       if (engine.status !== 'running') return reply.status(503).send({ status: engine.status });
-      return { status: 'ready' };
+      const bus = engine.bus.health();
+      if (!bus.ok) return reply.status(503).send({ status: 'unavailable', bus: bus.detail });
+      return { status: 'ready', bus: bus.state };
     });
     app.post('/events', async (req, reply) => {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);

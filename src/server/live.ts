@@ -275,6 +275,7 @@ export class LiveFeed {
       return {
         state: engine.status,
         store: store.kind,
+        bus: { kind: engine.bus.kind, ...engine.bus.health() },
         uptimeMs: now - this.startedAt,
         ingestBacklog: engine.ingestBacklog,
         inFlight: engine.inFlight,

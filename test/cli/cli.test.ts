@@ -108,6 +108,7 @@ describe('herald CLI', () => {
     await sink.close();
     assert.equal(res.code, 1);
     assert.match(res.stdout, /store \(sqlite\)\s+ok/);
+    assert.match(res.stdout, /bus \(embedded\)\s+ok\s+in this process/);
     assert.match(res.stdout, /channel up \(webhook\)\s+ok\s+127\.0\.0\.1:\d+ accepts connections/);
     assert.match(res.stdout, /channel down \(webhook\)\s+FAIL\s+127\.0\.0\.1:1: ECONNREFUSED/);
     assert.match(res.stdout, /fix: check that 127\.0\.0\.1:1 is up/);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type pg from 'pg';
 import { eventually, repoRoot, startTestHerald, type TestHerald } from '../support/herald.js';
@@ -17,7 +18,7 @@ const registered = JSON.parse(readFileSync(join(recipe, 'events/customer-registe
   data: { company_name: string; contact_email: string; users: { id: string; roles: string[] }[] };
 };
 
-describe('customer-onboarding recipe end to end (NATS in, PostgreSQL store and tables, SMTP, Slack, webhook)', () => {
+describe('customer-onboarding recipe end to end in distributed mode (NATS in, JetStream bus, PostgreSQL store and tables, SMTP, Slack, webhook)', () => {
   const suffix = uniqueSuffix();
   const dataSchema = `onboarding_${suffix}`;
   const storeSchema = `herald_onboarding_${suffix}`;
@@ -36,7 +37,13 @@ describe('customer-onboarding recipe end to end (NATS in, PostgreSQL store and t
     slack = await startSlackServer();
     slack.addChannel('marketing');
     supplier = await startHttpSink();
-    const config = `store: { kind: postgres, url: "${PG_URL}", schema: ${storeSchema} }\n${readFileSync(join(recipe, 'herald.yaml'), 'utf8')}`;
+    // Distributed mode: PostgreSQL holds the state, JetStream carries events to the routers.
+    const stream = `HERALD_ONBOARDING_${suffix.toUpperCase()}`;
+    const config = [
+      `store: { kind: postgres, url: "${PG_URL}", schema: ${storeSchema} }`,
+      `bus: { kind: jetstream, url: "nats://127.0.0.1:4222", subject: ${stream.toLowerCase()}.events, stream: { name: ${stream}, maxAgeMs: 3600000 } }`,
+      readFileSync(join(recipe, 'herald.yaml'), 'utf8'),
+    ].join('\n');
     herald = await startTestHerald(config, {
       env: {
         PATH: process.env.PATH,
@@ -57,6 +64,10 @@ describe('customer-onboarding recipe end to end (NATS in, PostgreSQL store and t
     await db.query(`DROP SCHEMA IF EXISTS ${dataSchema} CASCADE`);
     await db.query(`DROP SCHEMA IF EXISTS ${storeSchema} CASCADE`);
     await db.end();
+    const nc = await connect({ servers: 'nats://127.0.0.1:4222' });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(`HERALD_ONBOARDING_${suffix.toUpperCase()}`).catch(() => undefined);
+    await nc.close();
   });
 
   it('one customer-registered event on NATS → rows in all four tables, a welcome email, a Slack message, a swag order and the chain of events', async () => {

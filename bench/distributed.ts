@@ -1,0 +1,116 @@
+// `node --import tsx bench/distributed.ts [--events N] [--processes 1,2] [--bus jetstream|embedded]`: distributed mode on this
+// machine — Herald processes on one JetStream stream and one PostgreSQL — events/s from the first
+// POST to the last webhook delivery, and the p50/p99 latency from POST to delivery. Each run gets
+// its own PostgreSQL schema and stream and removes them afterwards.
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import pg from 'pg';
+import { type HeraldProcess, spawnHerald, tempDir } from '../test/support/herald.js';
+import { startLatencySink } from './support.js';
+
+const arg = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1]! : fallback;
+};
+const EVENTS = Number(arg('--events', '20000'));
+const PROCESSES = arg('--processes', '1,2').split(',').map(Number);
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const BUS = arg('--bus', 'jetstream');
+const BATCH = 100;
+const SENDERS = 8;
+
+const percentile = (sorted: number[], p: number) =>
+  sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+async function run(processes: number) {
+  const id = `${process.pid}_${randomBytes(3).toString('hex')}`;
+  const schema = `herald_bench_${id}`;
+  const stream = `HERALD_BENCH_${id}`;
+  const dir = tempDir('herald-bench-dist-');
+  const sink = await startLatencySink();
+  writeFileSync(
+    join(dir.path, 'herald.yaml'),
+    `
+store: { kind: postgres, url: ${DATABASE_URL}, schema: ${schema}, poolSize: 8 }
+${
+  BUS === 'jetstream'
+    ? `bus:
+  kind: jetstream
+  url: ${NATS_URL}
+  subject: bench.${id}.events
+  stream: { name: ${stream}, maxAgeMs: 3600000 }`
+    : 'bus: { kind: embedded }'
+}
+channels:
+  hook: { kind: webhook, url: ${sink.url}, concurrency: 64 }
+triggers:
+  everything: { actions: [{ channel: hook }] }
+`,
+  );
+  const heralds: HeraldProcess[] = [];
+  try {
+    const args = ['--config', join(dir.path, 'herald.yaml'), '--port', '0'];
+    heralds.push(await spawnHerald(args, { HERALD_LOG_LEVEL: 'info' }));
+    for (let i = 1; i < processes; i++) heralds.push(await spawnHerald(args, { HERALD_LOG_LEVEL: 'info' }));
+    const started = Date.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: SENDERS }, async (_, worker) => {
+        while (next < EVENTS) {
+          const from = next;
+          next += BATCH;
+          const now = Date.now();
+          const events = Array.from({ length: Math.min(BATCH, EVENTS - from) }, (_, k) => ({
+            specversion: '1.0',
+            id: `e${from + k}`,
+            source: 'bench',
+            type: 'bench.distributed',
+            data: { t: now },
+          }));
+          const res = await fetch(`${heralds[worker % heralds.length]!.url}/events`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/cloudevents-batch+json' },
+            body: JSON.stringify(events),
+          });
+          if (res.status !== 202) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
+        }
+      }),
+    );
+    const acceptedMs = Date.now() - started;
+    const complete = await sink.waitFor(EVENTS, 300_000);
+    const elapsed = (sink.lastAt - started) / 1000;
+    const sorted = [...sink.latencies].sort((a, b) => a - b);
+    return {
+      bus: BUS,
+      processes,
+      events: EVENTS,
+      delivered: sink.received,
+      complete,
+      ingestPerSec: Math.round(EVENTS / (acceptedMs / 1000)),
+      endToEndPerSec: Math.round(sink.received / elapsed),
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+    };
+  } finally {
+    await Promise.all(heralds.map((h) => h.kill('SIGTERM')));
+    await sink.close();
+    const nc = await connect({ servers: NATS_URL });
+    await (await jetstreamManager(nc)).streams.delete(stream).catch(() => undefined);
+    await nc.close();
+    const db = new pg.Client({ connectionString: DATABASE_URL });
+    await db.connect();
+    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await db.end();
+    dir.remove();
+  }
+}
+
+const rows = [];
+for (const n of PROCESSES) rows.push(await run(n));
+console.log(`distributed mode: ${cpus().length} cores, load ${loadavg()[0]!.toFixed(2)}`);
+console.table(rows);

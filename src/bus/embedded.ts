@@ -1,0 +1,92 @@
+import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
+import type { Store } from '../store/types.js';
+import type { Bus, BusHealth, RouteHandler } from './types.js';
+
+/**
+ * The single-process bus: the store's log is the queue. Ingest wakes the router loop, which reads
+ * unrouted events in order; a timer looks again now and then for events appended by anyone else
+ * (e.g. an ingest-only process on the same PostgreSQL).
+ */
+export class EmbeddedBus implements Bus {
+  readonly kind = 'embedded';
+  private wake: (() => void) | null = null;
+  private requested = false;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private readonly listeners: ((channel: string) => void)[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly logger: Logger,
+    private readonly batch = 500,
+    private readonly idleMs = 1000,
+  ) {}
+
+  async start(): Promise<void> {}
+
+  publish(): void {
+    this.requested = true;
+    this.wake?.();
+  }
+
+  consume(handler: RouteHandler): void {
+    this.running = true;
+    this.loop = this.run(handler);
+  }
+
+  async stopConsuming(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+  }
+
+  announce(channels: Iterable<string>): void {
+    for (const channel of channels) for (const l of this.listeners) l(channel);
+  }
+
+  onAnnounce(listener: (channel: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  health(): BusHealth {
+    return { ok: true, state: 'connected', detail: 'in this process, on the store' };
+  }
+
+  async close(): Promise<void> {
+    await this.stopConsuming();
+  }
+
+  private async run(handler: RouteHandler): Promise<void> {
+    // After a stop, events already requested are still routed: nothing stored is left behind.
+    while (this.running || this.requested) {
+      this.requested = false;
+      try {
+        const events = await this.store.events.unrouted(this.batch);
+        if (events.length > 0) {
+          await handler(events);
+          this.requested = true;
+          continue;
+        }
+      } catch (err) {
+        this.logger.error({ err: errorMessage(err) }, 'routing failed; retrying');
+        await new Promise((r) => setTimeout(r, 500));
+        if (!this.running) return;
+        continue;
+      }
+      if (!this.running) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, this.idleMs);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.wake = () => {
+          this.wake = null;
+          done();
+        };
+        if (this.requested) this.wake();
+      });
+    }
+  }
+}

@@ -1,0 +1,31 @@
+import type { Logger } from 'pino';
+import { type BusConfig, busSchema } from '../config/schema.js';
+import { HeraldError } from '../errors.js';
+import type { Store } from '../store/types.js';
+import { EmbeddedBus } from './embedded.js';
+import { JetStreamBus } from './jetstream/index.js';
+import type { Bus } from './types.js';
+
+export type { Bus, BusHealth, RouteHandler } from './types.js';
+
+/**
+ * `HERALD_BUS=nats://host:4222` selects the JetStream bus (other settings from the config's
+ * `bus` block when it is a jetstream one, else the defaults); `HERALD_BUS=embedded` the embedded one.
+ */
+export function busFromEnv(config: BusConfig, env: NodeJS.ProcessEnv): BusConfig {
+  const url = env.HERALD_BUS;
+  if (!url) return config;
+  if (url === 'embedded') return { kind: 'embedded' };
+  if (/^(nats|tls):\/\//.test(url)) {
+    if (config.kind === 'jetstream') return { ...config, url };
+    return busSchema.parse({ kind: 'jetstream', url });
+  }
+  throw new HeraldError('CONFIG_INVALID', 'HERALD_BUS must be a nats:// URL or "embedded"');
+}
+
+export function createBus(config: BusConfig, store: Store, logger: Logger): Bus {
+  if (config.kind === 'embedded') return new EmbeddedBus(store, logger);
+  if (config.kind === 'jetstream')
+    return new JetStreamBus({ config, store, logger: logger.child({ bus: 'jetstream' }) });
+  throw new HeraldError('CONFIG_INVALID', `unknown bus kind "${(config as { kind: string }).kind}"`);
+}

@@ -1,0 +1,380 @@
+import { createHash } from 'node:crypto';
+import {
+  AckPolicy,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+  type RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
+import { connect, type NatsConnection, nanos } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { JetStreamBusConfig } from '../../config/schema.js';
+import { errorMessage, HeraldError } from '../../errors.js';
+import type { CloudEvent } from '../../events/types.js';
+import { redactUrl } from '../../server/config-view.js';
+import type { Store, StoredEvent } from '../../store/types.js';
+import type { Bus, BusHealth, RouteHandler } from '../types.js';
+
+/** What travels on the stream: enough to route without reading the event back from the store. */
+interface WireEvent {
+  seq: number;
+  receivedAt: number;
+  event: CloudEvent;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Nats-Msg-Id: the event's identity (source, id), hashed so any id is a valid header value. */
+export function messageId(event: Pick<CloudEvent, 'source' | 'id'>): string {
+  return createHash('sha256').update(event.source).update('\u0000').update(event.id).digest('base64url');
+}
+
+export interface JetStreamBusOptions {
+  config: JetStreamBusConfig;
+  store: Store;
+  logger: Logger;
+}
+
+/**
+ * Events on a JetStream stream, routed through one durable pull consumer that every router
+ * process shares: JetStream hands each event to one router, which acks only after its plan is
+ * committed to the store. A router that dies leaves its events unacked; after `ackWaitMs` they go
+ * to another router, which plans them again — delivery idempotency keys make that harmless.
+ * See src/bus/README.md for why the store stays the event of record.
+ */
+export class JetStreamBus implements Bus {
+  readonly kind = 'jetstream';
+  private nc: NatsConnection | null = null;
+  private js: JetStreamClient | null = null;
+  private jsm: JetStreamManager | null = null;
+  private state: 'connecting' | 'connected' | 'reconnecting' | 'closed' = 'connecting';
+  private lastError: string | null = null;
+  private readonly pending = new Set<Promise<unknown>>();
+  private messages: ConsumerMessages | null = null;
+  private consuming = false;
+  private consumeLoop: Promise<void> | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
+  private sweeping = false;
+  private readonly listeners: ((channel: string) => void)[] = [];
+  private readonly where: string;
+  private readonly wakeSubject: string;
+
+  constructor(private readonly options: JetStreamBusOptions) {
+    this.where = redactUrl(options.config.url);
+    this.wakeSubject = `herald-wake.${options.config.stream.name}`;
+  }
+
+  private get config(): JetStreamBusConfig {
+    return this.options.config;
+  }
+
+  private get logger(): Logger {
+    return this.options.logger;
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.nc = await connect({
+        servers: this.config.url.split(',').map((s) => s.trim()),
+        name: 'herald',
+        // Outages are waited out, however long: events stay in the store meanwhile.
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        waitOnFirstConnect: false,
+      });
+    } catch (err) {
+      throw new HeraldError(
+        'CONFIG_INVALID',
+        `bus.url: cannot reach NATS at ${this.where}: ${errorMessage(err)}`,
+        {
+          cause: err,
+          status: 503,
+        },
+      );
+    }
+    this.state = 'connected';
+    void this.watchStatus(this.nc);
+    try {
+      this.jsm = await jetstreamManager(this.nc);
+    } catch (err) {
+      await this.nc.close().catch(() => undefined);
+      throw new HeraldError(
+        'CONFIG_INVALID',
+        `bus: the NATS server at ${this.where} has no JetStream (start nats-server with -js, or enable it for this account): ${errorMessage(err)}`,
+        { cause: err },
+      );
+    }
+    this.js = jetstream(this.nc);
+    try {
+      await this.ensureStream(this.jsm);
+      await this.ensureConsumer(this.jsm);
+    } catch (err) {
+      await this.nc.close().catch(() => undefined);
+      throw err;
+    }
+    this.nc.subscribe(this.wakeSubject, {
+      callback: (_err, msg) => {
+        const channel = msg.string();
+        for (const l of this.listeners) l(channel);
+      },
+    });
+  }
+
+  private async ensureStream(jsm: JetStreamManager): Promise<void> {
+    const { stream, subject } = this.config;
+    const subjects = stream.subjects ?? [subject];
+    try {
+      await jsm.streams.info(stream.name);
+      return;
+    } catch (err) {
+      if (!/not found/i.test(errorMessage(err))) throw this.streamError(err);
+    }
+    try {
+      await jsm.streams.add({
+        name: stream.name,
+        subjects,
+        retention: stream.retention as RetentionPolicy,
+        num_replicas: stream.replicas,
+        max_age: nanos(stream.maxAgeMs),
+        duplicate_window: nanos(stream.duplicateWindowMs),
+        storage: StorageType.File,
+      });
+      this.logger.info({ stream: stream.name, subjects }, 'created the JetStream stream');
+    } catch (err) {
+      // Another process may have created it a moment ago.
+      if (!/already in use/i.test(errorMessage(err))) throw this.streamError(err);
+    }
+  }
+
+  private streamError(err: unknown): HeraldError {
+    return new HeraldError(
+      'CONFIG_INVALID',
+      `bus.stream: cannot create or read stream "${this.config.stream.name}": ${errorMessage(err)}`,
+      { cause: err },
+    );
+  }
+
+  private async ensureConsumer(jsm: JetStreamManager): Promise<void> {
+    const { consumer, stream, subject } = this.config;
+    const wanted = {
+      durable_name: consumer.name,
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(consumer.ackWaitMs),
+      max_ack_pending: consumer.maxAckPending,
+      deliver_policy: DeliverPolicy.All,
+      filter_subject: subject,
+      max_deliver: -1,
+    };
+    try {
+      await jsm.consumers.add(stream.name, wanted);
+    } catch (err) {
+      // An existing consumer with other settings: adopt what can change, keep it otherwise.
+      try {
+        await jsm.consumers.update(stream.name, consumer.name, {
+          ack_wait: wanted.ack_wait,
+          max_ack_pending: wanted.max_ack_pending,
+        });
+      } catch {
+        throw new HeraldError(
+          'CONFIG_INVALID',
+          `bus.consumer: cannot create consumer "${consumer.name}" on stream "${stream.name}": ${errorMessage(err)}`,
+          { cause: err },
+        );
+      }
+    }
+  }
+
+  private async watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnecting') {
+        if (this.state !== 'reconnecting')
+          this.logger.warn({ nats: this.where }, 'NATS connection lost; reconnecting');
+        this.state = 'reconnecting';
+      } else if (s.type === 'reconnect') {
+        this.logger.info({ nats: this.where }, 'NATS connection back');
+        this.state = 'connected';
+        this.lastError = null;
+      } else if (s.type === 'error') {
+        this.lastError = errorMessage(s.error);
+      } else if (s.type === 'close') {
+        this.state = 'closed';
+      }
+    }
+  }
+
+  publish(events: StoredEvent[]): void {
+    const js = this.js;
+    if (!js) return;
+    for (const stored of events) {
+      const wire: WireEvent = { seq: stored.seq, receivedAt: stored.receivedAt, event: stored.event };
+      const p = js
+        .publish(this.config.subject, encoder.encode(JSON.stringify(wire)), {
+          msgID: messageId(stored.event),
+          timeout: 10_000,
+        })
+        .catch((err) => {
+          this.lastError = `publish failed: ${errorMessage(err)}`;
+          // Stored but not on the stream: the sweep publishes it again after recoverAfterMs.
+          this.logger.warn(
+            { seq: stored.seq, err: errorMessage(err) },
+            'could not publish an event to JetStream; it will be published again',
+          );
+        })
+        .finally(() => this.pending.delete(p));
+      this.pending.add(p);
+    }
+  }
+
+  consume(handler: RouteHandler): void {
+    this.consuming = true;
+    this.consumeLoop = this.runConsumer(handler);
+    const every = Math.max(1000, Math.floor(this.config.recoverAfterMs / 3));
+    this.sweeper = setInterval(() => void this.sweep(), every);
+    this.sweeper.unref();
+  }
+
+  private async runConsumer(handler: RouteHandler): Promise<void> {
+    const { consumer, stream } = this.config;
+    while (this.consuming) {
+      try {
+        const c = await this.js!.consumers.get(stream.name, consumer.name);
+        const messages = await c.consume({ max_messages: consumer.batch * 2, expires: 5000 });
+        this.messages = messages;
+        const batch: JsMsg[] = [];
+        let working: Promise<void> | null = null;
+        const drain = async () => {
+          while (batch.length > 0) {
+            const taken = batch.splice(0, consumer.batch);
+            await this.route(taken, handler);
+          }
+          working = null;
+        };
+        for await (const m of messages) {
+          batch.push(m);
+          // Messages that arrive while a batch commits form the next one (group commit).
+          working ??= drain();
+          if (batch.length >= consumer.batch * 2) await working;
+        }
+        await (working ?? Promise.resolve());
+      } catch (err) {
+        if (!this.consuming) break;
+        this.lastError = `consumer: ${errorMessage(err)}`;
+        this.logger.warn({ err: errorMessage(err) }, 'JetStream consumer failed; trying again');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private async route(msgs: JsMsg[], handler: RouteHandler): Promise<void> {
+    const events: StoredEvent[] = [];
+    const routable: JsMsg[] = [];
+    for (const m of msgs) {
+      try {
+        const wire = JSON.parse(decoder.decode(m.data)) as WireEvent;
+        if (typeof wire.seq !== 'number' || !wire.event) throw new Error('not a Herald event');
+        events.push({
+          seq: wire.seq,
+          receivedAt: wire.receivedAt,
+          event: wire.event,
+          routedAt: null,
+          routing: null,
+        });
+        routable.push(m);
+      } catch (err) {
+        this.logger.error(
+          { streamSeq: m.seq, err: errorMessage(err) },
+          'dropping an unreadable message from the stream',
+        );
+        m.term();
+      }
+    }
+    if (events.length === 0) return;
+    for (;;) {
+      try {
+        await handler(events);
+        for (const m of routable) m.ack();
+        return;
+      } catch (err) {
+        // The store is down: keep the batch and try again (the messages stay ours, unacked).
+        this.logger.error({ err: errorMessage(err), events: events.length }, 'routing failed; retrying');
+        if (!this.consuming) {
+          for (const m of routable) m.nak();
+          return;
+        }
+        for (const m of routable) m.working();
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /** Publishes again what was stored but never routed (a crash between store and publish). */
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.state !== 'connected') return;
+    this.sweeping = true;
+    try {
+      const before = Date.now() - this.config.recoverAfterMs;
+      const stale = (await this.options.store.events.unrouted(1000)).filter((e) => e.receivedAt < before);
+      if (stale.length > 0) {
+        this.logger.info({ events: stale.length }, 'publishing stored events that were never routed');
+        this.publish(stale);
+      }
+    } catch (err) {
+      this.logger.debug({ err: errorMessage(err) }, 'recovery sweep failed');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  async stopConsuming(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    if (!this.consuming) return;
+    this.consuming = false;
+    // close() ends the iterator after the batch in hand is routed and acked.
+    await this.messages?.close().catch(() => undefined);
+    await this.consumeLoop;
+  }
+
+  announce(channels: Iterable<string>): void {
+    if (!this.nc || this.state !== 'connected') return;
+    for (const channel of channels) {
+      try {
+        this.nc.publish(this.wakeSubject, channel);
+      } catch {
+        // A wake-up is an optimisation; dispatchers poll anyway.
+      }
+    }
+  }
+
+  onAnnounce(listener: (channel: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  health(): BusHealth {
+    const base = `NATS ${this.where}, stream ${this.config.stream.name}`;
+    if (this.state === 'connected') return { ok: true, state: 'connected', detail: base };
+    return {
+      ok: false,
+      state: this.state,
+      detail: `${base}: ${this.state}${this.lastError ? ` (${this.lastError})` : ''}`,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.stopConsuming();
+    await Promise.race([
+      Promise.allSettled([...this.pending]),
+      new Promise((r) => setTimeout(r, 5000).unref()),
+    ]);
+    const nc = this.nc;
+    this.nc = null;
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+    this.state = 'closed';
+  }
+}

@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import fc from 'fast-check';
+import { freePort } from '../../../test/support/ports.js';
+import { busSchema } from '../../config/schema.js';
+import { createLogger } from '../../logger.js';
+import type { Store, StoredEvent } from '../../store/types.js';
+import { busFromEnv } from '../index.js';
+import { JetStreamBus, messageId } from './index.js';
+
+const NATS_URL = process.env.HERALD_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+const logger = createLogger({ level: 'silent' });
+const noStore = { events: { unrouted: async () => [] } } as unknown as Store;
+
+function busConfig(overrides: Record<string, unknown> = {}) {
+  const name = `HERALD_T_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const parsed = busSchema.parse({
+    kind: 'jetstream',
+    url: NATS_URL,
+    subject: `${name.toLowerCase()}.events`,
+    stream: { name, maxAgeMs: 600_000 },
+    ...overrides,
+  });
+  if (parsed.kind !== 'jetstream') throw new Error('unreachable');
+  return parsed;
+}
+
+function stored(seq: number, id: string): StoredEvent {
+  return {
+    seq,
+    receivedAt: Date.now(),
+    event: { specversion: '1.0', id, source: 'bus-test', type: 't' },
+    routedAt: null,
+    routing: null,
+  };
+}
+
+describe('jetstream bus', () => {
+  it('creates the stream, drops a second publish of the same event, routes each event once and acks it', async () => {
+    const config = busConfig();
+    const bus = new JetStreamBus({ config, store: noStore, logger });
+    await bus.start();
+    const nc = await connect({ servers: NATS_URL });
+    const jsm = await jetstreamManager(nc);
+    try {
+      bus.publish([stored(1, 'a'), stored(2, 'b')]);
+      bus.publish([stored(1, 'a')]);
+      const routed: number[] = [];
+      bus.consume(async (batch) => {
+        for (const e of batch) routed.push(e.seq);
+      });
+      const deadline = Date.now() + 10_000;
+      while (routed.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(
+        routed.sort((x, y) => x - y),
+        [1, 2],
+      );
+      const info = await jsm.streams.info(config.stream.name);
+      assert.equal(info.state.messages, 2, 'the duplicate publish was dropped');
+      const consumer = await jsm.consumers.info(config.stream.name, config.consumer.name);
+      assert.equal(consumer.num_ack_pending, 0, 'routed events are acked');
+      assert.equal(consumer.num_pending, 0);
+      assert.deepEqual(bus.health().ok, true);
+    } finally {
+      await bus.close();
+      await jsm.streams.delete(config.stream.name).catch(() => undefined);
+      await nc.close();
+    }
+    assert.equal(bus.health().ok, false, 'a closed bus is not healthy');
+  });
+
+  it('does not ack a batch whose routing failed: it is routed again', async () => {
+    const config = busConfig();
+    const bus = new JetStreamBus({ config, store: noStore, logger });
+    await bus.start();
+    let calls = 0;
+    try {
+      bus.publish([stored(7, 'x')]);
+      const done = new Promise<void>((resolve) => {
+        bus.consume(async () => {
+          calls++;
+          if (calls === 1) throw new Error('store down');
+          resolve();
+        });
+      });
+      await done;
+      assert.equal(calls, 2);
+    } finally {
+      await bus.close();
+      const nc = await connect({ servers: NATS_URL });
+      await (await jetstreamManager(nc)).streams.delete(config.stream.name).catch(() => undefined);
+      await nc.close();
+    }
+  });
+
+  it('says clearly when the NATS server has no JetStream', async () => {
+    const port = await freePort();
+    const server = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+    try {
+      const url = `nats://127.0.0.1:${port}`;
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const nc = await connect({ servers: url }).catch(() => null);
+        if (nc) {
+          await nc.close();
+          break;
+        }
+        assert.ok(Date.now() < deadline, 'nats-server did not start');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const bus = new JetStreamBus({ config: busConfig({ url }), store: noStore, logger });
+      await assert.rejects(bus.start(), /has no JetStream \(start nats-server with -js/);
+    } finally {
+      server.kill('SIGKILL');
+    }
+  });
+
+  it('names the URL, without its password, when NATS cannot be reached', async () => {
+    const port = await freePort();
+    const bus = new JetStreamBus({
+      config: busConfig({ url: `nats://herald:s3cret@127.0.0.1:${port}` }),
+      store: noStore,
+      logger,
+    });
+    const err = await bus.start().then(
+      () => assert.fail('started without NATS'),
+      (e: Error) => e,
+    );
+    assert.match(err.message, /^bus\.url: cannot reach NATS at nats:\/\/.*@127\.0\.0\.1:\d+/);
+    assert.doesNotMatch(err.message, /s3cret/);
+  });
+
+  it('rejects a subject the stream would not capture, naming bus.subject', () => {
+    const result = busSchema.safeParse({
+      kind: 'jetstream',
+      url: NATS_URL,
+      subject: 'herald.events',
+      stream: { subjects: ['other.>'] },
+    });
+    assert.equal(result.success, false);
+    assert.deepEqual(result.error?.issues[0]?.path, ['subject']);
+  });
+
+  it('HERALD_BUS selects the bus', () => {
+    assert.deepEqual(busFromEnv({ kind: 'embedded' }, {}), { kind: 'embedded' });
+    const js = busFromEnv({ kind: 'embedded' }, { HERALD_BUS: 'nats://n1:4222' });
+    assert.equal(js.kind, 'jetstream');
+    assert.equal(js.kind === 'jetstream' && js.url, 'nats://n1:4222');
+    assert.equal(js.kind === 'jetstream' && js.stream.name, 'HERALD');
+    assert.deepEqual(busFromEnv(busConfig(), { HERALD_BUS: 'embedded' }), { kind: 'embedded' });
+    assert.throws(() => busFromEnv({ kind: 'embedded' }, { HERALD_BUS: 'redis://x' }), /HERALD_BUS/);
+  });
+
+  it('message ids are valid header values and differ whenever (source, id) differ', () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string(), fc.string(), fc.string(), (s1, i1, s2, i2) => {
+        const a = messageId({ source: s1, id: i1 });
+        assert.match(a, /^[A-Za-z0-9_-]{43}$/);
+        if (s1 !== s2 || i1 !== i2) assert.notEqual(a, messageId({ source: s2, id: i2 }));
+        else assert.equal(a, messageId({ source: s2, id: i2 }));
+      }),
+    );
+  });
+});
