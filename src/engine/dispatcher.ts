@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { CompiledTrigger } from '../config/load.js';
 import { errorMessage, HeraldError } from '../errors.js';
-import { HOPS_EXTENSION } from '../events/hops.js';
+import { followUpDraft, nextHop } from '../events/hops.js';
 import { validateEvent } from '../events/index.js';
 import type { CloudEvent } from '../events/types.js';
 import type { AttemptOutcome, Delivery, Store } from '../store/types.js';
@@ -262,9 +262,7 @@ export class Dispatcher {
     event: CloudEvent,
     result: ChannelResult & { outcome: 'delivered' },
   ): Promise<ChannelResult> {
-    const previous = Number(event[HOPS_EXTENSION] ?? 0);
-    const hops = (Number.isInteger(previous) && previous >= 0 ? previous : 0) + 1;
-    if (hops > MAX_FOLLOW_UP_HOPS) {
+    if (nextHop(event) > MAX_FOLLOW_UP_HOPS) {
       return failed(
         `followUp: hop limit of ${MAX_FOLLOW_UP_HOPS} reached after event ${event.id} (${event.type})`,
       );
@@ -276,17 +274,13 @@ export class Dispatcher {
         recipient: delivery.recipient,
         result: result.rendered,
       });
-      next = validateEvent({
-        specversion: '1.0',
-        id: `${delivery.idempotencyKey}-next`,
-        source: `herald://follow-up/${delivery.trigger}`,
-        time: new Date().toISOString(),
-        ...(event.data !== undefined
-          ? { data: event.data, datacontenttype: event.datacontenttype ?? 'application/json' }
-          : {}),
-        ...(rendered as Record<string, unknown>),
-        [HOPS_EXTENSION]: hops,
-      });
+      next = validateEvent(
+        followUpDraft(event, rendered as Record<string, unknown>, {
+          id: `${delivery.idempotencyKey}-next`,
+          source: `herald://follow-up/${delivery.trigger}`,
+          inheritData: true,
+        }),
+      );
     } catch (err) {
       return failed(`followUp: the follow-up event is invalid: ${errorMessage(err)}`, result.rendered);
     }

@@ -1,11 +1,9 @@
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
 import { EventValidationError, errorMessage } from '../../errors.js';
-import { HOPS_EXTENSION } from '../../events/hops.js';
+import { followUpDraft, nextHop } from '../../events/hops.js';
 import { validateEvent } from '../../events/index.js';
 import { renderTree, type TemplateTree, templateTreeSchema } from '../../templates/index.js';
-
-export { HOPS_EXTENSION } from '../../events/hops.js';
 
 export const emitConfigSchema = z.strictObject({
   maxHops: z
@@ -35,11 +33,10 @@ export const emitChannel: ChannelKind<z.infer<typeof emitConfigSchema>, EmitActi
     return {
       concurrency: config.concurrency,
       async send(req) {
-        const previous = Number(req.event[HOPS_EXTENSION] ?? 0);
-        const hops = (Number.isInteger(previous) && previous >= 0 ? previous : 0) + 1;
+        const hops = nextHop(req.event);
         if (hops > config.maxHops) {
           return failed(
-            `hop limit of ${config.maxHops} reached: event ${req.event.id} (${req.event.type}) was already re-emitted ${previous} times`,
+            `hop limit of ${config.maxHops} reached: event ${req.event.id} (${req.event.type}) was already re-emitted ${hops - 1} times`,
           );
         }
         const rendered = renderTree(req.action.event as TemplateTree, {
@@ -49,17 +46,11 @@ export const emitChannel: ChannelKind<z.infer<typeof emitConfigSchema>, EmitActi
         if (rendered === null || typeof rendered !== 'object' || Array.isArray(rendered)) {
           return failed('the emit action’s `event` must be an object');
         }
-        const draft: Record<string, unknown> = {
-          specversion: '1.0',
-          id: `${req.idempotencyKey}`,
+        const draft = followUpDraft(req.event, rendered as Record<string, unknown>, {
+          id: req.idempotencyKey,
           source: `herald://emit/${name}`,
-          time: new Date().toISOString(),
-          ...(req.event.data !== undefined
-            ? { data: req.event.data, datacontenttype: req.event.datacontenttype ?? 'application/json' }
-            : {}),
-          ...(rendered as Record<string, unknown>),
-          [HOPS_EXTENSION]: hops,
-        };
+          inheritData: true,
+        });
         let event: ReturnType<typeof validateEvent>;
         try {
           event = validateEvent(draft);

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { followUpDraft } from '../../events/hops.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
-import { HOPS_EXTENSION } from '../emit/index.js';
 import { jobName, type KubernetesJobs, kubernetesConfigSchema, kubernetesJobs } from './kubernetes.js';
 
 const TAIL_BYTES = 4096;
@@ -228,7 +228,6 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
 
 /** CloudEvents printed one JSON object per line; other lines are ordinary output. */
 function followUpEvents(output: string, parent: CloudEvent, channel: string, key: string): CloudEvent[] {
-  const hops = Number(parent[HOPS_EXTENSION] ?? 0) + 1;
   const events: CloudEvent[] = [];
   let n = 0;
   for (const line of output.split('\n')) {
@@ -237,12 +236,13 @@ function followUpEvents(output: string, parent: CloudEvent, channel: string, key
     try {
       const parsed = JSON.parse(trimmed) as Record<string, unknown>;
       events.push(
-        validateEvent({
-          id: `${key}-${n++}`,
-          source: `herald://job/${channel}`,
-          ...parsed,
-          [HOPS_EXTENSION]: hops,
-        }),
+        validateEvent(
+          followUpDraft(parent, parsed, {
+            id: `${key}-${n++}`,
+            source: `herald://job/${channel}`,
+            inheritData: false,
+          }),
+        ),
       );
     } catch {
       // Not a valid CloudEvent: it stays ordinary output.
