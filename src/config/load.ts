@@ -4,11 +4,7 @@ import type { z } from 'zod';
 import type { ChannelKind, SourceKind } from '../engine/types.js';
 import { HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
-import {
-  type CesqlEvaluationError,
-  CesqlParseError,
-  compile as compileCesql,
-} from '../filters/cesql/index.js';
+import { CesqlParseError, compilePredicate } from '../filters/cesql/index.js';
 import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js';
 import { FilterCompileError, type Matcher } from '../filters/types.js';
 import { type CompiledProjection, compileProjection } from '../projections/compile.js';
@@ -455,9 +451,9 @@ export function compileWhere(source: string): PreferencePredicate {
     const equal = (p: Record<string, string | boolean>) => String(p[name!]) === value;
     return op === '=' || op === '==' ? equal : (p) => !equal(p);
   }
-  let expression: ReturnType<typeof compileCesql>;
+  let matches: (event: CloudEvent) => boolean;
   try {
-    expression = compileCesql(text);
+    matches = compilePredicate(text);
   } catch (err) {
     if (err instanceof CesqlParseError)
       throw new Error(
@@ -465,10 +461,8 @@ export function compileWhere(source: string): PreferencePredicate {
       );
     throw err;
   }
-  return (p) => {
-    const errors: CesqlEvaluationError[] = [];
-    return expression.evaluate(p as unknown as CloudEvent, errors) === true && errors.length === 0;
-  };
+  // Preferences stand in for the event's attributes: CESQL reads them by name.
+  return (p) => matches(p as unknown as CloudEvent);
 }
 
 function normaliseBackoff(backoff: BackoffConfig): RetryPolicy['backoff'] {

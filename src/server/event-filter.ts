@@ -1,6 +1,6 @@
 import { HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
-import { type CesqlEvaluationError, CesqlParseError, compile } from '../filters/cesql/index.js';
+import { CesqlParseError, compilePredicate } from '../filters/cesql/index.js';
 
 /** What the dashboard filters events by: exact attributes and, optionally, a CESQL expression. */
 export interface EventFilterSpec {
@@ -21,19 +21,14 @@ export function compileEventFilter(spec: EventFilterSpec): EventPredicate {
   let sql: ((event: CloudEvent) => boolean) | null = null;
   const expression = spec.sql?.trim();
   if (expression) {
-    let evaluate: ReturnType<typeof compile>['evaluate'];
     try {
-      evaluate = compile(expression).evaluate;
+      sql = compilePredicate(expression);
     } catch (err) {
       if (err instanceof CesqlParseError) {
         throw new HeraldError('REQUEST_INVALID', `sql: ${err.message}`, { details: { attribute: 'sql' } });
       }
       throw err;
     }
-    sql = (event) => {
-      const errors: CesqlEvaluationError[] = [];
-      return evaluate(event, errors) === true && errors.length === 0;
-    };
   }
   const { type, source, subject } = spec;
   return (event) =>

@@ -24,6 +24,22 @@ export function compile(source: string, functions: FunctionRegistry = defaultFun
   return { source, ast, evaluate: compileAst(ast, functions) };
 }
 
+/**
+ * A CESQL expression as a yes/no test, compiled once: true only when it yields `true` with no
+ * evaluation error (a missing attribute, a bad cast), as trigger filters read it.
+ */
+export function compilePredicate(
+  source: string,
+  functions: FunctionRegistry = defaultFunctions,
+): (event: CloudEvent) => boolean {
+  const { evaluate } = compile(source, functions);
+  const errors: CesqlEvaluationError[] = [];
+  return (event) => {
+    errors.length = 0;
+    return evaluate(event, errors) === true && errors.length === 0;
+  };
+}
+
 export interface EvaluationResult {
   /**
    * The value. An expression that does not parse yields `false` (the zero value of a filter's
