@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { CompiledSubscriptions, PreferencePredicate } from '../config/load.js';
+import type { CompiledFeed, CompiledSubscriptions, PreferencePredicate } from '../config/load.js';
 import type { SubscriberDirectory } from '../engine/router.js';
 import { HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
@@ -16,7 +16,7 @@ type FeedListener = (keys: string[]) => void;
  */
 export class Subscriptions implements SubscriberDirectory {
   private readonly feedListeners = new Set<FeedListener>();
-  private pendingFeed: FeedItem[] = [];
+  private pendingFeed: { feed: CompiledFeed; item: FeedItem }[] = [];
   private flushing: Promise<void> | null = null;
 
   constructor(
@@ -114,7 +114,10 @@ export class Subscriptions implements SubscriberDirectory {
         continue;
       }
       if (!key) continue;
-      this.pendingFeed.push({ key, eventSeq: stored.seq, at: Date.now(), event: stored.event });
+      this.pendingFeed.push({
+        feed,
+        item: { key, eventSeq: stored.seq, at: Date.now(), event: stored.event },
+      });
     }
     if (this.pendingFeed.length > 0) this.flushing ??= this.flushSoon();
   }
@@ -123,24 +126,33 @@ export class Subscriptions implements SubscriberDirectory {
     await new Promise((r) => setImmediate(r));
     try {
       while (this.pendingFeed.length > 0) {
-        const items = this.pendingFeed;
+        const pending = this.pendingFeed;
         this.pendingFeed = [];
-        // One retention for all keys: the most generous among the configured feeds.
-        const maxItems = Math.max(...this.config.feeds.map((f) => f.maxItems));
-        const maxAgeMs = Math.max(...this.config.feeds.map((f) => f.maxAgeMs));
-        try {
-          await this.store.appendFeed(items, { maxItems, minAt: Date.now() - maxAgeMs });
-        } catch (err) {
-          this.logger.warn(
-            { err: (err as Error).message, items: items.length },
-            'could not record feed items',
-          );
-          continue;
+        const byFeed = new Map<CompiledFeed, FeedItem[]>();
+        for (const { feed, item } of pending) {
+          const items = byFeed.get(feed);
+          if (items) items.push(item);
+          else byFeed.set(feed, [item]);
         }
-        const keys = [...new Set(items.map((i) => i.key))];
+        const keys = new Set<string>();
+        for (const [feed, items] of byFeed) {
+          try {
+            await this.store.appendFeed(items, {
+              maxItems: feed.maxItems,
+              minAt: Date.now() - feed.maxAgeMs,
+            });
+            for (const item of items) keys.add(item.key);
+          } catch (err) {
+            this.logger.warn(
+              { feed: feed.name, err: (err as Error).message, items: items.length },
+              'could not record feed items',
+            );
+          }
+        }
+        if (keys.size === 0) continue;
         for (const listener of this.feedListeners) {
           try {
-            listener(keys);
+            listener([...keys]);
           } catch (err) {
             this.logger.warn({ err: (err as Error).message }, 'feed listener failed');
           }
