@@ -53,3 +53,14 @@ export function mapToEvent(
   }
   return validateEvent(draft);
 }
+
+/** A connection URL whose scheme is one of `protocols` (e.g. `nats:`), checked at config load. */
+export function urlSchema(protocols: string[], hint: string) {
+  return z.string().refine((value) => {
+    try {
+      return protocols.includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  }, hint);
+}

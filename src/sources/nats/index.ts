@@ -14,16 +14,10 @@ import { errorMessage, HeraldError } from '../../errors.js';
 import { NotACloudEventError, parseNatsMessage } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
 import { redactUrl } from '../../logger.js';
-import { type EventMap, eventMapSchema, mapToEvent } from '../map.js';
+import { type EventMap, eventMapSchema, mapToEvent, urlSchema } from '../map.js';
 import { TickBatcher } from '../tick-batcher.js';
 
-const natsUrl = z.string().refine((value) => {
-  try {
-    return ['nats:', 'tls:'].includes(new URL(value).protocol);
-  } catch {
-    return false;
-  }
-}, 'must be a nats:// or tls:// URL, e.g. nats://127.0.0.1:4222');
+const natsUrl = urlSchema(['nats:', 'tls:'], 'must be a nats:// or tls:// URL, e.g. nats://127.0.0.1:4222');
 
 const jetstreamSchema = z.strictObject({
   stream: z.string().min(1).describe('Name of an existing JetStream stream holding the subjects.'),

@@ -8,16 +8,13 @@ import { errorMessage, HeraldError } from '../../errors.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
 import { redactUrl } from '../../logger.js';
-import { type EventMap, eventMapSchema, mapToEvent } from '../map.js';
+import { type EventMap, eventMapSchema, mapToEvent, urlSchema } from '../map.js';
 import { TickBatcher } from '../tick-batcher.js';
 
-const redisUrl = z.string().refine((value) => {
-  try {
-    return ['redis:', 'rediss:'].includes(new URL(value).protocol);
-  } catch {
-    return false;
-  }
-}, 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379');
+const redisUrl = urlSchema(
+  ['redis:', 'rediss:'],
+  'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379',
+);
 
 const streamSchema = z.strictObject({
   key: z.string().min(1).describe('The stream’s key.'),
