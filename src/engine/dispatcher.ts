@@ -29,6 +29,8 @@ interface ChannelState {
   /** Claimed (leased) deliveries waiting for a free slot: claiming in batches saves a query per send. */
   ready: Delivery[];
   claiming: boolean;
+  /** A wake-up came during a claim whose query may have run before the new work was committed. */
+  wokenWhileClaiming: boolean;
   timer: NodeJS.Timeout | null;
   timerAt: number;
 }
@@ -54,6 +56,7 @@ export class Dispatcher {
   private poller: NodeJS.Timeout | null = null;
   private pendingOutcomes: { outcome: AttemptOutcome; done: () => void; fail: (e: unknown) => void }[] = [];
   private flushScheduled = false;
+  private writingOutcomes: Promise<void> | null = null;
   /** Recently ingested events by seq, so a delivery rarely needs to read its event back. */
   private readonly eventCache = new Map<number, CloudEvent>();
 
@@ -72,6 +75,7 @@ export class Dispatcher {
         inFlight: 0,
         ready: [],
         claiming: false,
+        wokenWhileClaiming: false,
         timer: null,
         timerAt: 0,
       });
@@ -115,6 +119,7 @@ export class Dispatcher {
     this.running = false;
     if (this.poller) clearInterval(this.poller);
     for (const s of this.states.values()) if (s.timer) clearTimeout(s.timer);
+    await this.release([...this.states.values()].flatMap((s) => s.ready.splice(0)));
     const all = Promise.allSettled([...this.inFlight]);
     const timedOut = await Promise.race([
       all.then(() => false),
@@ -132,18 +137,30 @@ export class Dispatcher {
     return this.inFlight.size;
   }
 
+  /**
+   * Starts claimed deliveries while the channel has free slots, and claims more before the
+   * buffer runs dry: up to one `concurrency` ahead of the free slots, so a busy channel asks the
+   * store once per batch instead of once per finished send.
+   */
   private async pump(state: ChannelState): Promise<void> {
-    if (state.claiming || !this.running) return;
-    const free = state.channel.concurrency - state.inFlight;
-    if (free <= 0) return;
+    if (!this.running) return;
+    const limit = state.channel.concurrency;
+    while (state.inFlight < limit && state.ready.length > 0) this.run(state, state.ready.shift()!);
+    if (state.claiming) {
+      state.wokenWhileClaiming = true;
+      return;
+    }
+    if (state.ready.length > limit / 2) return;
+    const wanted = 2 * limit - state.inFlight - state.ready.length;
+    if (wanted <= 0) return;
     state.claiming = true;
+    state.wokenWhileClaiming = false;
     let claimed: Delivery[] = [];
-    const now = Date.now();
     try {
       claimed = await this.store.deliveries.claim({
         channel: state.name,
-        limit: free,
-        now,
+        limit: wanted,
+        now: Date.now(),
         leaseMs: this.options.leaseMs,
       });
     } catch (err) {
@@ -151,8 +168,27 @@ export class Dispatcher {
     } finally {
       state.claiming = false;
     }
-    for (const delivery of claimed) this.run(state, delivery);
-    if (claimed.length < free) await this.scheduleNext(state);
+    if (!this.running) {
+      await this.release(claimed);
+      return;
+    }
+    state.ready.push(...claimed);
+    while (state.inFlight < limit && state.ready.length > 0) this.run(state, state.ready.shift()!);
+    if (claimed.length === wanted || state.wokenWhileClaiming) void this.pump(state);
+    else await this.scheduleNext(state);
+  }
+
+  /** Gives claimed but unstarted deliveries back, so another dispatcher need not wait for the lease. */
+  private async release(deliveries: Delivery[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    try {
+      await this.store.deliveries.release(deliveries.map((d) => d.id));
+    } catch (err) {
+      this.logger.warn(
+        { deliveries: deliveries.length, err: errorMessage(err) },
+        'could not release claimed deliveries; their leases expire instead',
+      );
+    }
   }
 
   private async scheduleNext(state: ChannelState): Promise<void> {
@@ -358,11 +394,14 @@ export class Dispatcher {
     };
   }
 
-  /** Outcomes are written in batches (group commit); each send waits for its own to be durable. */
+  /**
+   * Outcomes are written in batches (group commit), one write at a time: outcomes that arrive
+   * while a batch is being written form the next one. Each send waits for its own to be durable.
+   */
   private recordOutcome(outcome: AttemptOutcome): Promise<void> {
     return new Promise((done, fail) => {
       this.pendingOutcomes.push({ outcome, done, fail });
-      if (!this.flushScheduled) {
+      if (!this.flushScheduled && !this.writingOutcomes) {
         this.flushScheduled = true;
         setImmediate(() => void this.flushOutcomes());
       }
@@ -371,14 +410,20 @@ export class Dispatcher {
 
   private async flushOutcomes(): Promise<void> {
     this.flushScheduled = false;
+    while (this.writingOutcomes) await this.writingOutcomes;
     const batch = this.pendingOutcomes;
     if (batch.length === 0) return;
     this.pendingOutcomes = [];
-    try {
-      await this.store.deliveries.record(batch.map((b) => b.outcome));
-      for (const b of batch) b.done();
-    } catch (err) {
-      for (const b of batch) b.fail(err);
-    }
+    this.writingOutcomes = this.store.deliveries.record(batch.map((b) => b.outcome)).then(
+      () => {
+        for (const b of batch) b.done();
+      },
+      (err) => {
+        for (const b of batch) b.fail(err);
+      },
+    );
+    await this.writingOutcomes;
+    this.writingOutcomes = null;
+    if (this.pendingOutcomes.length > 0 && !this.flushScheduled) await this.flushOutcomes();
   }
 }

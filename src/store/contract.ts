@@ -179,9 +179,15 @@ export function runStoreContract(
       const expired = await store.deliveries.claim({ channel: 'claim', limit: 1, now: 4001, leaseMs: 1000 });
       assert.equal(expired.length, 1, 'an expired lease can be claimed again');
       assert.equal(await store.deliveries.releaseAllLeases(), 2);
-      assert.equal(
-        (await store.deliveries.claim({ channel: 'claim', limit: 10, now: 4002, leaseMs: 1000 })).length,
-        2,
+      const again = await store.deliveries.claim({ channel: 'claim', limit: 10, now: 4002, leaseMs: 60_000 });
+      assert.equal(again.length, 2);
+      await store.deliveries.release([again[0]!.id]);
+      assert.deepEqual(
+        (await store.deliveries.claim({ channel: 'claim', limit: 10, now: 4003, leaseMs: 1000 })).map(
+          (d) => d.id,
+        ),
+        [again[0]!.id],
+        'a released delivery can be claimed at once; the other keeps its lease',
       );
     });
 

@@ -177,6 +177,8 @@ export interface DeliveryStore {
   claim(query: { channel: string; limit: number; now: number; leaseMs: number }): Promise<Delivery[]>;
   /** Records attempt outcomes (a batch, one transaction) and releases their leases. */
   record(outcomes: AttemptOutcome[]): Promise<void>;
+  /** Drops the leases of claimed deliveries that will not be attempted (a dispatcher stopping). */
+  release(ids: number[]): Promise<void>;
   /** Drops every lease (single-process start-up: nothing can be in flight). Returns how many. */
   releaseAllLeases(): Promise<number>;
   get(id: number): Promise<Delivery | null>;

@@ -248,39 +248,40 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       async commit(batch, routedAt) {
         if (batch.length === 0) return 0;
         const deliveries: NewDelivery[] = batch.flatMap((b) => b.deliveries);
-        return tx(async (c) => {
-          let inserted = 0;
-          if (deliveries.length > 0) {
-            const res = await c.query(
-              `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
-                 idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
-               SELECT d.event_seq, e.id, e.source, e.type, d.trigger, d.action, d.channel, d.recipient,
-                 d.key, 'pending', 0, d.max_attempts, d.not_before, $9, $9
-               FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[])
-                 AS d(event_seq, trigger, action, channel, recipient, key, max_attempts, not_before)
-               JOIN events e ON e.seq = d.event_seq
-               ON CONFLICT (idempotency_key) DO NOTHING`,
-              [
-                deliveries.map((d) => d.eventSeq),
-                deliveries.map((d) => d.trigger),
-                deliveries.map((d) => d.action),
-                deliveries.map((d) => d.channel),
-                deliveries.map((d) => d.recipient),
-                deliveries.map((d) => d.idempotencyKey),
-                deliveries.map((d) => d.maxAttempts),
-                deliveries.map((d) => d.notBefore),
-                routedAt,
-              ],
-            );
-            inserted = res.rowCount ?? 0;
-          }
-          await c.query(
-            `UPDATE events SET routed_at = $3, routing = t.routing::jsonb
-             FROM unnest($1::bigint[], $2::text[]) AS t(seq, routing) WHERE events.seq = t.seq`,
-            [batch.map((b) => b.seq), batch.map((b) => JSON.stringify(b.record)), routedAt],
-          );
-          return inserted;
-        });
+        // One statement is one transaction: the deliveries and the routed marks commit together,
+        // in one round trip instead of four (BEGIN, INSERT, UPDATE, COMMIT).
+        const [r] = await query(
+          `WITH planned AS (
+             INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
+               idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
+             SELECT d.event_seq, e.id, e.source, e.type, d.trigger, d.action, d.channel, d.recipient,
+               d.key, 'pending', 0, d.max_attempts, d.not_before, $9, $9
+             FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[])
+               AS d(event_seq, trigger, action, channel, recipient, key, max_attempts, not_before)
+             JOIN events e ON e.seq = d.event_seq
+             ON CONFLICT (idempotency_key) DO NOTHING
+             RETURNING 1
+           ), routed AS (
+             UPDATE events SET routed_at = $9, routing = t.routing::jsonb
+             FROM unnest($10::bigint[], $11::text[]) AS t(seq, routing) WHERE events.seq = t.seq
+             RETURNING 1
+           )
+           SELECT (SELECT count(*) FROM planned) AS inserted, (SELECT count(*) FROM routed) AS routed`,
+          [
+            deliveries.map((d) => d.eventSeq),
+            deliveries.map((d) => d.trigger),
+            deliveries.map((d) => d.action),
+            deliveries.map((d) => d.channel),
+            deliveries.map((d) => d.recipient),
+            deliveries.map((d) => d.idempotencyKey),
+            deliveries.map((d) => d.maxAttempts),
+            deliveries.map((d) => d.notBefore),
+            routedAt,
+            batch.map((b) => b.seq),
+            batch.map((b) => JSON.stringify(b.record)),
+          ],
+        );
+        return int(r!.inserted);
       },
     },
 
@@ -299,42 +300,46 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       },
       async record(outcomes) {
         if (outcomes.length === 0) return;
-        const now = Date.now();
-        await tx(async (c) => {
-          await c.query(
-            `UPDATE deliveries d SET status = t.status, attempts = GREATEST(d.attempts, t.number),
+        // One statement, so one round trip and one transaction for the whole batch.
+        await query(
+          `WITH t AS (
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+               $9::bigint[], $10::int[], $11::text[], $12::text[], $13::bigint[])
+               AS t(id, status, number, next_attempt_at, error, remote_id, rendered,
+                 started_at, duration_ms, outcome, attempt_error, attempt_next_at)
+           ), updated AS (
+             UPDATE deliveries d SET status = t.status, attempts = GREATEST(d.attempts, t.number),
                next_attempt_at = COALESCE(t.next_attempt_at, d.next_attempt_at), lease_until = NULL,
                last_error = t.error, remote_id = COALESCE(t.remote_id, d.remote_id),
                rendered = COALESCE(t.rendered::jsonb, d.rendered), updated_at = $8
-             FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::text[])
-               AS t(id, status, number, next_attempt_at, error, remote_id, rendered)
-             WHERE d.id = t.id`,
-            [
-              outcomes.map((o) => o.deliveryId),
-              outcomes.map((o) => o.status),
-              outcomes.map((o) => o.attempt.number),
-              outcomes.map((o) => o.nextAttemptAt ?? null),
-              outcomes.map((o) => o.error ?? null),
-              outcomes.map((o) => o.remoteId ?? null),
-              outcomes.map((o) => json(o.rendered)),
-              now,
-            ],
-          );
-          await c.query(
-            `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, error, next_attempt_at)
-             SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::bigint[])
-             ON CONFLICT DO NOTHING`,
-            [
-              outcomes.map((o) => o.deliveryId),
-              outcomes.map((o) => o.attempt.number),
-              outcomes.map((o) => o.attempt.startedAt),
-              outcomes.map((o) => o.attempt.durationMs),
-              outcomes.map((o) => o.attempt.outcome),
-              outcomes.map((o) => o.attempt.error),
-              outcomes.map((o) => o.attempt.nextAttemptAt),
-            ],
-          );
-        });
+             FROM t WHERE d.id = t.id
+           )
+           INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, error, next_attempt_at)
+           SELECT id, number, started_at, duration_ms, outcome, attempt_error, attempt_next_at FROM t
+           ON CONFLICT DO NOTHING`,
+          [
+            outcomes.map((o) => o.deliveryId),
+            outcomes.map((o) => o.status),
+            outcomes.map((o) => o.attempt.number),
+            outcomes.map((o) => o.nextAttemptAt ?? null),
+            outcomes.map((o) => o.error ?? null),
+            outcomes.map((o) => o.remoteId ?? null),
+            outcomes.map((o) => json(o.rendered)),
+            Date.now(),
+            outcomes.map((o) => o.attempt.startedAt),
+            outcomes.map((o) => o.attempt.durationMs),
+            outcomes.map((o) => o.attempt.outcome),
+            outcomes.map((o) => o.attempt.error),
+            outcomes.map((o) => o.attempt.nextAttemptAt),
+          ],
+        );
+      },
+      async release(ids) {
+        if (ids.length === 0) return;
+        await query(
+          `UPDATE deliveries SET lease_until = NULL WHERE id = ANY($1::bigint[]) AND status = 'pending'`,
+          [ids],
+        );
       },
       async releaseAllLeases() {
         const rows = await query(

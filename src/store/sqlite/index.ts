@@ -377,6 +377,10 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           recordTx(outcomes, Date.now());
           for (const o of outcomes) leases.delete(o.deliveryId);
         }),
+      release: (ids) =>
+        guard(() => {
+          for (const id of ids) leases.delete(id);
+        }),
       releaseAllLeases: () =>
         guard(() => {
           const n = leases.size;
