@@ -27,12 +27,41 @@ interface WireEvent {
   event: CloudEvent;
 }
 
+/**
+ * One message carries a run of stored events (`{events}`), so a busy ingest costs one publish and
+ * one ack per batch rather than per event. A single event (`{seq, receivedAt, event}`) is read too.
+ */
+type WireMessage = { events: WireEvent[] } | WireEvent;
+
+/** Encoded size a message aims to stay under: well within NATS' default 1 MB max_payload. */
+const MESSAGE_BYTES = 256 * 1024;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Nats-Msg-Id: the event's identity (source, id), hashed so any id is a valid header value. */
-export function messageId(event: Pick<CloudEvent, 'source' | 'id'>): string {
-  return createHash('sha256').update(event.source).update('\u0000').update(event.id).digest('base64url');
+/**
+ * Nats-Msg-Id of a message: the identities (source, id) of the events it carries, hashed so any id
+ * is a valid header value. The same events published again get the same id and are dropped.
+ */
+export function messageId(
+  events: Pick<CloudEvent, 'source' | 'id'> | Pick<CloudEvent, 'source' | 'id'>[],
+): string {
+  const hash = createHash('sha256');
+  for (const event of Array.isArray(events) ? events : [events]) {
+    // Length-prefixed, so no two different lists of (source, id) hash the same input.
+    hash.update(`${event.source.length}:${event.source}${event.id.length}:${event.id}`);
+  }
+  return hash.digest('base64url');
+}
+
+/** The events of a message; throws when it is not a Herald message. */
+function decodeMessage(data: Uint8Array): StoredEvent[] {
+  const wire = JSON.parse(decoder.decode(data)) as WireMessage;
+  const list = 'events' in wire && Array.isArray(wire.events) ? wire.events : [wire as WireEvent];
+  return list.map((w) => {
+    if (typeof w?.seq !== 'number' || !w.event) throw new Error('not a Herald event');
+    return { seq: w.seq, receivedAt: w.receivedAt, event: w.event, routedAt: null, routing: null };
+  });
 }
 
 export interface JetStreamBusOptions {
@@ -211,24 +240,39 @@ export class JetStreamBus implements Bus {
   publish(events: StoredEvent[]): void {
     const js = this.js;
     if (!js) return;
-    for (const stored of events) {
-      const wire: WireEvent = { seq: stored.seq, receivedAt: stored.receivedAt, event: stored.event };
+    let chunk: WireEvent[] = [];
+    let bytes = 0;
+    const send = () => {
+      if (chunk.length === 0) return;
+      const sent = chunk;
       const p = js
-        .publish(this.config.subject, encoder.encode(JSON.stringify(wire)), {
-          msgID: messageId(stored.event),
+        .publish(this.config.subject, encoder.encode(JSON.stringify({ events: sent })), {
+          msgID: messageId(sent.map((w) => w.event)),
           timeout: 10_000,
         })
         .catch((err) => {
           this.lastError = `publish failed: ${errorMessage(err)}`;
-          // Stored but not on the stream: the sweep publishes it again after recoverAfterMs.
+          // Stored but not on the stream: the sweep publishes them again after recoverAfterMs.
           this.logger.warn(
-            { seq: stored.seq, err: errorMessage(err) },
-            'could not publish an event to JetStream; it will be published again',
+            { seqs: [sent[0]!.seq, sent[sent.length - 1]!.seq], err: errorMessage(err) },
+            'could not publish events to JetStream; they will be published again',
           );
         })
         .finally(() => this.pending.delete(p));
       this.pending.add(p);
+      chunk = [];
+      bytes = 0;
+    };
+    for (const stored of events) {
+      const wire: WireEvent = { seq: stored.seq, receivedAt: stored.receivedAt, event: stored.event };
+      // A rough size (the JSON of the event) is enough to keep messages well under max_payload.
+      const size = JSON.stringify(stored.event).length + 64;
+      if (chunk.length > 0 && (bytes + size > MESSAGE_BYTES || chunk.length >= this.config.consumer.batch))
+        send();
+      chunk.push(wire);
+      bytes += size;
     }
+    send();
   }
 
   consume(handler: RouteHandler): void {
@@ -244,22 +288,52 @@ export class JetStreamBus implements Bus {
     while (this.consuming) {
       try {
         const c = await this.js!.consumers.get(stream.name, consumer.name);
-        const messages = await c.consume({ max_messages: consumer.batch * 2, expires: 5000 });
+        // Pulled by bytes, not messages, since one message may carry one event or hundreds; room
+        // for at least two of the largest messages the server allows.
+        const maxPayload = this.nc?.info?.max_payload ?? 1024 * 1024;
+        const messages = await c.consume({
+          max_bytes: Math.max(8 * 1024 * 1024, 2 * maxPayload),
+          expires: 5000,
+        });
         this.messages = messages;
-        const batch: JsMsg[] = [];
+        const batch: { msg: JsMsg; events: StoredEvent[] }[] = [];
+        let queuedEvents = 0;
         let working: Promise<void> | null = null;
         const drain = async () => {
           while (batch.length > 0) {
-            const taken = batch.splice(0, consumer.batch);
-            await this.route(taken, handler);
+            // Whole messages, up to about `consumer.batch` events per routing commit.
+            let taken = 0;
+            let count = 0;
+            while (
+              taken < batch.length &&
+              (taken === 0 || count + batch[taken]!.events.length <= consumer.batch)
+            ) {
+              count += batch[taken]!.events.length;
+              taken++;
+            }
+            const work = batch.splice(0, taken);
+            queuedEvents -= count;
+            await this.route(work, handler);
           }
           working = null;
         };
         for await (const m of messages) {
-          batch.push(m);
+          let events: StoredEvent[];
+          try {
+            events = decodeMessage(m.data);
+          } catch (err) {
+            this.logger.error(
+              { streamSeq: m.seq, err: errorMessage(err) },
+              'dropping an unreadable message from the stream',
+            );
+            m.term();
+            continue;
+          }
+          batch.push({ msg: m, events });
+          queuedEvents += events.length;
           // Messages that arrive while a batch commits form the next one (group commit).
           working ??= drain();
-          if (batch.length >= consumer.batch * 2) await working;
+          if (queuedEvents >= consumer.batch * 2) await working;
         }
         await (working ?? Promise.resolve());
       } catch (err) {
@@ -271,43 +345,21 @@ export class JetStreamBus implements Bus {
     }
   }
 
-  private async route(msgs: JsMsg[], handler: RouteHandler): Promise<void> {
-    const events: StoredEvent[] = [];
-    const routable: JsMsg[] = [];
-    for (const m of msgs) {
-      try {
-        const wire = JSON.parse(decoder.decode(m.data)) as WireEvent;
-        if (typeof wire.seq !== 'number' || !wire.event) throw new Error('not a Herald event');
-        events.push({
-          seq: wire.seq,
-          receivedAt: wire.receivedAt,
-          event: wire.event,
-          routedAt: null,
-          routing: null,
-        });
-        routable.push(m);
-      } catch (err) {
-        this.logger.error(
-          { streamSeq: m.seq, err: errorMessage(err) },
-          'dropping an unreadable message from the stream',
-        );
-        m.term();
-      }
-    }
-    if (events.length === 0) return;
+  private async route(work: { msg: JsMsg; events: StoredEvent[] }[], handler: RouteHandler): Promise<void> {
+    const events = work.flatMap((w) => w.events);
     for (;;) {
       try {
         await handler(events);
-        for (const m of routable) m.ack();
+        for (const w of work) w.msg.ack();
         return;
       } catch (err) {
         // The store is down: keep the batch and try again (the messages stay ours, unacked).
         this.logger.error({ err: errorMessage(err), events: events.length }, 'routing failed; retrying');
         if (!this.consuming) {
-          for (const m of routable) m.nak();
+          for (const w of work) w.msg.nak();
           return;
         }
-        for (const m of routable) m.working();
+        for (const w of work) w.msg.working();
         await new Promise((r) => setTimeout(r, 500));
       }
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import fc from 'fast-check';
 import { freePort } from '../../../test/support/ports.js';
@@ -40,7 +40,7 @@ function stored(seq: number, id: string): StoredEvent {
 }
 
 describe('jetstream bus', () => {
-  it('creates the stream, drops a second publish of the same event, routes each event once and acks it', async () => {
+  it('creates the stream, drops a second publish of the same events, routes each event once and acks it', async () => {
     const config = busConfig();
     const bus = new JetStreamBus({ config, store: noStore, logger });
     await bus.start();
@@ -48,20 +48,27 @@ describe('jetstream bus', () => {
     const jsm = await jetstreamManager(nc);
     try {
       bus.publish([stored(1, 'a'), stored(2, 'b')]);
-      bus.publish([stored(1, 'a')]);
+      // The recovery sweep publishing the same run again.
+      bus.publish([stored(1, 'a'), stored(2, 'b')]);
+      bus.publish([stored(3, 'c')]);
+      // A message from before events were carried in runs: one event, not wrapped.
+      await jetstream(nc).publish(
+        config.subject,
+        JSON.stringify({ seq: 4, receivedAt: Date.now(), event: stored(4, 'd').event }),
+      );
       const routed: number[] = [];
       bus.consume(async (batch) => {
         for (const e of batch) routed.push(e.seq);
       });
       const deadline = Date.now() + 10_000;
-      while (routed.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while (routed.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 300));
       assert.deepEqual(
         routed.sort((x, y) => x - y),
-        [1, 2],
+        [1, 2, 3, 4],
       );
       const info = await jsm.streams.info(config.stream.name);
-      assert.equal(info.state.messages, 2, 'the duplicate publish was dropped');
+      assert.equal(info.state.messages, 3, 'the duplicate publish was dropped');
       const consumer = await jsm.consumers.info(config.stream.name, config.consumer.name);
       assert.equal(consumer.num_ack_pending, 0, 'routed events are acked');
       assert.equal(consumer.num_pending, 0);
@@ -72,6 +79,41 @@ describe('jetstream bus', () => {
       await nc.close();
     }
     assert.equal(bus.health().ok, false, 'a closed bus is not healthy');
+  });
+
+  it('carries a large ingest batch in several messages and routes at most consumer.batch events per commit', async () => {
+    const config = busConfig({ consumer: { batch: 200 } });
+    const bus = new JetStreamBus({ config, store: noStore, logger });
+    await bus.start();
+    const nc = await connect({ servers: NATS_URL });
+    const jsm = await jetstreamManager(nc);
+    try {
+      bus.publish(Array.from({ length: 1000 }, (_, i) => stored(i + 1, `big-${i}`)));
+      const routed = new Set<number>();
+      const sizes: number[] = [];
+      bus.consume(async (batch) => {
+        sizes.push(batch.length);
+        for (const e of batch) routed.add(e.seq);
+      });
+      const deadline = Date.now() + 20_000;
+      while (routed.size < 1000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(routed.size, 1000);
+      assert.equal(
+        sizes.reduce((a, b) => a + b, 0),
+        1000,
+        'each event routed once',
+      );
+      assert.ok(
+        sizes.every((n) => n <= 200),
+        `routing commits of at most 200 events: ${sizes}`,
+      );
+      const info = await jsm.streams.info(config.stream.name);
+      assert.equal(info.state.messages, 5, '1,000 events in messages of 200');
+    } finally {
+      await bus.close();
+      await jsm.streams.delete(config.stream.name).catch(() => undefined);
+      await nc.close();
+    }
   });
 
   it('does not ack a batch whose routing failed: it is routed again', async () => {
