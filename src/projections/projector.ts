@@ -89,7 +89,7 @@ export class Projector {
 
   private async stepOne(projection: CompiledProjection, now: number): Promise<number> {
     const from = await this.store.projections.cursor(projection.name);
-    const events = await this.store.events.after(from, projection.batchSize);
+    const { events, next } = await this.store.events.readForProjection(from, projection.batchSize);
     if (events.length === 0) return 0;
     const planned: Planned[] = events.map((stored) => {
       try {
@@ -105,7 +105,7 @@ export class Projector {
       projection: projection.name,
       keys: relevant.flatMap((p) => p.ops!.map((op) => op.key)),
       events: relevant.map((p) => ({ source: p.stored.event.source, id: p.stored.event.id })),
-      cursor: { from, to: events[events.length - 1]!.seq },
+      cursor: { from, to: next },
       now,
       compute: (loaded, applied) => {
         const change = this.compute(projection, planned, loaded, applied);

@@ -73,8 +73,18 @@ export interface EventLog {
   list(query: EventQuery): Promise<StoredEvent[]>;
   /** Oldest unrouted events first, up to `limit`. */
   unrouted(limit: number): Promise<StoredEvent[]>;
-  /** Events with seq > `seq`, oldest first, up to `limit` (projectors read the log with this). */
-  after(seq: number, limit: number): Promise<StoredEvent[]>;
+  /**
+   * Up to `limit` events following the position `cursor` (0: the start of the log), in an order
+   * no event can later be inserted into: every event not returned yet comes after `next`. The
+   * projector follows the log with this and stores `next` as its cursor.
+   *
+   * A cursor is the seq of the last event read. SQLite has one writer, so seq order is commit
+   * order. On PostgreSQL, appends from several processes commit in any order, so the position is
+   * the event's (transaction id, seq) and only events of transactions older than every running
+   * one are returned (see the PostgreSQL store); an event's transaction id never changes, so its
+   * seq still names the position, and a cursor written before that existed stays valid.
+   */
+  readForProjection(cursor: number, limit: number): Promise<{ events: StoredEvent[]; next: number }>;
   count(): Promise<number>;
 }
 
@@ -335,7 +345,7 @@ export interface ProjectionBatch {
 export const appliedKey = (source: string, id: string): string => `${source}\u0000${id}`;
 
 export interface ProjectionStore {
-  /** Seq of the last log event the projector has handled (0 before the first). */
+  /** The projector's position: the `next` of `EventLog.readForProjection` it last handled (0 before the first). */
   cursor(projection: string): Promise<number>;
   /**
    * In one transaction (serialised per projection across processes): reads the rows and which

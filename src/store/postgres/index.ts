@@ -233,10 +233,29 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           await query('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT $1', [limit])
         ).map(eventRow);
       },
-      async after(seq, limit) {
-        return (await query('SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2', [seq, limit])).map(
-          eventRow,
+      async readForProjection(cursor, limit) {
+        // Sequence values are taken before commit, so with several appenders seq 5 can commit
+        // after seq 6: a reader following seq alone would pass 5 for good. Each row records its
+        // transaction id (tx); every transaction older than the snapshot's xmin has ended and any
+        // new one gets a larger id, so rows with tx < xmin are final and nothing can appear
+        // behind them in (tx, seq) order. The cursor is the seq of the last event read and its
+        // row gives the tx; 0, or a row that is not there, means the start (applied ids keep a
+        // re-read from applying anything twice).
+        //
+        // Events of one row keep their order: one process appends one transaction at a time (the
+        // ingest batcher), so a later append gets its transaction id after the earlier one has
+        // committed — a larger tx — and within one transaction seq follows the batch order.
+        // A write transaction left open anywhere on the server holds xmin back and delays
+        // projections (never routing) until it ends.
+        const rows = await query(
+          `SELECT * FROM events
+           WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
+             AND (tx, seq) > (COALESCE((SELECT tx FROM events WHERE seq = $1), '0'::xid8), $1)
+           ORDER BY tx, seq LIMIT $2`,
+          [cursor, limit],
         );
+        const events = rows.map(eventRow);
+        return { events, next: events.at(-1)?.seq ?? cursor };
       },
       async count() {
         const [r] = await query('SELECT count(*) AS n FROM events');

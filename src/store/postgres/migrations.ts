@@ -153,4 +153,15 @@ CREATE TABLE projection_outbox (
 );
 `,
   },
+  {
+    version: 5,
+    name: 'events: the appending transaction, so projectors never pass an event that commits late',
+    // pg_current_xact_id() is stable, so the rows already there take this migration's transaction
+    // id as a stored default (no table rewrite): they sort by seq among themselves, before every
+    // later append, which is what keeps a projection cursor written before the upgrade valid.
+    sql: `
+ALTER TABLE events ADD COLUMN tx xid8 NOT NULL DEFAULT pg_current_xact_id();
+CREATE INDEX events_by_tx ON events (tx, seq);
+`,
+  },
 ];

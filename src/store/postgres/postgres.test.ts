@@ -1,6 +1,10 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { runStoreContract } from '../contract.js';
+import type { StoredEvent } from '../types.js';
 import { createPostgresStore } from './index.js';
+import { migrations } from './migrations.js';
 
 export const TEST_DATABASE_URL =
   process.env.HERALD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -8,13 +12,79 @@ export const TEST_DATABASE_URL =
 // Each run gets its own schema so parallel runs and leftovers never collide.
 const schema = `herald_contract_${process.pid}_${Date.now()}`;
 
+const dropSchema = async (name: string) => {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`);
+  await client.end();
+};
+
 runStoreContract(
   'postgres',
   async () => createPostgresStore({ url: TEST_DATABASE_URL, schema, poolSize: 4 }),
-  async () => {
-    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await client.end();
-  },
+  () => dropSchema(schema),
 );
+
+describe('postgres upgrade: a projection cursor from before the transaction ids', () => {
+  const upgraded = `herald_upgrade_${process.pid}_${Date.now()}`;
+  after(() => dropSchema(upgraded));
+
+  it('continues right after its event, then follows new appends', async () => {
+    // The schema as the release before it left it: migrations 1–4, events, a projector's cursor.
+    const old = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await old.connect();
+    const seqs: number[] = [];
+    try {
+      await old.query(`CREATE SCHEMA ${upgraded}`);
+      await old.query(`SET search_path = ${upgraded}`);
+      await old.query(
+        'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at BIGINT)',
+      );
+      for (const m of migrations.filter((m) => m.version <= 4)) {
+        await old.query(m.sql);
+        await old.query('INSERT INTO schema_migrations VALUES ($1, $2, $3)', [m.version, m.name, 1]);
+      }
+      for (const id of ['old-1', 'old-2', 'old-3', 'old-4']) {
+        const event = { specversion: '1.0', id, source: 'upgrade', type: 'upgrade.test' };
+        const r = await old.query(
+          `INSERT INTO events (id, source, type, received_at, event) VALUES ($1, $2, $3, 1, $4::jsonb) RETURNING seq`,
+          [id, event.source, event.type, JSON.stringify(event)],
+        );
+        seqs.push(Number(r.rows[0].seq));
+      }
+      await old.query(
+        `INSERT INTO projection_cursors (projection, seq, updated_at) VALUES ('legacy', $1, 1)`,
+        [seqs[1]],
+      );
+    } finally {
+      await old.end();
+    }
+
+    const store = createPostgresStore({ url: TEST_DATABASE_URL, schema: upgraded, poolSize: 2 });
+    try {
+      await store.migrate();
+      const cursor = await store.projections.cursor('legacy');
+      assert.equal(cursor, seqs[1]);
+      await store.events.append(
+        [{ specversion: '1.0', id: 'new-1', source: 'upgrade', type: 'upgrade.test' }],
+        2,
+      );
+      // A write transaction left open elsewhere on the shared server may hold events back a while.
+      const follow = async (from: number, want: number) => {
+        const read: StoredEvent[] = [];
+        const deadline = Date.now() + 60_000;
+        while (read.length < want && Date.now() < deadline) {
+          const page = await store.events.readForProjection(from, 100);
+          read.push(...page.events);
+          from = page.next;
+          if (page.events.length === 0) await new Promise((r) => setTimeout(r, 50));
+        }
+        return read.map((e) => e.event.id);
+      };
+      assert.deepEqual(await follow(cursor, 3), ['old-3', 'old-4', 'new-1']);
+      assert.deepEqual(await follow(0, 5), ['old-1', 'old-2', 'old-3', 'old-4', 'new-1']);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -141,7 +141,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     findById: db.prepare('SELECT * FROM events WHERE id = ? ORDER BY seq DESC LIMIT 1'),
     findByIdSource: db.prepare('SELECT * FROM events WHERE id = ? AND source = ?'),
     unrouted: db.prepare('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT ?'),
-    after: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+    // One writer: seq order is commit order, so nothing is ever inserted behind a seq read.
+    readForProjection: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
     countEvents: db.prepare('SELECT count(*) AS n FROM events'),
     insertDelivery: db.prepare(
       `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
@@ -347,7 +348,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           return rows.map(eventRow);
         }),
       unrouted: (limit) => guard(() => (s.unrouted.all(limit) as Row[]).map(eventRow)),
-      after: (seq, limit) => guard(() => (s.after.all(seq, limit) as Row[]).map(eventRow)),
+      readForProjection: (cursor, limit) =>
+        guard(() => {
+          const events = (s.readForProjection.all(cursor, limit) as Row[]).map(eventRow);
+          return { events, next: events.at(-1)?.seq ?? cursor };
+        }),
       count: () => guard(() => (s.countEvents.get() as { n: number }).n),
     },
 
