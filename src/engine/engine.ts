@@ -32,6 +32,32 @@ export interface EngineOptions {
 
 export type EngineState = 'created' | 'running' | 'stopping' | 'stopped';
 
+/** What /readyz and /api/health say about the store. */
+export interface StoreHealth {
+  ok: boolean;
+  /** Why the store is failing (null when it answers). */
+  detail: string | null;
+}
+
+const STORE_CHECK_MS = 1000;
+const STORE_PING_TIMEOUT_MS = 3000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the store did not answer within ${ms} ms`)), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
+
 /**
  * The pipeline in one process: ingest (group commit into the log) → router (triggers →
  * deliveries) → dispatcher (channels, retries, DLQ). Everything between stages is in the store,
@@ -52,6 +78,7 @@ export class Engine {
   private readonly roles: NonNullable<EngineOptions['roles']>;
   readonly bus: Bus;
   private state: EngineState = 'created';
+  private storeCheck: { at: number; result: Promise<StoreHealth> } | null = null;
 
   constructor(readonly options: EngineOptions) {
     this.store = options.store;
@@ -221,6 +248,22 @@ export class Engine {
   wakeDispatcher(channel?: string): void {
     if (channel) this.dispatcher.wake(channel);
     else this.dispatcher.wakeAll();
+  }
+
+  /**
+   * Whether the store answers, from a ping at most a second old: /readyz and /api/health may be
+   * polled often by several watchers, and they share one query. Bounded by a timeout, because a
+   * connection attempt to an unreachable host can hang far longer than a probe may.
+   */
+  storeHealth(): Promise<StoreHealth> {
+    const cached = this.storeCheck;
+    if (cached && Date.now() - cached.at < STORE_CHECK_MS) return cached.result;
+    const result = withTimeout(this.store.ping(), STORE_PING_TIMEOUT_MS).then(
+      (): StoreHealth => ({ ok: true, detail: null }),
+      (err): StoreHealth => ({ ok: false, detail: errorMessage(err) }),
+    );
+    this.storeCheck = { at: Date.now(), result };
+    return result;
   }
 
   get inFlight(): number {

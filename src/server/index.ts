@@ -79,11 +79,8 @@ export class HeraldServer {
     const app = this.app;
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => {
-      try {
-        await engine.store.ping();
-      } catch (err) {
-        return reply.status(503).send({ status: 'unavailable', store: (err as Error).message });
-      }
+      const store = await engine.storeHealth();
+      if (!store.ok) return reply.status(503).send({ status: 'unavailable', store: store.detail });
       if (engine.status !== 'running') return reply.status(503).send({ status: engine.status });
       const bus = engine.bus.health();
       if (!bus.ok) return reply.status(503).send({ status: 'unavailable', bus: bus.detail });

@@ -225,11 +225,20 @@ export class LiveFeed {
     app.get('/api/health', async () => {
       const now = Date.now();
       const store = engine.store;
-      const [deliveries, deadLetters, oldestPendingMs] = await Promise.all([
-        store.deliveries.counts(),
-        store.dlq.count(),
-        store.deliveries.oldestPendingAge(now),
-      ]);
+      // With the store down, say so and leave out what only it knows, rather than fail the page.
+      let storeHealth = await engine.storeHealth();
+      let counts: [Record<DeliveryStatus, number>, number, number] | null = null;
+      if (storeHealth.ok) {
+        try {
+          counts = await Promise.all([
+            store.deliveries.counts(),
+            store.dlq.count(),
+            store.deliveries.oldestPendingAge(now),
+          ]);
+        } catch (err) {
+          storeHealth = { ok: false, detail: errorMessage(err) };
+        }
+      }
       const sources = await Promise.all(
         engine.config.sources.map(async (s) => {
           const check = await sourceCheck(s.name);
@@ -274,15 +283,15 @@ export class LiveFeed {
         .slice(0, 50);
       return {
         state: engine.status,
-        store: store.kind,
+        store: { kind: store.kind, ...storeHealth },
         bus: { kind: engine.bus.kind, ...engine.bus.health() },
         uptimeMs: now - this.startedAt,
         ingestBacklog: engine.ingestBacklog,
         inFlight: engine.inFlight,
         watchers: this.subscribers.size,
-        deliveries,
-        deadLetters,
-        lagMs: oldestPendingMs,
+        deliveries: counts?.[0] ?? null,
+        deadLetters: counts?.[1] ?? null,
+        lagMs: counts?.[2] ?? null,
         eventsLastMinute: eventSources.reduce((n, s) => n + s.lastMinute, 0),
         sources,
         channels,

@@ -1,5 +1,11 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort } from './ports.js';
 
 /** The test server: trust auth, wal_level=logical. Other worktrees share it, so names are unique. */
 export const PG_URL = process.env.HERALD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -68,4 +74,85 @@ export async function confirmedFlush(db: pg.Client, slot: string): Promise<bigin
   if (r.rowCount === 0 || !r.rows[0].lsn) return null;
   const [hi, lo] = (r.rows[0].lsn as string).split('/');
   return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+}
+
+const PG_BIN = process.env.HERALD_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+const runFile = promisify(execFile);
+
+/** A PostgreSQL cluster of the test's own, which it may stop and start (the shared one on :5432 may not). */
+export interface PrivatePostgres {
+  port: number;
+  /** The `postgres` database, user postgres, trust auth. */
+  url: string;
+  dataDir: string;
+  running: boolean;
+  /** `fast` ends every session cleanly; `immediate` is a crash (recovery runs at the next start). */
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  /** Starts again on the same port. */
+  start(): Promise<void>;
+  /** Stops the cluster if it runs and deletes its files. */
+  remove(): Promise<void>;
+}
+
+/**
+ * initdb and start a throwaway cluster on a free port. PostgreSQL refuses to run as root, so
+ * under root the cluster's files belong to the `postgres` user and every command runs as it.
+ */
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  const root = mkdtempSync(join(tmpdir(), 'herald-pg-'));
+  const dataDir = join(root, 'data');
+  const asRoot = process.getuid?.() === 0;
+  const run = async (bin: string, args: string[]) => {
+    const [file, argv] = asRoot
+      ? ['runuser', ['-u', 'postgres', '--', join(PG_BIN, bin), ...args]]
+      : [join(PG_BIN, bin), args];
+    try {
+      return await runFile(file, argv, { timeout: 120_000 });
+    } catch (err) {
+      const e = err as Error & { stderr?: string; stdout?: string };
+      throw new Error(`${bin} ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+    }
+  };
+  if (asRoot) {
+    const id = async (flag: string) => Number((await runFile('id', [flag, 'postgres'])).stdout.trim());
+    chownSync(root, await id('-u'), await id('-g'));
+  }
+  const port = await freePort();
+  const cluster: PrivatePostgres = {
+    port,
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    dataDir,
+    running: false,
+    async start() {
+      await run('pg_ctl', [
+        '-D',
+        dataDir,
+        '-l',
+        join(root, 'server.log'),
+        '-o',
+        `-p ${port} -k ${root} -c listen_addresses=127.0.0.1`,
+        '-w',
+        '-t',
+        '120',
+        'start',
+      ]);
+      cluster.running = true;
+    },
+    async stop(mode = 'fast') {
+      await run('pg_ctl', ['-D', dataDir, '-m', mode, '-w', '-t', '120', 'stop']);
+      cluster.running = false;
+    },
+    async remove() {
+      if (cluster.running) await cluster.stop('immediate').catch(() => undefined);
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+  try {
+    await run('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync']);
+    await cluster.start();
+  } catch (err) {
+    await cluster.remove();
+    throw err;
+  }
+  return cluster;
 }

@@ -228,14 +228,15 @@ export interface Status {
 
 export interface Health {
   state: string;
-  store: string;
+  store: { kind: string; ok: boolean; detail: string | null };
   uptimeMs: number;
   ingestBacklog: number;
   inFlight: number;
   watchers: number;
-  deliveries: Record<DeliveryStatus, number>;
-  deadLetters: number;
-  lagMs: number;
+  /** Null while the store does not answer. */
+  deliveries: Record<DeliveryStatus, number> | null;
+  deadLetters: number | null;
+  lagMs: number | null;
   eventsLastMinute: number;
   sources: { name: string; kind: string; status: string; detail: string | null }[];
   channels: {

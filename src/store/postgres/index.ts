@@ -113,16 +113,26 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     } catch (err) {
       throw wrap(err);
     }
+    // When the server ends the session (a restart, a failover), pg emits 'error' on the client as
+    // well as failing the statement; on a checked-out client nobody else listens, and an unheard
+    // 'error' event would end the process. The statement's own failure reaches the caller.
+    let lost: Error | undefined;
+    const onError = (err: Error) => {
+      lost = err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await work(client);
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      if (!lost) await client.query('ROLLBACK').catch(() => undefined);
       throw wrap(err);
     } finally {
-      client.release();
+      client.removeListener('error', onError);
+      // With the error, the pool discards the connection instead of handing it out again.
+      client.release(lost);
     }
   };
 

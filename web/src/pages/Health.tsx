@@ -4,24 +4,39 @@ import { ago, Badge, duration, ErrorNote, useLoad } from '../components';
 export function HealthPage() {
   const { data, error } = useLoad((signal) => get<Health>('/api/health', signal), [], 2000);
   if (!data) return <section>{error ? <ErrorNote error={error} /> : <p>Loading…</p>}</section>;
-  const lagKind = data.lagMs > 60_000 ? 'bad' : data.lagMs > 5_000 ? 'warn' : 'good';
+  const lag = data.lagMs ?? 0;
+  const lagKind = data.lagMs === null ? undefined : lag > 60_000 ? 'bad' : lag > 5_000 ? 'warn' : 'good';
+  const unknown = '–';
   return (
     <section>
       <header class="page-head">
         <h1>Health</h1>
         <Badge kind={data.state === 'running' ? 'good' : 'bad'}>{data.state}</Badge>
         <span class="muted">
-          {data.store} store · up {duration(data.uptimeMs)}
+          {data.store.kind} store · up {duration(data.uptimeMs)}
         </span>
       </header>
       <ErrorNote error={error} />
+      {!data.store.ok && (
+        <p class="error" role="alert">
+          The {data.store.kind} store does not answer: {data.store.detail}
+        </p>
+      )}
       <div class="stats" data-testid="stats">
         <Stat label="events / min" value={data.eventsLastMinute} />
-        <Stat label="pending deliveries" value={data.deliveries.pending} />
+        <Stat label="pending deliveries" value={data.deliveries?.pending ?? unknown} />
         <Stat label="in flight" value={data.inFlight} />
-        <Stat label="delivered" value={data.deliveries.delivered} />
-        <Stat label="dead letters" value={data.deadLetters} kind={data.deadLetters > 0 ? 'bad' : undefined} />
-        <Stat label="lag (oldest pending)" value={data.lagMs ? duration(data.lagMs) : '0'} kind={lagKind} />
+        <Stat label="delivered" value={data.deliveries?.delivered ?? unknown} />
+        <Stat
+          label="dead letters"
+          value={data.deadLetters ?? unknown}
+          kind={data.deadLetters ? 'bad' : undefined}
+        />
+        <Stat
+          label="lag (oldest pending)"
+          value={data.lagMs === null ? unknown : lag ? duration(lag) : '0'}
+          kind={lagKind}
+        />
       </div>
 
       <h2>Channels</h2>
