@@ -139,7 +139,13 @@ describe('Slack channel against a Slack-compatible server', () => {
     assert.equal(byId.args.channel, 'D0ALICE');
     assert.equal(byEmail.args.channel, 'D0ALICE');
     assert.equal(slack.callsTo('users.lookupByEmail')[0]?.args.email, 'alice@example.com');
-    assert.ok(slack.callsTo('conversations.open').length >= 2);
+    const opens = slack.callsTo('conversations.open').length;
+    assert.ok(opens >= 1);
+    // The DM channel is remembered: another DM to the same user opens nothing.
+    await notify({ topic: 'dm', description: 'again', to: 'U0ALICE' });
+    const again = await slack.waitForCall('chat.postMessage', (c) => String(c.args.text).includes('again'));
+    assert.equal(again.args.channel, 'D0ALICE');
+    assert.equal(slack.callsTo('conversations.open').length, opens);
   });
 
   it('threads by key and updates by key', async () => {

@@ -4,6 +4,9 @@ import { type ChannelKind, delivered, failed, retry } from '../../engine/types.j
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
 
 /** Slack errors that will not get better by retrying: the delivery goes to the DLQ with the code. */
+/** Users whose DM channel id is remembered per channel instance. */
+const DM_CACHE_SIZE = 50_000;
+
 const PERMANENT = new Set([
   'invalid_auth',
   'not_authed',
@@ -73,7 +76,7 @@ export const slackActionSchema = z.strictObject({
 });
 export type SlackAction = z.infer<typeof slackActionSchema>;
 
-type Address = { channel: string } | { error: string };
+type Address = { channel: string; dmUser?: string } | { error: string };
 
 /**
  * Posts to Slack through the official Web API client. Recipients: `#name` or a channel id, a user
@@ -103,25 +106,36 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
       if (at > now) await new Promise((r) => setTimeout(r, at - now));
     };
 
+    // A user's DM channel never changes, so one conversations.open per user (not per message)
+    // halves the Web API calls of a DM. Bounded: the oldest entry goes first.
+    const dmChannels = new Map<string, string>();
     const dmChannel = async (userId: string): Promise<string> => {
+      const known = dmChannels.get(userId);
+      if (known) return known;
       const res = (await client.conversations.open({ users: userId })) as WebAPICallResult & {
         channel?: { id?: string };
       };
-      return res.channel?.id ?? userId;
+      const id = res.channel?.id;
+      if (!id) return userId;
+      if (dmChannels.size >= DM_CACHE_SIZE) dmChannels.delete(dmChannels.keys().next().value!);
+      dmChannels.set(userId, id);
+      return id;
     };
 
     const address = async (recipient: string): Promise<Address> => {
       if (recipient.includes('@') && !recipient.startsWith('#')) {
         const cached = emailCache.get(recipient);
-        if (cached && cached.until > Date.now()) return { channel: await dmChannel(cached.userId) };
+        if (cached && cached.until > Date.now())
+          return { channel: await dmChannel(cached.userId), dmUser: cached.userId };
         const res = (await client.users.lookupByEmail({ email: recipient })) as WebAPICallResult & {
           user?: { id?: string };
         };
         if (!res.user?.id) return { error: 'users_not_found' };
         emailCache.set(recipient, { userId: res.user.id, until: Date.now() + config.emailCacheMs });
-        return { channel: await dmChannel(res.user.id) };
+        return { channel: await dmChannel(res.user.id), dmUser: res.user.id };
       }
-      if (/^[UW][A-Z0-9]+$/.test(recipient)) return { channel: await dmChannel(recipient) };
+      if (/^[UW][A-Z0-9]+$/.test(recipient))
+        return { channel: await dmChannel(recipient), dmUser: recipient };
       return { channel: recipient };
     };
 
@@ -137,8 +151,10 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
         const rendered = { to: req.recipient, text, blocks };
         if (text === undefined && blocks === undefined)
           return failed('a Slack action needs text or blocks', rendered);
+        let dmUser: string | undefined;
         try {
           const target = await address(req.recipient);
+          if ('dmUser' in target) dmUser = target.dmUser;
           if ('error' in target) return failed(`slack error ${target.error} for ${req.recipient}`, rendered);
           const updateKey = req.action.update?.render(scope);
           const threadKey = req.action.thread?.render(scope);
@@ -184,6 +200,9 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
           }
           if (e.code === ErrorCode.PlatformError) {
             const code = e.data?.error ?? 'unknown_error';
+            // A remembered DM channel that Slack no longer knows: open it afresh on the retry.
+            if (code === 'channel_not_found' && dmUser && dmChannels.delete(dmUser))
+              return retry(`slack error ${code} (the DM channel is opened again)`, undefined, rendered);
             const reason = `slack error ${code}`;
             return PERMANENT.has(code) ? failed(reason, rendered) : retry(reason, undefined, rendered);
           }
