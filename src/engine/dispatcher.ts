@@ -27,7 +27,7 @@ interface ChannelState {
   channel: Channel;
   inFlight: number;
   /** Claimed (leased) deliveries waiting for a free slot: claiming in batches saves a query per send. */
-  ready: Delivery[];
+  ready: { delivery: Delivery; leaseUntil: number }[];
   claiming: boolean;
   /** A wake-up came during a claim whose query may have run before the new work was committed. */
   wokenWhileClaiming: boolean;
@@ -119,7 +119,7 @@ export class Dispatcher {
     this.running = false;
     if (this.poller) clearInterval(this.poller);
     for (const s of this.states.values()) if (s.timer) clearTimeout(s.timer);
-    await this.release([...this.states.values()].flatMap((s) => s.ready.splice(0)));
+    await this.release([...this.states.values()].flatMap((s) => s.ready.splice(0).map((r) => r.delivery)));
     const all = Promise.allSettled([...this.inFlight]);
     const timedOut = await Promise.race([
       all.then(() => false),
@@ -145,7 +145,7 @@ export class Dispatcher {
   private async pump(state: ChannelState): Promise<void> {
     if (!this.running) return;
     const limit = state.channel.concurrency;
-    while (state.inFlight < limit && state.ready.length > 0) this.run(state, state.ready.shift()!);
+    this.startReady(state);
     if (state.claiming) {
       state.wokenWhileClaiming = true;
       return;
@@ -156,11 +156,12 @@ export class Dispatcher {
     state.claiming = true;
     state.wokenWhileClaiming = false;
     let claimed: Delivery[] = [];
+    const now = Date.now();
     try {
       claimed = await this.store.deliveries.claim({
         channel: state.name,
         limit: wanted,
-        now: Date.now(),
+        now,
         leaseMs: this.options.leaseMs,
       });
     } catch (err) {
@@ -172,10 +173,24 @@ export class Dispatcher {
       await this.release(claimed);
       return;
     }
-    state.ready.push(...claimed);
-    while (state.inFlight < limit && state.ready.length > 0) this.run(state, state.ready.shift()!);
+    for (const delivery of claimed) state.ready.push({ delivery, leaseUntil: now + this.options.leaseMs });
+    this.startReady(state);
     if (claimed.length === wanted || state.wokenWhileClaiming) void this.pump(state);
     else await this.scheduleNext(state);
+  }
+
+  /**
+   * Starts ready deliveries while slots are free. One whose lease is mostly spent (a very busy
+   * process) is left alone: another dispatcher may claim it as soon as the lease ends, and two
+   * sends of one delivery at once is what leases exist to prevent.
+   */
+  private startReady(state: ChannelState): void {
+    const margin = this.options.leaseMs / 2;
+    while (state.inFlight < state.channel.concurrency && state.ready.length > 0) {
+      const { delivery, leaseUntil } = state.ready.shift()!;
+      if (leaseUntil - Date.now() < margin) continue;
+      this.run(state, delivery);
+    }
   }
 
   /** Gives claimed but unstarted deliveries back, so another dispatcher need not wait for the lease. */
