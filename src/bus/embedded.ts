@@ -15,6 +15,8 @@ export class EmbeddedBus implements Bus {
   private running = false;
   private loop: Promise<void> | null = null;
   private readonly listeners: ((channel: string) => void)[] = [];
+  /** The last look found nothing unrouted (so ingest may route new events itself). */
+  caughtUp = false;
 
   constructor(
     private readonly store: Store,
@@ -26,6 +28,8 @@ export class EmbeddedBus implements Bus {
   async start(): Promise<void> {}
 
   publish(): void {
+    // Stored unrouted: ingest must not route newer events ahead of these.
+    this.caughtUp = false;
     this.requested = true;
     this.wake?.();
   }
@@ -63,6 +67,7 @@ export class EmbeddedBus implements Bus {
       this.requested = false;
       try {
         const events = await this.store.events.unrouted(this.batch);
+        this.caughtUp = events.length === 0;
         if (events.length > 0) {
           await handler(events);
           this.requested = true;

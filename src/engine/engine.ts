@@ -5,7 +5,7 @@ import type { HeraldConfig } from '../config/load.js';
 import { errorMessage, HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import { Projector, type ProjectorHooks } from '../projections/projector.js';
-import type { Store, StoredEvent } from '../store/types.js';
+import type { PlannedRouting, Store, StoredEvent } from '../store/types.js';
 import { Dispatcher, type DispatcherHooks } from './dispatcher.js';
 import { IngestBatcher } from './ingest.js';
 import { Router, type RouterHooks, type SubscriberDirectory } from './router.js';
@@ -90,21 +90,26 @@ export class Engine {
     this.bus = options.bus ?? new EmbeddedBus(this.store, this.logger);
     this.batcher = new IngestBatcher(
       this.store.events,
-      (durable, receivedAt) => {
+      (durable, receivedAt, routed) => {
         for (const { event, append } of durable) this.dispatcher.rememberEvent(append.seq, event);
         this.hooks.onIngested?.(durable.map((d) => ({ event: d.event, seq: d.append.seq })));
-        this.bus.publish(
-          durable.map(({ event, append }) => ({
-            seq: append.seq,
-            event,
-            receivedAt,
-            routedAt: null,
-            routing: null,
-          })),
-        );
+        if (routed) this.routedAtIngest(durable, receivedAt, routed);
+        else {
+          this.bus.publish(
+            durable.map(({ event, append }) => ({
+              seq: append.seq,
+              event,
+              receivedAt,
+              routedAt: null,
+              routing: null,
+            })),
+          );
+        }
         this.projector?.wake();
       },
       this.logger,
+      undefined,
+      (events) => (this.routesAtIngest() ? this.router.planBeforeAppend(events) : null),
     );
     const channelContext = (name: string): ChannelContext => ({
       logger: this.logger.child({ channel: name }),
@@ -272,6 +277,38 @@ export class Engine {
 
   get ingestBacklog(): number {
     return this.batcher.backlog;
+  }
+
+  /**
+   * Whether this process may plan events before appending them and store them routed: it routes,
+   * the log is this process's (embedded bus) and can do it, and no older event waits to be routed
+   * (they go first, to keep the order of deliveries).
+   */
+  private routesAtIngest(): boolean {
+    return (
+      this.roles.router &&
+      this.bus instanceof EmbeddedBus &&
+      this.bus.caughtUp &&
+      this.store.events.appendRouted !== undefined
+    );
+  }
+
+  private routedAtIngest(
+    durable: { event: CloudEvent; append: { seq: number }; routing?: PlannedRouting }[],
+    receivedAt: number,
+    routed: { deliveries: number; at: number },
+  ): void {
+    const channels = new Set<string>();
+    for (const { event, append, routing } of durable) {
+      if (!routing) continue;
+      for (const d of routing.deliveries) channels.add(d.channel);
+      this.hooks.onRouted?.(
+        { seq: append.seq, event, receivedAt, routedAt: routed.at, routing: routing.record },
+        routing.record,
+      );
+    }
+    for (const channel of channels) this.dispatcher.wake(channel);
+    if (routed.deliveries > 0) this.bus.announce(channels);
   }
 
   /** Plans a batch, commits it, then wakes the dispatchers of this and every other process. */

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import { HeraldError } from '../errors.js';
+import { errorMessage, HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
-import type { AppendResult, EventLog } from '../store/types.js';
+import type { AppendResult, EventLog, PlannedRouting } from '../store/types.js';
 import type { IngestResult } from './types.js';
 
 interface Pending {
@@ -25,11 +25,17 @@ export class IngestBatcher {
   constructor(
     private readonly log: EventLog,
     private readonly onDurable: (
-      results: { event: CloudEvent; append: AppendResult }[],
+      results: { event: CloudEvent; append: AppendResult; routing?: PlannedRouting }[],
       receivedAt: number,
+      routed: { deliveries: number; at: number } | null,
     ) => void,
     private readonly logger: Logger,
     private readonly maxBatch = 2000,
+    /**
+     * Plans the routing of a batch before it is appended, when the log can store events already
+     * routed (`appendRouted`); null when routing must happen after the append this time.
+     */
+    private readonly planner?: (events: CloudEvent[]) => Promise<PlannedRouting[]> | null,
   ) {}
 
   ingest(events: CloudEvent[]): Promise<IngestResult[]> {
@@ -79,8 +85,26 @@ export class IngestBatcher {
     for (const p of batch) for (const e of p.events) events[i++] = e;
     let results: AppendResult[];
     const receivedAt = Date.now();
+    let plans: PlannedRouting[] | null = null;
+    let routedDeliveries: number | null = null;
+    if (this.log.appendRouted && this.planner) {
+      try {
+        plans = await this.planner(events);
+      } catch (err) {
+        // Routing after the append still works; only the shortcut is lost.
+        this.logger.warn({ err: errorMessage(err) }, 'planning at ingest failed; routing after the append');
+        plans = null;
+      }
+    }
+    const routedAt = Date.now();
     try {
-      results = await this.log.append(events, receivedAt);
+      if (plans) {
+        const appended = await this.log.appendRouted!(events, plans, receivedAt, routedAt);
+        results = appended.results;
+        routedDeliveries = appended.deliveries;
+      } else {
+        results = await this.log.append(events, receivedAt);
+      }
     } catch (err) {
       this.logger.error(
         { err: (err as Error).message, events: size },
@@ -96,7 +120,7 @@ export class IngestBatcher {
       for (const p of batch) p.reject(failure);
       return;
     }
-    const durable: { event: CloudEvent; append: AppendResult }[] = [];
+    const durable: { event: CloudEvent; append: AppendResult; routing?: PlannedRouting }[] = [];
     let offset = 0;
     for (const p of batch) {
       const out: IngestResult[] = new Array(p.events.length);
@@ -104,12 +128,17 @@ export class IngestBatcher {
         const event = p.events[j]!;
         const append = results[offset + j]!;
         out[j] = { id: event.id, source: event.source, duplicate: append.duplicate };
-        if (!append.duplicate) durable.push({ event, append });
+        if (!append.duplicate) durable.push({ event, append, routing: plans?.[offset + j] });
       }
       offset += p.events.length;
       p.resolve(out);
     }
-    if (durable.length > 0) this.onDurable(durable, receivedAt);
+    if (durable.length > 0)
+      this.onDurable(
+        durable,
+        receivedAt,
+        routedDeliveries === null ? null : { deliveries: routedDeliveries, at: routedAt },
+      );
   }
 
   get backlog(): number {

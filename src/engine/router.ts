@@ -3,7 +3,7 @@ import type { CompiledAction, CompiledTrigger, PreferencePredicate } from '../co
 import { errorMessage } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import type { FilterEvaluationError } from '../filters/types.js';
-import type { NewDelivery, RoutingRecord, Store, StoredEvent } from '../store/types.js';
+import type { NewDelivery, PlannedRouting, RoutingRecord, Store, StoredEvent } from '../store/types.js';
 import { idempotencyKey } from './idempotency.js';
 
 /**
@@ -63,6 +63,21 @@ export class Router {
     const inserted = await this.store.routing.commit(batch, Date.now());
     for (let i = 0; i < events.length; i++) this.hooks.onRouted?.(events[i]!, batch[i]!.record);
     return { deliveries: inserted, channels };
+  }
+
+  /**
+   * Plans events not stored yet, for a store that appends and routes in one transaction
+   * (`appendRouted`): the plan does not depend on the seq, which the store fills in.
+   */
+  async planBeforeAppend(events: CloudEvent[], now = Date.now()): Promise<PlannedRouting[]> {
+    const plans: PlannedRouting[] = new Array(events.length);
+    for (let i = 0; i < events.length; i++) {
+      plans[i] = await this.plan(
+        { seq: 0, event: events[i]!, receivedAt: now, routedAt: null, routing: null },
+        now,
+      );
+    }
+    return plans;
   }
 
   async plan(

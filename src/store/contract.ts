@@ -144,6 +144,40 @@ export function runStoreContract(
       assert.equal(d?.nextAttemptAt, 1000);
     });
 
+    it('appendRouted (where offered) stores new events already routed, with their deliveries', async (t) => {
+      if (!store.events.appendRouted) return t.skip('this store routes after the append');
+      const fresh = ev();
+      const [dupOf] = await store.events.append([ev()], 450);
+      const dup = (await store.events.get(dupOf!.seq))!.event;
+      const record = { matched: ['trig'], errors: [], deliveries: 2 };
+      const { results, deliveries } = await store.events.appendRouted(
+        [fresh, dup, fresh],
+        [
+          { record, deliveries: [planned(0, 'ar-1', 'a'), planned(0, 'ar-2', 'b')] },
+          { record, deliveries: [planned(0, 'ar-dup', 'a')] },
+          { record, deliveries: [planned(0, 'ar-1', 'a')] },
+        ],
+        460,
+        461,
+      );
+      assert.equal(deliveries, 2, 'the duplicates plan nothing');
+      assert.deepEqual(
+        results.map((r) => r.duplicate),
+        [false, true, true],
+      );
+      assert.equal(results[1]!.seq, dupOf!.seq);
+      assert.equal(results[2]!.seq, results[0]!.seq);
+      const stored = await store.events.get(results[0]!.seq);
+      assert.equal(stored?.receivedAt, 460);
+      assert.equal(stored?.routedAt, 461);
+      assert.deepEqual(stored?.routing, record);
+      assert.ok(!(await store.events.unrouted(1000)).some((e) => e.seq === results[0]!.seq));
+      const planned2 = await store.deliveries.list({ limit: 10, eventSeq: results[0]!.seq });
+      assert.deepEqual(planned2.map((d) => d.idempotencyKey).sort(), ['ar-1', 'ar-2']);
+      assert.ok(planned2.every((d) => d.eventId === fresh.id && d.eventType === fresh.type));
+      assert.deepEqual(await store.deliveries.list({ limit: 10, eventSeq: dupOf!.seq }), []);
+    });
+
     it('claims only due, unleased deliveries of the channel, oldest due first, and leases them', async () => {
       const [e] = await store.events.append([ev(), ev()], 500);
       await store.routing.commit(

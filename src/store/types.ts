@@ -66,6 +66,17 @@ export interface EventLog {
    * the batch. Results are in input order; a duplicate gets the seq of the event already stored.
    */
   append(events: CloudEvent[], receivedAt: number): Promise<AppendResult[]>;
+  /**
+   * Optional (single-writer stores): appends like `append` and, in the same transaction, stores
+   * each new event already routed with its planned routing (the deliveries' `eventSeq` is filled
+   * in). A duplicate gets no deliveries. One commit instead of two, and no read back to route.
+   */
+  appendRouted?(
+    events: CloudEvent[],
+    plans: PlannedRouting[],
+    receivedAt: number,
+    routedAt: number,
+  ): Promise<{ results: AppendResult[]; deliveries: number }>;
   get(seq: number): Promise<StoredEvent | null>;
   /** The newest event with this id (and source, when given). */
   findById(id: string, source?: string): Promise<StoredEvent | null>;
@@ -101,6 +112,12 @@ export interface NewDelivery {
   maxAttempts: number;
   /** Epoch ms of the first attempt. */
   notBefore: number;
+}
+
+/** The routing of one event planned before it is stored; its deliveries' `eventSeq` is ignored. */
+export interface PlannedRouting {
+  record: RoutingRecord;
+  deliveries: NewDelivery[];
 }
 
 export interface RoutingStore {

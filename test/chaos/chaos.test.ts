@@ -165,6 +165,11 @@ describe('chaos', () => {
             failing
               ? Promise.reject(new Error('SQLITE_FULL: database or disk is full'))
               : store.events.append(events, at),
+          // Ingest may store events already routed: that write fails the same way.
+          appendRouted: (events, plans, at, routedAt) =>
+            failing
+              ? Promise.reject(new Error('SQLITE_FULL: database or disk is full'))
+              : store.events.appendRouted!(events, plans, at, routedAt),
         },
       }),
     });

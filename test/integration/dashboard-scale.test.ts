@@ -77,6 +77,14 @@ describe('dashboard queries on 100,000 events', { timeout: 120_000 }, () => {
         assert.doesNotMatch(detail, /TEMP B-TREE/, `${sql} sorts: ${detail}`);
         assert.match(detail, /USING (INDEX|COVERING INDEX|INTEGER PRIMARY KEY)/, `${sql} scans: ${detail}`);
       }
+      // Looking an event up by id (one row per source at most, so sorting them costs nothing).
+      for (const [sql, params] of [
+        ['SELECT * FROM events WHERE id = ? ORDER BY seq DESC LIMIT 1', ['e-17']],
+        ['SELECT * FROM events WHERE id = ? AND source = ?', ['e-17', 'src-1']],
+      ] as [string, unknown[]][]) {
+        const detail = plan(sql, ...params);
+        assert.match(detail, /SEARCH events USING (COVERING )?INDEX/, `${sql} scans: ${detail}`);
+      }
     } finally {
       db.close();
     }

@@ -198,6 +198,11 @@ sources:
               const events = Object.create(store.events) as Store['events'];
               events.append = (list, at) =>
                 failures++ < 2 ? Promise.reject(new Error('disk is full')) : store.events.append(list, at);
+              // Ingest may store events already routed: that write fails the same way.
+              events.appendRouted = (list, plans, at, routedAt) =>
+                failures++ < 2
+                  ? Promise.reject(new Error('disk is full'))
+                  : store.events.appendRouted!(list, plans, at, routedAt);
               return { ...store, events };
             },
           },
@@ -260,6 +265,10 @@ sources:
           events.append = async (list, at) => {
             await new Promise((r) => setTimeout(r, 30));
             return store.events.append(list, at);
+          };
+          events.appendRouted = async (list, plans, at, routedAt) => {
+            await new Promise((r) => setTimeout(r, 30));
+            return store.events.appendRouted!(list, plans, at, routedAt);
           };
           return { ...store, events };
         },

@@ -139,6 +139,11 @@ sources:
           const events = Object.create(store.events) as Store['events'];
           events.append = (list, at) =>
             failures++ < 1 ? Promise.reject(new Error('disk is full')) : store.events.append(list, at);
+          // Ingest may store events already routed: that write fails the same way.
+          events.appendRouted = (list, plans, at, routedAt) =>
+            failures++ < 1
+              ? Promise.reject(new Error('disk is full'))
+              : store.events.appendRouted!(list, plans, at, routedAt);
           return { ...store, events };
         },
       },

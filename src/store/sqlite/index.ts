@@ -12,6 +12,7 @@ import type {
   DeliveryQuery,
   DeliveryStatus,
   InboxMessage,
+  PlannedRouting,
   RoutingRecord,
   Store,
   StoredEvent,
@@ -121,10 +122,18 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     const current = db.pragma('user_version', { simple: true }) as number;
     for (const m of migrations) {
       if (m.version <= current) continue;
-      db.transaction(() => {
-        db.exec(m.sql);
-        db.pragma(`user_version = ${m.version}`);
-      })();
+      // Foreign keys cannot be switched inside a transaction; a rebuild checks them itself.
+      if (m.rebuildsTable) db.pragma('foreign_keys = OFF');
+      try {
+        db.transaction(() => {
+          db.exec(m.sql);
+          if (m.rebuildsTable && (db.pragma('foreign_key_check') as unknown[]).length > 0)
+            throw new Error(`migration ${m.version} would break a foreign key`);
+          db.pragma(`user_version = ${m.version}`);
+        })();
+      } finally {
+        if (m.rebuildsTable) db.pragma('foreign_keys = ON');
+      }
       options.logger?.info({ version: m.version, name: m.name }, 'store migrated');
     }
   };
@@ -134,7 +143,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   const s = {
     insertEvent: db.prepare(
       `INSERT INTO events (id, source, type, subject, received_at, event) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (source, id) DO NOTHING RETURNING seq`,
+       ON CONFLICT (id, source) DO NOTHING RETURNING seq`,
     ),
     findEvent: db.prepare('SELECT seq FROM events WHERE source = ? AND id = ?'),
     getEvent: db.prepare('SELECT * FROM events WHERE seq = ?'),
@@ -151,6 +160,10 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
        ON CONFLICT (idempotency_key) DO NOTHING`,
     ),
     markRouted: db.prepare('UPDATE events SET routed_at = ?, routing = ? WHERE seq = ?'),
+    insertRoutedEvent: db.prepare(
+      `INSERT INTO events (id, source, type, subject, received_at, routed_at, routing, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id, source) DO NOTHING RETURNING seq`,
+    ),
     dueForChannel: db.prepare(
       `SELECT * FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?
        ORDER BY next_attempt_at, id LIMIT ?`,
@@ -224,6 +237,56 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       return { seq: existing.seq, duplicate: true };
     });
   });
+
+  const appendRoutedTx = db.transaction(
+    (
+      events: CloudEvent[],
+      plans: PlannedRouting[],
+      receivedAt: number,
+      routedAt: number,
+    ): { results: AppendResult[]; deliveries: number } => {
+      const seen = new Map<string, number>();
+      let deliveries = 0;
+      const results = events.map((e, i): AppendResult => {
+        const key = `${e.source}\u0000${e.id}`;
+        const earlier = seen.get(key);
+        if (earlier !== undefined) return { seq: earlier, duplicate: true };
+        const plan = plans[i]!;
+        const inserted = s.insertRoutedEvent.get(
+          e.id,
+          e.source,
+          e.type,
+          e.subject ?? null,
+          receivedAt,
+          routedAt,
+          JSON.stringify(plan.record),
+          JSON.stringify(e),
+        ) as { seq: number } | undefined;
+        if (!inserted) {
+          const existing = s.findEvent.get(e.source, e.id) as { seq: number };
+          seen.set(key, existing.seq);
+          return { seq: existing.seq, duplicate: true };
+        }
+        seen.set(key, inserted.seq);
+        for (const d of plan.deliveries) {
+          deliveries += s.insertDelivery.run(
+            d.trigger,
+            d.action,
+            d.channel,
+            d.recipient,
+            d.idempotencyKey,
+            d.maxAttempts,
+            d.notBefore,
+            routedAt,
+            routedAt,
+            inserted.seq,
+          ).changes;
+        }
+        return { seq: inserted.seq, duplicate: false };
+      });
+      return { results, deliveries };
+    },
+  );
 
   const routingTx = db.transaction(
     (batch: Parameters<Store['routing']['commit']>[0], routedAt: number): number => {
@@ -314,6 +377,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     events: {
       append: (events, receivedAt) => guard(() => (events.length === 0 ? [] : appendTx(events, receivedAt))),
+      appendRouted: (events, plans, receivedAt, routedAt) =>
+        guard(() => appendRoutedTx(events, plans, receivedAt, routedAt)),
       get: (seq) =>
         guard(() => {
           const r = s.getEvent.get(seq) as Row | undefined;

@@ -1,5 +1,11 @@
 /** Numbered schema migrations, applied in order; `PRAGMA user_version` records the last one. */
-export const migrations: { version: number; name: string; sql: string }[] = [
+export const migrations: {
+  version: number;
+  name: string;
+  sql: string;
+  /** Rebuilds a table others reference: run with foreign keys off, checked before commit. */
+  rebuildsTable?: boolean;
+}[] = [
   {
     version: 1,
     name: 'initial schema',
@@ -151,6 +157,37 @@ CREATE TABLE projection_outbox (
   event TEXT NOT NULL,
   created_at INTEGER NOT NULL
 );
+`,
+  },
+  {
+    version: 5,
+    name: 'events: identity index leads with id, so lookups by id need no index of their own',
+    rebuildsTable: true,
+    // Every index on the log costs each append; events_by_id served only lookups by id, which the
+    // identity index now serves as well. SQLite cannot change a table's constraint in place.
+    sql: `
+CREATE TABLE events_rebuilt (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  type TEXT NOT NULL,
+  subject TEXT,
+  received_at INTEGER NOT NULL,
+  routed_at INTEGER,
+  routing TEXT,
+  event TEXT NOT NULL,
+  UNIQUE (id, source)
+);
+INSERT INTO events_rebuilt (seq, id, source, type, subject, received_at, routed_at, routing, event)
+  SELECT seq, id, source, type, subject, received_at, routed_at, routing, event FROM events ORDER BY seq;
+INSERT OR REPLACE INTO sqlite_sequence (name, seq)
+  SELECT 'events_rebuilt', seq FROM sqlite_sequence WHERE name = 'events';
+DROP TABLE events;
+ALTER TABLE events_rebuilt RENAME TO events;
+CREATE INDEX events_unrouted ON events (seq) WHERE routed_at IS NULL;
+CREATE INDEX events_by_type ON events (type, seq);
+CREATE INDEX events_by_subject ON events (subject, seq);
+CREATE INDEX events_by_source ON events (source, seq);
 `,
   },
 ];
