@@ -575,6 +575,66 @@ export function runStoreContract(
       assert.equal(await views.get('other', 'sku-1'), null);
     });
 
+    const bucket = { perSecond: 10, burst: 5 };
+    const take = (channel: string, wanted: number, now: number, limit = bucket) =>
+      store.rateLimits.take({ channel, wanted, now, ...limit });
+
+    it('rate limits: a new bucket grants its burst at once, then refills at the rate, never above burst', async () => {
+      assert.deepEqual(await take('rl-a', 8, 1000), { granted: 5, nextAt: 1100 });
+      assert.deepEqual(await take('rl-a', 1, 1000), { granted: 0, nextAt: 1100 });
+      assert.deepEqual(await take('rl-a', 10, 1100), { granted: 1, nextAt: 1200 });
+      // 250 ms at 10/s is 2.5 tokens: two whole ones now, the half counts towards the next.
+      assert.deepEqual(await take('rl-a', 10, 1350), { granted: 2, nextAt: 1400 });
+      assert.deepEqual(await take('rl-a', 10, 1400), { granted: 1, nextAt: 1500 });
+      assert.deepEqual(await take('rl-a', 100, 1_000_000), { granted: 5, nextAt: 1_000_100 }, 'capped');
+      // A process whose clock is behind gets no refill, and does not move the bucket back.
+      assert.deepEqual(await take('rl-a', 1, 999_000), { granted: 0, nextAt: 1_000_100 });
+      assert.equal((await take('rl-a', 1, 1_000_100)).granted, 1);
+      // Tokens left: the next one is available now. Buckets are per channel.
+      assert.deepEqual(await take('rl-b', 3, 1000), { granted: 3, nextAt: 1000 });
+      assert.deepEqual(await take('rl-b', 3, 1000), { granted: 2, nextAt: 1100 });
+      // Slower than one per second; a smaller burst caps a bucket at once.
+      const slow = { perSecond: 0.5, burst: 1 };
+      assert.deepEqual(await take('rl-c', 4, 1000, slow), { granted: 1, nextAt: 3000 });
+      assert.deepEqual(await take('rl-c', 4, 2999, slow), { granted: 0, nextAt: 3000 });
+      assert.deepEqual(await take('rl-c', 4, 3000, slow), { granted: 1, nextAt: 5000 });
+      assert.equal((await take('rl-b', 10, 9000, { perSecond: 10, burst: 2 })).granted, 2);
+    });
+
+    it('rate limits: tokens given back can be taken again, never above burst', async () => {
+      assert.equal((await take('rl-d', 5, 1000)).granted, 5);
+      await store.rateLimits.giveBack({ channel: 'rl-d', count: 3, now: 1000, ...bucket });
+      assert.deepEqual(await take('rl-d', 10, 1000), { granted: 3, nextAt: 1100 });
+      await store.rateLimits.giveBack({ channel: 'rl-d', count: 50, now: 1200, ...bucket });
+      assert.equal((await take('rl-d', 10, 1200)).granted, 5);
+      // A bucket never taken from is full anyway.
+      await store.rateLimits.giveBack({ channel: 'rl-e', count: 2, now: 1000, ...bucket });
+      assert.equal((await take('rl-e', 10, 1000)).granted, 5);
+    });
+
+    it('rate limits: concurrent takers never get more than the bucket holds, in total', async () => {
+      const limit = { perSecond: 2, burst: 20 };
+      const round = (now: number) =>
+        Promise.all(
+          Array.from({ length: 25 }, (_, i) =>
+            store.rateLimits.take({ channel: 'rl-busy', wanted: 1 + (i % 3), now, ...limit }),
+          ),
+        );
+      // The bucket does not exist yet: every taker races to create it.
+      const first = await round(1000);
+      assert.equal(
+        first.reduce((sum, r) => sum + r.granted, 0),
+        20,
+      );
+      // 1.5 s at 2/s: three tokens, however many ask at once.
+      const second = await round(2500);
+      assert.equal(
+        second.reduce((sum, r) => sum + r.granted, 0),
+        3,
+      );
+      assert.ok(second.every((r, i) => r.granted <= 1 + (i % 3)));
+    });
+
     it('answers ping while open', async () => {
       await store.ping();
     });

@@ -21,6 +21,7 @@ export interface Store {
   kv: KeyValueStore;
   subscriptions: SubscriptionStore;
   projections: ProjectionStore;
+  rateLimits: RateLimitStore;
 }
 
 /* -------------------------------------------------------------------- events */
@@ -216,6 +217,29 @@ export interface DeliveryStore {
   counts(): Promise<Record<DeliveryStatus, number>>;
   /** Age in ms of the oldest pending delivery at `now`, or 0. */
   oldestPendingAge(now: number): Promise<number>;
+}
+
+/* --------------------------------------------------------------- rate limits */
+
+/** A channel's token bucket: holds up to `burst` tokens, refilled at `perSecond`; a send takes one. */
+export interface RateLimitRequest {
+  channel: string;
+  /** Epoch ms; the bucket never runs backwards (a caller whose clock is behind gets no refill). */
+  now: number;
+  perSecond: number;
+  burst: number;
+}
+
+export interface RateLimitStore {
+  /**
+   * Takes up to `wanted` whole tokens from the channel's bucket in one atomic step (a bucket not
+   * seen before starts full) and returns how many were granted, and `nextAt`: the epoch ms at
+   * which the bucket next holds a whole token (at most `now` when one is left). Concurrent takers
+   * are never granted more than the bucket held, in total.
+   */
+  take(request: RateLimitRequest & { wanted: number }): Promise<{ granted: number; nextAt: number }>;
+  /** Puts back tokens taken but not used (fewer deliveries were due than granted); capped at `burst`. */
+  giveBack(request: RateLimitRequest & { count: number }): Promise<void>;
 }
 
 /* ----------------------------------------------------------------------- dlq */

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { HeraldError } from '../../errors.js';
 import type { CloudEvent } from '../../events/types.js';
+import { nextTokenAt, TOKEN_SLACK } from '../token-bucket.js';
 import type {
   AppendResult,
   Attempt,
@@ -79,6 +80,32 @@ function inboxRow(r: Row): InboxMessage {
     createdAt: int(r.created_at),
   };
 }
+
+// The bucket refilled to $3 (now, ms) at $4 tokens per second, capped at $5 (burst); the same
+// arithmetic as src/store/token-bucket.ts. A caller whose clock is behind gets no refill.
+const AVAILABLE = `LEAST($5::float8, b.tokens + GREATEST(0, $3::bigint - b.refilled_at) * $4::float8 / 1000)`;
+const grant = (tokens: string) => `LEAST($2::int, floor(${tokens} + ${TOKEN_SLACK}::float8))::int`;
+
+/**
+ * Takes up to $2 tokens from channel $1's bucket in one statement: the insert creates a bucket
+ * seen for the first time (full, less this grant); otherwise the conflicting row is locked and
+ * updated from its latest committed version, so concurrent takers queue on the row and each sees
+ * what the one before left.
+ */
+const TAKE_TOKENS = `
+INSERT INTO rate_buckets AS b (channel, tokens, refilled_at, granted)
+SELECT $1, $5::float8 - g, $3::bigint, g FROM (SELECT ${grant('$5::float8')} AS g) AS first
+ON CONFLICT (channel) DO UPDATE SET
+  granted = ${grant(AVAILABLE)},
+  tokens = GREATEST(0, ${AVAILABLE} - ${grant(AVAILABLE)}),
+  refilled_at = GREATEST(b.refilled_at, $3::bigint)
+RETURNING granted, tokens, refilled_at`;
+
+const GIVE_BACK_TOKENS = `
+UPDATE rate_buckets AS b SET
+  tokens = LEAST($5::float8, ${AVAILABLE} + $2::int),
+  refilled_at = GREATEST(b.refilled_at, $3::bigint)
+WHERE channel = $1`;
 
 /** JSON for a JSONB parameter; undefined becomes SQL NULL. */
 const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
@@ -510,6 +537,24 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           values,
         );
         return rows.map(inboxRow);
+      },
+    },
+
+    rateLimits: {
+      async take({ channel, wanted, now, perSecond, burst }) {
+        const [r] = await query(TAKE_TOKENS, [
+          channel,
+          Math.max(0, Math.floor(wanted)),
+          now,
+          perSecond,
+          burst,
+        ]);
+        const bucket = { tokens: Number(r!.tokens), refilledAt: int(r!.refilled_at) };
+        return { granted: int(r!.granted), nextAt: nextTokenAt(bucket, perSecond) };
+      },
+      async giveBack({ channel, count, now, perSecond, burst }) {
+        if (count <= 0) return;
+        await query(GIVE_BACK_TOKENS, [channel, Math.floor(count), now, perSecond, burst]);
       },
     },
 

@@ -164,4 +164,18 @@ ALTER TABLE events ADD COLUMN tx xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX events_by_tx ON events (tx, seq);
 `,
   },
+  {
+    version: 6,
+    name: 'rate limits: a token bucket per channel, shared by every dispatcher',
+    // granted is the last take's grant: RETURNING shows only the new row, so the statement that
+    // takes tokens leaves its grant there to read it back under the same row lock.
+    sql: `
+CREATE TABLE rate_buckets (
+  channel TEXT PRIMARY KEY,
+  tokens DOUBLE PRECISION NOT NULL,
+  refilled_at BIGINT NOT NULL,
+  granted INTEGER NOT NULL
+);
+`,
+  },
 ];

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HeraldError } from '../../errors.js';
 import type { CloudEvent } from '../../events/types.js';
+import { type Bucket, grantable, nextTokenAt, refilled } from '../token-bucket.js';
 import type {
   AppendResult,
   Attempt,
@@ -213,6 +214,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     }
     return true;
   };
+
+  // Rate-limit buckets live in memory for the same reason as leases: one process owns an embedded
+  // store, so there is nobody to share them with, and a take costs no write. A restart starts with
+  // full buckets, which lets at most one extra burst through.
+  const buckets = new Map<string, Bucket>();
 
   const appendTx = db.transaction((events: CloudEvent[], receivedAt: number): AppendResult[] => {
     const seen = new Map<string, number>();
@@ -584,6 +590,25 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
             )
             .all(...values, q.limit) as Row[];
           return rows.map(inboxRow);
+        }),
+    },
+
+    rateLimits: {
+      take: ({ channel, wanted, now, perSecond, burst }) =>
+        guard(() => {
+          const bucket = refilled(buckets.get(channel), now, perSecond, burst);
+          const granted = grantable(bucket.tokens, wanted);
+          bucket.tokens = Math.max(0, bucket.tokens - granted);
+          buckets.set(channel, bucket);
+          return { granted, nextAt: nextTokenAt(bucket, perSecond) };
+        }),
+      giveBack: ({ channel, count, now, perSecond, burst }) =>
+        guard(() => {
+          const current = buckets.get(channel);
+          if (!current || count <= 0) return;
+          const bucket = refilled(current, now, perSecond, burst);
+          bucket.tokens = Math.min(burst, bucket.tokens + count);
+          buckets.set(channel, bucket);
         }),
     },
 
