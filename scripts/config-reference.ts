@@ -3,7 +3,7 @@
 // Usage: node --import tsx scripts/config-reference.ts [--check]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
-import { rootSchema } from '../src/config/schema.js';
+import { channelCommonSchema, rootSchema } from '../src/config/schema.js';
 import { registries } from '../src/plugins.js';
 import { feedSchema, preferenceSchema } from '../src/subscriptions/config.js';
 
@@ -126,7 +126,16 @@ for (const kind of registries.sources) {
   parts.push(`### kind \`${kind.kind}\``, '', kind.description, '', table(toJson(kind.configSchema)), '');
 }
 
-parts.push('## `channels.<name>`', '', String(rootProps.channels?.description ?? ''), '');
+parts.push(
+  '## `channels.<name>`',
+  '',
+  String(rootProps.channels?.description ?? ''),
+  '',
+  '### Keys of every channel kind',
+  '',
+  table(toJson(channelCommonSchema)),
+  '',
+);
 for (const kind of registries.channels) {
   parts.push(
     `### kind \`${kind.kind}\``,

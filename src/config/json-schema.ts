@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Registries } from './load.js';
-import { rootSchema } from './schema.js';
+import { channelCommonSchema, rootSchema } from './schema.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -41,7 +41,7 @@ export function configJsonSchema(registries: Registries): JsonSchema {
   const props = root.properties as Record<string, JsonSchema>;
   const pluginBlock = (
     kinds: readonly { kind: string; description: string; configSchema: z.ZodType }[],
-    withFallback: boolean,
+    forChannels: boolean,
   ) => ({
     type: 'object',
     additionalProperties: {
@@ -51,12 +51,14 @@ export function configJsonSchema(registries: Registries): JsonSchema {
           kind: { const: k.kind, description: k.description },
           ...((s.properties as object) ?? {}),
         } as JsonSchema;
-        if (withFallback)
+        if (forChannels) {
+          Object.assign(properties, withoutMeta(toJson(channelCommonSchema)).properties);
           properties.fallback = {
             type: 'object',
             description: 'Used instead of this block when one of its ${VARS} is not set.',
             required: ['kind'],
           };
+        }
         return { ...s, properties, required: ['kind', ...((s.required as string[]) ?? [])] };
       }),
     },

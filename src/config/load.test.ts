@@ -155,6 +155,75 @@ triggers:
     assert.equal(real.channels[0]!.fallbackReason, undefined);
   });
 
+  it('accepts a rateLimit on a channel of any kind, burst defaulting to perSecond (at least 1)', () => {
+    const config = loadConfig(
+      `channels:
+  box: { kind: inbox, rateLimit: { perSecond: 2.5 } }
+  hook: { kind: webhook, url: "http://x", concurrency: 4, rateLimit: { perSecond: 50, burst: 100 } }
+  trickle: { kind: inbox, rateLimit: { perSecond: 0.2 } }
+  free: { kind: inbox }
+triggers:
+  t: { actions: [{ channel: box }] }
+`,
+      registries,
+      { env: {} },
+    );
+    const byName = Object.fromEntries(config.channels.map((c) => [c.name, c]));
+    assert.deepEqual(byName.box!.rateLimit, { perSecond: 2.5, burst: 2.5 });
+    assert.deepEqual(byName.hook!.rateLimit, { perSecond: 50, burst: 100 });
+    assert.deepEqual(byName.trickle!.rateLimit, { perSecond: 0.2, burst: 1 });
+    assert.equal(byName.free!.rateLimit, undefined);
+    // The kind's own config is parsed without it, as before.
+    assert.equal((byName.hook!.config as { concurrency: number }).concurrency, 4);
+    assert.equal('rateLimit' in (byName.hook!.config as object), false);
+  });
+
+  it('rejects a bad rateLimit with its path, and a rateLimit on a source', () => {
+    const issues = issuesOf(`sources:
+  in: { kind: http, rateLimit: { perSecond: 1 } }
+channels:
+  zero: { kind: inbox, rateLimit: { perSecond: 0 } }
+  tiny: { kind: inbox, rateLimit: { perSecond: 5, burst: 0.5 } }
+  word: { kind: inbox, rateLimit: { perSecond: fast } }
+  typo: { kind: inbox, rateLimit: { perSecnd: 5 } }
+  flat: { kind: webhook, url: "http://x", rateLimit: 5, colour: blue }
+triggers:
+  t: { actions: [{ channel: zero }] }
+`);
+    const byPath = Object.fromEntries(issues.map((i) => [i.path, i]));
+    assert.match(byPath['sources.in.rateLimit']!.message, /unknown key/);
+    assert.match(byPath['channels.zero.rateLimit.perSecond']!.message, /must be a positive number/);
+    assert.equal(byPath['channels.zero.rateLimit.perSecond']!.line, 4);
+    assert.match(byPath['channels.tiny.rateLimit.burst']!.message, /must be at least 1/);
+    assert.match(byPath['channels.word.rateLimit.perSecond']!.message, /expected number, got string/);
+    assert.match(byPath['channels.typo.rateLimit.perSecnd']!.message, /unknown key/);
+    assert.match(byPath['channels.typo.rateLimit.perSecond']!.message, /required/);
+    assert.match(byPath['channels.flat.rateLimit']!.message, /expected object, got number/);
+    assert.match(byPath['channels.flat.colour']!.message, /unknown key/, 'the kind is still checked');
+  });
+
+  it('a fallback block replaces the rateLimit with its own', () => {
+    const yaml = `channels:
+  hook:
+    kind: webhook
+    url: \${HOOK_URL}
+    rateLimit: { perSecond: 1 }
+    fallback: { kind: inbox, rateLimit: { perSecond: 100 } }
+  plain:
+    kind: webhook
+    url: \${HOOK_URL}
+    rateLimit: { perSecond: 1 }
+    fallback: { kind: inbox }
+triggers:
+  t: { actions: [{ channel: hook }, { channel: plain }] }
+`;
+    const fallback = loadConfig(yaml, registries, { env: {} });
+    assert.deepEqual(fallback.channels[0]!.rateLimit, { perSecond: 100, burst: 100 });
+    assert.equal(fallback.channels[1]!.rateLimit, undefined);
+    const real = loadConfig(yaml, registries, { env: { HOOK_URL: 'http://127.0.0.1:9/' } });
+    assert.deepEqual(real.channels[0]!.rateLimit, { perSecond: 1, burst: 1 });
+  });
+
   it('reports YAML syntax errors with their line', () => {
     const issues = issuesOf('channels:\n  box: { kind: inbox\ntriggers: {}\n');
     assert.ok(issues[0]!.line);

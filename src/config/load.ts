@@ -15,7 +15,9 @@ import { interpolate } from './interpolate.js';
 import {
   type BackoffConfig,
   type BusConfig,
+  type RateLimit,
   type RawConfig,
+  rateLimitSchema,
   rootSchema,
   type StoreConfig,
 } from './schema.js';
@@ -116,6 +118,8 @@ export interface CompiledPlugin<K> {
   config: unknown;
   /** Set when the configured block was replaced by its `fallback` (why, for the start-up log). */
   fallbackReason?: string;
+  /** A channel's `rateLimit` (any kind), kept apart from the kind's own config. */
+  rateLimit?: RateLimit;
 }
 
 export interface HeraldConfig {
@@ -412,12 +416,26 @@ function compilePlugins<K extends { kind: string; configSchema: z.ZodType }>(
       );
       continue;
     }
+    // A key common to every channel kind: taken off before the kind's strict schema sees the block.
+    let rateLimit: RateLimit | undefined;
+    let rateLimitOk = true;
+    if (section === 'channels' && 'rateLimit' in rest) {
+      const { rateLimit: rawRateLimit, ...kindKeys } = rest;
+      rest = kindKeys;
+      const parsed = rateLimitSchema.safeParse(rawRateLimit, { reportInput: true });
+      if (parsed.success) rateLimit = parsed.data;
+      else {
+        addZod([...at, 'rateLimit'], parsed.error.issues);
+        rateLimitOk = false;
+      }
+    }
     const result = kind.configSchema.safeParse(rest, { reportInput: true });
     if (!result.success) {
       addZod(at, result.error.issues);
       continue;
     }
-    out.push({ name, kind, config: result.data, fallbackReason });
+    if (!rateLimitOk) continue;
+    out.push({ name, kind, config: result.data, fallbackReason, ...(rateLimit ? { rateLimit } : {}) });
   }
   return out;
 }

@@ -271,6 +271,35 @@ export const dispatcherSchema = z
   })
   .describe('Delivery dispatch settings.');
 
+/**
+ * `rateLimit` is accepted on a channel of every kind: it is taken off the block before the kind's
+ * own schema checks the rest (see compilePlugins), so no channel kind has to declare it.
+ */
+export const rateLimitSchema = z
+  .strictObject({
+    perSecond: z
+      .number()
+      .positive('must be a positive number of sends per second')
+      .describe('Sustained sends per second (0.5 = one every 2 s).'),
+    burst: z
+      .number()
+      .min(1, 'must be at least 1 (each send takes one whole token)')
+      .optional()
+      .describe('Sends allowed back to back after a quiet spell. Default: `perSecond` (at least 1).'),
+  })
+  .transform((r): RateLimit => ({ perSecond: r.perSecond, burst: r.burst ?? Math.max(1, r.perSecond) }))
+  .describe(
+    'Sends through this channel, in total over every Herald process on the store: a token bucket holding up to `burst` sends, refilled at `perSecond`. Absent = unlimited. A `fallback` block that replaces the channel uses its own `rateLimit`, if any.',
+  );
+
+export interface RateLimit {
+  perSecond: number;
+  burst: number;
+}
+
+/** Keys every channel block may have, whatever its kind (documented once for all kinds). */
+export const channelCommonSchema = z.object({ rateLimit: rateLimitSchema.optional() });
+
 export const rootSchema = z.strictObject({
   server: serverSchema.default(serverSchema.parse({})),
   store: storeSchema.default({ kind: 'sqlite', synchronous: 'full' }),
