@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { CompiledTrigger } from '../config/load.js';
+import type { RateLimit } from '../config/schema.js';
 import { errorMessage, HeraldError } from '../errors.js';
 import { followUpDraft, nextHop } from '../events/hops.js';
 import { validateEvent } from '../events/index.js';
@@ -33,6 +34,11 @@ interface ChannelState {
   wokenWhileClaiming: boolean;
   timer: NodeJS.Timeout | null;
   timerAt: number;
+  /** The channel's `rateLimit`; null when unlimited. */
+  rateLimit: RateLimit | null;
+  /** While a rate-limited channel's bucket is empty: when its next token is due (0 otherwise). */
+  tokensAt: number;
+  tokenTimer: NodeJS.Timeout | null;
 }
 
 export interface DispatcherOptions {
@@ -40,6 +46,8 @@ export interface DispatcherOptions {
   pollIntervalMs: number;
   /** Appends follow-up events (`followUp`) to the log; resolves when they are durable. */
   emit?: (events: CloudEvent[]) => Promise<void>;
+  /** Channels with a `rateLimit`, by name; their tokens come from the store's shared buckets. */
+  rateLimits?: ReadonlyMap<string, RateLimit>;
 }
 
 /**
@@ -84,6 +92,9 @@ export class Dispatcher {
         wokenWhileClaiming: false,
         timer: null,
         timerAt: 0,
+        rateLimit: options.rateLimits?.get(name) ?? null,
+        tokensAt: 0,
+        tokenTimer: null,
       });
     }
     this.triggers = new Map(triggers.map((t) => [t.name, t]));
@@ -124,7 +135,10 @@ export class Dispatcher {
   async stop(deadlineMs: number): Promise<void> {
     this.running = false;
     if (this.poller) clearInterval(this.poller);
-    for (const s of this.states.values()) if (s.timer) clearTimeout(s.timer);
+    for (const s of this.states.values()) {
+      if (s.timer) clearTimeout(s.timer);
+      if (s.tokenTimer) clearTimeout(s.tokenTimer);
+    }
     await this.release([...this.states.values()].flatMap((s) => s.ready.splice(0).map((r) => r.delivery)));
     const all = Promise.allSettled([...this.inFlight]);
     const timedOut = await Promise.race([
@@ -150,6 +164,7 @@ export class Dispatcher {
    */
   private async pump(state: ChannelState): Promise<void> {
     if (!this.running) return;
+    if (state.rateLimit) return this.pumpLimited(state, state.rateLimit);
     const limit = state.channel.concurrency;
     this.startReady(state);
     if (state.claiming) {
@@ -196,6 +211,95 @@ export class Dispatcher {
       const { delivery, leaseUntil } = state.ready.shift()!;
       if (leaseUntil - Date.now() < margin) continue;
       this.run(state, delivery);
+    }
+  }
+
+  /**
+   * A rate-limited channel claims only what it may send now: it takes tokens from the channel's
+   * bucket in the store (one statement per batch, shared by every process), claims at most that
+   * many deliveries and starts them at once. Nothing waits claimed: a delivery kept ready with
+   * its token while other processes spend theirs would be sent in a burst larger than allowed.
+   * Tokens no due delivery needed go back to the bucket. With the bucket empty, the channel sleeps
+   * until the next token is due instead of asking again.
+   */
+  private async pumpLimited(state: ChannelState, rate: RateLimit): Promise<void> {
+    if (state.claiming) {
+      state.wokenWhileClaiming = true;
+      return;
+    }
+    const limit = state.channel.concurrency;
+    const free = limit - state.inFlight;
+    // Batches as the ready buffer does for unlimited channels: one take and one claim per half
+    // of the slots, rather than per finished send.
+    if (free <= 0 || (state.inFlight > 0 && free < Math.ceil(limit / 2))) return;
+    if (Date.now() < state.tokensAt) return; // The token timer pumps then.
+    state.claiming = true;
+    state.wokenWhileClaiming = false;
+    let taken: { granted: number; nextAt: number } | null = null;
+    let claimed: Delivery[] = [];
+    try {
+      taken = await this.store.rateLimits.take({
+        channel: state.name,
+        wanted: free,
+        now: Date.now(),
+        ...rate,
+      });
+      if (taken.granted > 0 && this.running) {
+        claimed = await this.store.deliveries.claim({
+          channel: state.name,
+          limit: taken.granted,
+          now: Date.now(),
+          leaseMs: this.options.leaseMs,
+        });
+      }
+    } catch (err) {
+      this.logger.error({ channel: state.name, err: errorMessage(err) }, 'claiming deliveries failed');
+    } finally {
+      state.claiming = false;
+    }
+    if (!this.running) {
+      await this.release(claimed);
+      claimed = [];
+    }
+    const granted = taken?.granted ?? 0;
+    if (granted > claimed.length) await this.giveBack(state, rate, granted - claimed.length);
+    if (!this.running || !taken) return; // On an error the poller looks again.
+    for (const delivery of claimed) this.run(state, delivery);
+    if (granted === 0) this.waitForToken(state, taken.nextAt);
+    else if (claimed.length < granted) {
+      // Fewer due than granted: the channel has caught up.
+      if (state.wokenWhileClaiming) void this.pump(state);
+      else await this.scheduleNext(state);
+    } else if (granted < free) this.waitForToken(state, taken.nextAt);
+    else void this.pump(state);
+  }
+
+  private waitForToken(state: ChannelState, at: number): void {
+    if (state.tokenTimer) clearTimeout(state.tokenTimer);
+    state.tokensAt = at;
+    state.tokenTimer = setTimeout(
+      () => {
+        state.tokenTimer = null;
+        state.tokensAt = 0;
+        void this.pump(state);
+      },
+      Math.max(1, at - Date.now()),
+    );
+    state.tokenTimer.unref();
+  }
+
+  /**
+   * Tokens come back one claim after they were taken. Had the bucket filled up meanwhile, that
+   * lets at most `perSecond ×` the claim's duration more through, once.
+   */
+  private async giveBack(state: ChannelState, rate: RateLimit, count: number): Promise<void> {
+    try {
+      await this.store.rateLimits.giveBack({ channel: state.name, count, now: Date.now(), ...rate });
+    } catch (err) {
+      this.logger.warn(
+        { channel: state.name, tokens: count, err: errorMessage(err) },
+        'could not give unused rate-limit tokens back; the channel sends below its limit until they refill',
+      );
     }
   }
 

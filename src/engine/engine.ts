@@ -164,6 +164,9 @@ export class Engine {
       {
         leaseMs: this.config.dispatcher.leaseMs,
         pollIntervalMs: this.config.dispatcher.pollIntervalMs,
+        rateLimits: new Map(
+          this.config.channels.flatMap((c) => (c.rateLimit ? [[c.name, c.rateLimit]] : [])),
+        ),
         emit: async (events) => {
           await this.ingest(events, { internal: true });
         },

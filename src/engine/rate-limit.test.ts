@@ -1,0 +1,210 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import pino from 'pino';
+import type { CompiledTrigger } from '../config/load.js';
+import type { RateLimit } from '../config/schema.js';
+import { createSqliteStore } from '../store/sqlite/index.js';
+import type { Store } from '../store/types.js';
+import { Dispatcher } from './dispatcher.js';
+import { type Channel, delivered } from './types.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(check: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** A channel that records when each send started, and how many ran at once. */
+function recordingChannel(concurrency: number, sendMs = 5) {
+  const sends: { at: number; deliveryId: number }[] = [];
+  let running = 0;
+  let maxRunning = 0;
+  const channel: Channel = {
+    concurrency,
+    async send(req) {
+      sends.push({ at: Date.now(), deliveryId: req.deliveryId });
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      await sleep(sendMs);
+      running--;
+      return delivered();
+    },
+  };
+  return {
+    channel,
+    sends,
+    get maxRunning() {
+      return maxRunning;
+    },
+  };
+}
+
+const trigger = (channel: string): CompiledTrigger => ({
+  name: `to-${channel}`,
+  matcher: () => true,
+  actions: [{ index: 0, channel, to: { kind: 'none' }, params: null }],
+  policy: {
+    maxAttempts: 3,
+    backoff: { kind: 'fixed', initialMs: 100, maxMs: 100, multiplier: 1, jitter: 0 },
+  },
+});
+
+let seq = 0;
+/** Stores `count` events, each with one delivery due now on `channel`. */
+async function plan(store: Store, channel: string, count: number): Promise<void> {
+  const events = Array.from({ length: count }, () => ({
+    specversion: '1.0' as const,
+    id: `rl-${++seq}`,
+    source: 'rate-limit-test',
+    type: 'test.rate',
+  }));
+  const appended = await store.events.append(events, Date.now());
+  await store.routing.commit(
+    appended.map((a, i) => ({
+      seq: a.seq,
+      record: { matched: [`to-${channel}`], errors: [], deliveries: 1 },
+      deliveries: [
+        {
+          eventSeq: a.seq,
+          trigger: `to-${channel}`,
+          action: 0,
+          channel,
+          recipient: null,
+          idempotencyKey: `${channel}-${events[i]!.id}`,
+          maxAttempts: 3,
+          notBefore: 0,
+        },
+      ],
+    })),
+    Date.now(),
+  );
+}
+
+/** The most sends in any window, beyond what `burst + perSecond × window` allows (≤ 0 is within). */
+function worstExcess(times: number[], limit: RateLimit, jitterMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let worst = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < sorted.length; i++) {
+    for (let j = i; j < sorted.length; j++) {
+      const window = (sorted[j]! - sorted[i]! + jitterMs) / 1000;
+      worst = Math.max(worst, j - i + 1 - (limit.burst + limit.perSecond * window));
+    }
+  }
+  return worst;
+}
+
+describe('dispatcher: a rate-limited channel (one process, SQLite)', () => {
+  const stores: Store[] = [];
+  const dispatchers: Dispatcher[] = [];
+  afterEach(async () => {
+    for (const d of dispatchers.splice(0)) await d.stop(1000);
+    for (const s of stores.splice(0)) await s.close();
+  });
+
+  /** A store whose bucket statements are counted per channel. */
+  function countingStore() {
+    const store = createSqliteStore({ path: ':memory:' });
+    stores.push(store);
+    const takes = new Map<string, number>();
+    const take = store.rateLimits.take.bind(store.rateLimits);
+    store.rateLimits.take = (request) => {
+      takes.set(request.channel, (takes.get(request.channel) ?? 0) + 1);
+      return take(request);
+    };
+    return { store, takes };
+  }
+
+  function dispatcher(
+    store: Store,
+    channels: Record<string, Channel>,
+    rateLimits: Record<string, RateLimit>,
+    pollIntervalMs = 200,
+  ) {
+    const d = new Dispatcher(
+      store,
+      new Map(Object.entries(channels)),
+      Object.keys(channels).map(trigger),
+      { leaseMs: 60_000, pollIntervalMs, rateLimits: new Map(Object.entries(rateLimits)) },
+      pino({ level: 'silent' }),
+    );
+    dispatchers.push(d);
+    return d;
+  }
+
+  it('sends a burst, then one per token, never faster; an unlimited channel beside it never asks for tokens', async (t) => {
+    const { store, takes } = countingStore();
+    const limit = { perSecond: 20, burst: 5 };
+    const slow = recordingChannel(4);
+    const fast = recordingChannel(4);
+    await plan(store, 'slow', 40);
+    await plan(store, 'fast', 40);
+    const started = Date.now();
+    dispatcher(store, { slow: slow.channel, fast: fast.channel }, { slow: limit }).start();
+
+    await until(() => fast.sends.length === 40, 'the unlimited channel to send everything');
+    const fastDone = Date.now() - started;
+    await until(() => slow.sends.length === 40, 'the limited channel to send everything');
+    const elapsed = Date.now() - started;
+    t.diagnostic(`unlimited: 40 in ${fastDone} ms; limited: 40 in ${elapsed} ms, ${takes.get('slow')} takes`);
+
+    // 5 at once, then 35 more at 20/s: 1.75 s at the very least.
+    assert.ok(elapsed >= 1700, `40 sends at 20/s with a burst of 5 took only ${elapsed} ms`);
+    const excess = worstExcess(
+      slow.sends.map((s) => s.at),
+      limit,
+      20,
+    );
+    assert.ok(excess <= 0, `a window held ${excess.toFixed(2)} sends more than the limit allows`);
+    assert.equal(new Set(slow.sends.map((s) => s.deliveryId)).size, 40, 'each delivery sent once');
+    assert.ok(slow.maxRunning <= 4);
+    assert.equal(takes.get('fast'), undefined, 'the unlimited channel never touched a bucket');
+    // About one take per token: the channel sleeps until the next token rather than asking again
+    // on every wake-up and finished send.
+    assert.ok((takes.get('slow') ?? 0) < 70, `${takes.get('slow')} takes for 40 sends`);
+    await sleep(300);
+    assert.equal(slow.sends.length, 40, 'nothing sent twice afterwards');
+  });
+
+  it('leaves deliveries it has no token for unclaimed, so other dispatchers can take them', async () => {
+    const { store } = countingStore();
+    const limit = { perSecond: 2, burst: 2 };
+    const hook = recordingChannel(16);
+    await plan(store, 'hook', 12);
+    dispatcher(store, { hook: hook.channel }, { hook: limit }).start();
+    await until(() => hook.sends.length >= 2, 'the burst to be sent');
+    assert.ok(hook.sends.length <= 3, `${hook.sends.length} sent at once with a burst of 2`);
+    // As another process would: everything not sent yet is still there to claim.
+    const others = await store.deliveries.claim({
+      channel: 'hook',
+      limit: 100,
+      now: Date.now(),
+      leaseMs: 60_000,
+    });
+    assert.ok(others.length >= 12 - hook.sends.length - 1, `only ${others.length} left unclaimed`);
+    await store.deliveries.release(others.map((d) => d.id));
+  });
+
+  it('idle polls give their tokens back: the burst is there when work arrives', async () => {
+    const { store, takes } = countingStore();
+    const limit = { perSecond: 1, burst: 6 };
+    const hook = recordingChannel(8);
+    const d = dispatcher(store, { hook: hook.channel }, { hook: limit }, 20);
+    d.start();
+    await until(() => (takes.get('hook') ?? 0) >= 10, 'ten idle polls');
+    await plan(store, 'hook', 10);
+    d.wake('hook');
+    await until(() => hook.sends.length >= 6, 'the burst');
+    await sleep(300);
+    // At 1/s, a drained bucket would allow one or two sends in this time, not six.
+    assert.ok(hook.sends.length <= 7, `${hook.sends.length} sent: more than the burst`);
+    const first = hook.sends[0]!.at;
+    assert.ok(
+      hook.sends.slice(0, 6).every((s) => s.at - first < 900),
+      'the six were sent back to back',
+    );
+  });
+});
