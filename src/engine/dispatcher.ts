@@ -32,6 +32,11 @@ interface ChannelState {
   claiming: boolean;
   /** A wake-up came during a claim whose query may have run before the new work was committed. */
   wokenWhileClaiming: boolean;
+  /**
+   * The last claim found less than it asked for: nothing more is due until something says so (a
+   * wake-up from routing or a replay, the retry timer, the poller), so finished sends do not ask.
+   */
+  drained: boolean;
   timer: NodeJS.Timeout | null;
   timerAt: number;
   /** The channel's `rateLimit`; null when unlimited. */
@@ -90,6 +95,7 @@ export class Dispatcher {
         ready: [],
         claiming: false,
         wokenWhileClaiming: false,
+        drained: false,
         timer: null,
         timerAt: 0,
         rateLimit: options.rateLimits?.get(name) ?? null,
@@ -110,7 +116,7 @@ export class Dispatcher {
   }
 
   rememberEvent(seq: number, event: CloudEvent): void {
-    if (this.recentEvents.size >= 10_000) {
+    if (this.recentEvents.size >= 20_000) {
       this.olderEvents = this.recentEvents;
       this.recentEvents = new Map();
     }
@@ -121,6 +127,7 @@ export class Dispatcher {
   wake(name: string): void {
     const state = this.states.get(name);
     if (!state || !this.running) return;
+    state.drained = false;
     void this.pump(state);
   }
 
@@ -171,7 +178,7 @@ export class Dispatcher {
       state.wokenWhileClaiming = true;
       return;
     }
-    if (state.ready.length > limit / 2) return;
+    if (state.ready.length > limit / 2 || state.drained) return;
     const wanted = 2 * limit - state.inFlight - state.ready.length;
     if (wanted <= 0) return;
     state.claiming = true;
@@ -197,7 +204,10 @@ export class Dispatcher {
     for (const delivery of claimed) state.ready.push({ delivery, leaseUntil: now + this.options.leaseMs });
     this.startReady(state);
     if (claimed.length === wanted || state.wokenWhileClaiming) void this.pump(state);
-    else await this.scheduleNext(state);
+    else {
+      state.drained = true;
+      await this.scheduleNext(state);
+    }
   }
 
   /**
@@ -330,6 +340,7 @@ export class Dispatcher {
     state.timerAt = at;
     state.timer = setTimeout(() => {
       state.timer = null;
+      state.drained = false;
       void this.pump(state);
     }, at - Date.now());
     state.timer.unref();

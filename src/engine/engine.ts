@@ -91,7 +91,9 @@ export class Engine {
     this.batcher = new IngestBatcher(
       this.store.events,
       (durable, receivedAt, routed) => {
-        for (const { event, append } of durable) this.dispatcher.rememberEvent(append.seq, event);
+        // With a shared bus, whichever process routes an event remembers it (see route()).
+        if (this.bus.kind === 'embedded')
+          for (const { event, append } of durable) this.dispatcher.rememberEvent(append.seq, event);
         this.hooks.onIngested?.(durable.map((d) => ({ event: d.event, seq: d.append.seq })));
         if (routed) this.routedAtIngest(durable, receivedAt, routed);
         else {
