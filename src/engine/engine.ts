@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { EmbeddedBus } from '../bus/embedded.js';
 import type { Bus } from '../bus/types.js';
 import type { HeraldConfig } from '../config/load.js';
-import { errorMessage, HeraldError } from '../errors.js';
+import { errorMessage, HeraldError, withTimeout } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import { Projector, type ProjectorHooks } from '../projections/projector.js';
 import type { PlannedRouting, Store, StoredEvent } from '../store/types.js';
@@ -41,22 +41,6 @@ export interface StoreHealth {
 
 const STORE_CHECK_MS = 1000;
 const STORE_PING_TIMEOUT_MS = 3000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the store did not answer within ${ms} ms`)), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
-}
 
 /**
  * The pipeline in one process: ingest (group commit into the log) → router (triggers →
@@ -268,7 +252,7 @@ export class Engine {
   storeHealth(): Promise<StoreHealth> {
     const cached = this.storeCheck;
     if (cached && Date.now() - cached.at < STORE_CHECK_MS) return cached.result;
-    const result = withTimeout(this.store.ping(), STORE_PING_TIMEOUT_MS).then(
+    const result = withTimeout(this.store.ping(), STORE_PING_TIMEOUT_MS, 'the store').then(
       (): StoreHealth => ({ ok: true, detail: null }),
       (err): StoreHealth => ({ ok: false, detail: errorMessage(err) }),
     );

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Engine, EngineHooks } from '../engine/engine.js';
 import type { CheckResult } from '../engine/types.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, withTimeout } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import type { DeliveryStatus, RoutingRecord } from '../store/types.js';
 import { eventFilterQuery, parseQuery } from './admin.js';
@@ -214,7 +214,7 @@ export class LiveFeed {
       if (cached && Date.now() - cached.at < 15_000) return cached.result;
       const source = engine.sources.get(name);
       const result = source?.check
-        ? withTimeout(source.check(), 2000).catch(
+        ? withTimeout(source.check(), 2000, `source ${name}`).catch(
             (err): CheckResult => ({ ok: false, detail: errorMessage(err) }),
           )
         : Promise.resolve(null);
@@ -303,20 +303,4 @@ export class LiveFeed {
 
 function frame(event: string, data: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }

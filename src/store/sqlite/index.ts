@@ -13,6 +13,7 @@ import type {
   DeliveryQuery,
   DeliveryStatus,
   InboxMessage,
+  NewDelivery,
   PlannedRouting,
   RoutingRecord,
   Store,
@@ -244,6 +245,21 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     });
   });
 
+  /** 1 when inserted, 0 when its idempotency key was planned before. */
+  const insertDelivery = (d: NewDelivery, eventSeq: number, routedAt: number): number =>
+    s.insertDelivery.run(
+      d.trigger,
+      d.action,
+      d.channel,
+      d.recipient,
+      d.idempotencyKey,
+      d.maxAttempts,
+      d.notBefore,
+      routedAt,
+      routedAt,
+      eventSeq,
+    ).changes;
+
   const appendRoutedTx = db.transaction(
     (
       events: CloudEvent[],
@@ -274,20 +290,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           return { seq: existing.seq, duplicate: true };
         }
         seen.set(key, inserted.seq);
-        for (const d of plan.deliveries) {
-          deliveries += s.insertDelivery.run(
-            d.trigger,
-            d.action,
-            d.channel,
-            d.recipient,
-            d.idempotencyKey,
-            d.maxAttempts,
-            d.notBefore,
-            routedAt,
-            routedAt,
-            inserted.seq,
-          ).changes;
-        }
+        for (const d of plan.deliveries) deliveries += insertDelivery(d, inserted.seq, routedAt);
         return { seq: inserted.seq, duplicate: false };
       });
       return { results, deliveries };
@@ -298,20 +301,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     (batch: Parameters<Store['routing']['commit']>[0], routedAt: number): number => {
       let inserted = 0;
       for (const b of batch) {
-        for (const d of b.deliveries) {
-          inserted += s.insertDelivery.run(
-            d.trigger,
-            d.action,
-            d.channel,
-            d.recipient,
-            d.idempotencyKey,
-            d.maxAttempts,
-            d.notBefore,
-            routedAt,
-            routedAt,
-            d.eventSeq,
-          ).changes;
-        }
+        for (const d of b.deliveries) inserted += insertDelivery(d, d.eventSeq, routedAt);
         s.markRouted.run(routedAt, JSON.stringify(b.record), b.seq);
       }
       return inserted;
