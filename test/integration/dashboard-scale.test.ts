@@ -63,9 +63,14 @@ describe('dashboard queries on 100,000 events', { timeout: 120_000 }, () => {
         ['SELECT * FROM events WHERE seq < ? ORDER BY seq DESC LIMIT 50', [5000]],
         ['SELECT * FROM events WHERE type = ? ORDER BY seq DESC LIMIT 50', ['type.3']],
         ['SELECT * FROM events WHERE seq < ? AND source = ? ORDER BY seq DESC LIMIT 50', [5000, 'src-1']],
+        // By subject: the events newer than the subject index, then the index.
         [
-          'SELECT * FROM events WHERE seq < ? AND subject = ? ORDER BY seq DESC LIMIT 50',
-          [5000, 'subject-7'],
+          'SELECT * FROM events e WHERE e.seq > ? AND e.seq < ? AND e.subject = ? ORDER BY e.seq DESC LIMIT 50',
+          [90_000, 95_000, 'subject-7'],
+        ],
+        [
+          'SELECT e.* FROM event_subjects x JOIN events e ON e.seq = x.seq WHERE x.subject = ? AND x.seq < ? ORDER BY x.seq DESC LIMIT 50',
+          ['subject-7', 5000],
         ],
         [
           "SELECT * FROM deliveries WHERE status = 'dead' AND channel = ? ORDER BY id DESC LIMIT 50",

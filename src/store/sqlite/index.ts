@@ -23,6 +23,9 @@ import { migrations } from './migrations.js';
 import { sqliteProjections } from './projections.js';
 import { sqliteSubscriptions } from './subscriptions.js';
 
+/** How far the subject index may trail the log: the most events a subject lookup reads unindexed. */
+const SUBJECT_BATCH = 20_000;
+
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. Parent directories are created. */
   path: string;
@@ -154,6 +157,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     unrouted: db.prepare('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT ?'),
     // One writer: seq order is commit order, so nothing is ever inserted behind a seq read.
     readForProjection: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+    subjectsThrough: db.prepare('SELECT through_seq AS seq FROM event_subjects_state WHERE id = 1'),
+    lastSeq: db.prepare('SELECT max(seq) AS seq FROM events'),
+    indexSubjects: db.prepare(
+      `INSERT OR IGNORE INTO event_subjects (subject, seq)
+       SELECT subject, seq FROM events WHERE seq > ? AND seq <= ? AND subject IS NOT NULL ORDER BY subject, seq`,
+    ),
+    setSubjectsThrough: db.prepare('UPDATE event_subjects_state SET through_seq = ? WHERE id = 1'),
     countEvents: db.prepare('SELECT count(*) AS n FROM events'),
     insertDelivery: db.prepare(
       `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
@@ -244,6 +254,57 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       return { seq: existing.seq, duplicate: true };
     });
   });
+
+  // Events by subject: the index table trails the log by up to SUBJECT_BATCH events and is
+  // filled a batch at a time, sorted, so a batch touches each index page once rather than each
+  // event its own page. Lookups read the trailing events from the log directly.
+  let subjectsThrough = (s.subjectsThrough.get() as { seq: number }).seq;
+  let lastAppended = (s.lastSeq.get() as { seq: number | null }).seq ?? 0;
+  const indexSubjects = db.transaction((through: number) => {
+    s.indexSubjects.run(subjectsThrough, through);
+    s.setSubjectsThrough.run(through);
+    subjectsThrough = through;
+  });
+  const afterAppend = (results: AppendResult[]) => {
+    for (const r of results) if (r.seq > lastAppended) lastAppended = r.seq;
+    if (lastAppended - subjectsThrough < SUBJECT_BATCH) return;
+    try {
+      indexSubjects(lastAppended);
+    } catch (err) {
+      // The append itself is durable; the next one tries again, and lookups read the log meanwhile.
+      options.logger?.warn({ err: (err as Error).message }, 'indexing event subjects failed');
+    }
+  };
+  const bySubject = (q: Parameters<Store['events']['list']>[0] & { subject: string }): Row[] => {
+    const extra: string[] = [];
+    const extraValues: unknown[] = [];
+    for (const col of ['type', 'source'] as const) {
+      if (q[col] !== undefined) {
+        extra.push(`AND e.${col} = ?`);
+        extraValues.push(q[col]);
+      }
+    }
+    const before = q.beforeSeq ?? Number.MAX_SAFE_INTEGER;
+    const recent = db
+      .prepare(
+        `SELECT * FROM events e WHERE e.seq > ? AND e.seq < ? AND e.subject = ? ${extra.join(' ')}
+         ORDER BY e.seq DESC LIMIT ?`,
+      )
+      .all(subjectsThrough, before, q.subject, ...extraValues, q.limit) as Row[];
+    if (recent.length === q.limit) return recent;
+    const older = db
+      .prepare(
+        `SELECT e.* FROM event_subjects x JOIN events e ON e.seq = x.seq
+         WHERE x.subject = ? AND x.seq < ? ${extra.join(' ')} ORDER BY x.seq DESC LIMIT ?`,
+      )
+      .all(
+        q.subject,
+        Math.min(before, subjectsThrough + 1),
+        ...extraValues,
+        q.limit - recent.length,
+      ) as Row[];
+    return recent.concat(older);
+  };
 
   /** 1 when inserted, 0 when its idempotency key was planned before. */
   const insertDelivery = (d: NewDelivery, eventSeq: number, routedAt: number): number =>
@@ -372,9 +433,19 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       }),
 
     events: {
-      append: (events, receivedAt) => guard(() => (events.length === 0 ? [] : appendTx(events, receivedAt))),
+      append: (events, receivedAt) =>
+        guard(() => {
+          if (events.length === 0) return [];
+          const results = appendTx(events, receivedAt);
+          afterAppend(results);
+          return results;
+        }),
       appendRouted: (events, plans, receivedAt, routedAt) =>
-        guard(() => appendRoutedTx(events, plans, receivedAt, routedAt)),
+        guard(() => {
+          const appended = appendRoutedTx(events, plans, receivedAt, routedAt);
+          afterAppend(appended.results);
+          return appended;
+        }),
       get: (seq) =>
         guard(() => {
           const r = s.getEvent.get(seq) as Row | undefined;
@@ -389,13 +460,14 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         }),
       list: (q) =>
         guard(() => {
+          if (q.subject !== undefined) return bySubject({ ...q, subject: q.subject }).map(eventRow);
           const where: string[] = [];
           const values: unknown[] = [];
           if (q.beforeSeq !== undefined) {
             where.push('seq < ?');
             values.push(q.beforeSeq);
           }
-          for (const col of ['type', 'source', 'subject'] as const) {
+          for (const col of ['type', 'source'] as const) {
             if (q[col] !== undefined) {
               where.push(`${col} = ?`);
               values.push(q[col]);

@@ -190,4 +190,25 @@ CREATE INDEX events_by_subject ON events (subject, seq);
 CREATE INDEX events_by_source ON events (source, seq);
 `,
   },
+  {
+    version: 6,
+    name: 'events by subject: indexed in batches behind the log instead of on every append',
+    // A change event's subject is its row's key, so an index on it took one random page per
+    // appended event (and one page write per event at each commit). The store fills this table
+    // in batches (see indexSubjects) and reads the few events newer than it from the log itself.
+    sql: `
+CREATE TABLE event_subjects (
+  subject TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (subject, seq)
+) WITHOUT ROWID;
+INSERT INTO event_subjects (subject, seq) SELECT subject, seq FROM events WHERE subject IS NOT NULL;
+CREATE TABLE event_subjects_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  through_seq INTEGER NOT NULL
+);
+INSERT INTO event_subjects_state (id, through_seq) VALUES (1, COALESCE((SELECT max(seq) FROM events), 0));
+DROP INDEX events_by_subject;
+`,
+  },
 ];

@@ -48,7 +48,7 @@ describe('sqlite durability', () => {
 });
 
 describe('sqlite migrations', () => {
-  it('an existing log keeps its events, seqs, deliveries and numbering through the events rebuild (v5)', async () => {
+  it('an existing log keeps its events, seqs, deliveries, numbering and subjects through the upgrade (v5, v6)', async () => {
     const path = join(dir, 'upgrade.db');
     // A store as version 4 left it: events, a delivery pointing at one, and a deleted last seq.
     const old = new Database(path);
@@ -63,9 +63,15 @@ describe('sqlite migrations', () => {
         `old-${i}`,
         's',
         't',
-        null,
+        `sub-${i % 2}`,
         i,
-        JSON.stringify({ specversion: '1.0', id: `old-${i}`, source: 's', type: 't' }),
+        JSON.stringify({
+          specversion: '1.0',
+          id: `old-${i}`,
+          source: 's',
+          type: 't',
+          subject: `sub-${i % 2}`,
+        }),
       );
     old
       .prepare(
@@ -81,6 +87,11 @@ describe('sqlite migrations', () => {
     try {
       assert.equal((await store.events.findById('old-3'))?.seq, 3);
       assert.equal((await store.events.findById('old-4', 's'))?.seq, 4);
+      assert.deepEqual(
+        (await store.events.list({ limit: 10, subject: 'sub-1' })).map((e) => e.seq),
+        [3, 1],
+        'events stored before the subject index table are found by subject',
+      );
       const [d] = await store.deliveries.list({ limit: 10 });
       assert.equal(d?.eventSeq, 2);
       const [again, fresh] = await store.events.append(
@@ -105,5 +116,57 @@ describe('sqlite migrations', () => {
     ).map((r) => r.name);
     assert.ok(!indexes.includes('events_by_id'), `indexes: ${indexes}`);
     check.close();
+  });
+});
+
+describe('sqlite events by subject', () => {
+  it('lists by subject, newest first, across the part of the log the subject index has not reached yet', async () => {
+    const path = join(dir, 'subjects.db');
+    const store = createSqliteStore({ path, synchronous: 'normal' });
+    try {
+      // 25,000 events: the index covers the first 20,000 (it fills in batches), the rest is read
+      // from the log. Subject k of 7; type alternates.
+      for (let start = 0; start < 25_000; start += 1000) {
+        await store.events.append(
+          Array.from({ length: 1000 }, (_, j) => ({
+            specversion: '1.0' as const,
+            id: `s${start + j}`,
+            source: 'subjects',
+            type: (start + j) % 2 === 0 ? 'even' : 'odd',
+            subject: `k${(start + j) % 7}`,
+          })),
+          1,
+        );
+      }
+      const db = new Database(path, { readonly: true });
+      const indexed = (db.prepare('SELECT through_seq AS n FROM event_subjects_state').get() as { n: number })
+        .n;
+      assert.ok(indexed >= 20_000 && indexed < 25_000, `index through ${indexed}`);
+      const truth = (subject: string, type?: string) =>
+        (
+          db
+            .prepare(
+              `SELECT seq FROM events WHERE subject = ? ${type ? 'AND type = ?' : ''} ORDER BY seq DESC`,
+            )
+            .all(...(type ? [subject, type] : [subject])) as { seq: number }[]
+        ).map((r) => r.seq);
+      for (const [subject, type] of [
+        ['k3', undefined],
+        ['k5', 'odd'],
+      ] as const) {
+        const seen: number[] = [];
+        let before: number | undefined;
+        for (;;) {
+          const page = await store.events.list({ limit: 250, beforeSeq: before, subject, type });
+          seen.push(...page.map((e) => e.seq));
+          if (page.length < 250) break;
+          before = page.at(-1)!.seq;
+        }
+        assert.deepEqual(seen, truth(subject, type), `${subject} ${type ?? ''}`);
+      }
+      db.close();
+    } finally {
+      await store.close();
+    }
   });
 });
