@@ -1,6 +1,7 @@
-// `node --import tsx bench/cdc.ts [--rows N]`: PostgreSQL → Herald's log throughput of the
-// postgres-cdc source on this machine: the first snapshot, then streamed changes, with SQLite at
-// synchronous=FULL. Needs the local PostgreSQL (wal_level=logical); cleans up its slot and table.
+// `node --import tsx bench/cdc.ts [--rows N] [--projection]`: PostgreSQL → Herald's log
+// throughput of the postgres-cdc source on this machine: the first snapshot, then streamed
+// changes, with SQLite at synchronous=FULL. With --projection, Herald also keeps a view (upsert of
+// each row) from that log in the same process, and the rates are until the view has every change. Needs the local PostgreSQL (wal_level=logical); cleans up its slot and table.
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { cdcNames, PG_URL, pgClient } from '../test/support/postgres.js';
 const argRows = process.argv.indexOf('--rows');
 const ROWS = argRows > 0 ? Number(process.argv[argRows + 1]) : 100_000;
 const TXN_ROWS = 500;
+const PROJECTION = process.argv.includes('--projection');
 
 const n = cdcNames();
 const table = n.table('bench');
@@ -36,6 +38,16 @@ sources:
     tables: [${table}]
     slot: ${n.slot}
     publication: ${n.publication}
+${
+  PROJECTION
+    ? `projections:
+  stock:
+    filter: { exact: { type: io.debezium.connector.postgresql.DataChangeEvent } }
+    key: id
+    rules:
+      - { upsert: after }`
+    : ''
+}
 `,
 );
 
@@ -108,6 +120,13 @@ const count = () => herald.engine.store.events.count();
 async function waitFor(total: number) {
   while ((await count()) < total) await new Promise((r) => setTimeout(r, 20));
 }
+/** Until the projection has applied every event in the log so far. */
+async function projected(): Promise<void> {
+  if (!PROJECTION) return;
+  const [last] = await herald.engine.store.events.list({ limit: 1 });
+  while ((await herald.engine.store.projections.cursor('stock')) < (last?.seq ?? 0))
+    await new Promise((r) => setTimeout(r, 20));
+}
 
 // CPU time of this process (Herald: decoding, events, SQLite) per phase: on a busy machine the
 // wall-clock rates understate what Herald can do, the CPU figure does not.
@@ -121,6 +140,8 @@ try {
   let t0 = Date.now();
   await waitFor(ROWS);
   const snapshotMs = Date.now() - t0;
+  await projected();
+  const snapshotProjectedMs = Date.now() - t0;
   const snapshotCpu = cpuMs();
 
   // Streamed: updates in transactions of TXN_ROWS rows, written as fast as PostgreSQL takes them.
@@ -134,6 +155,8 @@ try {
   const writtenMs = Date.now() - t0;
   await waitFor(2 * ROWS);
   const streamMs = Date.now() - t0;
+  await projected();
+  const streamProjectedMs = Date.now() - t0;
   const streamCpu = cpuMs();
 
   // Small transactions: one row each, from 8 connections at once.
@@ -158,11 +181,17 @@ try {
   const result = {
     rows: ROWS,
     sourceAlone,
-    snapshot: { ms: snapshotMs, rowsPerSec: rate(ROWS, snapshotMs), rowsPerCpuSec: rate(ROWS, snapshotCpu) },
+    snapshot: {
+      ms: snapshotMs,
+      rowsPerSec: rate(ROWS, snapshotMs),
+      rowsPerCpuSec: rate(ROWS, snapshotCpu),
+      ...(PROJECTION ? { throughProjectionPerSec: rate(ROWS, snapshotProjectedMs) } : {}),
+    },
     stream: {
       ms: streamMs,
       rowsPerSec: rate(ROWS, streamMs),
       rowsPerCpuSec: rate(ROWS, streamCpu),
+      ...(PROJECTION ? { throughProjectionPerSec: rate(ROWS, streamProjectedMs) } : {}),
       postgresWriteMs: writtenMs,
       txnRows: TXN_ROWS,
     },
