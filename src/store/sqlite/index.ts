@@ -147,7 +147,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
   const s = {
     insertEvent: db.prepare(
-      `INSERT INTO events (id, source, type, subject, received_at, event) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO events (id, source, type, subject, received_at, routed_at, routing, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id, source) DO NOTHING RETURNING seq`,
     ),
     findEvent: db.prepare('SELECT seq FROM events WHERE source = ? AND id = ?'),
@@ -172,10 +172,6 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
        ON CONFLICT (idempotency_key) DO NOTHING`,
     ),
     markRouted: db.prepare('UPDATE events SET routed_at = ?, routing = ? WHERE seq = ?'),
-    insertRoutedEvent: db.prepare(
-      `INSERT INTO events (id, source, type, subject, received_at, routed_at, routing, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id, source) DO NOTHING RETURNING seq`,
-    ),
     dueForChannel: db.prepare(
       `SELECT * FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?
        ORDER BY next_attempt_at, id LIMIT ?`,
@@ -230,30 +226,6 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   // store, so there is nobody to share them with, and a take costs no write. A restart starts with
   // full buckets, which lets at most one extra burst through.
   const buckets = new Map<string, Bucket>();
-
-  const appendTx = db.transaction((events: CloudEvent[], receivedAt: number): AppendResult[] => {
-    const seen = new Map<string, number>();
-    return events.map((e) => {
-      const key = `${e.source}\u0000${e.id}`;
-      const earlier = seen.get(key);
-      if (earlier !== undefined) return { seq: earlier, duplicate: true };
-      const inserted = s.insertEvent.get(
-        e.id,
-        e.source,
-        e.type,
-        e.subject ?? null,
-        receivedAt,
-        JSON.stringify(e),
-      ) as { seq: number } | undefined;
-      if (inserted) {
-        seen.set(key, inserted.seq);
-        return { seq: inserted.seq, duplicate: false };
-      }
-      const existing = s.findEvent.get(e.source, e.id) as { seq: number };
-      seen.set(key, existing.seq);
-      return { seq: existing.seq, duplicate: true };
-    });
-  });
 
   // Events by subject: the index table trails the log by up to SUBJECT_BATCH events and is
   // filled a batch at a time, sorted, so a batch touches each index page once rather than each
@@ -321,12 +293,15 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       eventSeq,
     ).changes;
 
-  const appendRoutedTx = db.transaction(
+  /**
+   * Appends in one transaction, deduplicating on (source, id) against the log and within the
+   * batch. With `routing`, new events are stored already routed, with their planned deliveries.
+   */
+  const appendTx = db.transaction(
     (
       events: CloudEvent[],
-      plans: PlannedRouting[],
       receivedAt: number,
-      routedAt: number,
+      routing?: { plans: PlannedRouting[]; routedAt: number },
     ): { results: AppendResult[]; deliveries: number } => {
       const seen = new Map<string, number>();
       let deliveries = 0;
@@ -334,15 +309,15 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         const key = `${e.source}\u0000${e.id}`;
         const earlier = seen.get(key);
         if (earlier !== undefined) return { seq: earlier, duplicate: true };
-        const plan = plans[i]!;
-        const inserted = s.insertRoutedEvent.get(
+        const plan = routing?.plans[i];
+        const inserted = s.insertEvent.get(
           e.id,
           e.source,
           e.type,
           e.subject ?? null,
           receivedAt,
-          routedAt,
-          JSON.stringify(plan.record),
+          routing?.routedAt ?? null,
+          plan ? JSON.stringify(plan.record) : null,
           JSON.stringify(e),
         ) as { seq: number } | undefined;
         if (!inserted) {
@@ -351,7 +326,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           return { seq: existing.seq, duplicate: true };
         }
         seen.set(key, inserted.seq);
-        for (const d of plan.deliveries) deliveries += insertDelivery(d, inserted.seq, routedAt);
+        if (plan)
+          for (const d of plan.deliveries) deliveries += insertDelivery(d, inserted.seq, routing!.routedAt);
         return { seq: inserted.seq, duplicate: false };
       });
       return { results, deliveries };
@@ -436,13 +412,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       append: (events, receivedAt) =>
         guard(() => {
           if (events.length === 0) return [];
-          const results = appendTx(events, receivedAt);
+          const { results } = appendTx(events, receivedAt);
           afterAppend(results);
           return results;
         }),
       appendRouted: (events, plans, receivedAt, routedAt) =>
         guard(() => {
-          const appended = appendRoutedTx(events, plans, receivedAt, routedAt);
+          const appended = appendTx(events, receivedAt, { plans, routedAt });
           afterAppend(appended.results);
           return appended;
         }),
