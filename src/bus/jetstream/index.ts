@@ -240,14 +240,17 @@ export class JetStreamBus implements Bus {
   publish(events: StoredEvent[]): void {
     const js = this.js;
     if (!js) return;
-    let chunk: WireEvent[] = [];
+    // Each event is encoded once; its length keeps messages under MESSAGE_BYTES, and a message is
+    // those encodings joined into `{"events":[…]}`.
+    let chunk: StoredEvent[] = [];
+    let encoded: string[] = [];
     let bytes = 0;
     const send = () => {
       if (chunk.length === 0) return;
       const sent = chunk;
       const p = js
-        .publish(this.config.subject, encoder.encode(JSON.stringify({ events: sent })), {
-          msgID: messageId(sent.map((w) => w.event)),
+        .publish(this.config.subject, encoder.encode(`{"events":[${encoded.join(',')}]}`), {
+          msgID: messageId(sent.map((stored) => stored.event)),
           timeout: 10_000,
         })
         .catch((err) => {
@@ -261,16 +264,20 @@ export class JetStreamBus implements Bus {
         .finally(() => this.pending.delete(p));
       this.pending.add(p);
       chunk = [];
+      encoded = [];
       bytes = 0;
     };
     for (const stored of events) {
       const wire: WireEvent = { seq: stored.seq, receivedAt: stored.receivedAt, event: stored.event };
-      // A rough size (the JSON of the event) is enough to keep messages well under max_payload.
-      const size = JSON.stringify(stored.event).length + 64;
-      if (chunk.length > 0 && (bytes + size > MESSAGE_BYTES || chunk.length >= this.config.consumer.batch))
+      const json = JSON.stringify(wire);
+      if (
+        chunk.length > 0 &&
+        (bytes + json.length > MESSAGE_BYTES || chunk.length >= this.config.consumer.batch)
+      )
         send();
-      chunk.push(wire);
-      bytes += size;
+      chunk.push(stored);
+      encoded.push(json);
+      bytes += json.length + 1;
     }
     send();
   }
