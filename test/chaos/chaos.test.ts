@@ -3,7 +3,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Store } from '../../src/store/types.js';
-import { eventually, type HeraldProcess, spawnHerald, startTestHerald, tempDir } from '../support/herald.js';
+import {
+  eventually,
+  type HeraldProcess,
+  spawnHerald,
+  startTestHerald,
+  tempDir,
+  wrapAppends,
+} from '../support/herald.js';
 import { startHttpSink } from '../support/http-sink.js';
 import { freePort } from '../support/ports.js';
 
@@ -157,21 +164,10 @@ describe('chaos', () => {
   it('store error on write: ingest answers 503 (never 202) and recovers when the store does', async () => {
     let failing = false;
     const herald = await startTestHerald(config('http://127.0.0.1:9/unused'), {
-      wrapStore: (store: Store) => ({
-        ...store,
-        events: {
-          ...store.events,
-          append: (events, at) =>
-            failing
-              ? Promise.reject(new Error('SQLITE_FULL: database or disk is full'))
-              : store.events.append(events, at),
-          // Ingest may store events already routed: that write fails the same way.
-          appendRouted: (events, plans, at, routedAt) =>
-            failing
-              ? Promise.reject(new Error('SQLITE_FULL: database or disk is full'))
-              : store.events.appendRouted!(events, plans, at, routedAt),
-        },
-      }),
+      wrapStore: (store: Store) =>
+        wrapAppends(store, (write) =>
+          failing ? Promise.reject(new Error('SQLITE_FULL: database or disk is full')) : write(),
+        ),
     });
     try {
       assert.equal(await post(herald.url, 'before'), 202);

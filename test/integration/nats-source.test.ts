@@ -8,7 +8,7 @@ import { ConfigError, loadConfig } from '../../src/config/load.js';
 import type { CloudEvent } from '../../src/events/types.js';
 import { registries } from '../../src/plugins.js';
 import type { Store } from '../../src/store/types.js';
-import { eventually, startTestHerald, type TestHerald } from '../support/herald.js';
+import { eventually, startTestHerald, type TestHerald, wrapAppends } from '../support/herald.js';
 
 const NATS = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const suffix = () => randomBytes(5).toString('hex');
@@ -194,17 +194,10 @@ sources:
     map: { type: plain.json }
 `,
           {
-            wrapStore: (store: Store) => {
-              const events = Object.create(store.events) as Store['events'];
-              events.append = (list, at) =>
-                failures++ < 2 ? Promise.reject(new Error('disk is full')) : store.events.append(list, at);
-              // Ingest may store events already routed: that write fails the same way.
-              events.appendRouted = (list, plans, at, routedAt) =>
-                failures++ < 2
-                  ? Promise.reject(new Error('disk is full'))
-                  : store.events.appendRouted!(list, plans, at, routedAt);
-              return { ...store, events };
-            },
+            wrapStore: (store: Store) =>
+              wrapAppends(store, (write) =>
+                failures++ < 2 ? Promise.reject(new Error('disk is full')) : write(),
+              ),
           },
         );
         try {
@@ -260,18 +253,11 @@ sources:
       const total = 400;
       // A slow disk, so that the first process is stopped with work still in flight.
       const a = await startTestHerald(config, {
-        wrapStore: (store: Store) => {
-          const events = Object.create(store.events) as Store['events'];
-          events.append = async (list, at) => {
+        wrapStore: (store: Store) =>
+          wrapAppends(store, async (write) => {
             await new Promise((r) => setTimeout(r, 30));
-            return store.events.append(list, at);
-          };
-          events.appendRouted = async (list, plans, at, routedAt) => {
-            await new Promise((r) => setTimeout(r, 30));
-            return store.events.appendRouted!(list, plans, at, routedAt);
-          };
-          return { ...store, events };
-        },
+            return write();
+          }),
       });
       try {
         for (let i = 0; i < total / 2; i++) js.publish(subject, JSON.stringify(ce(`m-${i}`)));

@@ -7,7 +7,13 @@ import type { CloudEvent } from '../../src/events/types.js';
 import { registries } from '../../src/plugins.js';
 import { redisSource } from '../../src/sources/redis/index.js';
 import type { Store } from '../../src/store/types.js';
-import { captureLogger, eventually, startTestHerald, type TestHerald } from '../support/herald.js';
+import {
+  captureLogger,
+  eventually,
+  startTestHerald,
+  type TestHerald,
+  wrapAppends,
+} from '../support/herald.js';
 
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const unique = (prefix: string) => `herald-test:${prefix}:${randomBytes(5).toString('hex')}`;
@@ -135,17 +141,10 @@ sources:
   q: { kind: redis, url: "${REDIS}", streams: [{ key: "${stream}", blockMs: 200 }] }
 `,
       {
-        wrapStore: (store: Store) => {
-          const events = Object.create(store.events) as Store['events'];
-          events.append = (list, at) =>
-            failures++ < 1 ? Promise.reject(new Error('disk is full')) : store.events.append(list, at);
-          // Ingest may store events already routed: that write fails the same way.
-          events.appendRouted = (list, plans, at, routedAt) =>
-            failures++ < 1
-              ? Promise.reject(new Error('disk is full'))
-              : store.events.appendRouted!(list, plans, at, routedAt);
-          return { ...store, events };
-        },
+        wrapStore: (store: Store) =>
+          wrapAppends(store, (write) =>
+            failures++ < 1 ? Promise.reject(new Error('disk is full')) : write(),
+          ),
       },
     );
     try {

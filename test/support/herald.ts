@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { type RunningHerald, type StartOptions, startHerald } from '../../src/app.js';
 import { createLogger } from '../../src/logger.js';
+import type { Store } from '../../src/store/types.js';
 
 export const repoRoot = new URL('../..', import.meta.url).pathname;
 
@@ -150,4 +151,18 @@ export async function spawnHerald(args: string[], env: NodeJS.ProcessEnv = {}): 
       });
     },
   };
+}
+
+/**
+ * `store` with every way of appending to its log (plain, and already routed where the store
+ * offers it) passed through `around`: a disk that fails or is slow, for `wrapStore`.
+ */
+export function wrapAppends(store: Store, around: <T>(write: () => Promise<T>) => Promise<T>): Store {
+  const events = Object.create(store.events) as Store['events'];
+  events.append = (list, at) => around(() => store.events.append(list, at));
+  const appendRouted = store.events.appendRouted;
+  if (appendRouted)
+    events.appendRouted = (list, plans, at, routedAt) =>
+      around(() => appendRouted.call(store.events, list, plans, at, routedAt));
+  return { ...store, events };
 }
