@@ -33,8 +33,9 @@ interface ChannelState {
   /** A wake-up came during a claim whose query may have run before the new work was committed. */
   wokenWhileClaiming: boolean;
   /**
-   * The last claim found less than it asked for: nothing more is due until something says so (a
-   * wake-up from routing or a replay, the retry timer, the poller), so finished sends do not ask.
+   * The last claim found less than it asked for (rate-limited or not): nothing more is due until
+   * something says so (a wake-up from routing or a replay, the retry timer, the poller), so
+   * finished sends do not ask.
    */
   drained: boolean;
   timer: NodeJS.Timeout | null;
@@ -237,6 +238,7 @@ export class Dispatcher {
       state.wokenWhileClaiming = true;
       return;
     }
+    if (state.drained) return;
     const limit = state.channel.concurrency;
     const free = limit - state.inFlight;
     // Batches as the ready buffer does for unlimited channels: one take and one claim per half
@@ -279,7 +281,10 @@ export class Dispatcher {
     else if (claimed.length < granted) {
       // Fewer due than granted: the channel has caught up.
       if (state.wokenWhileClaiming) void this.pump(state);
-      else await this.scheduleNext(state);
+      else {
+        state.drained = true;
+        await this.scheduleNext(state);
+      }
     } else if (granted < free) this.waitForToken(state, taken.nextAt);
     else void this.pump(state);
   }
