@@ -377,7 +377,7 @@ describe('distributed: three Herald processes consume one JetStream input stream
     try {
       const { rows } = await client.query(
         `SELECT (SELECT count(*) FROM ${setup.schema}.events)::int AS events,
-                (SELECT count(*) FROM ${setup.schema}.events WHERE routed_at IS NULL)::int AS unrouted,
+                (SELECT count(*) FROM ${setup.schema}.unrouted_events)::int AS unrouted,
                 (SELECT count(*) FROM ${setup.schema}.deliveries WHERE status = 'delivered')::int AS delivered,
                 (SELECT count(*) FROM ${setup.schema}.deliveries)::int AS deliveries`,
       );

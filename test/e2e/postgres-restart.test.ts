@@ -63,7 +63,7 @@ async function storeCounts(url: string, schema: string) {
   try {
     const { rows } = await client.query(
       `SELECT (SELECT count(*) FROM ${schema}.events)::int AS events,
-              (SELECT count(*) FROM ${schema}.events WHERE routed_at IS NULL)::int AS unrouted,
+              (SELECT count(*) FROM ${schema}.unrouted_events)::int AS unrouted,
               (SELECT count(*) FROM ${schema}.deliveries)::int AS deliveries,
               (SELECT count(*) FROM ${schema}.deliveries WHERE status = 'delivered')::int AS delivered`,
     );

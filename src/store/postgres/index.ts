@@ -34,6 +34,10 @@ const intOrNull = (v: unknown): number | null => (v === null || v === undefined 
 
 type Row = Record<string, unknown>;
 
+/** Events with their routing outcome (null until routed), which lives beside them (migration 7). */
+const SELECT_EVENTS =
+  'SELECT e.*, r.routed_at, r.routing FROM events e LEFT JOIN event_routing r ON r.seq = e.seq';
+
 function eventRow(r: Row): StoredEvent {
   return {
     seq: int(r.seq),
@@ -206,11 +210,16 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           }
         });
         const inserted = await query(
-          `INSERT INTO events (id, source, type, subject, received_at, event)
-           SELECT id, source, type, subject, $5, event::jsonb
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS t(id, source, type, subject, event)
-           ON CONFLICT (source, id) DO NOTHING
-           RETURNING seq, source, id`,
+          `WITH inserted AS (
+             INSERT INTO events (id, source, type, subject, received_at, event)
+             SELECT id, source, type, subject, $5, event::jsonb
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS t(id, source, type, subject, event)
+             ON CONFLICT (source, id) DO NOTHING
+             RETURNING seq, source, id
+           ), queued AS (
+             INSERT INTO unrouted_events (seq) SELECT seq FROM inserted
+           )
+           SELECT seq, source, id FROM inserted`,
           [
             unique.map((e) => e.id),
             unique.map((e) => e.source),
@@ -238,13 +247,13 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         });
       },
       async get(seq) {
-        const [r] = await query('SELECT * FROM events WHERE seq = $1', [seq]);
+        const [r] = await query(`${SELECT_EVENTS} WHERE e.seq = $1`, [seq]);
         return r ? eventRow(r) : null;
       },
       async findById(id, source) {
         const [r] = source
-          ? await query('SELECT * FROM events WHERE id = $1 AND source = $2', [id, source])
-          : await query('SELECT * FROM events WHERE id = $1 ORDER BY seq DESC LIMIT 1', [id]);
+          ? await query(`${SELECT_EVENTS} WHERE e.id = $1 AND e.source = $2`, [id, source])
+          : await query(`${SELECT_EVENTS} WHERE e.id = $1 ORDER BY e.seq DESC LIMIT 1`, [id]);
         return r ? eventRow(r) : null;
       },
       async list(q) {
@@ -254,20 +263,23 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           values.push(value);
           where.push(clause.replace('?', `$${values.length}`));
         };
-        if (q.beforeSeq !== undefined) add('seq < ?', q.beforeSeq);
-        if (q.type !== undefined) add('type = ?', q.type);
-        if (q.source !== undefined) add('source = ?', q.source);
-        if (q.subject !== undefined) add('subject = ?', q.subject);
+        if (q.beforeSeq !== undefined) add('e.seq < ?', q.beforeSeq);
+        if (q.type !== undefined) add('e.type = ?', q.type);
+        if (q.source !== undefined) add('e.source = ?', q.source);
+        if (q.subject !== undefined) add('e.subject = ?', q.subject);
         values.push(q.limit);
         const rows = await query(
-          `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${values.length}`,
+          `${SELECT_EVENTS} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY e.seq DESC LIMIT $${values.length}`,
           values,
         );
         return rows.map(eventRow);
       },
       async unrouted(limit) {
         return (
-          await query('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT $1', [limit])
+          await query(
+            'SELECT e.* FROM unrouted_events u JOIN events e ON e.seq = u.seq ORDER BY u.seq LIMIT $1',
+            [limit],
+          )
         ).map(eventRow);
       },
       async readForProjection(cursor, limit) {
@@ -285,10 +297,10 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         // A write transaction left open anywhere on the server holds xmin back and delays
         // projections (never routing) until it ends.
         const rows = await query(
-          `SELECT * FROM events
-           WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
-             AND (tx, seq) > (COALESCE((SELECT tx FROM events WHERE seq = $1), '0'::xid8), $1)
-           ORDER BY tx, seq LIMIT $2`,
+          `${SELECT_EVENTS}
+           WHERE e.tx < pg_snapshot_xmin(pg_current_snapshot())
+             AND (e.tx, e.seq) > (COALESCE((SELECT tx FROM events WHERE seq = $1), '0'::xid8), $1)
+           ORDER BY e.tx, e.seq LIMIT $2`,
           [cursor, limit],
         );
         const events = rows.map(eventRow);
@@ -318,11 +330,13 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING 1
            ), routed AS (
-             UPDATE events SET routed_at = $9, routing = t.routing::jsonb
-             FROM unnest($10::bigint[], $11::text[]) AS t(seq, routing) WHERE events.seq = t.seq
-             RETURNING 1
+             INSERT INTO event_routing (seq, routed_at, routing)
+             SELECT t.seq, $9, t.routing::jsonb FROM unnest($10::bigint[], $11::text[]) AS t(seq, routing)
+             ON CONFLICT (seq) DO UPDATE SET routed_at = EXCLUDED.routed_at, routing = EXCLUDED.routing
+           ), dequeued AS (
+             DELETE FROM unrouted_events WHERE seq = ANY($10::bigint[])
            )
-           SELECT (SELECT count(*) FROM planned) AS inserted, (SELECT count(*) FROM routed) AS routed`,
+           SELECT count(*) AS inserted FROM planned`,
           [
             deliveries.map((d) => d.eventSeq),
             deliveries.map((d) => d.trigger),
@@ -369,9 +383,11 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
                last_error = t.error, remote_id = COALESCE(t.remote_id, d.remote_id),
                rendered = COALESCE(t.rendered::jsonb, d.rendered), updated_at = $8
              FROM t WHERE d.id = t.id
+             RETURNING d.id
            )
            INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, error, next_attempt_at)
-           SELECT id, number, started_at, duration_ms, outcome, attempt_error, attempt_next_at FROM t
+           SELECT t.id, number, started_at, duration_ms, outcome, attempt_error, attempt_next_at
+           FROM t JOIN updated u ON u.id = t.id
            ON CONFLICT DO NOTHING`,
           [
             outcomes.map((o) => o.deliveryId),

@@ -178,4 +178,30 @@ CREATE TABLE rate_buckets (
 );
 `,
   },
+  {
+    version: 7,
+    name: 'routing outcomes beside the events, not in their rows; no row locks for references',
+    // Routing used to set events.routed_at, which the unrouted index's predicate names, so no
+    // update of it could be HOT: every routed event rewrote its whole row and an entry in each of
+    // its eight indexes. Now an append also queues the seq in unrouted_events, and routing deletes
+    // it there and inserts its outcome into event_routing: narrow rows, one index each.
+    //
+    // The foreign keys from deliveries and attempts made every insert take a share lock on the
+    // referenced row (dirtying its page) although the inserts only ever name rows they have just
+    // read: deliveries join the events they plan for, attempts join the deliveries they update;
+    // nothing deletes events or deliveries.
+    sql: `
+CREATE TABLE event_routing (
+  seq BIGINT PRIMARY KEY,
+  routed_at BIGINT NOT NULL,
+  routing JSONB
+);
+INSERT INTO event_routing (seq, routed_at, routing) SELECT seq, routed_at, routing FROM events WHERE routed_at IS NOT NULL;
+CREATE TABLE unrouted_events (seq BIGINT PRIMARY KEY);
+INSERT INTO unrouted_events (seq) SELECT seq FROM events WHERE routed_at IS NULL;
+ALTER TABLE events DROP COLUMN routed_at, DROP COLUMN routing;
+ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_event_seq_fkey;
+ALTER TABLE attempts DROP CONSTRAINT IF EXISTS attempts_delivery_id_fkey;
+`,
+  },
 ];

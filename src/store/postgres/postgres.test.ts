@@ -88,3 +88,66 @@ describe('postgres upgrade: a projection cursor from before the transaction ids'
     }
   });
 });
+
+describe('postgres upgrade: routing outcomes move beside the events', () => {
+  const upgraded = `herald_upgrade7_${process.pid}_${Date.now()}`;
+  after(() => dropSchema(upgraded));
+
+  it('keeps what was routed and routes what was not', async () => {
+    // Migrations 1–6 as the release before left them: one event routed, one waiting.
+    const old = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await old.connect();
+    try {
+      await old.query(`CREATE SCHEMA ${upgraded}`);
+      await old.query(`SET search_path = ${upgraded}`);
+      await old.query(
+        'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at BIGINT)',
+      );
+      for (const m of migrations.filter((m) => m.version <= 6)) {
+        await old.query(m.sql);
+        await old.query('INSERT INTO schema_migrations VALUES ($1, $2, $3)', [m.version, m.name, 1]);
+      }
+      for (const [id, routedAt] of [
+        ['routed', 5],
+        ['waiting', null],
+      ] as const) {
+        const event = { specversion: '1.0', id, source: 'upgrade', type: 'upgrade.test' };
+        await old.query(
+          `INSERT INTO events (id, source, type, received_at, routed_at, routing, event)
+           VALUES ($1, $2, $3, 1, $4, $5::jsonb, $6::jsonb)`,
+          [
+            id,
+            event.source,
+            event.type,
+            routedAt,
+            routedAt === null ? null : JSON.stringify({ matched: ['t'], errors: [], deliveries: 0 }),
+            JSON.stringify(event),
+          ],
+        );
+      }
+    } finally {
+      await old.end();
+    }
+
+    const store = createPostgresStore({ url: TEST_DATABASE_URL, schema: upgraded, poolSize: 2 });
+    try {
+      await store.migrate();
+      const routed = await store.events.findById('routed', 'upgrade');
+      assert.equal(routed?.routedAt, 5);
+      assert.deepEqual(routed?.routing, { matched: ['t'], errors: [], deliveries: 0 });
+      const waiting = await store.events.unrouted(10);
+      assert.deepEqual(
+        waiting.map((e) => e.event.id),
+        ['waiting'],
+      );
+      await store.routing.commit(
+        [{ seq: waiting[0]!.seq, record: { matched: [], errors: [], deliveries: 0 }, deliveries: [] }],
+        9,
+      );
+      assert.deepEqual(await store.events.unrouted(10), []);
+      assert.equal((await store.events.get(waiting[0]!.seq))?.routedAt, 9);
+    } finally {
+      await store.close();
+    }
+  });
+});
