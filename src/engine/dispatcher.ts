@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { CompiledTrigger } from '../config/load.js';
 import type { RateLimit } from '../config/schema.js';
@@ -45,6 +46,8 @@ interface ChannelState {
   /** While a rate-limited channel's bucket is empty: when its next token is due (0 otherwise). */
   tokensAt: number;
   tokenTimer: NodeJS.Timeout | null;
+  /** Claims are failing (the store is down): logged once when it starts and once when it ends. */
+  claimFailing: boolean;
 }
 
 export interface DispatcherOptions {
@@ -64,7 +67,11 @@ export interface DispatcherOptions {
 export class Dispatcher {
   private readonly states = new Map<string, ChannelState>();
   private readonly triggers: Map<string, CompiledTrigger>;
-  private readonly abort = new AbortController();
+  /**
+   * Aborts in-flight sends at the shutdown deadline. Every send listens to its signal, so it has
+   * as many listeners as sends in flight (bounded by the channels' concurrency), not a leak.
+   */
+  private readonly abort = unlimitedListeners(new AbortController());
   private readonly inFlight = new Set<Promise<void>>();
   private running = false;
   private poller: NodeJS.Timeout | null = null;
@@ -102,6 +109,7 @@ export class Dispatcher {
         rateLimit: options.rateLimits?.get(name) ?? null,
         tokensAt: 0,
         tokenTimer: null,
+        claimFailing: false,
       });
     }
     this.triggers = new Map(triggers.map((t) => [t.name, t]));
@@ -193,8 +201,9 @@ export class Dispatcher {
         now,
         leaseMs: this.options.leaseMs,
       });
+      this.claimSucceeded(state);
     } catch (err) {
-      this.logger.error({ channel: state.name, err: errorMessage(err) }, 'claiming deliveries failed');
+      this.claimFailed(state, err);
     } finally {
       state.claiming = false;
     }
@@ -209,6 +218,25 @@ export class Dispatcher {
       state.drained = true;
       await this.scheduleNext(state);
     }
+  }
+
+  /**
+   * While the store is unreachable every poll fails the same way: one error when it starts and
+   * one line when claims work again, rather than a line per channel every poll interval.
+   */
+  private claimFailed(state: ChannelState, err: unknown): void {
+    if (state.claimFailing) {
+      this.logger.debug({ channel: state.name, err: errorMessage(err) }, 'claiming deliveries still failing');
+      return;
+    }
+    state.claimFailing = true;
+    this.logger.error({ channel: state.name, err: errorMessage(err) }, 'claiming deliveries failed');
+  }
+
+  private claimSucceeded(state: ChannelState): void {
+    if (!state.claimFailing) return;
+    state.claimFailing = false;
+    this.logger.info({ channel: state.name }, 'claiming deliveries works again');
   }
 
   /**
@@ -264,8 +292,9 @@ export class Dispatcher {
           leaseMs: this.options.leaseMs,
         });
       }
+      this.claimSucceeded(state);
     } catch (err) {
-      this.logger.error({ channel: state.name, err: errorMessage(err) }, 'claiming deliveries failed');
+      this.claimFailed(state, err);
     } finally {
       state.claiming = false;
     }
@@ -569,4 +598,9 @@ export class Dispatcher {
     this.writingOutcomes = null;
     if (this.pendingOutcomes.length > 0 && !this.flushScheduled) await this.flushOutcomes();
   }
+}
+
+function unlimitedListeners(controller: AbortController): AbortController {
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

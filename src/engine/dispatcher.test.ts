@@ -208,3 +208,102 @@ describe('dispatcher: a rate-limited channel (one process, SQLite)', () => {
     );
   });
 });
+
+describe('dispatcher: a store outage while claiming', () => {
+  it('logs one error per channel when claims start failing and one line when they work again, then sends', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    let down = true;
+    let failedClaims = 0;
+    const claim = store.deliveries.claim.bind(store.deliveries);
+    store.deliveries.claim = (request) => {
+      if (down) {
+        failedClaims++;
+        return Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
+      }
+      return claim(request);
+    };
+    const lines: { level: number; msg: string; channel?: string }[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const plain = recordingChannel(4);
+    const limited = recordingChannel(4);
+    const d = new Dispatcher(
+      store,
+      new Map([
+        ['plain', plain.channel],
+        ['limited', limited.channel],
+      ]),
+      [trigger('plain'), trigger('limited')],
+      {
+        leaseMs: 60_000,
+        pollIntervalMs: 20,
+        rateLimits: new Map([['limited', { perSecond: 100, burst: 10 }]]),
+      },
+      logger,
+    );
+    try {
+      d.start();
+      await until(() => failedClaims >= 20, 'claims to fail for a while');
+      await plan(store, 'plain', 3);
+      await plan(store, 'limited', 3);
+      down = false;
+      await until(() => plain.sends.length === 3 && limited.sends.length === 3, 'the sends once claims work');
+
+      const errors = lines.filter((l) => l.msg === 'claiming deliveries failed');
+      assert.deepEqual(errors.map((l) => l.channel).sort(), ['limited', 'plain'], 'one error per channel');
+      assert.ok(errors.every((l) => l.level === 50));
+      const recovered = lines.filter((l) => l.msg === 'claiming deliveries works again');
+      assert.deepEqual(recovered.map((l) => l.channel).sort(), ['limited', 'plain']);
+      assert.ok(
+        lines.filter((l) => l.msg === 'claiming deliveries still failing').every((l) => l.level === 20),
+        'repeats are debug lines',
+      );
+    } finally {
+      await d.stop(1000);
+      await store.close();
+    }
+  });
+});
+
+describe('dispatcher: many sends in flight', () => {
+  it('share the shutdown signal without a listener-leak warning', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    let sent = 0;
+    const release: (() => void)[] = [];
+    // Listens to the signal the way HTTP clients do, and holds every send open until all 32 run.
+    const channel: Channel = {
+      concurrency: 32,
+      async send(req) {
+        const onAbort = () => undefined;
+        req.signal.addEventListener('abort', onAbort);
+        await new Promise<void>((r) => {
+          release.push(r);
+          if (release.length === 32) for (const go of release) go();
+        });
+        req.signal.removeEventListener('abort', onAbort);
+        sent++;
+        return delivered();
+      },
+    };
+    await plan(store, 'wide', 32);
+    const d = new Dispatcher(
+      store,
+      new Map([['wide', channel]]),
+      [trigger('wide')],
+      { leaseMs: 60_000, pollIntervalMs: 50 },
+      pino({ level: 'silent' }),
+    );
+    try {
+      d.start();
+      await until(() => sent === 32, '32 sends in flight at once to finish');
+      await sleep(20); // process warnings are emitted on the next tick
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off('warning', onWarning);
+      await d.stop(1000);
+      await store.close();
+    }
+  });
+});
