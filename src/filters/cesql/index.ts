@@ -2,7 +2,7 @@ import type { CloudEvent } from '../../events/types.js';
 import type { Node, Value } from './ast.js';
 import { compileAst, type Evaluator } from './compile.js';
 import { type CesqlErrorKind, type CesqlEvaluationError, CesqlParseError } from './errors.js';
-import { builtInFunctions, type CesqlFunction, defaultFunctions, FunctionRegistry } from './functions.js';
+import { builtInFunctions, defaultFunctions, FunctionRegistry } from './functions.js';
 import { parse } from './parser.js';
 
 export type { CesqlType, Node, Value } from './ast.js';
