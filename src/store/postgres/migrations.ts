@@ -204,4 +204,18 @@ ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_event_seq_fkey;
 ALTER TABLE attempts DROP CONSTRAINT IF EXISTS attempts_delivery_id_fkey;
 `,
   },
+  {
+    version: 8,
+    name: 'deliveries: room on each page, so a claim updates its row in place',
+    // A claim sets only lease_until, which no index names, so its update can be HOT (no new index
+    // entries) when the row's page has room for the new version. Deliveries are only appended, so
+    // at the default fillfactor of 100 their pages were full: about one claim in six was HOT and
+    // the rest moved the row and added an entry to each of the table's six indexes. At 50 nearly
+    // every claim is HOT (4,885 of 5,000 in a test; 1,867 at 80), and the claim statement's time
+    // in the distributed benchmark fell by about 60 %, for a deliveries heap about twice the size.
+    // Applies to pages written from now on.
+    sql: `
+ALTER TABLE deliveries SET (fillfactor = 50);
+`,
+  },
 ];
