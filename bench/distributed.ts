@@ -77,6 +77,7 @@ triggers:
     // Core NATS publishes into the input stream, flushed every thousand: the load generator shares
     // the two cores with Herald, so it spends as little CPU as it can (no per-message PubAck).
     const cpuBefore = heralds.map((h) => cpuMs(h.child.pid!));
+    const ownCpuBefore = process.cpuUsage();
     const started = Date.now();
     for (let i = 0; i < EVENTS; i++) {
       const event = {
@@ -93,6 +94,7 @@ triggers:
     const acceptedMs = Date.now() - started;
     const complete = await sink.waitFor(EVENTS, 300_000);
     const elapsed = (sink.lastAt - started) / 1000;
+    const ownCpu = process.cpuUsage(ownCpuBefore);
     const heraldCpu = heralds.reduce((sum, h, i) => sum + cpuMs(h.child.pid!) - cpuBefore[i]!, 0);
     const sorted = [...sink.latencies].sort((a, b) => a - b);
     return {
@@ -106,6 +108,8 @@ triggers:
       p50Ms: percentile(sorted, 50),
       p99Ms: percentile(sorted, 99),
       heraldCpuUsPerEvent: Math.round((heraldCpu * 1000) / EVENTS),
+      // The publisher and the webhook receiver share the cores with Herald: their share, too.
+      loadCpuUsPerEvent: Math.round((ownCpu.user + ownCpu.system) / EVENTS),
     };
   } finally {
     await Promise.all(heralds.map((h) => h.kill('SIGTERM')));
