@@ -307,3 +307,38 @@ describe('dispatcher: many sends in flight', () => {
     }
   });
 });
+
+describe('dispatcher: outcomes recorded while the next sends run', () => {
+  it('a finished send frees its slot before its outcome is written, with at most `concurrency` outcomes waiting', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const hook = recordingChannel(4, 5);
+    const record = store.deliveries.record.bind(store.deliveries);
+    let sendsBeforeFirstWrite = -1;
+    store.deliveries.record = async (outcomes) => {
+      await sleep(300); // a slow store
+      if (sendsBeforeFirstWrite < 0) sendsBeforeFirstWrite = hook.sends.length;
+      await record(outcomes);
+    };
+    await plan(store, 'hook', 20);
+    const d = new Dispatcher(
+      store,
+      new Map([['hook', hook.channel]]),
+      [trigger('hook')],
+      { leaseMs: 60_000, pollIntervalMs: 50 },
+      pino({ level: 'silent' }),
+    );
+    try {
+      d.start();
+      await until(() => hook.sends.length === 20, 'every send');
+    } finally {
+      await d.stop(5000);
+    }
+    // Four sending and four waiting for the slow write: twice the concurrency, neither one
+    // concurrency (slots held until written) nor all twenty (outcomes piling up in memory).
+    assert.equal(sendsBeforeFirstWrite, 8);
+    assert.ok(hook.maxRunning <= 4, `${hook.maxRunning} sends ran at once`);
+    const delivered = await store.deliveries.list({ status: 'delivered', limit: 100 });
+    assert.equal(delivered.length, 20, 'every outcome written by the time the dispatcher stopped');
+    await store.close();
+  });
+});

@@ -27,7 +27,14 @@ export interface DispatcherHooks {
 interface ChannelState {
   name: string;
   channel: Channel;
+  /** Sends under way: at most the channel's `concurrency`. */
   inFlight: number;
+  /**
+   * Sends finished whose outcome is waiting for its group commit. They give their slot back at
+   * once, since the receiver is done with them, but at most `concurrency` of them wait, so a slow
+   * store slows sending rather than piling outcomes up in memory.
+   */
+  recording: number;
   /** Claimed (leased) deliveries waiting for a free slot: claiming in batches saves a query per send. */
   ready: { delivery: Delivery; leaseUntil: number }[];
   claiming: boolean;
@@ -100,6 +107,7 @@ export class Dispatcher {
         name,
         channel,
         inFlight: 0,
+        recording: 0,
         ready: [],
         claiming: false,
         wokenWhileClaiming: false,
@@ -246,7 +254,7 @@ export class Dispatcher {
    */
   private startReady(state: ChannelState): void {
     const margin = this.options.leaseMs / 2;
-    while (state.inFlight < state.channel.concurrency && state.ready.length > 0) {
+    while (freeSlots(state) > 0 && state.ready.length > 0) {
       const { delivery, leaseUntil } = state.ready.shift()!;
       if (leaseUntil - Date.now() < margin) continue;
       this.run(state, delivery);
@@ -268,7 +276,7 @@ export class Dispatcher {
     }
     if (state.drained) return;
     const limit = state.channel.concurrency;
-    const free = limit - state.inFlight;
+    const free = freeSlots(state);
     // Batches as the ready buffer does for unlimited channels: one take and one claim per half
     // of the slots, rather than per finished send.
     if (free <= 0 || (state.inFlight > 0 && free < Math.ceil(limit / 2))) return;
@@ -382,19 +390,28 @@ export class Dispatcher {
 
   private run(state: ChannelState, delivery: Delivery): void {
     state.inFlight++;
-    const task = this.attempt(state, delivery)
+    let sent = false;
+    const onSent = () => {
+      sent = true;
+      state.inFlight--;
+      state.recording++;
+      if (this.running) void this.pump(state);
+    };
+    const task = this.attempt(state, delivery, onSent)
       .catch((err) =>
         this.logger.error({ deliveryId: delivery.id, err: errorMessage(err) }, 'recording an attempt failed'),
       )
       .finally(() => {
-        state.inFlight--;
+        if (sent) state.recording--;
+        else state.inFlight--;
         this.inFlight.delete(task);
         if (this.running) void this.pump(state);
       });
     this.inFlight.add(task);
   }
 
-  private async attempt(state: ChannelState, delivery: Delivery): Promise<void> {
+  /** Sends one delivery, calls `onSent` when the channel is done with it, then records the outcome. */
+  private async attempt(state: ChannelState, delivery: Delivery, onSent: () => void): Promise<void> {
     const trigger = this.triggers.get(delivery.trigger);
     const action = trigger?.actions.find((a) => a.index === delivery.action);
     const attemptNo = delivery.attempts + 1;
@@ -456,6 +473,7 @@ export class Dispatcher {
         'delivery will be retried',
       );
     else this.logger.debug(fields, 'delivered');
+    onSent();
     await this.recordOutcome(outcome);
     if (outcome.status === 'pending') await this.scheduleNext(state);
   }
@@ -603,4 +621,10 @@ export class Dispatcher {
 function unlimitedListeners(controller: AbortController): AbortController {
   setMaxListeners(0, controller.signal);
   return controller;
+}
+
+/** Sends the channel may start now: slots not sending, and room among outcomes being recorded. */
+function freeSlots(state: ChannelState): number {
+  const limit = state.channel.concurrency;
+  return Math.min(limit - state.inFlight, 2 * limit - state.inFlight - state.recording);
 }
