@@ -342,3 +342,40 @@ describe('dispatcher: outcomes recorded while the next sends run', () => {
     await store.close();
   });
 });
+
+describe('dispatcher: deliveries another process routed', () => {
+  it('reads their events in one query per claim, not one per send', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    let singleReads = 0;
+    const batchReads: number[] = [];
+    const get = store.events.get.bind(store.events);
+    const getMany = store.events.getMany.bind(store.events);
+    store.events.get = (seq) => {
+      singleReads++;
+      return get(seq);
+    };
+    store.events.getMany = (seqs) => {
+      batchReads.push(seqs.length);
+      return getMany(seqs);
+    };
+    // Planned straight into the store: this dispatcher has none of the events in memory.
+    await plan(store, 'hook', 10);
+    const hook = recordingChannel(16);
+    const d = new Dispatcher(
+      store,
+      new Map([['hook', hook.channel]]),
+      [trigger('hook')],
+      { leaseMs: 60_000, pollIntervalMs: 50 },
+      pino({ level: 'silent' }),
+    );
+    try {
+      d.start();
+      await until(() => hook.sends.length === 10, 'every send');
+    } finally {
+      await d.stop(1000);
+      await store.close();
+    }
+    assert.deepEqual(batchReads, [10]);
+    assert.equal(singleReads, 0);
+  });
+});

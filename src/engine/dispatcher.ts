@@ -140,6 +140,24 @@ export class Dispatcher {
     this.recentEvents.set(seq, event);
   }
 
+  /**
+   * Reads the events of claimed deliveries that this process did not route (another process did,
+   * or this one restarted) in one query, rather than one query per send.
+   */
+  private async loadEvents(deliveries: Delivery[]): Promise<void> {
+    const missing = new Set<number>();
+    for (const d of deliveries)
+      if (!this.recentEvents.has(d.eventSeq) && !this.olderEvents.has(d.eventSeq)) missing.add(d.eventSeq);
+    if (missing.size === 0) return;
+    try {
+      for (const stored of await this.store.events.getMany([...missing]))
+        this.rememberEvent(stored.seq, stored.event);
+    } catch (err) {
+      // Not a failed claim: each send reads its own event instead.
+      this.logger.debug({ err: errorMessage(err) }, "reading claimed deliveries' events failed");
+    }
+  }
+
   /** Something may be due on this channel (new deliveries, a replay): look now. */
   wake(name: string): void {
     const state = this.states.get(name);
@@ -210,6 +228,7 @@ export class Dispatcher {
         leaseMs: this.options.leaseMs,
       });
       this.claimSucceeded(state);
+      await this.loadEvents(claimed);
     } catch (err) {
       this.claimFailed(state, err);
     } finally {
@@ -301,6 +320,7 @@ export class Dispatcher {
         });
       }
       this.claimSucceeded(state);
+      await this.loadEvents(claimed);
     } catch (err) {
       this.claimFailed(state, err);
     } finally {

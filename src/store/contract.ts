@@ -108,6 +108,24 @@ export function runStoreContract(
       assert.ok((await store.events.count()) >= 5);
     });
 
+    it('gets several events by seq in one call, in seq order, leaving out seqs not in the log', async () => {
+      const a = ev();
+      const b = ev();
+      const c = ev();
+      const [ra, rb, rc] = await store.events.append([a, b, c], 310);
+      const got = await store.events.getMany([rc!.seq, 999_999_999, ra!.seq]);
+      assert.deepEqual(
+        got.map((e) => [e.seq, e.event]),
+        [
+          [ra!.seq, a],
+          [rc!.seq, c],
+        ],
+      );
+      assert.equal(got[0]!.receivedAt, 310);
+      assert.deepEqual(await store.events.getMany([]), []);
+      assert.deepEqual((await store.events.getMany([rb!.seq]))[0]?.event, b);
+    });
+
     it('routing commit plans deliveries once and marks events routed', async () => {
       const unrouted = await store.events.unrouted(1000);
       assert.ok(unrouted.length >= 2);

@@ -79,6 +79,8 @@ export interface EventLog {
     routedAt: number,
   ): Promise<{ results: AppendResult[]; deliveries: number }>;
   get(seq: number): Promise<StoredEvent | null>;
+  /** The events with these seqs, in one query, in seq order; seqs not in the log are left out. */
+  getMany(seqs: number[]): Promise<StoredEvent[]>;
   /** The newest event with this id (and source, when given). */
   findById(id: string, source?: string): Promise<StoredEvent | null>;
   /** Newest first. */

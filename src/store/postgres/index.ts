@@ -250,6 +250,12 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         const [r] = await query(`${SELECT_EVENTS} WHERE e.seq = $1`, [seq]);
         return r ? eventRow(r) : null;
       },
+      async getMany(seqs) {
+        if (seqs.length === 0) return [];
+        return (await query(`${SELECT_EVENTS} WHERE e.seq = ANY($1::bigint[]) ORDER BY e.seq`, [seqs])).map(
+          eventRow,
+        );
+      },
       async findById(id, source) {
         const [r] = source
           ? await query(`${SELECT_EVENTS} WHERE e.id = $1 AND e.source = $2`, [id, source])

@@ -152,6 +152,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     ),
     findEvent: db.prepare('SELECT seq FROM events WHERE source = ? AND id = ?'),
     getEvent: db.prepare('SELECT * FROM events WHERE seq = ?'),
+    getEvents: db.prepare('SELECT * FROM events WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq'),
     findById: db.prepare('SELECT * FROM events WHERE id = ? ORDER BY seq DESC LIMIT 1'),
     findByIdSource: db.prepare('SELECT * FROM events WHERE id = ? AND source = ?'),
     unrouted: db.prepare('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT ?'),
@@ -427,6 +428,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           const r = s.getEvent.get(seq) as Row | undefined;
           return r ? eventRow(r) : null;
         }),
+      getMany: (seqs) => guard(() => (s.getEvents.all(JSON.stringify(seqs)) as Row[]).map(eventRow)),
       findById: (id, source) =>
         guard(() => {
           const r = (source === undefined ? s.findById.get(id) : s.findByIdSource.get(id, source)) as
