@@ -141,21 +141,32 @@ export class Dispatcher {
   }
 
   /**
-   * Reads the events of claimed deliveries that this process did not route (another process did,
-   * or this one restarted) in one query, rather than one query per send.
+   * Leases up to `limit` due deliveries, and reads the events of those this process did not route
+   * (another process did, or this one restarted) in one query rather than one per send. A failed
+   * read is not a failed claim: each send then reads its own event.
    */
-  private async loadEvents(deliveries: Delivery[]): Promise<void> {
+  private async claim(state: ChannelState, limit: number, now: number): Promise<Delivery[]> {
+    const claimed = await this.store.deliveries.claim({
+      channel: state.name,
+      limit,
+      now,
+      leaseMs: this.options.leaseMs,
+    });
     const missing = new Set<number>();
-    for (const d of deliveries)
-      if (!this.recentEvents.has(d.eventSeq) && !this.olderEvents.has(d.eventSeq)) missing.add(d.eventSeq);
-    if (missing.size === 0) return;
-    try {
-      for (const stored of await this.store.events.getMany([...missing]))
-        this.rememberEvent(stored.seq, stored.event);
-    } catch (err) {
-      // Not a failed claim: each send reads its own event instead.
-      this.logger.debug({ err: errorMessage(err) }, "reading claimed deliveries' events failed");
+    for (const d of claimed) if (!this.cachedEvent(d.eventSeq)) missing.add(d.eventSeq);
+    if (missing.size > 0) {
+      try {
+        for (const stored of await this.store.events.getMany([...missing]))
+          this.rememberEvent(stored.seq, stored.event);
+      } catch (err) {
+        this.logger.debug({ err: errorMessage(err) }, "reading claimed deliveries' events failed");
+      }
     }
+    return claimed;
+  }
+
+  private cachedEvent(seq: number): CloudEvent | undefined {
+    return this.recentEvents.get(seq) ?? this.olderEvents.get(seq);
   }
 
   /** Something may be due on this channel (new deliveries, a replay): look now. */
@@ -221,14 +232,8 @@ export class Dispatcher {
     let claimed: Delivery[] = [];
     const now = Date.now();
     try {
-      claimed = await this.store.deliveries.claim({
-        channel: state.name,
-        limit: wanted,
-        now,
-        leaseMs: this.options.leaseMs,
-      });
+      claimed = await this.claim(state, wanted, now);
       this.claimSucceeded(state);
-      await this.loadEvents(claimed);
     } catch (err) {
       this.claimFailed(state, err);
     } finally {
@@ -311,16 +316,8 @@ export class Dispatcher {
         now: Date.now(),
         ...rate,
       });
-      if (taken.granted > 0 && this.running) {
-        claimed = await this.store.deliveries.claim({
-          channel: state.name,
-          limit: taken.granted,
-          now: Date.now(),
-          leaseMs: this.options.leaseMs,
-        });
-      }
+      if (taken.granted > 0 && this.running) claimed = await this.claim(state, taken.granted, Date.now());
       this.claimSucceeded(state);
-      await this.loadEvents(claimed);
     } catch (err) {
       this.claimFailed(state, err);
     } finally {
@@ -445,10 +442,7 @@ export class Dispatcher {
         reason: `trigger "${delivery.trigger}" action ${delivery.action} is no longer in the config`,
       };
     } else {
-      event =
-        this.recentEvents.get(delivery.eventSeq) ??
-        this.olderEvents.get(delivery.eventSeq) ??
-        (await this.store.events.get(delivery.eventSeq))?.event;
+      event = this.cachedEvent(delivery.eventSeq) ?? (await this.store.events.get(delivery.eventSeq))?.event;
       if (!event) {
         result = { outcome: 'failed', reason: `event #${delivery.eventSeq} is not in the log` };
       } else {
