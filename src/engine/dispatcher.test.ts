@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import type { CompiledTrigger } from '../config/load.js';
 import type { RateLimit } from '../config/schema.js';
 import { createSqliteStore } from '../store/sqlite/index.js';
@@ -52,6 +52,25 @@ const trigger = (channel: string): CompiledTrigger => ({
     backoff: { kind: 'fixed', initialMs: 100, maxMs: 100, multiplier: 1, jitter: 0 },
   },
 });
+
+/** A dispatcher with one catch-all trigger per channel. */
+function newDispatcher(
+  store: Store,
+  channels: Record<string, Channel>,
+  options: { pollIntervalMs?: number; rateLimits?: Record<string, RateLimit>; logger?: Logger } = {},
+): Dispatcher {
+  return new Dispatcher(
+    store,
+    new Map(Object.entries(channels)),
+    Object.keys(channels).map(trigger),
+    {
+      leaseMs: 60_000,
+      pollIntervalMs: options.pollIntervalMs ?? 50,
+      rateLimits: new Map(Object.entries(options.rateLimits ?? {})),
+    },
+    options.logger ?? pino({ level: 'silent' }),
+  );
+}
 
 let seq = 0;
 /** Stores `count` events, each with one delivery due now on `channel`. */
@@ -124,13 +143,7 @@ describe('dispatcher: a rate-limited channel (one process, SQLite)', () => {
     rateLimits: Record<string, RateLimit>,
     pollIntervalMs = 200,
   ) {
-    const d = new Dispatcher(
-      store,
-      new Map(Object.entries(channels)),
-      Object.keys(channels).map(trigger),
-      { leaseMs: 60_000, pollIntervalMs, rateLimits: new Map(Object.entries(rateLimits)) },
-      pino({ level: 'silent' }),
-    );
+    const d = newDispatcher(store, channels, { pollIntervalMs, rateLimits });
     dispatchers.push(d);
     return d;
   }
@@ -226,19 +239,10 @@ describe('dispatcher: a store outage while claiming', () => {
     const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
     const plain = recordingChannel(4);
     const limited = recordingChannel(4);
-    const d = new Dispatcher(
+    const d = newDispatcher(
       store,
-      new Map([
-        ['plain', plain.channel],
-        ['limited', limited.channel],
-      ]),
-      [trigger('plain'), trigger('limited')],
-      {
-        leaseMs: 60_000,
-        pollIntervalMs: 20,
-        rateLimits: new Map([['limited', { perSecond: 100, burst: 10 }]]),
-      },
-      logger,
+      { plain: plain.channel, limited: limited.channel },
+      { pollIntervalMs: 20, rateLimits: { limited: { perSecond: 100, burst: 10 } }, logger },
     );
     try {
       d.start();
@@ -288,13 +292,7 @@ describe('dispatcher: many sends in flight', () => {
       },
     };
     await plan(store, 'wide', 32);
-    const d = new Dispatcher(
-      store,
-      new Map([['wide', channel]]),
-      [trigger('wide')],
-      { leaseMs: 60_000, pollIntervalMs: 50 },
-      pino({ level: 'silent' }),
-    );
+    const d = newDispatcher(store, { wide: channel });
     try {
       d.start();
       await until(() => sent === 32, '32 sends in flight at once to finish');
@@ -320,13 +318,7 @@ describe('dispatcher: outcomes recorded while the next sends run', () => {
       await record(outcomes);
     };
     await plan(store, 'hook', 20);
-    const d = new Dispatcher(
-      store,
-      new Map([['hook', hook.channel]]),
-      [trigger('hook')],
-      { leaseMs: 60_000, pollIntervalMs: 50 },
-      pino({ level: 'silent' }),
-    );
+    const d = newDispatcher(store, { hook: hook.channel });
     try {
       d.start();
       await until(() => hook.sends.length === 20, 'every send');
@@ -361,13 +353,7 @@ describe('dispatcher: deliveries another process routed', () => {
     // Planned straight into the store: this dispatcher has none of the events in memory.
     await plan(store, 'hook', 10);
     const hook = recordingChannel(16);
-    const d = new Dispatcher(
-      store,
-      new Map([['hook', hook.channel]]),
-      [trigger('hook')],
-      { leaseMs: 60_000, pollIntervalMs: 50 },
-      pino({ level: 'silent' }),
-    );
+    const d = newDispatcher(store, { hook: hook.channel });
     try {
       d.start();
       await until(() => hook.sends.length === 10, 'every send');

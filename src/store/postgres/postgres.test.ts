@@ -19,6 +19,29 @@ const dropSchema = async (name: string) => {
   await client.end();
 };
 
+/**
+ * A schema as an older release left it: migrations up to `version` applied and recorded, then
+ * `fill` writes rows in that release's shape.
+ */
+async function oldSchema(name: string, version: number, fill: (old: pg.Client) => Promise<void>) {
+  const old = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await old.connect();
+  try {
+    await old.query(`CREATE SCHEMA ${name}`);
+    await old.query(`SET search_path = ${name}`);
+    await old.query(
+      'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at BIGINT)',
+    );
+    for (const m of migrations.filter((m) => m.version <= version)) {
+      await old.query(m.sql);
+      await old.query('INSERT INTO schema_migrations VALUES ($1, $2, $3)', [m.version, m.name, 1]);
+    }
+    await fill(old);
+  } finally {
+    await old.end();
+  }
+}
+
 runStoreContract(
   'postgres',
   async () => createPostgresStore({ url: TEST_DATABASE_URL, schema, poolSize: 4 }),
@@ -31,19 +54,8 @@ describe('postgres upgrade: a projection cursor from before the transaction ids'
 
   it('continues right after its event, then follows new appends', async () => {
     // The schema as the release before it left it: migrations 1–4, events, a projector's cursor.
-    const old = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await old.connect();
     const seqs: number[] = [];
-    try {
-      await old.query(`CREATE SCHEMA ${upgraded}`);
-      await old.query(`SET search_path = ${upgraded}`);
-      await old.query(
-        'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at BIGINT)',
-      );
-      for (const m of migrations.filter((m) => m.version <= 4)) {
-        await old.query(m.sql);
-        await old.query('INSERT INTO schema_migrations VALUES ($1, $2, $3)', [m.version, m.name, 1]);
-      }
+    await oldSchema(upgraded, 4, async (old) => {
       for (const id of ['old-1', 'old-2', 'old-3', 'old-4']) {
         const event = { specversion: '1.0', id, source: 'upgrade', type: 'upgrade.test' };
         const r = await old.query(
@@ -56,9 +68,7 @@ describe('postgres upgrade: a projection cursor from before the transaction ids'
         `INSERT INTO projection_cursors (projection, seq, updated_at) VALUES ('legacy', $1, 1)`,
         [seqs[1]],
       );
-    } finally {
-      await old.end();
-    }
+    });
 
     const store = createPostgresStore({ url: TEST_DATABASE_URL, schema: upgraded, poolSize: 2 });
     try {
@@ -95,18 +105,7 @@ describe('postgres upgrade: routing outcomes move beside the events', () => {
 
   it('keeps what was routed and routes what was not', async () => {
     // Migrations 1–6 as the release before left them: one event routed, one waiting.
-    const old = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await old.connect();
-    try {
-      await old.query(`CREATE SCHEMA ${upgraded}`);
-      await old.query(`SET search_path = ${upgraded}`);
-      await old.query(
-        'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at BIGINT)',
-      );
-      for (const m of migrations.filter((m) => m.version <= 6)) {
-        await old.query(m.sql);
-        await old.query('INSERT INTO schema_migrations VALUES ($1, $2, $3)', [m.version, m.name, 1]);
-      }
+    await oldSchema(upgraded, 6, async (old) => {
       for (const [id, routedAt] of [
         ['routed', 5],
         ['waiting', null],
@@ -125,9 +124,7 @@ describe('postgres upgrade: routing outcomes move beside the events', () => {
           ],
         );
       }
-    } finally {
-      await old.end();
-    }
+    });
 
     const store = createPostgresStore({ url: TEST_DATABASE_URL, schema: upgraded, poolSize: 2 });
     try {
