@@ -1,8 +1,9 @@
-// `node --import tsx bench/distributed.ts [--events N] [--processes 1,2] [--bus jetstream|embedded]`: distributed mode on this
+// `node --import tsx bench/distributed.ts [--events N] [--processes 1,2] [--runs N] [--concurrency N] [--bus jetstream|embedded]`: distributed mode on this
 // machine — Herald processes on one JetStream stream and one PostgreSQL, fed by a `nats` source that
 // shares one durable JetStream consumer — events/s from the first NATS publish to the last webhook
 // delivery, and the p50/p99 latency from publish to delivery. Each run gets its own PostgreSQL
-// schema and streams and removes them afterwards.
+// schema and streams and removes them afterwards. With `--runs N` each process count runs N times,
+// alternating, and a median row follows: on a shared machine one run can be 20 % off the next.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -22,6 +23,9 @@ const PROCESSES = arg('--processes', '1,2').split(',').map(Number);
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const BUS = arg('--bus', 'jetstream');
+const RUNS = Number(arg('--runs', '1'));
+/** The webhook channel's `concurrency`: sends in flight at once. */
+const CONCURRENCY = Number(arg('--concurrency', '64'));
 const PUBLISH_WINDOW = 1000;
 
 /** CPU time (user + system) a process has used so far, in ms: a figure other load does not skew much. */
@@ -64,7 +68,7 @@ sources:
     subjects: [${inputSubject}]
     jetstream: { stream: ${input}, consumer: herald, batch: 1000 }
 channels:
-  hook: { kind: webhook, url: ${sink.url}, concurrency: 64 }
+  hook: { kind: webhook, url: ${sink.url}, concurrency: ${CONCURRENCY} }
 triggers:
   everything: { actions: [{ channel: hook }] }
 `,
@@ -125,7 +129,39 @@ triggers:
   }
 }
 
-const rows = [];
-for (const n of PROCESSES) rows.push(await run(n));
-console.log(`distributed mode: ${cpus().length} cores, load ${loadavg()[0]!.toFixed(2)}`);
+type Row = Awaited<ReturnType<typeof run>>;
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : Math.round((sorted[mid - 1]! + sorted[mid]!) / 2);
+};
+const rows: (Row | Record<string, unknown>)[] = [];
+const byProcesses = new Map<number, Row[]>(PROCESSES.map((n) => [n, []]));
+for (let r = 0; r < RUNS; r++) {
+  for (const n of PROCESSES) {
+    const row = await run(n);
+    byProcesses.get(n)!.push(row);
+    rows.push(row);
+  }
+}
+if (RUNS > 1) {
+  for (const [n, runs] of byProcesses) {
+    rows.push({
+      bus: `median of ${runs.length}`,
+      processes: n,
+      events: EVENTS,
+      delivered: median(runs.map((x) => x.delivered)),
+      complete: runs.every((x) => x.complete),
+      publishedPerSec: median(runs.map((x) => x.publishedPerSec)),
+      endToEndPerSec: median(runs.map((x) => x.endToEndPerSec)),
+      p50Ms: median(runs.map((x) => x.p50Ms)),
+      p99Ms: median(runs.map((x) => x.p99Ms)),
+      heraldCpuUsPerEvent: median(runs.map((x) => x.heraldCpuUsPerEvent)),
+      loadCpuUsPerEvent: median(runs.map((x) => x.loadCpuUsPerEvent)),
+    });
+  }
+}
+console.log(
+  `distributed mode: ${cpus().length} cores, load ${loadavg()[0]!.toFixed(2)}, webhook concurrency ${CONCURRENCY}`,
+);
 console.table(rows);
