@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import type { CloudEvent } from '../events/types.js';
 import { type AttemptOutcome, appliedKey, type NewDelivery, type Store, type StoredEvent } from './types.js';
 
@@ -79,6 +80,47 @@ export function runStoreContract(
       assert.equal(stored?.receivedAt, 100);
       assert.equal(stored?.routedAt, null);
       assert.deepEqual(await store.events.append([], 1), []);
+    });
+
+    it('stores any JSON an event carries exactly, and gives a batch ascending seqs in its order', async () => {
+      // Strings with quotes, backslashes, braces and any Unicode; numbers as JSON keeps them (no -0,
+      // which JSON cannot tell from 0); NUL is left out, as PostgreSQL's JSONB refuses it.
+      const text = fc.string({ unit: 'grapheme', maxLength: 12 }).filter((v) => !v.includes('\u0000'));
+      const json = fc.letrec((tie) => ({
+        value: fc.oneof(
+          { depthSize: 'small' },
+          text,
+          fc.constantFrom('"', '\\', '{"a":1}', "it's", '\\"}', 'ü€😀'),
+          fc.integer(),
+          fc.double({ noNaN: true, noDefaultInfinity: true }).map((v) => (Object.is(v, -0) ? 0 : v)),
+          fc.boolean(),
+          fc.constant(null),
+          fc.array(tie('value'), { maxLength: 4 }),
+          fc.dictionary(text, tie('value'), { maxKeys: 4, noNullPrototype: true }),
+        ),
+      })).value;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.record({ data: json, subject: fc.option(text, { nil: undefined }) }), {
+            minLength: 1,
+            maxLength: 8,
+          }),
+          async (drafts) => {
+            const events = drafts.map(({ data, subject }) =>
+              ev({ data, ...(subject === undefined ? {} : { subject }) }),
+            );
+            const appended = await store.events.append(events, 300);
+            for (let i = 1; i < appended.length; i++)
+              assert.ok(appended[i]!.seq > appended[i - 1]!.seq, 'seqs ascend in batch order');
+            const stored = await store.events.getMany(appended.map((a) => a.seq));
+            assert.deepEqual(
+              stored.map((s) => s.event),
+              events,
+            );
+          },
+        ),
+        { numRuns: 40 },
+      );
     });
 
     it('finds by id (newest, or by source), lists newest first with filters and paging, counts', async () => {
@@ -283,6 +325,44 @@ export function runStoreContract(
       assert.deepEqual(
         (await store.deliveries.list({ limit: 10, status: 'dead', channel: 'rec' })).map((d) => d.id),
         [d3!.id],
+      );
+    });
+
+    it('an outcome without rendered output keeps the last one; a JSON null replaces it', async () => {
+      const [e] = await store.events.append([ev()], 650);
+      await store.routing.commit(
+        [
+          {
+            seq: e!.seq,
+            record: { matched: ['trig'], errors: [], deliveries: 1 },
+            deliveries: [planned(e!.seq, 'rendered-1', 'rendered', 0)],
+          },
+        ],
+        650,
+      );
+      const [d] = await store.deliveries.claim({ channel: 'rendered', limit: 1, now: 10, leaseMs: 1000 });
+      const retryLater = { nextAttemptAt: 20, error: 'HTTP 503: "busy" \\ später' };
+      await store.deliveries.record([
+        outcome(d!.id, 1, 'pending', { ...retryLater, rendered: { text: 'v1' } }),
+      ]);
+      await store.deliveries.claim({ channel: 'rendered', limit: 1, now: 30, leaseMs: 1000 });
+      await store.deliveries.record([outcome(d!.id, 2, 'pending', { ...retryLater, nextAttemptAt: 40 })]);
+      const kept = await store.deliveries.get(d!.id);
+      assert.deepEqual(kept?.rendered, { text: 'v1' });
+      assert.equal(kept?.lastError, 'HTTP 503: "busy" \\ später');
+      await store.deliveries.claim({ channel: 'rendered', limit: 1, now: 50, leaseMs: 1000 });
+      await store.deliveries.record([outcome(d!.id, 3, 'delivered', { rendered: null })]);
+      const done = await store.deliveries.get(d!.id);
+      assert.equal(done?.status, 'delivered');
+      assert.equal(done?.rendered, null);
+      assert.equal(done?.attempts, 3);
+      assert.deepEqual(
+        (await store.deliveries.attempts(d!.id)).map((a) => [a.number, a.outcome]),
+        [
+          [1, 'retry'],
+          [2, 'retry'],
+          [3, 'delivered'],
+        ],
       );
     });
 
