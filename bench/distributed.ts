@@ -1,4 +1,5 @@
-// `node --import tsx bench/distributed.ts [--events N] [--processes 1,2] [--runs N] [--concurrency N] [--bus jetstream|embedded]`: distributed mode on this
+// `node --import tsx bench/distributed.ts [--events N] [--processes 1,2] [--runs N] [--concurrency N]
+// [--node-options '--max-semi-space-size=64'] [--bus jetstream|embedded]`: distributed mode on this
 // machine — Herald processes on one JetStream stream and one PostgreSQL, fed by a `nats` source that
 // shares one durable JetStream consumer — events/s from the first NATS publish to the last webhook
 // delivery, and the p50/p99 latency from publish to delivery. Each run gets its own PostgreSQL
@@ -26,6 +27,8 @@ const BUS = arg('--bus', 'jetstream');
 const RUNS = Number(arg('--runs', '1'));
 /** The webhook channel's `concurrency`: sends in flight at once. */
 const CONCURRENCY = Number(arg('--concurrency', '64'));
+/** NODE_OPTIONS for the Herald processes, as a user would set them (none by default). */
+const NODE_OPTIONS = arg('--node-options', '');
 const PUBLISH_WINDOW = 1000;
 
 /** CPU time (user + system) a process has used so far, in ms: a figure other load does not skew much. */
@@ -76,8 +79,9 @@ triggers:
   const heralds: HeraldProcess[] = [];
   try {
     const args = ['--config', join(dir.path, 'herald.yaml'), '--port', '0'];
-    heralds.push(await spawnHerald(args, { HERALD_LOG_LEVEL: 'info' }));
-    for (let i = 1; i < processes; i++) heralds.push(await spawnHerald(args, { HERALD_LOG_LEVEL: 'info' }));
+    const env = { HERALD_LOG_LEVEL: 'info', ...(NODE_OPTIONS ? { NODE_OPTIONS } : {}) };
+    heralds.push(await spawnHerald(args, env));
+    for (let i = 1; i < processes; i++) heralds.push(await spawnHerald(args, env));
     // Core NATS publishes into the input stream, flushed every thousand: the load generator shares
     // the two cores with Herald, so it spends as little CPU as it can (no per-message PubAck).
     const cpuBefore = heralds.map((h) => cpuMs(h.child.pid!));
@@ -162,6 +166,7 @@ if (RUNS > 1) {
   }
 }
 console.log(
-  `distributed mode: ${cpus().length} cores, load ${loadavg()[0]!.toFixed(2)}, webhook concurrency ${CONCURRENCY}`,
+  `distributed mode: ${cpus().length} cores, load ${loadavg()[0]!.toFixed(2)}, webhook concurrency ${CONCURRENCY}` +
+    (NODE_OPTIONS ? `, NODE_OPTIONS ${NODE_OPTIONS}` : ''),
 );
 console.table(rows);
