@@ -335,6 +335,32 @@ describe('dispatcher: outcomes recorded while the next sends run', () => {
   });
 });
 
+describe('dispatcher: claiming ahead', () => {
+  it('a busy channel claims several sends ahead, so the store sees one claim per batch, never more than 4 × concurrency leased', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const asked: number[] = [];
+    const claim = store.deliveries.claim.bind(store.deliveries);
+    store.deliveries.claim = async (query) => {
+      asked.push(query.limit);
+      return claim(query);
+    };
+    await plan(store, 'hook', 200);
+    const hook = recordingChannel(4, 2);
+    const d = newDispatcher(store, { hook: hook.channel });
+    try {
+      d.start();
+      await until(() => hook.sends.length === 200, 'every send');
+    } finally {
+      await d.stop(1000);
+      await store.close();
+    }
+    assert.ok(Math.max(...asked) <= 16, `asked for ${Math.max(...asked)} at once`);
+    // 32 claims here; with one concurrency ahead, refilled at half, it took about 100.
+    assert.ok(asked.length <= 50, `${asked.length} claims for 200 sends`);
+    assert.ok(hook.maxRunning <= 4, `${hook.maxRunning} sends ran at once`);
+  });
+});
+
 describe('dispatcher: deliveries another process routed', () => {
   it('reads their events in one query per claim, not one per send', async () => {
     const store = createSqliteStore({ path: ':memory:' });
