@@ -6,7 +6,7 @@ import type { RateLimit } from '../config/schema.js';
 import { createSqliteStore } from '../store/sqlite/index.js';
 import type { Store } from '../store/types.js';
 import { Dispatcher } from './dispatcher.js';
-import { type Channel, delivered } from './types.js';
+import { type Channel, delivered, retry } from './types.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -358,6 +358,34 @@ describe('dispatcher: claiming ahead', () => {
     // 32 claims here; with one concurrency ahead, refilled at half, it took about 100.
     assert.ok(asked.length <= 50, `${asked.length} claims for 200 sends`);
     assert.ok(hook.maxRunning <= 4, `${hook.maxRunning} sends ran at once`);
+  });
+});
+
+describe('dispatcher: a retry time in fractions of a millisecond', () => {
+  it('is rounded up, so a store keeping whole milliseconds takes the outcome', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    let notBefore = 0;
+    const channel: Channel = {
+      concurrency: 1,
+      async send() {
+        notBefore = Date.now() + 60_000.25;
+        return retry('busy', notBefore);
+      },
+    };
+    await plan(store, 'late', 1);
+    const d = newDispatcher(store, { late: channel });
+    try {
+      d.start();
+      await until(() => notBefore > 0, 'the send');
+    } finally {
+      await d.stop(1000);
+    }
+    const [delivery] = await store.deliveries.list({ limit: 1, channel: 'late' });
+    await store.close();
+    assert.equal(delivery?.status, 'pending');
+    assert.equal(delivery?.attempts, 1);
+    assert.ok(Number.isInteger(delivery?.nextAttemptAt), `next attempt at ${delivery?.nextAttemptAt}`);
+    assert.ok(delivery!.nextAttemptAt >= notBefore);
   });
 });
 

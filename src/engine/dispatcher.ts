@@ -594,7 +594,10 @@ export class Dispatcher {
       multiplier: 2,
       jitter: 0.2,
     };
-    const next = Math.max(finishedAt + backoffDelay(policy, attemptNo), result.notBefore ?? 0);
+    // Whole milliseconds: a store may keep times as integers (PostgreSQL's BIGINT refuses 1000.5 and
+    // with it the whole batch of outcomes), and a receiver's Retry-After can be any number.
+    const notBefore = Number.isFinite(result.notBefore) ? Math.ceil(result.notBefore!) : 0;
+    const next = Math.max(finishedAt + backoffDelay(policy, attemptNo), notBefore);
     return {
       deliveryId: delivery.id,
       attempt: { ...base, outcome: 'retry', error: result.reason, nextAttemptAt: next },

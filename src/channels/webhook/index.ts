@@ -47,7 +47,7 @@ export function retryAfterToEpoch(
   const raw = Array.isArray(value) ? value[0] : value;
   if (!raw) return undefined;
   const seconds = Number(raw);
-  if (Number.isFinite(seconds)) return now + Math.max(0, seconds) * 1000;
+  if (Number.isFinite(seconds)) return now + Math.ceil(Math.max(0, seconds) * 1000);
   const date = Date.parse(raw);
   return Number.isNaN(date) ? undefined : date;
 }

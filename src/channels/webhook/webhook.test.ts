@@ -3,7 +3,13 @@ import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type HttpSink, startHttpSink } from '../../../test/support/http-sink.js';
 import type { Channel, ChannelContext, DeliveryRequest } from '../../engine/types.js';
-import { type WebhookAction, webhookActionSchema, webhookChannel, webhookConfigSchema } from './index.js';
+import {
+  retryAfterToEpoch,
+  type WebhookAction,
+  webhookActionSchema,
+  webhookChannel,
+  webhookConfigSchema,
+} from './index.js';
 
 const context = {} as ChannelContext;
 
@@ -127,5 +133,18 @@ describe('webhook channel', () => {
     const got = sink.requests.at(-1)!;
     assert.equal(got.url, '/events/test.happened');
     assert.deepEqual(JSON.parse(got.body), { text: 'n is 1' });
+  });
+});
+
+describe('Retry-After', () => {
+  const now = 1_700_000_000_000;
+  it('seconds, fractions rounded up to a whole millisecond, or an HTTP date; anything else is ignored', () => {
+    assert.equal(retryAfterToEpoch('7', now), now + 7000);
+    assert.equal(retryAfterToEpoch('0.0005', now), now + 1);
+    assert.equal(retryAfterToEpoch(['2', '9'], now), now + 2000);
+    assert.equal(retryAfterToEpoch('-3', now), now);
+    assert.equal(retryAfterToEpoch('Wed, 21 Oct 2015 07:28:00 GMT', now), Date.UTC(2015, 9, 21, 7, 28));
+    assert.equal(retryAfterToEpoch('soon', now), undefined);
+    assert.equal(retryAfterToEpoch(undefined, now), undefined);
   });
 });
