@@ -13,7 +13,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { type HeraldProcess, spawnHerald, tempDir } from '../test/support/herald.js';
-import { startLatencySink } from './support.js';
+import { percentile, startLatencySink } from './support.js';
 
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(name);
@@ -36,9 +36,6 @@ function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
-
-const percentile = (sorted: number[], p: number) =>
-  sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 async function run(processes: number) {
   const id = `${process.pid}_${randomBytes(3).toString('hex')}`;
@@ -104,7 +101,6 @@ triggers:
     const elapsed = (sink.lastAt - started) / 1000;
     const ownCpu = process.cpuUsage(ownCpuBefore);
     const heraldCpu = heralds.reduce((sum, h, i) => sum + cpuMs(h.child.pid!) - cpuBefore[i]!, 0);
-    const sorted = [...sink.latencies].sort((a, b) => a - b);
     return {
       bus: BUS,
       processes,
@@ -113,8 +109,8 @@ triggers:
       complete,
       publishedPerSec: Math.round(EVENTS / (acceptedMs / 1000)),
       endToEndPerSec: Math.round(sink.received / elapsed),
-      p50Ms: percentile(sorted, 50),
-      p99Ms: percentile(sorted, 99),
+      p50Ms: percentile(sink.latencies, 50),
+      p99Ms: percentile(sink.latencies, 99),
       heraldCpuUsPerEvent: Math.round((heraldCpu * 1000) / EVENTS),
       // The publisher and the webhook receiver share the cores with Herald: their share, too.
       loadCpuUsPerEvent: Math.round((ownCpu.user + ownCpu.system) / EVENTS),
@@ -134,12 +130,7 @@ triggers:
 }
 
 type Row = Awaited<ReturnType<typeof run>>;
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : Math.round((sorted[mid - 1]! + sorted[mid]!) / 2);
-};
-const rows: (Row | Record<string, unknown>)[] = [];
+const rows: Record<string, unknown>[] = [];
 const byProcesses = new Map<number, Row[]>(PROCESSES.map((n) => [n, []]));
 for (let r = 0; r < RUNS; r++) {
   for (const n of PROCESSES) {
@@ -149,19 +140,24 @@ for (let r = 0; r < RUNS; r++) {
   }
 }
 if (RUNS > 1) {
-  for (const [n, runs] of byProcesses) {
+  // Each figure's middle value across the runs (the upper of the two middle ones for an even count).
+  for (const [processes, runs] of byProcesses) {
+    const median = Object.fromEntries(
+      Object.entries(runs[0]!).map(([key, value]) => [
+        key,
+        typeof value === 'number'
+          ? percentile(
+              runs.map((run) => run[key as keyof Row] as number),
+              50,
+            )
+          : value,
+      ]),
+    );
     rows.push({
+      ...median,
       bus: `median of ${runs.length}`,
-      processes: n,
-      events: EVENTS,
-      delivered: median(runs.map((x) => x.delivered)),
+      processes,
       complete: runs.every((x) => x.complete),
-      publishedPerSec: median(runs.map((x) => x.publishedPerSec)),
-      endToEndPerSec: median(runs.map((x) => x.endToEndPerSec)),
-      p50Ms: median(runs.map((x) => x.p50Ms)),
-      p99Ms: median(runs.map((x) => x.p99Ms)),
-      heraldCpuUsPerEvent: median(runs.map((x) => x.heraldCpuUsPerEvent)),
-      loadCpuUsPerEvent: median(runs.map((x) => x.loadCpuUsPerEvent)),
     });
   }
 }
