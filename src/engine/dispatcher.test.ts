@@ -72,6 +72,23 @@ function newDispatcher(
   );
 }
 
+/** Runs a dispatcher over `store` until `done` holds, then stops it (the store stays open). */
+async function dispatchUntil(
+  store: Store,
+  channels: Record<string, Channel>,
+  done: () => boolean,
+  what: string,
+  stopMs = 1000,
+): Promise<void> {
+  const d = newDispatcher(store, channels);
+  try {
+    d.start();
+    await until(done, what);
+  } finally {
+    await d.stop(stopMs);
+  }
+}
+
 let seq = 0;
 /** Stores `count` events, each with one delivery due now on `channel`. */
 async function plan(store: Store, channel: string, count: number): Promise<void> {
@@ -292,15 +309,17 @@ describe('dispatcher: many sends in flight', () => {
       },
     };
     await plan(store, 'wide', 32);
-    const d = newDispatcher(store, { wide: channel });
     try {
-      d.start();
-      await until(() => sent === 32, '32 sends in flight at once to finish');
+      await dispatchUntil(
+        store,
+        { wide: channel },
+        () => sent === 32,
+        '32 sends in flight at once to finish',
+      );
       await sleep(20); // process warnings are emitted on the next tick
       assert.deepEqual(warnings, []);
     } finally {
       process.off('warning', onWarning);
-      await d.stop(1000);
       await store.close();
     }
   });
@@ -318,13 +337,7 @@ describe('dispatcher: outcomes recorded while the next sends run', () => {
       await record(outcomes);
     };
     await plan(store, 'hook', 20);
-    const d = newDispatcher(store, { hook: hook.channel });
-    try {
-      d.start();
-      await until(() => hook.sends.length === 20, 'every send');
-    } finally {
-      await d.stop(5000);
-    }
+    await dispatchUntil(store, { hook: hook.channel }, () => hook.sends.length === 20, 'every send', 5000);
     // Four sending and four waiting for the slow write: twice the concurrency, neither one
     // concurrency (slots held until written) nor all twenty (outcomes piling up in memory).
     assert.equal(sendsBeforeFirstWrite, 8);
@@ -346,12 +359,9 @@ describe('dispatcher: claiming ahead', () => {
     };
     await plan(store, 'hook', 200);
     const hook = recordingChannel(4, 2);
-    const d = newDispatcher(store, { hook: hook.channel });
     try {
-      d.start();
-      await until(() => hook.sends.length === 200, 'every send');
+      await dispatchUntil(store, { hook: hook.channel }, () => hook.sends.length === 200, 'every send');
     } finally {
-      await d.stop(1000);
       await store.close();
     }
     assert.ok(Math.max(...asked) <= 16, `asked for ${Math.max(...asked)} at once`);
@@ -373,13 +383,7 @@ describe('dispatcher: a retry time in fractions of a millisecond', () => {
       },
     };
     await plan(store, 'late', 1);
-    const d = newDispatcher(store, { late: channel });
-    try {
-      d.start();
-      await until(() => notBefore > 0, 'the send');
-    } finally {
-      await d.stop(1000);
-    }
+    await dispatchUntil(store, { late: channel }, () => notBefore > 0, 'the send');
     const [delivery] = await store.deliveries.list({ limit: 1, channel: 'late' });
     await store.close();
     assert.equal(delivery?.status, 'pending');
@@ -407,12 +411,9 @@ describe('dispatcher: deliveries another process routed', () => {
     // Planned straight into the store: this dispatcher has none of the events in memory.
     await plan(store, 'hook', 10);
     const hook = recordingChannel(16);
-    const d = newDispatcher(store, { hook: hook.channel });
     try {
-      d.start();
-      await until(() => hook.sends.length === 10, 'every send');
+      await dispatchUntil(store, { hook: hook.channel }, () => hook.sends.length === 10, 'every send');
     } finally {
-      await d.stop(1000);
       await store.close();
     }
     assert.deepEqual(batchReads, [10]);
