@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type HttpSink, startHttpSink } from '../../../test/support/http-sink.js';
+import { freePort } from '../../../test/support/ports.js';
 import type { Channel, ChannelContext, DeliveryRequest } from '../../engine/types.js';
 import {
   retryAfterToEpoch,
@@ -10,12 +10,6 @@ import {
   webhookChannel,
   webhookConfigSchema,
 } from './index.js';
-
-const context = {} as ChannelContext;
-
-function channel(config: Record<string, unknown>): Channel<WebhookAction> {
-  return webhookChannel.create('hook', webhookConfigSchema.parse(config), context);
-}
 
 function request(overrides: Partial<DeliveryRequest<WebhookAction>> = {}): DeliveryRequest<WebhookAction> {
   return {
@@ -36,7 +30,7 @@ describe('webhook channel', () => {
   let origin: string;
   const open: Channel<WebhookAction>[] = [];
   const make = (config: Record<string, unknown>) => {
-    const c = channel(config);
+    const c = webhookChannel.create('hook', webhookConfigSchema.parse(config), {} as ChannelContext);
     open.push(c);
     return c;
   };
@@ -113,11 +107,7 @@ describe('webhook channel', () => {
   });
 
   it('a refused connection is retried with the reason', async () => {
-    const server = createServer();
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const { port } = server.address() as { port: number };
-    await new Promise<void>((r) => server.close(() => r()));
-    const result = await make({ url: `http://127.0.0.1:${port}/` }).send(request());
+    const result = await make({ url: `http://127.0.0.1:${await freePort()}/` }).send(request());
     assert.equal(result.outcome, 'retry');
     assert.match(result.outcome === 'retry' ? result.reason : '', /ECONNREFUSED/);
   });
