@@ -70,8 +70,11 @@ export const webhookChannel: ChannelKind<WebhookConfig, WebhookAction> = {
         if (!url) return failed(`channel ${name}: no URL configured`);
         let body: string;
         let contentType: string;
+        // The templated body as sent, kept for the delivery's record (a CloudEvent body is not).
+        let renderedBody: unknown;
         if (req.action.body !== undefined) {
-          body = JSON.stringify(renderTree(req.action.body as TemplateTree, scope));
+          renderedBody = renderTree(req.action.body as TemplateTree, scope);
+          body = JSON.stringify(renderedBody);
           contentType = 'application/json';
         } else {
           const structured = toStructuredHttp(req.event);
@@ -89,7 +92,7 @@ export const webhookChannel: ChannelKind<WebhookConfig, WebhookAction> = {
         } else {
           headers['idempotency-key'] = req.idempotencyKey;
         }
-        const rendered = { url, body: contentType === 'application/json' ? JSON.parse(body) : undefined };
+        const rendered = { url, body: renderedBody };
         try {
           const res = await post(agent, url === config.url ? channelUrl! : new URL(url), {
             body,

@@ -123,6 +123,7 @@ describe('webhook channel', () => {
     const got = sink.requests.at(-1)!;
     assert.equal(got.url, '/events/test.happened');
     assert.deepEqual(JSON.parse(got.body), { text: 'n is 1' });
+    assert.deepEqual(result.rendered, { url: `${origin}/events/test.happened`, body: { text: 'n is 1' } });
   });
 });
 
