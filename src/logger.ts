@@ -29,16 +29,3 @@ export function createLogger(options: { level?: string; destination?: NodeJS.Wri
     (options.destination as pino.DestinationStream | undefined) ?? pino.destination(1),
   );
 }
-
-/** A connection URL fit for a log line or an error: any password or token becomes `***`. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    else if (parsed.username) parsed.username = '***';
-    return parsed.toString();
-  } catch {
-    // Not a URL we can parse: say nothing of it rather than risk echoing a secret.
-    return '(unparseable URL)';
-  }
-}

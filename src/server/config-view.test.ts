@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { REDACTED, redactConfig, redactUrl } from './config-view.js';
+import { redactUrl } from '../redact.js';
+import { REDACTED, redactConfig } from './config-view.js';
 
 describe('config redaction', () => {
   it('hides values under secret keys, values from the environment and URL credentials', () => {

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { JetStreamBusConfig } from '../../config/schema.js';
 import { errorMessage, HeraldError } from '../../errors.js';
 import type { CloudEvent } from '../../events/types.js';
-import { redactUrl } from '../../server/config-view.js';
+import { redactUrl } from '../../redact.js';
 import type { Store, StoredEvent } from '../../store/types.js';
 import type { Bus, BusHealth, RouteHandler } from '../types.js';
 

@@ -1,6 +1,7 @@
 import nodemailer from 'nodemailer';
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { redactUrl } from '../../redact.js';
 import { templateSchema } from '../../templates/index.js';
 
 export const emailConfigSchema = z.strictObject({
@@ -26,11 +27,6 @@ export const emailActionSchema = z.strictObject({
   replyTo: templateSchema().optional().describe('Reply-To address (template).'),
 });
 export type EmailAction = z.infer<typeof emailActionSchema>;
-
-/** Removes credentials from anything that might echo the SMTP URL. */
-function scrub(text: string): string {
-  return text.replace(/(smtps?:\/\/)[^@\s/]+@/gi, '$1***@');
-}
 
 /** An SMTP reply code from a nodemailer error, when the server gave one. */
 function replyCode(err: unknown): number | undefined {
@@ -88,7 +84,7 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
           return delivered(info.messageId, message);
         } catch (err) {
           const code = replyCode(err);
-          const reason = scrub(`SMTP${code ? ` ${code}` : ''}: ${(err as Error).message}`);
+          const reason = redactUrl(`SMTP${code ? ` ${code}` : ''}: ${(err as Error).message}`);
           if (code !== undefined && code >= 500) return failed(reason, message);
           return retry(reason, undefined, message);
         }
@@ -100,7 +96,7 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
         } catch (err) {
           return {
             ok: false,
-            detail: scrub(`${host}: ${(err as Error).message}`),
+            detail: redactUrl(`${host}: ${(err as Error).message}`),
             fix: 'check the SMTP URL, credentials and TLS settings',
           };
         }

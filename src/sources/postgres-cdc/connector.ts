@@ -11,6 +11,7 @@ import {
   UNAVAILABLE_VALUE,
 } from '../../events/debezium.js';
 import type { CloudEvent } from '../../events/types.js';
+import { redactUrl } from '../../redact.js';
 import type { PostgresCdcConfig } from './index.js';
 import { type Converter, converterFor } from './values.js';
 
@@ -48,17 +49,6 @@ interface OpenTxn {
 interface RelationInfo {
   info: TableInfo | undefined;
   columns: { name: string; convert: Converter }[];
-}
-
-/** postgres://user:secret@host/db → postgres://user:***@host/db, for logs and errors. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
-  }
 }
 
 export function parseLsn(lsn: string): bigint {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { HeraldError } from '../../errors.js';
-import { checkWalLevel, defaultName, formatLsn, parseLsn, redactUrl } from './connector.js';
+import { redactUrl } from '../../redact.js';
+import { checkWalLevel, defaultName, formatLsn, parseLsn } from './connector.js';
 import { converterFor, daysFromCivil } from './values.js';
 
 const TIMESTAMP = 1114;
@@ -111,7 +112,7 @@ describe('postgres-cdc helpers', () => {
   });
 
   it('never shows a password', () => {
-    assert.equal(redactUrl('postgres://herald:s3cret@db:5432/shop'), 'postgres://herald:***@db:5432/shop');
+    assert.equal(redactUrl('postgres://herald:s3cret@db:5432/shop'), 'postgres://••••@db:5432/shop');
     assert.equal(redactUrl('postgres://db/shop'), 'postgres://db/shop');
     assert.doesNotMatch(redactUrl('not a url://u:s3cret@x'), /s3cret/);
   });

@@ -7,7 +7,7 @@ import type { CheckResult, SourceContext, SourceKind } from '../../engine/types.
 import { errorMessage, HeraldError } from '../../errors.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
-import { redactUrl } from '../../logger.js';
+import { redactUrl } from '../../redact.js';
 import { type EventMap, eventMapSchema, mapToEvent, urlSchema } from '../map.js';
 import { TickBatcher } from '../tick-batcher.js';
 
