@@ -111,22 +111,64 @@ triggers:
   it('interpolates ${VAR} and ${VAR:-default} and reports unset variables with their path', () => {
     const yaml = `server: { port: 9000 }
 channels:
-  hook: { kind: webhook, url: "\${HOOK_URL}", secret: "\${SECRET:-whsec_abc}" }
+  hook: { kind: webhook, url: "\${HOOK_URL}", secret: "\${SECRET:-whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}" }
 triggers:
   t: { actions: [{ channel: hook }] }
 `;
     const config = loadConfig(yaml, registries, { env: { HOOK_URL: 'http://127.0.0.1:1/x' } });
     assert.deepEqual(config.channels[0]!.config, {
       url: 'http://127.0.0.1:1/x',
-      secret: 'whsec_abc',
+      secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
       timeoutMs: 10000,
       headers: {},
       concurrency: 16,
+      allowHosts: [],
+      allowPrivateNetworks: false,
     });
     const issues = issuesOf(yaml);
     assert.equal(issues.length, 1);
     assert.equal(issues[0]!.path, 'channels.hook.url');
     assert.match(issues[0]!.message, /HOOK_URL is not set/);
+  });
+
+  it('a webhook signing secret must be `whsec_` + base64 of at least 24 bytes; the issue names the key, never the value', () => {
+    const secretIssues = (secret: string) =>
+      issuesOf(
+        `channels:\n  hook: { kind: webhook, url: "http://127.0.0.1:1/x", secret: "\${S}" }\ntriggers:\n  t: { actions: [{ channel: hook }] }\n`,
+        { S: secret },
+      );
+    const cases: [string, RegExp][] = [
+      ['whsec_', /the signing secret is empty/],
+      ['whsec_not base64!!', /is not valid base64/],
+      ['whsec_c2hvcnQtc2VjcmV0', /decodes to 12 bytes; a signing key needs at least 24/],
+      ['hunter2hunter2', /decodes to 10 bytes/],
+    ];
+    for (const [secret, message] of cases) {
+      const issues = secretIssues(secret);
+      assert.deepEqual(
+        issues.map((i) => i.path),
+        ['channels.hook.secret'],
+        secret,
+      );
+      assert.match(issues[0]!.message, message);
+      assert.ok(
+        !issues[0]!.message.includes(secret.slice('whsec_'.length) || '\0'),
+        'the secret is not echoed',
+      );
+    }
+    const key = Buffer.alloc(24, 7).toString('base64');
+    for (const ok of [
+      `whsec_${key}`,
+      key,
+      `whsec_${Buffer.alloc(32, 1).toString('base64').replace(/=+$/, '')}`,
+    ]) {
+      const config = loadConfig(
+        `channels:\n  hook: { kind: webhook, url: "http://127.0.0.1:1/x", secret: "${ok}" }\ntriggers:\n  t: { actions: [{ channel: hook }] }\n`,
+        registries,
+        { env: {} },
+      );
+      assert.equal((config.channels[0]!.config as { secret: string }).secret, ok);
+    }
   });
 
   it('a value from the environment cannot change the YAML structure', () => {

@@ -15,7 +15,7 @@ import {
   outboundPolicySchema,
   refusalOf,
 } from '../outbound.js';
-import { signWebhook } from './signature.js';
+import { signWebhook, standardWebhooksSecretSchema } from './signature.js';
 
 export const webhookConfigSchema = z.strictObject({
   url: z
@@ -25,11 +25,11 @@ export const webhookConfigSchema = z.strictObject({
       'Where to POST. May be overridden per action. `user:password@` in it is sent as an `Authorization: Basic` header.',
     )
     .optional(),
-  secret: z
-    .string()
-    .min(1)
+  secret: standardWebhooksSecretSchema
     .optional()
-    .describe('Standard Webhooks signing secret (`whsec_…` base64). When set, every request is signed.'),
+    .describe(
+      'Standard Webhooks signing secret: `whsec_` and base64 of at least 24 random bytes. When set, every request is signed.',
+    ),
   timeoutMs: z.number().int().positive().default(10_000).describe('Per-request timeout (headers and body).'),
   headers: z.record(z.string(), z.string()).default({}).describe('Extra request headers.'),
   concurrency: z

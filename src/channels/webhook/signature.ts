@@ -1,4 +1,30 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+
+/** Shorter keys are guessable; Standard Webhooks asks for 24 to 64 random bytes. */
+export const MIN_SECRET_BYTES = 24;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
+
+/**
+ * What is wrong with a Standard Webhooks secret (`whsec_` + base64 of the key), or null. The
+ * message never contains the secret.
+ */
+export function secretProblem(secret: string): string | null {
+  const encoded = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
+  if (encoded === '') return 'is empty: write `whsec_` followed by the base64 of at least 24 random bytes';
+  if (!BASE64.test(encoded))
+    return 'is not valid base64 after `whsec_` (only A-Z a-z 0-9 + / and = padding; no spaces)';
+  const bytes = Buffer.from(encoded, 'base64').length;
+  if (bytes < MIN_SECRET_BYTES)
+    return `decodes to ${bytes} bytes; a signing key needs at least ${MIN_SECRET_BYTES} (e.g. \`whsec_$(openssl rand -base64 32)\`)`;
+  return null;
+}
+
+/** A config value holding a Standard Webhooks secret, checked when the config loads. */
+export const standardWebhooksSecretSchema = z.string().superRefine((secret, ctx) => {
+  const problem = secretProblem(secret);
+  if (problem) ctx.addIssue({ code: 'custom', message: `the signing secret ${problem}` });
+});
 
 /**
  * Standard Webhooks (symmetric, v1): HMAC-SHA256 over `{id}.{timestamp}.{body}` with the
