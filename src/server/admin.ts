@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Engine } from '../engine/engine.js';
 import { HeraldError } from '../errors.js';
+import { redactUrl } from '../redact.js';
 import type { DeadLetterFilter, Delivery, DeliveryStatus, StoredEvent } from '../store/types.js';
 import { redactedConfigFile } from './config-view.js';
 import { compileEventFilter } from './event-filter.js';
@@ -85,7 +86,7 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
   const detail = async (stored: StoredEvent) => {
     const deliveries = await store.deliveries.list({ limit: 1000, eventSeq: stored.seq });
     const withAttempts = await Promise.all(
-      deliveries.map(async (d) => ({ ...d, attemptLog: await store.deliveries.attempts(d.id) })),
+      deliveries.map(async (d) => ({ ...shown(d), attemptLog: await store.deliveries.attempts(d.id) })),
     );
     return { ...stored, deliveries: withAttempts };
   };
@@ -123,21 +124,25 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
       channel: q.channel,
       trigger: q.trigger,
     });
-    return { deliveries, next: nextCursor(deliveries, q.limit) };
+    return { deliveries: deliveries.map(shown), next: nextCursor(deliveries, q.limit) };
   });
 
   app.get('/api/deliveries/:id', async (req) => {
     const id = parseQuery(z.object({ id: z.coerce.number().int().positive() }), req.params).id;
     const delivery = await store.deliveries.get(id);
     if (!delivery) throw new HeraldError('NOT_FOUND', `no delivery ${id}`);
-    return { ...delivery, attemptLog: await store.deliveries.attempts(id) };
+    return { ...shown(delivery), attemptLog: await store.deliveries.attempts(id) };
   });
 
   app.get('/api/dlq', async (req) => {
     const q = parseQuery(dlqFilter.extend({ limit, before: cursor }), req.query);
     const { limit: n, before, ...filter } = q;
     const deadLetters = await store.dlq.list({ limit: n, beforeId: before, ...filter });
-    return { deadLetters, total: await store.dlq.count(), next: nextCursor(deadLetters, n) };
+    return {
+      deadLetters: deadLetters.map(shown),
+      total: await store.dlq.count(),
+      next: nextCursor(deadLetters, n),
+    };
   });
 
   app.post('/api/dlq/:id/replay', async (req) => {
@@ -180,7 +185,14 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
   app.get('/api/inbox', async (req) => {
     const q = parseQuery(z.object({ limit, before: cursor, channel: z.string().optional() }), req.query);
     const messages = await store.inbox.list({ limit: q.limit, beforeId: q.before, channel: q.channel });
-    return { messages, next: messages.length === q.limit ? messages[messages.length - 1]!.id : null };
+    return {
+      // A webhook channel's inbox fallback keeps the recipient, which may be a URL.
+      messages: messages.map((m) => ({
+        ...m,
+        recipient: m.recipient === null ? null : redactUrl(m.recipient),
+      })),
+      next: messages.length === q.limit ? messages[messages.length - 1]!.id : null,
+    };
   });
 
   app.get('/api/config', async () => {
@@ -214,6 +226,23 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
       })),
     };
   });
+}
+
+/**
+ * A delivery as the API shows it: a recipient that is a URL (`to:` rendered from event data) and
+ * the URL in its record keep no credential. Channels store their URLs redacted already; this also
+ * covers deliveries recorded before they did, and recipients, which the store keeps as sent.
+ */
+function shown<D extends Delivery>(delivery: D): D {
+  const rendered = delivery.rendered as { url?: unknown } | null;
+  return {
+    ...delivery,
+    recipient: delivery.recipient === null ? null : redactUrl(delivery.recipient),
+    rendered:
+      rendered && typeof rendered === 'object' && typeof rendered.url === 'string'
+        ? { ...rendered, url: redactUrl(rendered.url) }
+        : delivery.rendered,
+  };
 }
 
 function nextCursor(rows: Delivery[], n: number): number | null {
