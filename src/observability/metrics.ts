@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine, EngineHooks } from '../engine/engine.js';
 import type { ServerExtension } from '../server/index.js';
+import { BoundedPairs } from './bounded.js';
 
 /**
  * Prometheus metrics. Counters move on engine hooks (no work on the hot path beyond an increment);
@@ -10,10 +11,12 @@ import type { ServerExtension } from '../server/index.js';
 export class HeraldMetrics {
   readonly registry = new Registry();
   private engine: Engine | null = null;
+  /** Sources and types come from event senders: their label values are bounded. */
+  private readonly sourceTypes = new BoundedPairs();
 
   readonly eventsIngested = new Counter({
     name: 'herald_events_ingested_total',
-    help: 'Events stored in the log, by source and type.',
+    help: 'Events stored in the log, by source and type (the first 100 of each, 200 pairs; later ones are "other").',
     labelNames: ['source', 'type'] as const,
     registers: [this.registry],
   });
@@ -101,7 +104,10 @@ export class HeraldMetrics {
 
   readonly hooks: EngineHooks = {
     onIngested: (events) => {
-      for (const { event } of events) this.eventsIngested.inc({ source: event.source, type: event.type });
+      for (const { event } of events) {
+        const [source, type] = this.sourceTypes.of(event.source, event.type);
+        this.eventsIngested.inc({ source, type });
+      }
     },
     onRouted: (_event, record) => {
       for (const trigger of record.matched) this.routingMatches.inc({ trigger });

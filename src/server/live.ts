@@ -4,6 +4,7 @@ import type { Engine, EngineHooks } from '../engine/engine.js';
 import type { CheckResult } from '../engine/types.js';
 import { errorMessage, withTimeout } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
+import { BoundedValues } from '../observability/bounded.js';
 import type { DeliveryStatus, RoutingRecord } from '../store/types.js';
 import { eventFilterQuery, parseQuery } from './admin.js';
 import { compileEventFilter, type EventPredicate } from './event-filter.js';
@@ -98,6 +99,8 @@ export class LiveFeed {
   private readonly attempts = new MinuteCounter();
   private readonly lastAttempt = new Map<string, { outcome: string; error: string | null; at: number }>();
   private readonly lastEventAt = new Map<string, number>();
+  /** Event sources are chosen by senders: the first 100 keep their name, the rest count as `other`. */
+  private readonly sources = new BoundedValues(100);
   private readonly startedAt = Date.now();
   private readonly heartbeatMs: number;
 
@@ -113,8 +116,9 @@ export class LiveFeed {
     onIngested: (events) => {
       const now = Date.now();
       for (const { event } of events) {
-        this.ingested.add(event.source, 1, now);
-        this.lastEventAt.set(event.source, now);
+        const source = this.sources.of(event.source);
+        this.ingested.add(source, 1, now);
+        this.lastEventAt.set(source, now);
       }
     },
     onRouted: (stored, record) => {

@@ -57,4 +57,36 @@ describe('GET /metrics', () => {
     assert.equal(value(after, 'herald_dlq_size'), 0);
     assert.match(after, /herald_delivery_latency_seconds_bucket\{le="[^"]+",channel="box"\}/);
   });
+
+  it('stays small however many types and sources senders invent; the first ones keep their names', async () => {
+    const sent = 5000;
+    for (let batch = 0; batch < sent / 500; batch++) {
+      const events = Array.from({ length: 500 }, (_, i) => {
+        const n = batch * 500 + i;
+        const noise = Math.random().toString(36).slice(2);
+        return { specversion: '1.0', id: `m${n}`, source: `urn:s:${n}:${noise}`, type: `t.${n}.${noise}` };
+      });
+      const res = await herald.post('/events', events, {
+        'content-type': 'application/cloudevents-batch+json',
+      });
+      assert.equal(res.status, 202);
+    }
+    const text = await eventually(async () => {
+      const scraped = await (await herald.get('/metrics')).text();
+      const ingested = scraped
+        .split('\n')
+        .filter((l) => l.startsWith('herald_events_ingested_total{'))
+        .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+      return ingested >= sent + 3 ? scraped : undefined;
+    });
+    assert.ok(text.length < 100_000, `/metrics is ${text.length} bytes`);
+    assert.ok(value(text, 'herald_events_ingested_total', 'source="other",type="other"') > sent - 200);
+    assert.match(text, /herald_events_ingested_total\{source="urn:s:0:[a-z0-9]+",type="t\.0\.[a-z0-9]+"\} 1/);
+    const health = (await (await herald.get('/api/health')).json()) as {
+      eventSources: { source: string; total: number }[];
+    };
+    const other = health.eventSources.find((s) => s.source === 'other');
+    // The http route of the test above is one of the first 100 sources.
+    assert.equal(other?.total, sent - 99, 'the live feed counts sources past the first 100 as other');
+  });
 });
