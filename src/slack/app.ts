@@ -9,6 +9,7 @@ import type { Subscriptions } from '../subscriptions/index.js';
 import { compileTemplate } from '../templates/index.js';
 import type { SlackAppConfig } from './config.js';
 import { homeRenderers } from './home.js';
+import { SeenSignatures } from './replay.js';
 import { isValidSlackSignature } from './signature.js';
 
 const { App, LogLevel, SocketModeReceiver } = bolt;
@@ -52,6 +53,7 @@ function parseSlackBody(raw: string, contentType: string | undefined): Record<st
  */
 class FastifyReceiver implements Receiver {
   private bolt?: BoltApp;
+  private readonly seen = new SeenSignatures();
   constructor(
     private readonly signingSecret: string,
     private readonly logger: Logger,
@@ -74,6 +76,12 @@ class FastifyReceiver implements Receiver {
         if (!valid) {
           this.logger.warn({ path }, 'rejected a Slack request with a missing, wrong or stale signature');
           return reply.status(401).send({ error: 'invalid Slack signature', code: 'UNAUTHORIZED' });
+        }
+        // A captured request sent again within its window verifies too: answer it, do nothing.
+        const signature = String(req.headers['x-slack-signature']);
+        if (!this.seen.firstTime(signature, Number(req.headers['x-slack-request-timestamp']))) {
+          this.logger.warn({ path }, 'ignored a replayed Slack request (same signature seen before)');
+          return reply.status(200).send('');
         }
         let body: Record<string, unknown>;
         try {

@@ -64,6 +64,19 @@ describe('Slack request signatures (conformance vectors)', () => {
     );
   });
 
+  it('a timestamp more than 5 minutes in the future is refused, like one 5 minutes old', () => {
+    const now = 1_700_000_000;
+    const secret = 'future-secret';
+    const signed = (ts: number) => `v0=${createHmac('sha256', secret).update(`v0:${ts}:body`).digest('hex')}`;
+    const valid = (ts: number) =>
+      isValidSlackSignature(secret, 'body', { signature: signed(ts), timestamp: ts }, now * 1000);
+    assert.equal(valid(now + 1_000_000), false);
+    assert.equal(valid(now + 301), false);
+    assert.equal(valid(now + 300), true);
+    assert.equal(valid(now - 300), true);
+    assert.equal(valid(now - 301), false);
+  });
+
   it('missing headers are invalid, not an exception', () => {
     assert.equal(isValidSlackSignature('s', 'b', { signature: undefined, timestamp: undefined }), false);
     assert.equal(isValidSlackSignature('s', 'b', { signature: 'v0=00', timestamp: 'soon' }), false);

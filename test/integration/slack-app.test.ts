@@ -113,11 +113,15 @@ describe('Slack app over HTTP: signed slash commands', () => {
     assert.deepEqual((await subscriber('slack:UNOMAIL'))?.keys ?? [], []);
   });
 
-  it('unsigned, wrongly signed and 6-minute-old requests get 401 and change nothing', async () => {
+  it('unsigned, wrongly signed, 6-minute-old and future-dated requests get 401 and change nothing', async () => {
     const attempts = [
       command('UNOMAIL', 'subscribe carol@example.com', { signature: null }),
       command('UNOMAIL', 'subscribe carol@example.com', { signature: `v0=${'0'.repeat(64)}` }),
       command('UNOMAIL', 'subscribe carol@example.com', { timestamp: Math.floor(Date.now() / 1000) - 360 }),
+      command('UNOMAIL', 'subscribe carol@example.com', { timestamp: Math.floor(Date.now() / 1000) + 360 }),
+      command('UNOMAIL', 'subscribe carol@example.com', {
+        timestamp: Math.floor(Date.now() / 1000) + 1_000_000,
+      }),
     ];
     for (const a of attempts) {
       const res = await a.sent;
@@ -127,6 +131,37 @@ describe('Slack app over HTTP: signed slash commands', () => {
     await new Promise((r) => setTimeout(r, 200));
     for (const a of attempts) assert.deepEqual(slack.responses.get(a.responseUrl), []);
     assert.deepEqual((await subscriber('slack:UNOMAIL'))?.keys ?? [], []);
+  });
+
+  it('the same signed request sent again within the window is answered 200 and runs once', async () => {
+    const responseUrl = slack.createResponseUrl();
+    const body = form(
+      slashCommandBody({
+        command: '/herald',
+        text: 'subscribe erin@example.com',
+        user_id: 'UNOMAIL',
+        response_url: responseUrl,
+      }),
+    );
+    const timestamp = Math.floor(Date.now() / 1000);
+    const post = () =>
+      postSignedToSlackApp(herald.url, '/slack/commands', SECRET, body, 'application/x-www-form-urlencoded', {
+        timestamp,
+      });
+    assert.equal((await post()).status, 200);
+    assert.equal((await reply(responseUrl)).text, 'Subscribed to `email:erin@example.com`.');
+    const un = command('UNOMAIL', 'unsubscribe erin@example.com');
+    await un.sent;
+    await reply(un.responseUrl);
+    const replayed = await post();
+    assert.equal(replayed.status, 200);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(slack.responses.get(responseUrl)?.length, 1, 'the replay was not run');
+    assert.deepEqual(
+      (await subscriber('slack:UNOMAIL'))?.keys ?? [],
+      [],
+      'the replay did not subscribe again',
+    );
   });
 
   it('acks at once while Slack is slow (2 s on users.info), then answers via response_url', async () => {
