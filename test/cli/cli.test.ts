@@ -68,6 +68,21 @@ describe('herald CLI', () => {
     );
   });
 
+  it('validate names a webhook secret too short to sign with, without printing it', async () => {
+    const file = join(dir.path, 'weak-secret.yaml');
+    writeFileSync(
+      file,
+      'channels:\n  hook: { kind: webhook, url: "https://example.com/h", secret: "whsec_c2hvcnQtc2VjcmV0" }\ntriggers:\n  t: { actions: [{ channel: hook }] }\n',
+    );
+    const res = await herald(['validate', file]);
+    assert.equal(res.code, 2);
+    assert.match(
+      res.stderr,
+      /channels\.hook\.secret: the signing secret decodes to 12 bytes; a signing key needs at least 24/,
+    );
+    assert.doesNotMatch(res.stderr, /c2hvcnQtc2VjcmV0/);
+  });
+
   it('validate names a missing file', async () => {
     const res = await herald(['validate', join(dir.path, 'missing.yaml')]);
     assert.equal(res.code, 2);
@@ -129,7 +144,7 @@ describe('herald send and dlq against a running Herald', () => {
   let proc: HeraldProcess;
   before(async () => {
     sink = await startHttpSink();
-    sink.setDefault({ status: 422, body: 'no thanks' });
+    sink.setDefault({ status: 422, headers: { 'content-type': 'text/plain' }, body: 'no thanks' });
     writeFileSync(
       join(dir.path, 'herald.yaml'),
       `channels:\n  hook: { kind: webhook, url: ${sink.url} }\ntriggers:\n  all:\n    actions: [{ channel: hook }]\n`,
