@@ -98,6 +98,8 @@ export function createWebhookChannelKind(
       const guarded = outboundAgent({ ...agentOptions, guarded: true });
       // Parsed once: most actions post to the channel's URL.
       const channelUrl = config.url ? new URL(config.url) : undefined;
+      const channelUrlShown = config.url ? redactUrl(config.url) : undefined;
+      const channelAuthorization = channelUrl ? basicAuthorization(channelUrl) : undefined;
       const configuredAuthorization = Object.keys(config.headers).some(
         (k) => k.toLowerCase() === 'authorization',
       );
@@ -109,13 +111,17 @@ export function createWebhookChannelKind(
           const fromConfig = req.action.url ? req.action.url.constant : req.recipient === null;
           const url = req.action.url ? req.action.url.render(scope) : (req.recipient ?? config.url);
           if (!url) return failed(`channel ${name}: no URL configured`);
+          const isChannelUrl = url === config.url;
           let target: URL;
           try {
-            target = url === config.url ? channelUrl! : new URL(url);
+            target = isChannelUrl ? channelUrl! : new URL(url);
           } catch {
             return failed(`channel ${name}: not a URL: ${JSON.stringify(redactUrl(url).slice(0, 200))}`);
           }
-          const rendered = { url: redactUrl(url), body: undefined as unknown };
+          const rendered = {
+            url: isChannelUrl ? channelUrlShown! : redactUrl(url),
+            body: undefined as unknown,
+          };
           let agent = trusted;
           if (!fromConfig && !hostAllowed(target.hostname, config)) {
             const refusal = checkBeforeConnect(target);
@@ -137,7 +143,7 @@ export function createWebhookChannelKind(
           const headers: Record<string, string> = { ...config.headers, 'content-type': contentType };
           for (const [k, v] of Object.entries(req.action.headers ?? {}))
             headers[k.toLowerCase()] = v.render(scope);
-          const authorization = basicAuthorization(target);
+          const authorization = isChannelUrl ? channelAuthorization : basicAuthorization(target);
           if (authorization && !configuredAuthorization && !('authorization' in headers))
             headers.authorization = authorization;
           if (config.secret) {
