@@ -2,6 +2,7 @@ import type { CloudEvent } from '../../events/types.js';
 import type { CesqlType, Node, Value } from './ast.js';
 import type { CesqlEvaluationError } from './errors.js';
 import { defaultFunctions, type FunctionRegistry } from './functions.js';
+import { compileLike, likeMatches, type WorkMeter } from './like.js';
 import { castTo, type Errors, int32, toBoolean, toInteger, toStringValue, typeOf, zeroOf } from './values.js';
 
 /** A compiled expression: evaluate many times; errors are pushed, never thrown. */
@@ -14,15 +15,50 @@ interface Compiled {
 }
 
 /**
+ * Work one evaluation may do, in characters examined by LIKE and handled by string functions:
+ * a few milliseconds. Enough for a LIKE with a handful of `%` over a 200,000-character value.
+ */
+export const DEFAULT_WORK_BUDGET = 1_000_000;
+
+export interface CompileOptions {
+  functions?: FunctionRegistry;
+  /** Work one evaluation may do before it stops with a `budget` error (see DEFAULT_WORK_BUDGET). */
+  workBudget?: number;
+}
+
+/**
  * Turns an AST into nested closures. Each operator evaluates its operands, and when an operand
  * produced an error the operator yields its zero value without going on (§3.3): `missing / 0`
  * is a missingAttribute error, not a math error. Casts and functions resolve at compile time.
+ *
+ * Every evaluation gets the same work budget; running out is a `budget` error for that event, so
+ * one hostile value costs milliseconds, never a stall. Evaluation is synchronous, so the closures
+ * of one compiled expression can share one meter.
  */
-export function compileAst(root: Node, functions: FunctionRegistry = defaultFunctions): Evaluator {
-  return compileNode(root, functions).fn;
+export function compileAst(root: Node, options: CompileOptions = {}): Evaluator {
+  const budget = options.workBudget ?? DEFAULT_WORK_BUDGET;
+  const meter: WorkMeter = { remaining: budget };
+  const fn = compileNode(root, { functions: options.functions ?? defaultFunctions, meter, budget }).fn;
+  return (event, errors) => {
+    meter.remaining = budget;
+    return fn(event, errors);
+  };
 }
 
-function compileNode(node: Node, functions: FunctionRegistry): Compiled {
+interface Scope {
+  functions: FunctionRegistry;
+  meter: WorkMeter;
+  budget: number;
+}
+
+function budgetError(scope: Scope, errors: CesqlEvaluationError[]): void {
+  errors.push({
+    kind: 'budget',
+    message: `evaluation stopped: it needed more than ${scope.budget} steps of work for this event`,
+  });
+}
+
+function compileNode(node: Node, scope: Scope): Compiled {
   switch (node.kind) {
     case 'literal': {
       const value = node.value;
@@ -52,7 +88,7 @@ function compileNode(node: Node, functions: FunctionRegistry): Compiled {
       };
     }
     case 'unary': {
-      const operand = compileNode(node.operand, functions).fn;
+      const operand = compileNode(node.operand, scope).fn;
       if (node.operator === 'NOT') {
         return {
           type: 'Boolean',
@@ -75,22 +111,28 @@ function compileNode(node: Node, functions: FunctionRegistry): Compiled {
       };
     }
     case 'like': {
-      const operand = compileNode(node.operand, functions).fn;
-      const regex = likeToRegExp(node.pattern);
+      const operand = compileNode(node.operand, scope).fn;
+      const pattern = compileLike(node.pattern);
       const negated = node.negated;
+      const meter = scope.meter;
       return {
         type: 'Boolean',
         fn: (event, errors) => {
           const n = errors.length;
           const v = operand(event, errors);
           if (errors.length !== n) return false;
-          return regex.test(typeof v === 'string' ? v : toStringValue(v)) !== negated;
+          const matched = likeMatches(pattern, typeof v === 'string' ? v : toStringValue(v), meter);
+          if (meter.remaining < 0) {
+            budgetError(scope, errors);
+            return false;
+          }
+          return matched !== negated;
         },
       };
     }
     case 'in': {
-      const operand = compileNode(node.operand, functions).fn;
-      const set = node.set.map((s) => compileNode(s, functions).fn);
+      const operand = compileNode(node.operand, scope).fn;
+      const set = node.set.map((s) => compileNode(s, scope).fn);
       const negated = node.negated;
       return {
         type: 'Boolean',
@@ -110,15 +152,15 @@ function compileNode(node: Node, functions: FunctionRegistry): Compiled {
       };
     }
     case 'call':
-      return compileCall(node, functions);
+      return compileCall(node, scope);
     case 'binary':
-      return compileBinary(node, functions);
+      return compileBinary(node, scope);
   }
 }
 
-function compileCall(node: Extract<Node, { kind: 'call' }>, functions: FunctionRegistry): Compiled {
-  const fn = functions.resolve(node.name, node.args.length);
-  const args = node.args.map((a) => compileNode(a, functions).fn);
+function compileCall(node: Extract<Node, { kind: 'call' }>, scope: Scope): Compiled {
+  const fn = scope.functions.resolve(node.name, node.args.length);
+  const args = node.args.map((a) => compileNode(a, scope).fn);
   if (!fn) {
     const message = `no function ${node.name} with ${node.args.length} argument(s)`;
     return {
@@ -132,6 +174,7 @@ function compileCall(node: Extract<Node, { kind: 'call' }>, functions: FunctionR
   const types = args.map((_, i) => (i < fn.params.length ? fn.params[i]! : fn.variadic!));
   const zero = zeroOf(fn.returns);
   const impl = fn.impl;
+  const meter = scope.meter;
   return {
     type: fn.returns,
     fn: (event, errors) => {
@@ -141,15 +184,21 @@ function compileCall(node: Extract<Node, { kind: 'call' }>, functions: FunctionR
         const v = args[i]!(event, errors);
         if (errors.length !== n) return zero;
         values[i] = types[i] === 'Any' ? v : castTo(types[i]!, v, errors);
+        // String functions walk their arguments: nested CONCATs must not multiply work for free.
+        if (typeof values[i] === 'string') meter.remaining -= (values[i] as string).length;
+      }
+      if (meter.remaining < 0) {
+        budgetError(scope, errors);
+        return zero;
       }
       return impl(values, errors);
     },
   };
 }
 
-function compileBinary(node: Extract<Node, { kind: 'binary' }>, functions: FunctionRegistry): Compiled {
-  const left = compileNode(node.left, functions);
-  const right = compileNode(node.right, functions);
+function compileBinary(node: Extract<Node, { kind: 'binary' }>, scope: Scope): Compiled {
+  const left = compileNode(node.left, scope);
+  const right = compileNode(node.right, scope);
   const l = left.fn;
   const r = right.fn;
   switch (node.operator) {
@@ -285,25 +334,3 @@ const ARITHMETIC: Record<string, (a: number, b: number, errors: Errors) => numbe
     return a % b;
   },
 };
-
-/**
- * LIKE pattern → anchored RegExp: `%` any run, `_` one character, `\%` and `\_` the characters
- * themselves, `\\` a backslash; any other character (including a lone backslash) is literal.
- */
-export function likeToRegExp(pattern: string): RegExp {
-  let out = '';
-  const c = Array.from(pattern);
-  for (let i = 0; i < c.length; i++) {
-    const ch = c[i]!;
-    if (ch === '\\' && (c[i + 1] === '%' || c[i + 1] === '_' || c[i + 1] === '\\')) {
-      out += escapeRegExp(c[++i]!);
-    } else if (ch === '%') out += '.*';
-    else if (ch === '_') out += '.';
-    else out += escapeRegExp(ch);
-  }
-  return new RegExp(`^${out}$`, 'su');
-}
-
-function escapeRegExp(ch: string): string {
-  return ch.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
-}

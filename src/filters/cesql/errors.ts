@@ -6,7 +6,9 @@ export type CesqlErrorKind =
   | 'missingAttribute'
   | 'missingFunction'
   | 'functionEvaluation'
-  | 'generic';
+  | 'generic'
+  /** Not in the TCK: the evaluation needed more work than one event may cost. */
+  | 'budget';
 
 /** An evaluation error: recorded, never thrown; the expression still yields a value (§3.2, §3.3). */
 export interface CesqlEvaluationError {

@@ -1,14 +1,15 @@
 import type { CloudEvent } from '../../events/types.js';
 import type { Node, Value } from './ast.js';
-import { compileAst, type Evaluator } from './compile.js';
+import { type CompileOptions, compileAst, type Evaluator } from './compile.js';
 import { type CesqlErrorKind, type CesqlEvaluationError, CesqlParseError } from './errors.js';
 import { builtInFunctions, defaultFunctions, FunctionRegistry } from './functions.js';
 import { parse } from './parser.js';
 
 export type { CesqlType, Node, Value } from './ast.js';
-export { likeToRegExp } from './compile.js';
+export { type CompileOptions, DEFAULT_WORK_BUDGET } from './compile.js';
 export { type CesqlErrorKind, type CesqlEvaluationError, CesqlParseError, type Position } from './errors.js';
 export { builtInFunctions, type CesqlFunction, defaultFunctions, FunctionRegistry } from './functions.js';
+export { compileLike, type LikePattern, likeMatches } from './like.js';
 export { MAX_HEIGHT, MAX_NESTING, parse } from './parser.js';
 export { print } from './printer.js';
 
@@ -19,9 +20,13 @@ export interface CompiledExpression {
 }
 
 /** Parses and compiles once; throws CesqlParseError (with line and column) on a bad expression. */
-export function compile(source: string, functions: FunctionRegistry = defaultFunctions): CompiledExpression {
+export function compile(
+  source: string,
+  functions: FunctionRegistry = defaultFunctions,
+  options: Omit<CompileOptions, 'functions'> = {},
+): CompiledExpression {
   const ast = parse(source);
-  return { source, ast, evaluate: compileAst(ast, functions) };
+  return { source, ast, evaluate: compileAst(ast, { ...options, functions }) };
 }
 
 /**
