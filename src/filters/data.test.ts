@@ -29,6 +29,12 @@ describe('data filter dialect', () => {
     assert.equal(matches({ path: 'result.results.1.status', value: 'failure' }, ci), true);
   });
 
+  it('fans out over an array of half a million elements without overflowing the stack', () => {
+    const results = Array.from({ length: 500_000 }, (_, i) => ({ status: i === 499_999 ? 'failure' : 'ok' }));
+    assert.equal(matches({ path: 'results.#.status', value: 'failure' }, { results }), true);
+    assert.equal(matches({ path: 'results.#.status', value: 'error' }, { results }), false);
+  });
+
   it('an absent path, non-JSON data or an object at the path does not match', () => {
     assert.equal(matches({ path: 'nope.deeper', value: 'x' }, ci), false);
     assert.equal(matches({ path: 'type', value: 'x' }, 'plain text'), false);

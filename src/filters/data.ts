@@ -27,7 +27,8 @@ export function valuesAt(root: unknown, segments: readonly string[]): unknown[] 
     const next: unknown[] = [];
     for (const value of current) {
       if (segment === '#') {
-        if (Array.isArray(value)) next.push(...value);
+        // A loop, not push(...value): spreading a 500,000-element array overflows the stack.
+        if (Array.isArray(value)) for (const element of value) next.push(element);
       } else if (Array.isArray(value) && /^\d+$/.test(segment)) {
         if (Number(segment) < value.length) next.push(value[Number(segment)]);
       } else if (value !== null && typeof value === 'object' && Object.hasOwn(value, segment)) {
