@@ -19,6 +19,9 @@ const markdownBlock = (text: string): KnownBlock => ({ type: 'section', text: { 
 /** Slack waits 3 s for an answer; Herald answers well before, and finishes the work afterwards. */
 const ACK_DEADLINE_MS = 2500;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** The longest address SMTP allows; it also bounds EMAIL, whose backtracking is quadratic. */
+const EMAIL_MAX_LENGTH = 254;
+const isEmailAddress = (text: string) => text.length <= EMAIL_MAX_LENGTH && EMAIL.test(text);
 
 /** Bolt logs through Herald's logger (JSON lines, redaction) instead of the console. */
 function boltLogger(logger: Logger): SlackLogger {
@@ -296,8 +299,10 @@ export function createSlackApp(
           );
           return;
         }
-        if (!EMAIL.test(email)) {
-          await say(`"${email}" is not an email address. Usage: \`${config.command} subscribe [email]\``);
+        if (!isEmailAddress(email)) {
+          await say(
+            `"${email.slice(0, 300)}" is not an email address. Usage: \`${config.command} subscribe [email]\``,
+          );
           return;
         }
         const key = subscribeKey.render({ email: email.toLowerCase() });
@@ -310,7 +315,7 @@ export function createSlackApp(
         const id = `slack:${command.user_id}`;
         const keys = await store.keysOf(id);
         const wanted = arg
-          ? [EMAIL.test(arg) ? subscribeKey.render({ email: arg.toLowerCase() }) : arg]
+          ? [isEmailAddress(arg) ? subscribeKey.render({ email: arg.toLowerCase() }) : arg]
           : keys;
         const removed: string[] = [];
         for (const key of wanted) if (await store.unsubscribe(id, key)) removed.push(key);

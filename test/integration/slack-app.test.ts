@@ -104,6 +104,12 @@ describe('Slack app over HTTP: signed slash commands', () => {
     const bad = command('UNOMAIL', 'subscribe not-an-address');
     await bad.sent;
     assert.match((await reply(bad.responseUrl)).text, /"not-an-address" is not an email address/);
+    // 40,000 dots between two @: the address pattern alone would backtrack for seconds.
+    const started = performance.now();
+    const hostile = command('UNOMAIL', `subscribe a@${'.'.repeat(40_000)}@`);
+    await hostile.sent;
+    assert.match((await reply(hostile.responseUrl)).text, /is not an email address/);
+    assert.ok(performance.now() - started < 1000, `answered after ${performance.now() - started} ms`);
     const help = command('UNOMAIL', 'frobnicate');
     await help.sent;
     assert.match(
