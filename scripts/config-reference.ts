@@ -74,7 +74,7 @@ const parts: string[] = [
   '`herald schema` prints the JSON Schema.',
   '',
 ];
-for (const section of ['server', 'store', 'bus', 'dispatcher']) {
+for (const section of ['server', 'limits', 'store', 'bus', 'dispatcher']) {
   const s = rootProps[section]!;
   parts.push(`## \`${section}\``, '', String(s.description ?? ''), '');
   const variants = (s.oneOf ?? s.anyOf) as Json[] | undefined;

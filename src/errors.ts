@@ -5,6 +5,16 @@
 export type HeraldErrorCode =
   | 'CONFIG_INVALID'
   | 'EVENT_INVALID'
+  /** JSON nested deeper than `limits.jsonDepth`. */
+  | 'NESTING_TOO_DEEP'
+  /** A context attribute or extension value longer than `limits.attributeLength`. */
+  | 'ATTRIBUTE_TOO_LONG'
+  /** More extension attributes than `limits.extensions`. */
+  | 'TOO_MANY_EXTENSIONS'
+  /** More events in one batch than `limits.batchSize`. */
+  | 'BATCH_TOO_LARGE'
+  /** The event is valid but the event log refuses it (it cannot be serialised, or breaks a constraint). */
+  | 'EVENT_UNSTORABLE'
   | 'REQUEST_INVALID'
   | 'STORE_UNAVAILABLE'
   | 'SHUTTING_DOWN'
@@ -39,7 +49,14 @@ function defaultStatus(code: HeraldErrorCode): number {
     case 'EVENT_INVALID':
     case 'REQUEST_INVALID':
     case 'CONFIG_INVALID':
+    case 'NESTING_TOO_DEEP':
       return 400;
+    case 'ATTRIBUTE_TOO_LONG':
+    case 'TOO_MANY_EXTENSIONS':
+    case 'BATCH_TOO_LARGE':
+      return 413;
+    case 'EVENT_UNSTORABLE':
+      return 422;
     case 'UNAUTHORIZED':
       return 401;
     case 'NOT_FOUND':
@@ -52,13 +69,38 @@ function defaultStatus(code: HeraldErrorCode): number {
   }
 }
 
-/** An invalid CloudEvent; `attribute` names the offending context attribute or extension. */
+/** Details a limit error names besides the attribute: where in the JSON, and the limit. */
+export interface LimitDetails {
+  /** Where in the JSON the limit was passed, e.g. `data.items[0][0]…`. */
+  path?: string;
+  limit?: number;
+}
+
+/**
+ * An invalid CloudEvent; `attribute` names the offending context attribute or extension. Events
+ * past a limit (too deep, too long, too many extensions) are invalid too, with their own code.
+ */
 export class EventValidationError extends HeraldError {
   readonly attribute: string;
-  constructor(attribute: string, message: string) {
-    super('EVENT_INVALID', message, { details: { attribute } });
+  readonly path?: string;
+  readonly limit?: number;
+  constructor(attribute: string, message: string, options: { code?: HeraldErrorCode } & LimitDetails = {}) {
+    super(options.code ?? 'EVENT_INVALID', message, {
+      details: { attribute, path: options.path, limit: options.limit },
+    });
     this.name = 'EventValidationError';
     this.attribute = attribute;
+    this.path = options.path;
+    this.limit = options.limit;
+  }
+
+  /** The same error for an event inside a batch: `prefix` (e.g. `[3]`) before what it names. */
+  within(prefix: string): EventValidationError {
+    return new EventValidationError(`${prefix}.${this.attribute}`, `${prefix}: ${this.message}`, {
+      code: this.code,
+      path: this.path === undefined ? undefined : `${prefix}.${this.path}`,
+      limit: this.limit,
+    });
   }
 }
 

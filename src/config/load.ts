@@ -3,6 +3,7 @@ import { isMap, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { ChannelKind, SourceKind } from '../engine/types.js';
 import { HeraldError } from '../errors.js';
+import { configureEventLimits } from '../events/limits.js';
 import type { CloudEvent } from '../events/types.js';
 import { CesqlParseError, compilePredicate } from '../filters/cesql/index.js';
 import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js';
@@ -10,11 +11,18 @@ import { FilterCompileError, type Matcher } from '../filters/types.js';
 import { type CompiledProjection, compileProjection } from '../projections/compile.js';
 import type { SlackAppConfig } from '../slack/config.js';
 import type { PreferenceSpec } from '../subscriptions/config.js';
-import { compileTree, type Template, type TemplateTree } from '../templates/index.js';
+import {
+  compileTree,
+  configureTemplateLimits,
+  type Template,
+  type TemplateTree,
+} from '../templates/index.js';
 import { interpolate } from './interpolate.js';
 import {
   type BackoffConfig,
   type BusConfig,
+  type LimitsConfig,
+  limitsSchema,
   type RateLimit,
   type RawConfig,
   rateLimitSchema,
@@ -125,6 +133,7 @@ export interface CompiledPlugin<K> {
 export interface HeraldConfig {
   file?: string;
   server: RawConfig['server'];
+  limits: LimitsConfig;
   store: StoreConfig;
   bus: BusConfig;
   dispatcher: RawConfig['dispatcher'];
@@ -205,6 +214,12 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
   if (!isMap(doc.contents) && doc.contents !== null) add([], 'the config must be a YAML mapping');
   if (issues.length > 0) throw new ConfigError(issues, options.file);
 
+  // Limits first: templates are compiled while the rest of the config is parsed.
+  const limits = limitsSchema.safeParse((raw as { limits?: unknown }).limits ?? {});
+  if (limits.success) {
+    configureTemplateLimits(limits.data.templates);
+    configureEventLimits(limits.data);
+  }
   const parsed = rootSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     addZod([], parsed.error.issues);
@@ -360,6 +375,7 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
     subscriptions: { preferences: cfg.subscriptions.preferences, feeds },
     slack: cfg.slack,
     server: cfg.server,
+    limits: cfg.limits,
     store: cfg.store,
     bus: cfg.bus,
     dispatcher: cfg.dispatcher,

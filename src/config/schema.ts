@@ -36,6 +36,73 @@ export const serverSchema = z
   })
   .describe('The HTTP server: events, custom routes, admin API, health, metrics and dashboard.');
 
+export const templateLimitsSchema = z
+  .strictObject({
+    renderLimitMs: z
+      .number()
+      .int()
+      .positive()
+      .default(250)
+      .describe(
+        'Longest one template render may take, in milliseconds; past it the render fails with a template error (a delivery fails to the DLQ, a mapped message is rejected).',
+      ),
+    memoryLimit: z
+      .number()
+      .int()
+      .positive()
+      .default(10_000_000)
+      .describe(
+        'Most characters (and array elements) one render may create, through filters such as `join`, `append` or `json`.',
+      ),
+    parseLimit: z
+      .number()
+      .int()
+      .positive()
+      .default(100_000)
+      .describe('Longest template source, in characters; a longer template in the config is a config error.'),
+  })
+  .describe('Bounds on Liquid templates, which run on event data.');
+
+export const limitsSchema = z
+  .strictObject({
+    jsonDepth: z
+      .number()
+      .int()
+      .min(2)
+      .default(64)
+      .describe(
+        'Deepest nesting of objects and arrays in any JSON Herald reads (request bodies, message payloads, event data; the outermost level counts as 1). Deeper input is refused: 400 `NESTING_TOO_DEEP` naming the path.',
+      ),
+    attributeLength: z
+      .number()
+      .int()
+      .min(64)
+      .default(4096)
+      .describe(
+        'Longest value of a context attribute or extension (`type`, `source`, `subject`, `id`, …; not `data`), in UTF-8 bytes. Longer: 413 `ATTRIBUTE_TOO_LONG` naming the attribute.',
+      ),
+    extensions: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(64)
+      .describe('Most extension attributes one event may carry. More: 413 `TOO_MANY_EXTENSIONS`.'),
+    batchSize: z
+      .number()
+      .int()
+      .positive()
+      .default(1000)
+      .describe(
+        'Most events in one batch (`application/cloudevents-batch+json`, a NATS batch, a Debezium array). More: 413 `BATCH_TOO_LARGE`, nothing stored.',
+      ),
+    templates: templateLimitsSchema.default(templateLimitsSchema.parse({})),
+  })
+  .describe(
+    'What one request, message or event may hold, checked where it enters (HTTP and stream sources alike), so one hostile input cannot stall the pipeline.',
+  );
+
+export type LimitsConfig = z.infer<typeof limitsSchema>;
+
 export const storeSchema = z
   .discriminatedUnion('kind', [
     z.strictObject({
@@ -302,6 +369,7 @@ export const channelCommonSchema = z.object({ rateLimit: rateLimitSchema.optiona
 
 export const rootSchema = z.strictObject({
   server: serverSchema.default(serverSchema.parse({})),
+  limits: limitsSchema.default(limitsSchema.parse({})),
   store: storeSchema.default({ kind: 'sqlite', synchronous: 'full' }),
   bus: busSchema.default({ kind: 'embedded' }),
   sources: z.record(nameSchema, pluginBlockSchema).default({}).describe('Where events come from, by name.'),

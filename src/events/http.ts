@@ -1,4 +1,5 @@
 import { EventValidationError, HeraldError } from '../errors.js';
+import { checkBatchSize, type EventLimits, eventLimits, parseJsonText } from './limits.js';
 import type { CloudEvent } from './types.js';
 import { validateEvent } from './validate.js';
 
@@ -37,16 +38,6 @@ function isTextMediaType(type: string): boolean {
   );
 }
 
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch (err) {
-    throw new HeraldError('REQUEST_INVALID', `body is not valid JSON: ${(err as Error).message}`, {
-      status: 400,
-    });
-  }
-}
-
 /** Percent-decoding of binary-mode header values (HTTP binding §3.1.3.2). */
 export function decodeHeaderValue(value: string): string {
   if (!value.includes('%')) return value;
@@ -79,26 +70,31 @@ export function encodeHeaderValue(value: string): string {
  * (`ce-*` headers). Throws EventValidationError naming the attribute, or a REQUEST_INVALID error
  * (400 for malformed JSON, 415 for a request that is not a CloudEvent).
  */
-export function parseHttpEvents(req: { headers: Headers; body: Buffer }): {
+export function parseHttpEvents(
+  req: { headers: Headers; body: Buffer },
+  limits: Readonly<EventLimits> = eventLimits(),
+): {
   mode: HttpMode;
   events: CloudEvent[];
 } {
   const contentType = header(req.headers, 'content-type');
   const type = mediaType(contentType);
   if (type === STRUCTURED) {
-    return { mode: 'structured', events: [validateEvent(parseJson(req.body))] };
+    const parsed = parseJsonText(req.body.toString('utf8'), '', limits.jsonDepth);
+    return { mode: 'structured', events: [validateEvent(parsed, '', limits)] };
   }
   if (type === BATCH) {
-    const parsed = parseJson(req.body);
+    const parsed = parseJsonText(req.body.toString('utf8'), '', limits.jsonDepth);
     if (!Array.isArray(parsed)) {
       throw new HeraldError('REQUEST_INVALID', 'a batch must be a JSON array of CloudEvents', {
         status: 400,
       });
     }
-    return { mode: 'batch', events: parsed.map((e, i) => validateEvent(e, `[${i}]`)) };
+    checkBatchSize(parsed.length, 'the batch', limits.batchSize);
+    return { mode: 'batch', events: parsed.map((e, i) => validateEvent(e, `[${i}]`, limits)) };
   }
   if (header(req.headers, 'ce-specversion') !== undefined) {
-    return { mode: 'binary', events: [parseBinary(req.headers, contentType, req.body)] };
+    return { mode: 'binary', events: [parseBinary(req.headers, contentType, req.body, limits)] };
   }
   throw new HeraldError(
     'REQUEST_INVALID',
@@ -107,7 +103,12 @@ export function parseHttpEvents(req: { headers: Headers; body: Buffer }): {
   );
 }
 
-function parseBinary(headers: Headers, contentType: string | undefined, body: Buffer): CloudEvent {
+function parseBinary(
+  headers: Headers,
+  contentType: string | undefined,
+  body: Buffer,
+  limits: Readonly<EventLimits>,
+): CloudEvent {
   const attrs: Record<string, unknown> = {};
   for (const [name, raw] of Object.entries(headers)) {
     if (!name.startsWith('ce-') || raw === undefined) continue;
@@ -120,12 +121,14 @@ function parseBinary(headers: Headers, contentType: string | undefined, body: Bu
   if (contentType) attrs.datacontenttype = contentType;
   const type = mediaType(contentType);
   if (body.length > 0) {
-    if (isJsonMediaType(type)) attrs.data = parseJson(body);
+    // The body is the data: one level shallower than in a structured event, where data sits inside.
+    if (isJsonMediaType(type))
+      attrs.data = parseJsonText(body.toString('utf8'), 'data', limits.jsonDepth - 1);
     else if (contentType && isTextMediaType(type)) attrs.data = body.toString('utf8');
     // Without a content type nothing can be inferred: keep the bytes.
     else attrs.data_base64 = body.toString('base64');
   } else if (contentType && isTextMediaType(type)) attrs.data = '';
-  return validateEvent(attrs);
+  return validateEvent(attrs, '', limits);
 }
 
 /** The event as a structured-mode HTTP message. */

@@ -1,5 +1,6 @@
 import { EventValidationError } from '../errors.js';
 import { isJsonMediaType, mediaType } from './http.js';
+import { checkBatchSize, checkJsonTextDepth, eventLimits } from './limits.js';
 import type { CloudEvent } from './types.js';
 import { validateEvent } from './validate.js';
 
@@ -34,9 +35,13 @@ function lowerCased(headers: Record<string, string>): Map<string, string> {
   return out;
 }
 
-function parseJson(payload: Uint8Array, what: string): unknown {
+/** `root` names the payload in a depth error: '' when it is a whole event, `data` when it is the data. */
+function parseJson(payload: Uint8Array, what: string, root: string): unknown {
+  const text = Buffer.from(payload).toString('utf8');
+  const { jsonDepth } = eventLimits();
+  checkJsonTextDepth(text, root === 'data' ? jsonDepth - 1 : jsonDepth, root);
   try {
-    return JSON.parse(Buffer.from(payload).toString('utf8'));
+    return JSON.parse(text);
   } catch (err) {
     throw new EventValidationError('data', `${what} is not valid JSON: ${(err as Error).message}`);
   }
@@ -56,19 +61,22 @@ export function parseNatsMessage(message: NatsMessageParts): { mode: NatsMode; e
   const contentType = headers.get('content-type');
   const type = mediaType(contentType);
   if (type === STRUCTURED) {
-    return { mode: 'structured', events: [validateEvent(parseJson(message.payload, 'the payload'))] };
+    return { mode: 'structured', events: [validateEvent(parseJson(message.payload, 'the payload', ''))] };
   }
   if (type === BATCH) {
-    const parsed = parseJson(message.payload, 'the payload');
+    const parsed = parseJson(message.payload, 'the payload', '');
     if (!Array.isArray(parsed)) throw new EventValidationError('(batch)', 'a batch must be a JSON array');
+    checkBatchSize(parsed.length, 'the batch');
     return { mode: 'batch', events: parsed.map((e, i) => validateEvent(e, `[${i}]`)) };
   }
   if (headers.has('ce-specversion'))
     return { mode: 'binary', events: [parseBinary(headers, message.payload)] };
   if (type === '' || isJsonMediaType(type)) {
+    const text = Buffer.from(message.payload).toString('utf8');
+    checkJsonTextDepth(text, eventLimits().jsonDepth);
     let parsed: unknown;
     try {
-      parsed = JSON.parse(Buffer.from(message.payload).toString('utf8'));
+      parsed = JSON.parse(text);
     } catch {
       throw new NotACloudEventError('the payload is not JSON and there are no ce- headers');
     }
@@ -94,7 +102,7 @@ function parseBinary(headers: Map<string, string>, payload: Uint8Array): CloudEv
   if (contentType) attrs.datacontenttype = contentType;
   const type = mediaType(contentType);
   if (payload.length > 0) {
-    if (isJsonMediaType(type)) attrs.data = parseJson(payload, 'the payload (content-type JSON)');
+    if (isJsonMediaType(type)) attrs.data = parseJson(payload, 'the payload (content-type JSON)', 'data');
     else if (isText(type)) attrs.data = Buffer.from(payload).toString('utf8');
     else attrs.data_base64 = Buffer.from(payload).toString('base64');
   } else if (isText(type)) attrs.data = '';

@@ -1,4 +1,5 @@
 import { EventValidationError } from '../errors.js';
+import { checkValueDepth, type EventLimits, eventLimits } from './limits.js';
 import { type CloudEvent, CONTEXT_ATTRIBUTES } from './types.js';
 
 const EXTENSION_NAME = /^[a-z0-9]+$/;
@@ -11,22 +12,41 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 
 const KNOWN = new Set<string>([...CONTEXT_ATTRIBUTES, 'data', 'data_base64']);
 
-function requireString(input: Record<string, unknown>, name: string): string {
+/** Attribute values are bounded in UTF-8 bytes; a string of n UTF-16 units has at most 3n. */
+function checkLength(name: string, value: string, limits: Readonly<EventLimits>): void {
+  if (value.length * 3 <= limits.attributeLength) return;
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > limits.attributeLength) {
+    throw new EventValidationError(
+      name,
+      `attribute "${name}" is ${bytes} bytes long; at most ${limits.attributeLength} are accepted`,
+      { code: 'ATTRIBUTE_TOO_LONG', limit: limits.attributeLength },
+    );
+  }
+}
+
+function requireString(input: Record<string, unknown>, name: string, limits: Readonly<EventLimits>): string {
   const value = input[name];
   if (value === undefined || value === null)
     throw new EventValidationError(name, `required attribute "${name}" is missing`);
   if (typeof value !== 'string')
     throw new EventValidationError(name, `attribute "${name}" must be a string, got ${typeOf(value)}`);
   if (value === '') throw new EventValidationError(name, `attribute "${name}" must not be empty`);
+  checkLength(name, value, limits);
   return value;
 }
 
-function optionalString(input: Record<string, unknown>, name: string): string | undefined {
+function optionalString(
+  input: Record<string, unknown>,
+  name: string,
+  limits: Readonly<EventLimits>,
+): string | undefined {
   const value = input[name];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string')
     throw new EventValidationError(name, `attribute "${name}" must be a string, got ${typeOf(value)}`);
   if (value === '') throw new EventValidationError(name, `attribute "${name}" must not be empty`);
+  checkLength(name, value, limits);
   return value;
 }
 
@@ -38,9 +58,14 @@ function typeOf(value: unknown): string {
 
 /**
  * Validates an event in the JSON format (CloudEvents 1.0) and returns a normalised copy.
- * Throws EventValidationError naming the offending attribute.
+ * Throws EventValidationError naming the offending attribute, also when the event passes one of
+ * the `limits` (attribute length, extension count, nesting of `data`).
  */
-export function validateEvent(input: unknown, prefix = ''): CloudEvent {
+export function validateEvent(
+  input: unknown,
+  prefix = '',
+  limits: Readonly<EventLimits> = eventLimits(),
+): CloudEvent {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new EventValidationError(
       prefix || '(event)',
@@ -48,17 +73,15 @@ export function validateEvent(input: unknown, prefix = ''): CloudEvent {
     );
   }
   try {
-    return validateObject(input as Record<string, unknown>);
+    return validateObject(input as Record<string, unknown>, limits);
   } catch (err) {
-    if (prefix && err instanceof EventValidationError) {
-      throw new EventValidationError(`${prefix}.${err.attribute}`, `${prefix}: ${err.message}`);
-    }
+    if (prefix && err instanceof EventValidationError) throw err.within(prefix);
     throw err;
   }
 }
 
-function validateObject(input: Record<string, unknown>): CloudEvent {
-  const specversion = requireString(input, 'specversion');
+function validateObject(input: Record<string, unknown>, limits: Readonly<EventLimits>): CloudEvent {
+  const specversion = requireString(input, 'specversion', limits);
   if (specversion !== '1.0') {
     throw new EventValidationError(
       'specversion',
@@ -67,24 +90,24 @@ function validateObject(input: Record<string, unknown>): CloudEvent {
   }
   const event: CloudEvent = {
     specversion: '1.0',
-    id: requireString(input, 'id'),
-    source: requireString(input, 'source'),
-    type: requireString(input, 'type'),
+    id: requireString(input, 'id', limits),
+    source: requireString(input, 'source', limits),
+    type: requireString(input, 'type', limits),
   };
   if (/\s/.test(event.source) && !event.source.includes('://')) {
     // A URI-reference has no raw spaces.
     throw new EventValidationError('source', 'attribute "source" must be a URI-reference (no spaces)');
   }
-  const subject = optionalString(input, 'subject');
+  const subject = optionalString(input, 'subject', limits);
   if (subject !== undefined) event.subject = subject;
-  const time = optionalString(input, 'time');
+  const time = optionalString(input, 'time', limits);
   if (time !== undefined) {
     if (!RFC3339.test(time) || Number.isNaN(Date.parse(time))) {
       throw new EventValidationError('time', `attribute "time" must be an RFC 3339 timestamp, got "${time}"`);
     }
     event.time = time;
   }
-  const datacontenttype = optionalString(input, 'datacontenttype');
+  const datacontenttype = optionalString(input, 'datacontenttype', limits);
   if (datacontenttype !== undefined) {
     if (!MEDIA_TYPE.test(datacontenttype)) {
       throw new EventValidationError(
@@ -94,7 +117,7 @@ function validateObject(input: Record<string, unknown>): CloudEvent {
     }
     event.datacontenttype = datacontenttype;
   }
-  const dataschema = optionalString(input, 'dataschema');
+  const dataschema = optionalString(input, 'dataschema', limits);
   if (dataschema !== undefined) {
     if (!ABSOLUTE_URI.test(dataschema)) {
       throw new EventValidationError(
@@ -113,11 +136,21 @@ function validateObject(input: Record<string, unknown>): CloudEvent {
     }
     event.data_base64 = input.data_base64;
   } else if (hasData) {
+    // The event is the outermost level of its JSON document; data starts one level in.
+    checkValueDepth(input.data, limits.jsonDepth - 1, 'data');
     event.data = input.data;
   }
+  let extensions = 0;
   for (const name in input) {
     if (KNOWN.has(name)) continue;
     const value = input[name];
+    if (++extensions > limits.extensions) {
+      throw new EventValidationError(
+        name,
+        `the event has more than ${limits.extensions} extension attributes ("${name}" is one too many)`,
+        { code: 'TOO_MANY_EXTENSIONS', limit: limits.extensions },
+      );
+    }
     if (!EXTENSION_NAME.test(name)) {
       throw new EventValidationError(
         name,
@@ -125,7 +158,10 @@ function validateObject(input: Record<string, unknown>): CloudEvent {
       );
     }
     if (value === undefined || value === null) continue;
-    if (typeof value === 'string' || typeof value === 'boolean') event[name] = value;
+    if (typeof value === 'string') {
+      checkLength(name, value, limits);
+      event[name] = value;
+    } else if (typeof value === 'boolean') event[name] = value;
     else if (typeof value === 'number') {
       if (!Number.isInteger(value) || value < -2147483648 || value > 2147483647) {
         throw new EventValidationError(name, `extension "${name}" must be a 32-bit integer, got ${value}`);

@@ -1,19 +1,27 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { EventValidationError, HeraldError } from '../errors.js';
+import { eventLimits, parseJsonText } from '../events/limits.js';
 
 /** The JSON body of every error Herald answers: a message a person can act on, and a stable code. */
 export interface ErrorBody {
   error: string;
   code: string;
   attribute?: string;
+  /** Where in the JSON a limit was passed, e.g. `data.items[0][0]…`. */
+  path?: string;
+  /** The limit that was passed. */
+  limit?: number;
   details?: unknown;
 }
 
 export function errorBody(err: HeraldError): ErrorBody {
   const body: ErrorBody = { error: err.message, code: err.code };
-  if (err instanceof EventValidationError) body.attribute = err.attribute;
-  else if (err.details && typeof err.details === 'object' && 'attribute' in err.details) {
+  if (err instanceof EventValidationError) {
+    body.attribute = err.attribute;
+    if (err.path !== undefined) body.path = err.path;
+    if (err.limit !== undefined) body.limit = err.limit;
+  } else if (err.details && typeof err.details === 'object' && 'attribute' in err.details) {
     body.attribute = String((err.details as { attribute: unknown }).attribute);
   } else if (err.details !== undefined && err.code === 'REQUEST_INVALID') body.details = err.details;
   return body;
@@ -57,11 +65,5 @@ export function parseJsonBody(body: unknown, contentType: string | undefined): u
     );
   }
   const text = Buffer.isBuffer(body) ? body.toString('utf8') : String(body);
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new HeraldError('REQUEST_INVALID', `body is not valid JSON: ${(err as Error).message}`, {
-      status: 400,
-    });
-  }
+  return parseJsonText(text, 'body', eventLimits().jsonDepth);
 }

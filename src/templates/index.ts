@@ -10,14 +10,41 @@ const liquid = new Liquid({
   strictFilters: true,
   strictVariables: false,
   ownPropertyOnly: true,
-  // Rendering runs on untrusted event data: keep templates from looping forever.
-  renderLimit: 1000,
   // Templates come from the config and see event data: they must not read files.
   root: [],
   partials: [],
   layouts: [],
   relativeReference: false,
 });
+
+/** Bounds on every template of this process (`limits.templates` in the config). */
+export interface TemplateLimits {
+  /** Longest one render may take, in ms (Liquid checks it between tags and loop iterations). */
+  renderLimitMs: number;
+  /** Most characters one render may create through filters (Liquid's memoryLimit). */
+  memoryLimit: number;
+  /** Longest template source, in characters. */
+  parseLimit: number;
+}
+
+export const DEFAULT_TEMPLATE_LIMITS: Readonly<TemplateLimits> = Object.freeze({
+  renderLimitMs: 250,
+  memoryLimit: 10_000_000,
+  parseLimit: 100_000,
+});
+
+// Rendering runs on untrusted event data: a template must not loop or grow without end.
+let renderOptions = {
+  renderLimit: DEFAULT_TEMPLATE_LIMITS.renderLimitMs,
+  memoryLimit: DEFAULT_TEMPLATE_LIMITS.memoryLimit,
+};
+let parseLimit = DEFAULT_TEMPLATE_LIMITS.parseLimit;
+
+/** Sets the limits of this process; the config loader calls it before compiling any template. */
+export function configureTemplateLimits(limits: TemplateLimits): void {
+  renderOptions = { renderLimit: limits.renderLimitMs, memoryLimit: limits.memoryLimit };
+  parseLimit = limits.parseLimit;
+}
 
 export interface Template {
   readonly source: string;
@@ -38,6 +65,12 @@ export function compileTemplate(source: string): Template {
   if (!source.includes('{{') && !source.includes('{%')) {
     return { source, constant: true, render: () => source };
   }
+  if (source.length > parseLimit) {
+    throw new HeraldError(
+      'TEMPLATE_ERROR',
+      `template is ${source.length} characters long; limits.templates.parseLimit allows ${parseLimit}`,
+    );
+  }
   let parsed: LiquidTemplate[];
   try {
     parsed = liquid.parse(source);
@@ -51,7 +84,7 @@ export function compileTemplate(source: string): Template {
     constant: false,
     render(scope) {
       try {
-        return liquid.renderSync(parsed, scope) as string;
+        return liquid.renderSync(parsed, scope, renderOptions) as string;
       } catch (err) {
         throw new TemplateRenderError(`template failed to render: ${(err as Error).message}`, err);
       }

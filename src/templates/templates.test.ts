@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HeraldError } from '../errors.js';
-import { compileTemplate, compileTree, renderTree, TemplateRenderError, templateSchema } from './index.js';
+import {
+  compileTemplate,
+  compileTree,
+  configureTemplateLimits,
+  DEFAULT_TEMPLATE_LIMITS,
+  renderTree,
+  TemplateRenderError,
+  templateSchema,
+} from './index.js';
 
 const scope = {
   event: { id: '1', subject: 'sales', data: { description: 'Quote <b>now</b>', items: [1, 2] } },
@@ -55,8 +63,27 @@ describe('templates', () => {
   it('runaway templates are stopped', () => {
     assert.throws(
       () => compileTemplate('{% for i in (1..100000000) %}x{% endfor %}').render(scope),
-      /render limit/,
+      /render limit|memory alloc limit/,
     );
+  });
+
+  it('applies the configured limits: render time, memory, template length', () => {
+    try {
+      configureTemplateLimits({ renderLimitMs: 50, memoryLimit: 1_000, parseLimit: 50 });
+      const big = { event: { data: { s: 'x'.repeat(600) } } };
+      assert.throws(
+        () => compileTemplate('{{ event.data.s | append: event.data.s }}').render(big),
+        /memory alloc limit/,
+      );
+      assert.throws(() => compileTemplate(`{{ event.id }}${' '.repeat(40)}`), /parseLimit allows 50/);
+      configureTemplateLimits({ renderLimitMs: 5, memoryLimit: 1e12, parseLimit: 1000 });
+      const spin = compileTemplate('{% for i in (1..400) %}{% for j in (1..400) %}{% endfor %}{% endfor %}');
+      const started = performance.now();
+      assert.throws(() => spin.render(scope), /render limit/);
+      assert.ok(performance.now() - started < 500);
+    } finally {
+      configureTemplateLimits(DEFAULT_TEMPLATE_LIMITS);
+    }
   });
 
   it('template trees render every string leaf and keep other values', () => {

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import type { SourceKind } from '../../engine/types.js';
 import { HeraldError } from '../../errors.js';
 import { normaliseDebezium } from '../../events/debezium.js';
+import { decodeHeaderValue } from '../../events/http.js';
+import { validateEvent } from '../../events/index.js';
+import { checkBatchSize } from '../../events/limits.js';
 import type { CloudEvent } from '../../events/types.js';
 
 export const debeziumSourceConfigSchema = z.strictObject({
@@ -28,7 +31,7 @@ function fromBinary(
 ): Record<string, unknown> {
   const event: Record<string, unknown> = { data: body };
   for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith('ce-') && typeof value === 'string') event[name.slice(3)] = decodeURIComponent(value);
+    if (name.startsWith('ce-') && typeof value === 'string') event[name.slice(3)] = decodeHeaderValue(value);
   }
   const contentType = headers['content-type'];
   if (typeof contentType === 'string') event.datacontenttype = contentType;
@@ -58,6 +61,7 @@ export const debeziumHttpSource: SourceKind<DebeziumSourceConfig> = {
             if (body === undefined)
               throw new HeraldError('REQUEST_INVALID', 'expected a JSON body', { status: 400 });
             const inputs = Array.isArray(body) ? body : [body];
+            checkBatchSize(inputs.length, 'the request');
             const events: CloudEvent[] = [];
             const ignored: string[] = [];
             inputs.forEach((input, i) => {
@@ -78,7 +82,8 @@ export const debeziumHttpSource: SourceKind<DebeziumSourceConfig> = {
               if (result.kind === 'ignored') ignored.push(result.reason);
               else {
                 if (result.warning) context.logger.warn({ id: result.event.id }, result.warning);
-                events.push(result.event);
+                // The normaliser builds the event from the row; the limits on attributes still apply.
+                events.push(validateEvent(result.event, inputs.length > 1 ? `[${i}]` : ''));
               }
             });
             const results = await context.ingest(events);

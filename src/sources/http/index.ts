@@ -109,7 +109,8 @@ export const httpSource: SourceKind<HttpSourceConfig> = {
               try {
                 event = validateEvent(draft);
               } catch (err) {
-                if (err instanceof EventValidationError) {
+                // A limit passed keeps its own code (413 ATTRIBUTE_TOO_LONG…); the rest is the route's doing.
+                if (err instanceof EventValidationError && err.code === 'EVENT_INVALID') {
                   throw new HeraldError(
                     'REQUEST_INVALID',
                     `the route made an invalid event: ${err.message}`,
