@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
+import { eventJson } from '../events/serialize.js';
 import type { CloudEvent } from '../events/types.js';
 import type { AppendResult, EventLog, PlannedRouting } from '../store/types.js';
 import type { IngestResult } from './types.js';
@@ -41,6 +42,20 @@ export class IngestBatcher {
   ingest(events: CloudEvent[]): Promise<IngestResult[]> {
     if (this.closed) return Promise.reject(new HeraldError('SHUTTING_DOWN', 'Herald is shutting down'));
     if (events.length === 0) return Promise.resolve([]);
+    // Serialised here, alone, so an event that cannot be never shares a transaction with others.
+    for (let i = 0; i < events.length; i++) {
+      try {
+        eventJson(events[i]!);
+      } catch (err) {
+        return Promise.reject(
+          new HeraldError(
+            'EVENT_UNSTORABLE',
+            `${events.length > 1 ? `event [${i}]` : 'the event'} cannot be stored: it does not serialise as JSON (${errorMessage(err)})`,
+            { cause: err, details: events.length > 1 ? { attribute: `[${i}]` } : undefined },
+          ),
+        );
+      }
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
       this.queuedEvents += events.length;
@@ -75,11 +90,13 @@ export class IngestBatcher {
     }
     this.queuedEvents -= size;
     if (this.queue.length > 0) this.schedule();
-    this.writing = this.write(batch, size);
+    this.writing = this.write(batch);
     await this.writing;
   }
 
-  private async write(batch: Pending[], size: number): Promise<void> {
+  private async write(batch: Pending[]): Promise<void> {
+    let size = 0;
+    for (const p of batch) size += p.events.length;
     const events: CloudEvent[] = new Array(size);
     let i = 0;
     for (const p of batch) for (const e of p.events) events[i++] = e;
@@ -106,6 +123,10 @@ export class IngestBatcher {
         results = await this.log.append(events, receivedAt);
       }
     } catch (err) {
+      if (err instanceof HeraldError && err.code === 'EVENT_UNSTORABLE') {
+        await this.isolate(batch, err);
+        return;
+      }
       this.logger.error(
         { err: (err as Error).message, events: size },
         'event log write failed; answering 503',
@@ -139,6 +160,30 @@ export class IngestBatcher {
         receivedAt,
         routedDeliveries === null ? null : { deliveries: routedDeliveries, at: routedAt },
       );
+  }
+
+  /**
+   * The log refused something in this batch for what it holds, not because it is down: halve the
+   * batch and write each half, until the caller whose events the log refuses is alone and gets
+   * the reason. Every other caller is answered as if nothing had happened; a batch of n callers
+   * with one bad event costs about 2·log2(n) extra transactions.
+   */
+  private async isolate(batch: Pending[], err: HeraldError): Promise<void> {
+    if (batch.length > 1) {
+      const half = batch.length >> 1;
+      await this.write(batch.slice(0, half));
+      await this.write(batch.slice(half));
+      return;
+    }
+    this.logger.warn(
+      { err: err.message, events: batch[0]!.events.length },
+      'the event log refused an event; answering 422',
+    );
+    batch[0]!.reject(
+      new HeraldError('EVENT_UNSTORABLE', `the event log cannot store this event: ${err.message}`, {
+        cause: err,
+      }),
+    );
   }
 
   get backlog(): number {

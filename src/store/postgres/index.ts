@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { HeraldError } from '../../errors.js';
+import { eventJson } from '../../events/serialize.js';
 import type { CloudEvent } from '../../events/types.js';
 import { nextTokenAt, TOKEN_SLACK } from '../token-bucket.js';
 import type {
@@ -215,6 +216,18 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
             unique.push(e);
           }
         });
+        let rows: string;
+        try {
+          rows = `[${unique.map(eventJson).join(',')}]`;
+        } catch (err) {
+          throw new HeraldError(
+            'EVENT_UNSTORABLE',
+            `an event cannot be serialised: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
+        }
         const inserted = await query(
           `WITH inserted AS (
              INSERT INTO events (id, source, type, subject, received_at, event)
@@ -227,8 +240,8 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
              INSERT INTO unrouted_events (seq) SELECT seq FROM inserted
            )
            SELECT seq, source, id FROM inserted`,
-          [JSON.stringify(unique), receivedAt],
-        );
+          [rows, receivedAt],
+        ).catch(refusedEvents);
         const seqOf = new Map<string, { seq: number; fresh: boolean }>();
         for (const r of inserted) seqOf.set(`${r.source}\u0000${r.id}`, { seq: int(r.seq), fresh: true });
         const existing = unique.filter((e) => !seqOf.has(key(e)));
@@ -623,6 +636,19 @@ function dlqWhere(filter: DeadLetterFilter): { where: string[]; values: unknown[
     where.push(`last_error LIKE $${values.length}`);
   }
   return { where, values };
+}
+
+/**
+ * An append that PostgreSQL refuses for what it holds — a data exception (class 22, e.g. a
+ * `\u0000` in JSON text), a constraint (class 23), a value too complex (54) — is EVENT_UNSTORABLE,
+ * so ingest can find the event and store the rest. A lost connection stays STORE_UNAVAILABLE.
+ */
+function refusedEvents(err: unknown): never {
+  const sqlState = ((err as HeraldError).cause as { code?: unknown } | undefined)?.code;
+  if (typeof sqlState === 'string' && /^(22|23|54)/.test(sqlState)) {
+    throw new HeraldError('EVENT_UNSTORABLE', (err as Error).message, { cause: err });
+  }
+  throw err;
 }
 
 function wrap(err: unknown): HeraldError {

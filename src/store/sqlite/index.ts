@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HeraldError } from '../../errors.js';
+import { eventJson } from '../../events/serialize.js';
 import type { CloudEvent } from '../../events/types.js';
 import { type Bucket, grantable, nextTokenAt, refilled } from '../token-bucket.js';
 import type {
@@ -110,6 +111,27 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       },
     );
   }
+
+  /**
+   * An append that fails because of what it was given (a constraint, a value SQLite refuses, an
+   * event that cannot be serialised) is EVENT_UNSTORABLE, so ingest can find the event and store
+   * the rest; anything else (disk full, I/O, a closed database) stays STORE_UNAVAILABLE.
+   */
+  const refusedEvents = <T>(work: () => T): T => {
+    try {
+      return work();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      const refused =
+        err instanceof RangeError ||
+        err instanceof TypeError ||
+        (typeof code === 'string' && /^SQLITE_(CONSTRAINT|TOOBIG|MISMATCH|RANGE)/.test(code));
+      if (!refused) throw err;
+      throw new HeraldError('EVENT_UNSTORABLE', `SQLite refused the event: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  };
 
   const guard = <T>(work: () => T): Promise<T> => {
     try {
@@ -319,7 +341,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           receivedAt,
           routing?.routedAt ?? null,
           plan ? JSON.stringify(plan.record) : null,
-          JSON.stringify(e),
+          eventJson(e),
         ) as { seq: number } | undefined;
         if (!inserted) {
           const existing = s.findEvent.get(e.source, e.id) as { seq: number };
@@ -413,13 +435,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       append: (events, receivedAt) =>
         guard(() => {
           if (events.length === 0) return [];
-          const { results } = appendTx(events, receivedAt);
+          const { results } = refusedEvents(() => appendTx(events, receivedAt));
           afterAppend(results);
           return results;
         }),
       appendRouted: (events, plans, receivedAt, routedAt) =>
         guard(() => {
-          const appended = appendTx(events, receivedAt, { plans, routedAt });
+          const appended = refusedEvents(() => appendTx(events, receivedAt, { plans, routedAt }));
           afterAppend(appended.results);
           return appended;
         }),
