@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { HeraldError } from '../errors.js';
+import { checkValueDepth, eventLimits } from './limits.js';
 import type { CloudEvent } from './types.js';
 
 /**
@@ -134,6 +135,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * Throws a REQUEST_INVALID HeraldError saying what is wrong with anything else.
  */
 export function normaliseDebezium(input: unknown, options: NormaliseOptions = {}): Normalised {
+  // The change's id hashes the rows recursively: bound their depth before anything walks them.
+  checkValueDepth(input, eventLimits().jsonDepth, '');
   if (input === null) return { kind: 'ignored', reason: 'tombstone (the null value that follows a delete)' };
   if (!isObject(input))
     throw invalid(`expected a JSON object, got ${Array.isArray(input) ? 'an array' : typeof input}`);
