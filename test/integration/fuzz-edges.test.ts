@@ -132,8 +132,22 @@ describe('fuzzing the HTTP edges', () => {
     await herald.close();
   });
 
-  /** Sends the hostile request with a valid neighbour; checks the answer and that the neighbour is stored. */
+  /**
+   * Sends the hostile request with a valid neighbour and checks the answers, the neighbour's
+   * storage and the event loop. Input that stalls the loop stalls it every time; a stall that
+   * does not come back when the same request is sent again was the shared machine, not Herald.
+   */
   async function probe(path: string, payload: string, headers: Record<string, string>): Promise<void> {
+    let worst = Number.POSITIVE_INFINITY;
+    for (let attempt = 0; attempt < 3 && worst >= 100; attempt++) {
+      delay.reset();
+      await exchange(path, payload, headers);
+      worst = Math.min(worst, delay.max / 1e6);
+    }
+    assert.ok(worst < 100, `the event loop stalled for ${worst.toFixed(0)} ms on ${payload.slice(0, 200)}`);
+  }
+
+  async function exchange(path: string, payload: string, headers: Record<string, string>): Promise<void> {
     const id = `neighbour-${sent++}`;
     const [hostile, neighbour] = await Promise.all([
       fetch(`${herald.url}${path}`, { method: 'POST', headers, body: payload }),
@@ -156,12 +170,6 @@ describe('fuzzing the HTTP edges', () => {
     assert.ok(await herald.engine.store.events.findById(id, 'fuzz'), `neighbour ${id} not stored`);
   }
 
-  const noStall = () => {
-    const worst = delay.max / 1e6;
-    delay.reset();
-    assert.ok(worst < 100, `the event loop stalled for ${worst.toFixed(0)} ms`);
-  };
-
   it('POST /events, structured and batch: 2xx or a JSON 4xx', async () => {
     await fc.assert(
       fc.asyncProperty(body, contentType, async (payload, type) => {
@@ -169,7 +177,6 @@ describe('fuzzing the HTTP edges', () => {
       }),
       { numRuns: RUNS },
     );
-    noStall();
   });
 
   it('POST /events, binary mode: 2xx or a JSON 4xx', async () => {
@@ -183,7 +190,6 @@ describe('fuzzing the HTTP edges', () => {
       }),
       { numRuns: RUNS },
     );
-    noStall();
   });
 
   it('http source routes: 2xx or a JSON 4xx', async () => {
@@ -202,7 +208,6 @@ describe('fuzzing the HTTP edges', () => {
       ),
       { numRuns: RUNS },
     );
-    noStall();
   });
 
   it('the Debezium route: 2xx or a JSON 4xx', async () => {
@@ -239,6 +244,5 @@ describe('fuzzing the HTTP edges', () => {
       }),
       { numRuns: RUNS },
     );
-    noStall();
   });
 });

@@ -183,7 +183,9 @@ triggers:
         routed[2]!.errors.map((e) => [e.trigger, e.kind]),
         [['slow', 'budget']],
       );
-      assert.ok(delay.max / 1e6 < 100, `event loop held for ${(delay.max / 1e6).toFixed(0)} ms`);
+      // Unbounded, one of these held the loop for seconds; a budget's worth is tens of ms, with room
+      // for a machine shared with other work.
+      assert.ok(delay.max / 1e6 < 200, `event loop held for ${(delay.max / 1e6).toFixed(0)} ms`);
     } finally {
       delay.disable();
       await herald.close();
