@@ -1,6 +1,7 @@
 import nodemailer from 'nodemailer';
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { errorMessage } from '../../errors.js';
 import { redactUrl } from '../../redact.js';
 import { templateSchema } from '../../templates/index.js';
 
@@ -93,6 +94,8 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
           });
           return delivered(info.messageId, message);
         } catch (err) {
+          if (req.signal.aborted)
+            return retry(`SMTP session stopped: ${errorMessage(req.signal.reason)}`, undefined, message);
           const code = replyCode(err);
           const reason = redactUrl(`SMTP${code ? ` ${code}` : ''}: ${(err as Error).message}`);
           if (code !== undefined && code >= 500) return failed(reason, message);

@@ -12,7 +12,7 @@ import {
 } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { type ChannelResult, delivered, failed, retry } from '../../engine/types.js';
-import { HeraldError } from '../../errors.js';
+import { errorMessage, HeraldError } from '../../errors.js';
 
 export const kubernetesConfigSchema = z.strictObject({
   namespace: z.string().min(1).default('default').describe('Namespace the Jobs are created in.'),
@@ -143,6 +143,12 @@ export function kubernetesJobs(
         const created = await batch.createNamespacedJob({ namespace, body: job }, abortableBy(signal));
         return delivered(created.metadata?.uid ?? job.metadata.name, rendered);
       } catch (err) {
+        if (signal.aborted)
+          return retry(
+            `creating Job ${job.metadata.name} in ${namespace} stopped: ${errorMessage(signal.reason)}`,
+            undefined,
+            rendered,
+          );
         if (err instanceof ApiException) {
           // The Job from an earlier attempt whose answer was lost: it is running, so this is done.
           if (err.code === 409) return delivered(job.metadata.name, rendered);
