@@ -306,7 +306,9 @@ export function runStoreContract(
         [kept!.id, taken!.id].sort(),
       );
       assert.deepEqual(
-        (await store.deliveries.claim({ channel: 'renew', limit: 10, now: 2400, leaseMs: 1000 })).map((d) => d.id),
+        (await store.deliveries.claim({ channel: 'renew', limit: 10, now: 2400, leaseMs: 1000 })).map(
+          (d) => d.id,
+        ),
         [done!.id],
         'renewed leases hold past their first expiry; the one not renewed is claimed again',
       );
@@ -314,7 +316,12 @@ export function runStoreContract(
       assert.deepEqual(await store.deliveries.renewLeases([{ id: kept!.id, leaseUntil: 2500 }], 3500), [
         kept!.id,
       ]);
-      const [retaken] = await store.deliveries.claim({ channel: 'renew', limit: 1, now: 2600, leaseMs: 1000 });
+      const [retaken] = await store.deliveries.claim({
+        channel: 'renew',
+        limit: 1,
+        now: 2600,
+        leaseMs: 1000,
+      });
       assert.equal(retaken?.id, taken!.id);
       await store.deliveries.record([outcome(done!.id, 1, 'delivered')]);
       const renewed = await store.deliveries.renewLeases(
