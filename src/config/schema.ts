@@ -328,7 +328,9 @@ export const dispatcherSchema = z
       .int()
       .positive()
       .default(120_000)
-      .describe('How long a claimed delivery stays reserved for the process sending it.'),
+      .describe(
+        'How long a claimed delivery stays reserved for the process sending it. A send under way has its lease renewed every third of this, so a send may outlast it; it is how long the deliveries of a process that died wait before another process takes them.',
+      ),
     pollIntervalMs: z
       .number()
       .int()

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import pino, { type Logger } from 'pino';
+import { PG_URL, pgClient, uniqueSuffix } from '../../test/support/postgres.js';
 import type { CompiledTrigger } from '../config/load.js';
 import type { RateLimit } from '../config/schema.js';
+import { createPostgresStore } from '../store/postgres/index.js';
 import { createSqliteStore } from '../store/sqlite/index.js';
 import type { Store } from '../store/types.js';
 import { Dispatcher } from './dispatcher.js';
-import { type Channel, delivered, retry } from './types.js';
+import { type Channel, delivered, retry, SendTimeoutError } from './types.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -25,6 +27,7 @@ function recordingChannel(concurrency: number, sendMs = 5) {
   let maxRunning = 0;
   const channel: Channel = {
     concurrency,
+    timeoutMs: 10_000,
     async send(req) {
       sends.push({ at: Date.now(), deliveryId: req.deliveryId });
       running++;
@@ -57,14 +60,19 @@ const trigger = (channel: string): CompiledTrigger => ({
 function newDispatcher(
   store: Store,
   channels: Record<string, Channel>,
-  options: { pollIntervalMs?: number; rateLimits?: Record<string, RateLimit>; logger?: Logger } = {},
+  options: {
+    pollIntervalMs?: number;
+    rateLimits?: Record<string, RateLimit>;
+    logger?: Logger;
+    leaseMs?: number;
+  } = {},
 ): Dispatcher {
   return new Dispatcher(
     store,
     new Map(Object.entries(channels)),
     Object.keys(channels).map(trigger),
     {
-      leaseMs: 60_000,
+      leaseMs: options.leaseMs ?? 60_000,
       pollIntervalMs: options.pollIntervalMs ?? 50,
       rateLimits: new Map(Object.entries(options.rateLimits ?? {})),
     },
@@ -296,6 +304,7 @@ describe('dispatcher: many sends in flight', () => {
     // Listens to the signal the way HTTP clients do, and holds every send open until all 32 run.
     const channel: Channel = {
       concurrency: 32,
+      timeoutMs: 10_000,
       async send(req) {
         const onAbort = () => undefined;
         req.signal.addEventListener('abort', onAbort);
@@ -377,6 +386,7 @@ describe('dispatcher: a retry time in fractions of a millisecond', () => {
     let notBefore = 0;
     const channel: Channel = {
       concurrency: 1,
+      timeoutMs: 10_000,
       async send() {
         notBefore = Date.now() + 60_000.25;
         return retry('busy', notBefore);
@@ -418,5 +428,183 @@ describe('dispatcher: deliveries another process routed', () => {
     }
     assert.deepEqual(batchReads, [10]);
     assert.equal(singleReads, 0);
+  });
+});
+
+/** The one delivery on `channel`, once it is no longer pending. */
+async function finalDelivery(store: Store, channel: string, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [d] = await store.deliveries.list({ channel, limit: 1 });
+    if (d && d.status !== 'pending') return d;
+    if (Date.now() > deadline) throw new Error(`the delivery on ${channel} is still ${d?.status}`);
+    await sleep(20);
+  }
+}
+
+describe('dispatcher: send deadlines and leases', () => {
+  it('cuts off a send that ignores its signal at timeoutMs, counts it, and dead-letters after maxAttempts; never two at once, though the lease is shorter', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const starts: number[] = [];
+    const reasons: unknown[] = [];
+    const hung: Channel = {
+      concurrency: 4,
+      timeoutMs: 400,
+      send(req) {
+        starts.push(Date.now());
+        req.signal.addEventListener('abort', () => reasons.push(req.signal.reason));
+        return new Promise(() => undefined); // Never answers, whatever the signal says.
+      },
+    };
+    await plan(store, 'hung', 1);
+    const d = newDispatcher(store, { hung }, { leaseMs: 300 });
+    try {
+      d.start();
+      const delivery = await finalDelivery(store, 'hung');
+      assert.equal(delivery.status, 'dead');
+      assert.equal(delivery.lastError, 'gave up after 3 attempts: no answer within 400 ms');
+      assert.equal(starts.length, 3, 'exactly maxAttempts sends');
+      for (let i = 1; i < starts.length; i++) {
+        // Each attempt holds its slot for the deadline and the grace, then the 100 ms backoff.
+        const gap = starts[i]! - starts[i - 1]!;
+        assert.ok(gap >= 400 + 1000 + 100 - 5, `attempt ${i + 1} started ${gap} ms after attempt ${i}`);
+      }
+      assert.equal(reasons.length, 3);
+      assert.ok(reasons.every((r) => r instanceof SendTimeoutError && r.timeoutMs === 400));
+      const attempts = await store.deliveries.attempts(delivery.id);
+      assert.deepEqual(
+        attempts.map((a) => [a.number, a.outcome, a.error]),
+        [1, 2, 3].map((n) => [n, 'retry', 'no answer within 400 ms']),
+      );
+      assert.ok(attempts.every((a) => a.durationMs >= 1400 && a.durationMs < 3000));
+    } finally {
+      await d.stop(100);
+      await store.close();
+    }
+  });
+
+  it('a channel that honours its signal answers with its own reason and frees its slot at once', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const starts: number[] = [];
+    const polite: Channel = {
+      concurrency: 1,
+      timeoutMs: 300,
+      send(req) {
+        starts.push(Date.now());
+        return new Promise((resolve) =>
+          req.signal.addEventListener('abort', () =>
+            resolve(retry(`stopped: ${(req.signal.reason as Error).message}`)),
+          ),
+        );
+      },
+    };
+    await plan(store, 'polite', 1);
+    const d = newDispatcher(store, { polite });
+    try {
+      d.start();
+      const delivery = await finalDelivery(store, 'polite');
+      assert.equal(delivery.lastError, 'gave up after 3 attempts: stopped: no answer within 300 ms');
+      const attempts = await store.deliveries.attempts(delivery.id);
+      assert.ok(
+        attempts.every((a) => a.durationMs >= 300 && a.durationMs < 900),
+        `durations ${attempts.map((a) => a.durationMs)}`,
+      );
+    } finally {
+      await d.stop(100);
+      await store.close();
+    }
+  });
+});
+
+describe('dispatcher: leases on the shared PostgreSQL store', () => {
+  const schema = `herald_leases_${uniqueSuffix()}`;
+  const stores: Store[] = [];
+  const dispatchers: Dispatcher[] = [];
+  afterEach(async () => {
+    for (const d of dispatchers.splice(0)) await d.stop(3000);
+    for (const s of stores.splice(0)) await s.close();
+    const db = await pgClient();
+    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await db.end();
+  });
+
+  async function pgStore(): Promise<Store> {
+    const store = createPostgresStore({ url: PG_URL, schema, poolSize: 4 });
+    stores.push(store);
+    await store.migrate();
+    return store;
+  }
+
+  /** A channel whose sends take `sendMs` unless aborted, recording who sent what. */
+  function slowChannel(
+    who: string,
+    sendMs: number,
+    log: { who: string; deliveryId: number; signal: AbortSignal }[],
+  ) {
+    const channel: Channel = {
+      concurrency: 2,
+      timeoutMs: 10_000,
+      send(req) {
+        log.push({ who, deliveryId: req.deliveryId, signal: req.signal });
+        return new Promise((resolve) => {
+          const timer = setTimeout(() => resolve(delivered()), sendMs);
+          req.signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            resolve(retry(`stopped: ${(req.signal.reason as Error).message}`));
+          });
+        });
+      },
+    };
+    return channel;
+  }
+
+  it('renewal keeps a second dispatcher from claiming a delivery whose send outlives the first lease', async () => {
+    const store = await pgStore();
+    const sends: { who: string; deliveryId: number; signal: AbortSignal }[] = [];
+    await plan(store, 'slow', 1);
+    const first = newDispatcher(store, { slow: slowChannel('first', 2500, sends) }, { leaseMs: 600 });
+    dispatchers.push(first);
+    first.start();
+    await until(() => sends.length === 1, 'the first dispatcher to start sending');
+    const second = newDispatcher(store, { slow: slowChannel('second', 2500, sends) }, { leaseMs: 600 });
+    dispatchers.push(second);
+    second.start();
+    const delivered = await finalDelivery(store, 'slow', 10_000);
+    assert.equal(delivered.status, 'delivered');
+    assert.equal(delivered.attempts, 1);
+    assert.deepEqual(
+      sends.map((s) => s.who),
+      ['first'],
+      'the second dispatcher never sent it, though the send lasted four leases',
+    );
+  });
+
+  it('a renewal that finds the lease taken stops the send and leaves the outcome to the new holder', async () => {
+    const store = await pgStore();
+    const sends: { who: string; deliveryId: number; signal: AbortSignal }[] = [];
+    await plan(store, 'taken', 1);
+    const d = newDispatcher(store, { taken: slowChannel('first', 5000, sends) }, { leaseMs: 600 });
+    dispatchers.push(d);
+    d.start();
+    await until(() => sends.length === 1, 'the send to start');
+    // Another process whose clock is ahead: to it the lease has run out, and it takes the delivery.
+    const [taken] = await store.deliveries.claim({
+      channel: 'taken',
+      limit: 1,
+      now: Date.now() + 60_000,
+      leaseMs: 60_000,
+    });
+    assert.equal(taken?.id, sends[0]!.deliveryId);
+    await until(() => sends[0]!.signal.aborted, 'the send to be stopped', 3000);
+    assert.equal(
+      (sends[0]!.signal.reason as Error).message,
+      'the lease on this delivery went to another dispatcher',
+    );
+    await sleep(200);
+    const after = await store.deliveries.get(taken!.id);
+    assert.equal(after?.status, 'pending');
+    assert.equal(after?.attempts, 0, 'the stopped send wrote no attempt: the new holder makes it');
+    assert.deepEqual(await store.deliveries.attempts(taken!.id), []);
+    assert.equal(sends.length, 1, 'and this dispatcher did not claim it back');
   });
 });

@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { CompiledTrigger } from '../config/load.js';
 import type { RateLimit } from '../config/schema.js';
@@ -9,12 +8,44 @@ import type { CloudEvent } from '../events/types.js';
 import type { AttemptOutcome, Delivery, Store } from '../store/types.js';
 import { renderTree, type TemplateTree } from '../templates/index.js';
 import { backoffDelay } from './backoff.js';
-import { type Channel, type ChannelResult, failed, retry } from './types.js';
+import {
+  type Channel,
+  type ChannelResult,
+  type DeliveryRequest,
+  failed,
+  retry,
+  SendTimeoutError,
+} from './types.js';
 
 /** Same limit as the emit channel's default: a chain of follow-ups longer than this is a loop. */
 const MAX_FOLLOW_UP_HOPS = 16;
 /** Leased deliveries a busy channel keeps waiting for a slot, in multiples of its concurrency. */
 const CLAIM_AHEAD = 3;
+/**
+ * How long a channel has to answer once its send's signal is aborted. One that honours the signal
+ * answers within moments, with its own account of what was cut short; one that ignores it gives
+ * its slot back anyway when this has passed.
+ */
+const ABORT_GRACE_MS = 1000;
+
+/** A claimed delivery and the lease this dispatcher holds on it. */
+interface Claimed {
+  delivery: Delivery;
+  leaseUntil: number;
+}
+
+/**
+ * A delivery this dispatcher is sending, or whose outcome waits to be written. The lease is
+ * renewed meanwhile, and claims skip the delivery, so it is never in flight twice.
+ */
+interface Held {
+  /** The lease as this dispatcher last set it: what a renewal must find in the store. */
+  leaseUntil: number;
+  /** Aborts the send (its deadline, a lost lease, shutdown); null once the channel is done. */
+  abort: ((reason: Error) => void) | null;
+  /** The lease went to another dispatcher: the outcome of this send is not ours to write. */
+  lost: boolean;
+}
 
 export interface DispatcherHooks {
   onAttempt?(
@@ -38,7 +69,7 @@ interface ChannelState {
    */
   recording: number;
   /** Claimed (leased) deliveries waiting for a free slot: claiming in batches saves a query per send. */
-  ready: { delivery: Delivery; leaseUntil: number }[];
+  ready: Claimed[];
   claiming: boolean;
   /** A wake-up came during a claim whose query may have run before the new work was committed. */
   wokenWhileClaiming: boolean;
@@ -76,14 +107,15 @@ export interface DispatcherOptions {
 export class Dispatcher {
   private readonly states = new Map<string, ChannelState>();
   private readonly triggers: Map<string, CompiledTrigger>;
-  /**
-   * Aborts in-flight sends at the shutdown deadline. Every send listens to its signal, so it has
-   * as many listeners as sends in flight (bounded by the channels' concurrency), not a leak.
-   */
-  private readonly abort = unlimitedListeners(new AbortController());
   private readonly inFlight = new Set<Promise<void>>();
+  /** Deliveries sent or being recorded by this dispatcher, by id. */
+  private readonly held = new Map<number, Held>();
   private running = false;
   private poller: NodeJS.Timeout | null = null;
+  private renewer: NodeJS.Timeout | null = null;
+  private renewing = false;
+  /** Renewals are failing (the store is down): logged once when it starts and once when it ends. */
+  private renewFailing = false;
   private pendingOutcomes: { outcome: AttemptOutcome; done: () => void; fail: (e: unknown) => void }[] = [];
   private flushScheduled = false;
   private writingOutcomes: Promise<void> | null = null;
@@ -132,6 +164,8 @@ export class Dispatcher {
       for (const name of this.states.keys()) this.wake(name);
     }, this.options.pollIntervalMs);
     this.poller.unref();
+    this.renewer = setInterval(() => void this.renewLeases(), this.options.leaseMs / 3);
+    this.renewer.unref();
   }
 
   rememberEvent(seq: number, event: CloudEvent): void {
@@ -147,7 +181,9 @@ export class Dispatcher {
    * (another process did, or this one restarted) in one query rather than one per send. A failed
    * read is not a failed claim: each send then reads its own event.
    */
-  private async claim(state: ChannelState, limit: number, now: number): Promise<Delivery[]> {
+  private async claim(state: ChannelState, limit: number): Promise<Claimed[]> {
+    const now = Date.now();
+    const leaseUntil = now + this.options.leaseMs;
     const claimed = await this.store.deliveries.claim({
       channel: state.name,
       limit,
@@ -164,7 +200,15 @@ export class Dispatcher {
         this.logger.debug({ err: errorMessage(err) }, "reading claimed deliveries' events failed");
       }
     }
-    return claimed;
+    const startable: Claimed[] = [];
+    for (const delivery of claimed) {
+      const held = this.held.get(delivery.id);
+      // Still being sent here: its lease ran out (renewals failed), and this claim took it again
+      // for the send under way, which must not get a twin.
+      if (held) held.leaseUntil = leaseUntil;
+      else startable.push({ delivery, leaseUntil });
+    }
+    return startable;
   }
 
   private cachedEvent(seq: number): CloudEvent | undefined {
@@ -194,17 +238,20 @@ export class Dispatcher {
       if (s.timer) clearTimeout(s.timer);
       if (s.tokenTimer) clearTimeout(s.tokenTimer);
     }
-    await this.release([...this.states.values()].flatMap((s) => s.ready.splice(0).map((r) => r.delivery)));
+    await this.release([...this.states.values()].flatMap((s) => s.ready.splice(0)));
     const all = Promise.allSettled([...this.inFlight]);
     const timedOut = await Promise.race([
       all.then(() => false),
       new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref()),
     ]);
     if (timedOut) {
-      this.abort.abort(new HeraldError('SHUTTING_DOWN', 'shutdown deadline passed'));
-      await Promise.race([all, new Promise((r) => setTimeout(r, 2000).unref())]);
+      const reason = new HeraldError('SHUTTING_DOWN', 'shutdown deadline passed');
+      for (const held of this.held.values()) held.abort?.(reason);
+      await Promise.race([all, new Promise((r) => setTimeout(r, 2 * ABORT_GRACE_MS).unref())]);
     }
     await this.flushOutcomes();
+    // Leases stay renewed until every outcome is written.
+    if (this.renewer) clearInterval(this.renewer);
     for (const s of this.states.values()) await s.channel.close?.().catch(() => undefined);
   }
 
@@ -236,10 +283,9 @@ export class Dispatcher {
     if (wanted <= 0) return;
     state.claiming = true;
     state.wokenWhileClaiming = false;
-    let claimed: Delivery[] = [];
-    const now = Date.now();
+    let claimed: Claimed[] = [];
     try {
-      claimed = await this.claim(state, wanted, now);
+      claimed = await this.claim(state, wanted);
       this.claimSucceeded(state);
     } catch (err) {
       this.claimFailed(state, err);
@@ -250,8 +296,9 @@ export class Dispatcher {
       await this.release(claimed);
       return;
     }
-    for (const delivery of claimed) state.ready.push({ delivery, leaseUntil: now + this.options.leaseMs });
+    state.ready.push(...claimed);
     this.startReady(state);
+    // A claim that found only deliveries already under way here found as much as it asked for.
     if (claimed.length === wanted || state.wokenWhileClaiming) void this.pump(state);
     else {
       state.drained = true;
@@ -286,9 +333,9 @@ export class Dispatcher {
   private startReady(state: ChannelState): void {
     const margin = this.options.leaseMs / 2;
     while (freeSlots(state) > 0 && state.ready.length > 0) {
-      const { delivery, leaseUntil } = state.ready.shift()!;
-      if (leaseUntil - Date.now() < margin) continue;
-      this.run(state, delivery);
+      const claimed = state.ready.shift()!;
+      if (claimed.leaseUntil - Date.now() < margin || this.held.has(claimed.delivery.id)) continue;
+      this.run(state, claimed);
     }
   }
 
@@ -315,7 +362,7 @@ export class Dispatcher {
     state.claiming = true;
     state.wokenWhileClaiming = false;
     let taken: { granted: number; nextAt: number } | null = null;
-    let claimed: Delivery[] = [];
+    let claimed: Claimed[] = [];
     try {
       taken = await this.store.rateLimits.take({
         channel: state.name,
@@ -323,7 +370,7 @@ export class Dispatcher {
         now: Date.now(),
         ...rate,
       });
-      if (taken.granted > 0 && this.running) claimed = await this.claim(state, taken.granted, Date.now());
+      if (taken.granted > 0 && this.running) claimed = await this.claim(state, taken.granted);
       this.claimSucceeded(state);
     } catch (err) {
       this.claimFailed(state, err);
@@ -337,7 +384,7 @@ export class Dispatcher {
     const granted = taken?.granted ?? 0;
     if (granted > claimed.length) await this.giveBack(state, rate, granted - claimed.length);
     if (!this.running || !taken) return; // On an error the poller looks again.
-    for (const delivery of claimed) this.run(state, delivery);
+    for (const c of claimed) this.run(state, c);
     if (granted === 0) this.waitForToken(state, taken.nextAt);
     else if (claimed.length < granted) {
       // Fewer due than granted: the channel has caught up.
@@ -380,10 +427,10 @@ export class Dispatcher {
   }
 
   /** Gives claimed but unstarted deliveries back, so another dispatcher need not wait for the lease. */
-  private async release(deliveries: Delivery[]): Promise<void> {
+  private async release(deliveries: Claimed[]): Promise<void> {
     if (deliveries.length === 0) return;
     try {
-      await this.store.deliveries.release(deliveries.map((d) => d.id));
+      await this.store.deliveries.release(deliveries.map((c) => c.delivery.id));
     } catch (err) {
       this.logger.warn(
         { deliveries: deliveries.length, err: errorMessage(err) },
@@ -412,7 +459,9 @@ export class Dispatcher {
     state.timer.unref();
   }
 
-  private run(state: ChannelState, delivery: Delivery): void {
+  private run(state: ChannelState, { delivery, leaseUntil }: Claimed): void {
+    const held: Held = { leaseUntil, abort: null, lost: false };
+    this.held.set(delivery.id, held);
     state.inFlight++;
     let sent = false;
     const onSent = () => {
@@ -421,13 +470,14 @@ export class Dispatcher {
       state.recording++;
       if (this.running) void this.pump(state);
     };
-    const task = this.attempt(state, delivery, onSent)
+    const task = this.attempt(state, delivery, held, onSent)
       .catch((err) =>
         this.logger.error({ deliveryId: delivery.id, err: errorMessage(err) }, 'recording an attempt failed'),
       )
       .finally(() => {
         if (sent) state.recording--;
         else state.inFlight--;
+        this.held.delete(delivery.id);
         this.inFlight.delete(task);
         if (this.running) void this.pump(state);
       });
@@ -435,7 +485,12 @@ export class Dispatcher {
   }
 
   /** Sends one delivery, calls `onSent` when the channel is done with it, then records the outcome. */
-  private async attempt(state: ChannelState, delivery: Delivery, onSent: () => void): Promise<void> {
+  private async attempt(
+    state: ChannelState,
+    delivery: Delivery,
+    held: Held,
+    onSent: () => void,
+  ): Promise<void> {
     const trigger = this.triggers.get(delivery.trigger);
     const action = trigger?.actions.find((a) => a.index === delivery.action);
     const attemptNo = delivery.attempts + 1;
@@ -453,8 +508,9 @@ export class Dispatcher {
       if (!event) {
         result = { outcome: 'failed', reason: `event #${delivery.eventSeq} is not in the log` };
       } else {
-        try {
-          result = await state.channel.send({
+        result = await this.send(
+          state.channel,
+          {
             deliveryId: delivery.id,
             idempotencyKey: delivery.idempotencyKey,
             attempt: attemptNo,
@@ -462,14 +518,18 @@ export class Dispatcher {
             trigger: delivery.trigger,
             action: action.params,
             recipient: delivery.recipient,
-            signal: this.abort.signal,
-          });
-        } catch (err) {
-          // A render error is the config's fault and will not get better by retrying.
-          result =
-            err instanceof HeraldError && err.code === 'TEMPLATE_ERROR'
-              ? { outcome: 'failed', reason: err.message }
-              : { outcome: 'retry', reason: `channel threw: ${errorMessage(err)}` };
+          },
+          held,
+        );
+        if (held.lost) {
+          // Another dispatcher has the delivery now and makes this attempt itself: writing this
+          // one too would count it twice and drop that dispatcher's lease.
+          onSent();
+          this.logger.warn(
+            { deliveryId: delivery.id, channel: delivery.channel, attempt: attemptNo },
+            'the lease on a delivery was lost while sending it; the send was stopped and its outcome left to the dispatcher that holds it',
+          );
+          return;
         }
         if (result.outcome === 'delivered' && action.followUp !== undefined) {
           result = await this.followUp(action.followUp, delivery, event, result);
@@ -497,6 +557,100 @@ export class Dispatcher {
     onSent();
     await this.recordOutcome(outcome);
     if (outcome.status === 'pending') await this.scheduleNext(state);
+  }
+
+  /**
+   * One send within the channel's deadline: at `timeoutMs` its signal is aborted, and whatever
+   * aborted it (the deadline, a lost lease, shutdown), the channel gets ABORT_GRACE_MS more to
+   * answer before the send is taken as a retry with that reason. The slot is then free even if
+   * the channel ignores its signal.
+   */
+  private send(
+    channel: Channel,
+    request: Omit<DeliveryRequest, 'signal'>,
+    held: Held,
+  ): Promise<ChannelResult> {
+    const controller = new AbortController();
+    return new Promise<ChannelResult>((resolve) => {
+      let grace: NodeJS.Timeout | undefined;
+      const finish = (result: ChannelResult) => {
+        if (held.abort === null) return;
+        held.abort = null;
+        clearTimeout(deadline);
+        clearTimeout(grace);
+        resolve(result);
+      };
+      held.abort = (reason) => {
+        if (controller.signal.aborted) return;
+        controller.abort(reason);
+        grace = setTimeout(() => finish(retry(reason.message)), ABORT_GRACE_MS);
+      };
+      const deadline = setTimeout(
+        () => held.abort?.(new SendTimeoutError(channel.timeoutMs)),
+        channel.timeoutMs,
+      );
+      let sending: Promise<ChannelResult>;
+      try {
+        sending = channel.send({ ...request, signal: controller.signal });
+      } catch (err) {
+        sending = Promise.reject(err);
+      }
+      sending.then(finish, (err: unknown) =>
+        // A render error is the config's fault and will not get better by retrying.
+        finish(
+          err instanceof HeraldError && err.code === 'TEMPLATE_ERROR'
+            ? failed(err.message)
+            : retry(`channel threw: ${errorMessage(err)}`),
+        ),
+      );
+    });
+  }
+
+  /**
+   * Renews, in one statement, the leases of held deliveries that have spent a third of theirs, so
+   * a send shorter than that costs no renewal. Runs every third of a lease, so a lease still has a
+   * third left when it is renewed. A renewal the store refuses means another dispatcher took the
+   * delivery (its lease had run out): the send is stopped. A store that cannot be reached is
+   * asked again next time.
+   */
+  private async renewLeases(): Promise<void> {
+    if (this.renewing || this.held.size === 0) return;
+    const now = Date.now();
+    const leaseMs = this.options.leaseMs;
+    const due: { id: number; leaseUntil: number }[] = [];
+    for (const [id, held] of this.held)
+      if (held.leaseUntil - now < (2 * leaseMs) / 3) due.push({ id, leaseUntil: held.leaseUntil });
+    if (due.length === 0) return;
+    this.renewing = true;
+    const until = now + leaseMs;
+    try {
+      const renewed = new Set(await this.store.deliveries.renewLeases(due, until));
+      if (this.renewFailing) {
+        this.renewFailing = false;
+        this.logger.info('renewing leases works again');
+      }
+      for (const { id, leaseUntil } of due) {
+        const held = this.held.get(id);
+        // Done with meanwhile, or claimed again by this dispatcher with a lease of its own.
+        if (!held || held.leaseUntil !== leaseUntil) continue;
+        if (renewed.has(id)) held.leaseUntil = until;
+        else if (held.abort) {
+          held.lost = true;
+          held.abort(
+            new HeraldError('CHANNEL_ERROR', 'the lease on this delivery went to another dispatcher'),
+          );
+        }
+      }
+    } catch (err) {
+      if (!this.renewFailing)
+        this.logger.warn(
+          { deliveries: due.length, err: errorMessage(err) },
+          'renewing leases failed; trying again, and stopping any send whose lease is taken meanwhile',
+        );
+      this.renewFailing = true;
+    } finally {
+      this.renewing = false;
+    }
   }
 
   /**
@@ -640,11 +794,6 @@ export class Dispatcher {
     this.writingOutcomes = null;
     if (this.pendingOutcomes.length > 0 && !this.flushScheduled) await this.flushOutcomes();
   }
-}
-
-function unlimitedListeners(controller: AbortController): AbortController {
-  setMaxListeners(0, controller.signal);
-  return controller;
 }
 
 /** Sends the channel may start now: slots not sending, and room among outcomes being recorded. */

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
+import { HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import type { InboxStore, KeyValueStore } from '../store/types.js';
 
@@ -47,8 +48,22 @@ export interface DeliveryRequest<A = unknown> {
   action: A;
   /** The rendered recipient (`to`) of this delivery, or null when the action has none. */
   recipient: string | null;
-  /** Aborted when shutdown's deadline passes; channels should stop and answer retry. */
+  /**
+   * Aborted at the send's deadline (the channel's `timeoutMs`, with a `SendTimeoutError`), when
+   * its lease went to another dispatcher, or when shutdown's deadline passes. Channels pass it to
+   * whatever they wait on, stop and answer retry.
+   */
   signal: AbortSignal;
+}
+
+/** Why a send's signal was aborted at its deadline. */
+export class SendTimeoutError extends HeraldError {
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super('CHANNEL_ERROR', `no answer within ${timeoutMs} ms`);
+    this.name = 'SendTimeoutError';
+    this.timeoutMs = timeoutMs;
+  }
 }
 
 export interface CheckResult {
@@ -61,6 +76,11 @@ export interface CheckResult {
 export interface Channel<A = unknown> {
   /** How many sends may run at once through this channel. */
   readonly concurrency: number;
+  /**
+   * The most one send may take, start to end (connecting, waiting for an answer and reading it).
+   * The dispatcher aborts the send's signal then, and counts the attempt.
+   */
+  readonly timeoutMs: number;
   send(request: DeliveryRequest<A>): Promise<ChannelResult>;
   /** Used by `herald doctor`: does the channel's remote end answer? */
   check?(): Promise<CheckResult>;

@@ -5,6 +5,9 @@ import type { CloudEvent } from '../events/types.js';
 import { appliedKey, type ProjectionChange, type Store, type StoredEvent } from '../store/types.js';
 import { applyOps, type CompiledProjection, type Op, ProjectionError, planEvent } from './compile.js';
 
+/** A replayed event is applied in one store transaction: a minute means the store is in trouble. */
+const PROJECTION_REPLAY_TIMEOUT_MS = 60_000;
+
 type Fields = Record<string, unknown>;
 type Planned = { stored: StoredEvent; ops: Op[] | null; error?: string };
 
@@ -56,6 +59,7 @@ export class Projector {
     for (const projection of this.projections) {
       out.set(projectionChannel(projection.name), {
         concurrency: 1,
+        timeoutMs: PROJECTION_REPLAY_TIMEOUT_MS,
         send: async (req) => {
           try {
             const reason = await this.applyOne(projection, req.event);

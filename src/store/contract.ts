@@ -285,6 +285,62 @@ export function runStoreContract(
       );
     });
 
+    it('renews a lease only for its holder: one taken by another claim or ended by an outcome is lost', async () => {
+      const [e] = await store.events.append([ev()], 500);
+      await store.routing.commit(
+        [
+          {
+            seq: e!.seq,
+            record: { matched: ['trig'], errors: [], deliveries: 3 },
+            deliveries: ['l-kept', 'l-taken', 'l-done'].map((k) => planned(e!.seq, k, 'renew', 0)),
+          },
+        ],
+        500,
+      );
+      const claimed = await store.deliveries.claim({ channel: 'renew', limit: 10, now: 1000, leaseMs: 1000 });
+      assert.equal(claimed.length, 3);
+      const [kept, taken, done] = claimed;
+      const held = claimed.map((d) => ({ id: d.id, leaseUntil: 2000 }));
+      assert.deepEqual(
+        (await store.deliveries.renewLeases(held.slice(0, 2), 2500)).sort(),
+        [kept!.id, taken!.id].sort(),
+      );
+      assert.deepEqual(
+        (await store.deliveries.claim({ channel: 'renew', limit: 10, now: 2400, leaseMs: 1000 })).map(
+          (d) => d.id,
+        ),
+        [done!.id],
+        'renewed leases hold past their first expiry; the one not renewed is claimed again',
+      );
+      // `kept` is renewed again in time; another dispatcher claims `taken` once its lease has run out.
+      assert.deepEqual(await store.deliveries.renewLeases([{ id: kept!.id, leaseUntil: 2500 }], 3500), [
+        kept!.id,
+      ]);
+      const [retaken] = await store.deliveries.claim({
+        channel: 'renew',
+        limit: 1,
+        now: 2600,
+        leaseMs: 1000,
+      });
+      assert.equal(retaken?.id, taken!.id);
+      await store.deliveries.record([outcome(done!.id, 1, 'delivered')]);
+      const renewed = await store.deliveries.renewLeases(
+        [
+          { id: kept!.id, leaseUntil: 3500 },
+          { id: taken!.id, leaseUntil: 2500 },
+          { id: done!.id, leaseUntil: 3400 },
+        ],
+        4000,
+      );
+      assert.deepEqual(renewed, [kept!.id], 'only the lease still held as given is renewed');
+      assert.deepEqual(
+        await store.deliveries.claim({ channel: 'renew', limit: 10, now: 3500, leaseMs: 1000 }),
+        [],
+        'kept is leased until 4000 and taken until 3600 by its new holder',
+      );
+      assert.deepEqual(await store.deliveries.renewLeases([], 5000), []);
+    });
+
     it('records attempts in batches: retry, delivered and dead', async () => {
       const [e] = await store.events.append([ev()], 600);
       await store.routing.commit(

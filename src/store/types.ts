@@ -207,6 +207,14 @@ export interface DeliveryStore {
   claim(query: { channel: string; limit: number; now: number; leaseMs: number }): Promise<Delivery[]>;
   /** Records attempt outcomes (a batch, one transaction) and releases their leases. */
   record(outcomes: AttemptOutcome[]): Promise<void>;
+  /**
+   * Extends leases their holder still has: each lease is given as its holder last set it (`now +
+   * leaseMs` of its claim, or the `until` of its last renewal) and moves to `until` only if the
+   * delivery is still pending with exactly that lease. A claim sets a lease only once the old one
+   * has expired, always to a later time, so a lease another dispatcher took since never matches.
+   * Returns the ids renewed; the others were lost (claimed again elsewhere, or recorded).
+   */
+  renewLeases(leases: { id: number; leaseUntil: number }[], until: number): Promise<number[]>;
   /** Drops the leases of claimed deliveries that will not be attempted (a dispatcher stopping). */
   release(ids: number[]): Promise<void>;
   /** Drops every lease (single-process start-up: nothing can be in flight). Returns how many. */

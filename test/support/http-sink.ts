@@ -14,6 +14,11 @@ export interface SinkResponse {
   headers?: Record<string, string>;
   body?: string;
   delayMs?: number;
+  /**
+   * Sends the status and headers, then one byte of body every `trickleMs`, never finishing: a
+   * receiver that is never idle long enough for an idle timeout, yet never done.
+   */
+  trickleMs?: number;
 }
 
 /**
@@ -69,6 +74,12 @@ export async function startHttpSink(): Promise<HttpSink> {
       const response = script.shift() ?? fallback;
       const send = () => {
         res.writeHead(response.status, { 'content-type': 'application/json', ...response.headers });
+        if (response.trickleMs) {
+          res.write(' ');
+          const trickle = setInterval(() => res.write(' '), response.trickleMs);
+          res.on('close', () => clearInterval(trickle));
+          return;
+        }
         res.end(response.body ?? '');
       };
       if (response.delayMs) setTimeout(send, response.delayMs);

@@ -1,6 +1,7 @@
 import nodemailer from 'nodemailer';
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { errorMessage } from '../../errors.js';
 import { redactUrl } from '../../redact.js';
 import { templateSchema } from '../../templates/index.js';
 
@@ -12,7 +13,14 @@ export const emailConfigSchema = z.strictObject({
   from: z.string().min(1).describe('Default From address, e.g. "Herald <alerts@example.com>".'),
   requireTLS: z.boolean().default(false).describe('Refuse to send unless the server offers STARTTLS.'),
   rejectUnauthorized: z.boolean().default(true).describe('Verify the server’s TLS certificate.'),
-  timeoutMs: z.number().int().positive().default(30_000).describe('Connection and greeting timeout.'),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(30_000)
+    .describe(
+      'Total time one message may take: connecting, the greeting, TLS, authentication and the transfer. A server still busy then is cut off and the attempt retried.',
+    ),
   concurrency: z.number().int().positive().default(4).describe('Messages sent at once.'),
 });
 export type EmailConfig = z.infer<typeof emailConfigSchema>;
@@ -51,7 +59,7 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
       tls: { rejectUnauthorized: config.rejectUnauthorized },
       connectionTimeout: config.timeoutMs,
       greetingTimeout: config.timeoutMs,
-      socketTimeout: config.timeoutMs * 2,
+      socketTimeout: config.timeoutMs,
     });
     const host = (() => {
       try {
@@ -62,6 +70,7 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
     })();
     return {
       concurrency: config.concurrency,
+      timeoutMs: config.timeoutMs,
       async send(req) {
         if (!req.recipient) return failed(`channel ${name}: the action has no \`to\` address`);
         const scope = { event: req.event, recipient: req.recipient };
@@ -80,9 +89,13 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
             ...message,
             messageId: `<${req.idempotencyKey}@${host}>`,
             headers: { 'X-Herald-Idempotency-Key': req.idempotencyKey },
+            // Ends the SMTP session at the send's deadline or shutdown, wherever it is.
+            signal: req.signal,
           });
           return delivered(info.messageId, message);
         } catch (err) {
+          if (req.signal.aborted)
+            return retry(`SMTP session stopped: ${errorMessage(req.signal.reason)}`, undefined, message);
           const code = replyCode(err);
           const reason = redactUrl(`SMTP${code ? ` ${code}` : ''}: ${(err as Error).message}`);
           if (code !== undefined && code >= 500) return failed(reason, message);

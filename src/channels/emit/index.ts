@@ -13,6 +13,12 @@ export const emitConfigSchema = z.strictObject({
     .default(16)
     .describe('How many emits deep a chain may go; the next one fails to the DLQ, which stops loops.'),
   concurrency: z.number().int().positive().default(8).describe('Events emitted at once.'),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(30_000)
+    .describe('Total time one emit may wait for its event to be durable in the log before it is retried.'),
 });
 
 export const emitActionSchema = z.strictObject({
@@ -32,6 +38,7 @@ export const emitChannel: ChannelKind<z.infer<typeof emitConfigSchema>, EmitActi
   create(name, config, context) {
     return {
       concurrency: config.concurrency,
+      timeoutMs: config.timeoutMs,
       async send(req) {
         const hops = nextHop(req.event);
         if (hops > config.maxHops) {

@@ -4,6 +4,12 @@ import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } fro
 
 export const inboxConfigSchema = z.strictObject({
   concurrency: z.number().int().positive().default(8).describe('Messages stored at once.'),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(30_000)
+    .describe('Total time storing one message may take before the attempt is retried.'),
 });
 
 /**
@@ -28,6 +34,7 @@ export const inboxChannel: ChannelKind<z.infer<typeof inboxConfigSchema>, InboxA
   create(name, config, context) {
     return {
       concurrency: config.concurrency,
+      timeoutMs: config.timeoutMs,
       async send(req) {
         const scope = { event: req.event, recipient: req.recipient };
         const message: Record<string, unknown> = {};

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
-import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { type ChannelKind, delivered, failed, retry, SendTimeoutError } from '../../engine/types.js';
+import { errorMessage } from '../../errors.js';
 import { followUpDraft } from '../../events/hops.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
@@ -25,7 +26,9 @@ export const jobConfigSchema = z.strictObject({
     .int()
     .positive()
     .default(60_000)
-    .describe('A job running longer is killed, with its whole process group, and retried.'),
+    .describe(
+      'local mode: a job running longer is killed, with its whole process group, and retried. kubernetes mode: the most creating the Job may take.',
+    ),
   cwd: z.string().optional().describe('Working directory of the jobs (default: Herald’s).'),
   inheritEnv: z
     .array(z.string())
@@ -108,16 +111,22 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
     if (cluster) {
       return {
         concurrency: config.concurrency,
+        timeoutMs: config.timeoutMs,
         send(req) {
           const manifest = renderTree(req.action.manifest ?? null, {
             event: req.event,
             recipient: req.recipient,
           });
-          return cluster.create(manifest, jobName(name, req.idempotencyKey), {
-            'herald.events/idempotency-key': req.idempotencyKey,
-            'herald.events/event-id': req.event.id,
-            'herald.events/trigger': req.trigger,
-          });
+          return cluster.create(
+            manifest,
+            jobName(name, req.idempotencyKey),
+            {
+              'herald.events/idempotency-key': req.idempotencyKey,
+              'herald.events/event-id': req.event.id,
+              'herald.events/trigger': req.trigger,
+            },
+            req.signal,
+          );
         },
         check: () => cluster.check(),
       };
@@ -129,6 +138,7 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
     }
     return {
       concurrency: config.concurrency,
+      timeoutMs: config.timeoutMs,
       async send(req) {
         const scope = { event: req.event, recipient: req.recipient };
         const args = req.action.args.map((a) => a.render(scope));
@@ -146,10 +156,11 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
 
         const stdout: Buffer[] = [];
         const stderr: Buffer[] = [];
+        // The send's signal is aborted at its deadline (`timeoutMs`) and at shutdown: either kills the job.
         const outcome = await new Promise<{
           code: number | null;
           signal: string | null;
-          timedOut: boolean;
+          killedFor?: unknown;
           error?: Error;
         }>((resolve) => {
           const child = spawn(file, argv, {
@@ -158,31 +169,26 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
             detached: true,
             stdio: ['ignore', 'pipe', 'pipe'],
           });
-          let timedOut = false;
-          const killGroup = () => {
+          let killedFor: unknown;
+          const onAbort = () => {
+            killedFor = req.signal.reason;
             try {
               if (child.pid) process.kill(-child.pid, 'SIGKILL');
             } catch {
               // Already gone.
             }
           };
-          const timer = setTimeout(() => {
-            timedOut = true;
-            killGroup();
-          }, config.timeoutMs);
-          const onAbort = () => killGroup();
           req.signal.addEventListener('abort', onAbort, { once: true });
+          if (req.signal.aborted) onAbort();
           child.stdout.on('data', (c: Buffer) => stdout.push(c));
           child.stderr.on('data', (c: Buffer) => stderr.push(c));
           child.on('error', (error) => {
-            clearTimeout(timer);
             req.signal.removeEventListener('abort', onAbort);
-            resolve({ code: null, signal: null, timedOut: false, error });
+            resolve({ code: null, signal: null, error });
           });
           child.on('close', (code, signal) => {
-            clearTimeout(timer);
             req.signal.removeEventListener('abort', onAbort);
-            resolve({ code, signal, timedOut });
+            resolve({ code, signal, killedFor });
           });
         });
         const result = { ...rendered, exitCode: outcome.code, stdout: tail(stdout), stderr: tail(stderr) };
@@ -193,9 +199,11 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
             ? failed(reason, result)
             : retry(reason, undefined, result);
         }
-        if (outcome.timedOut)
+        if (outcome.killedFor !== undefined)
           return retry(
-            `job ${name} timed out after ${config.timeoutMs} ms and was killed`,
+            outcome.killedFor instanceof SendTimeoutError
+              ? `job ${name} timed out after ${outcome.killedFor.timeoutMs} ms and was killed`
+              : `job ${name} was killed: ${errorMessage(outcome.killedFor)}`,
             undefined,
             result,
           );

@@ -1,8 +1,18 @@
 import { createHash } from 'node:crypto';
-import { ApiException, BatchV1Api, KubeConfig, type V1Job } from '@kubernetes/client-node';
+import {
+  ApiException,
+  BatchV1Api,
+  type ConfigurationOptions,
+  KubeConfig,
+  Observable,
+  type ObservableMiddleware,
+  type RequestContext,
+  type ResponseContext,
+  type V1Job,
+} from '@kubernetes/client-node';
 import { z } from 'zod';
 import { type ChannelResult, delivered, failed, retry } from '../../engine/types.js';
-import { HeraldError } from '../../errors.js';
+import { errorMessage, HeraldError } from '../../errors.js';
 
 export const kubernetesConfigSchema = z.strictObject({
   namespace: z.string().min(1).default('default').describe('Namespace the Jobs are created in.'),
@@ -57,7 +67,13 @@ function loadKubeConfig(config: KubernetesConfig, env: NodeJS.ProcessEnv): KubeC
 }
 
 export interface KubernetesJobs {
-  create(manifest: unknown, name: string, annotations: Record<string, string>): Promise<ChannelResult>;
+  /** Creates the Job; `signal` ends the API call (the send's deadline, shutdown). */
+  create(
+    manifest: unknown,
+    name: string,
+    annotations: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<ChannelResult>;
   check(): Promise<{ ok: boolean; detail: string }>;
 }
 
@@ -78,6 +94,26 @@ function statusMessage(err: ApiException<unknown>): string {
   return typeof body === 'string' && body ? body.slice(0, 300) : `HTTP ${err.code}`;
 }
 
+/**
+ * Per-call options that hand `signal` to the request: the generated client takes a signal only
+ * on its request context, which a middleware may set. Appended, so the client's own middleware
+ * (authentication) still runs.
+ */
+function abortableBy(signal: AbortSignal): ConfigurationOptions<ObservableMiddleware> {
+  return {
+    middleware: [
+      {
+        pre: (context: RequestContext) => {
+          context.setSignal(signal);
+          return new Observable(Promise.resolve(context));
+        },
+        post: (context: ResponseContext) => new Observable(Promise.resolve(context)),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  };
+}
+
 export function kubernetesJobs(
   channel: string,
   config: KubernetesConfig,
@@ -87,7 +123,7 @@ export function kubernetesJobs(
   const batch = kc.makeApiClient(BatchV1Api);
   const server = kc.getCurrentCluster()?.server ?? 'the cluster';
   return {
-    async create(manifest, name, annotations) {
+    async create(manifest, name, annotations, signal) {
       if (manifest === null || typeof manifest !== 'object' || Array.isArray(manifest)) {
         return failed(`job ${channel}: the manifest must render to an object (a batch/v1 Job)`);
       }
@@ -104,9 +140,15 @@ export function kubernetesJobs(
       const namespace = job.metadata.namespace ?? config.namespace;
       const rendered = { namespace, job };
       try {
-        const created = await batch.createNamespacedJob({ namespace, body: job });
+        const created = await batch.createNamespacedJob({ namespace, body: job }, abortableBy(signal));
         return delivered(created.metadata?.uid ?? job.metadata.name, rendered);
       } catch (err) {
+        if (signal.aborted)
+          return retry(
+            `creating Job ${job.metadata.name} in ${namespace} stopped: ${errorMessage(signal.reason)}`,
+            undefined,
+            rendered,
+          );
         if (err instanceof ApiException) {
           // The Job from an earlier attempt whose answer was lost: it is running, so this is done.
           if (err.code === 409) return delivered(job.metadata.name, rendered);

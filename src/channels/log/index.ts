@@ -4,6 +4,12 @@ import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } fro
 
 export const logConfigSchema = z.strictObject({
   stream: z.enum(['stdout', 'stderr']).default('stdout').describe('Where the JSON lines go.'),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(10_000)
+    .describe('Total time writing one line may take before the attempt is retried.'),
 });
 
 export const logActionSchema = z.strictObject({
@@ -23,6 +29,7 @@ export const logChannel: ChannelKind<z.infer<typeof logConfigSchema>, LogAction>
     const out = config.stream === 'stderr' ? process.stderr : process.stdout;
     return {
       concurrency: 1,
+      timeoutMs: config.timeoutMs,
       async send(req) {
         const scope = { event: req.event, recipient: req.recipient };
         const message =

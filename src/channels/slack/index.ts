@@ -1,6 +1,9 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, type WebAPICallResult, WebClient } from '@slack/web-api';
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { errorMessage } from '../../errors.js';
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
 
 /** Slack errors that will not get better by retrying: the delivery goes to the DLQ with the code. */
@@ -51,6 +54,14 @@ export const slackConfigSchema = z.strictObject({
     .nonnegative()
     .default(1000)
     .describe('Least time between two messages to one Slack channel (Slack allows about one per second).'),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(60_000)
+    .describe(
+      'Total time one message may take: its wait for the Slack channel’s turn (`perChannelIntervalMs`) and every Web API call it makes. Keep it above `concurrency` × `perChannelIntervalMs`, the longest that wait can be.',
+    ),
   emailCacheMs: z
     .number()
     .int()
@@ -79,6 +90,18 @@ export type SlackAction = z.infer<typeof slackActionSchema>;
 type Address = { channel: string; dmUser?: string } | { error: string };
 
 /**
+ * The signal of the send a Web API call is made for. The client takes no signal per call, only
+ * a `fetch`, so that fetch looks the send's signal up here.
+ */
+const sendSignal = new AsyncLocalStorage<AbortSignal>();
+
+const abortableFetch: typeof fetch = (input, init) => {
+  const signal = sendSignal.getStore();
+  if (!signal) return fetch(input, init);
+  return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+};
+
+/**
  * Posts to Slack through the official Web API client. Recipients: `#name` or a channel id, a user
  * id (a DM), or an email address (looked up, then a DM). Rate limits (HTTP 429) come back as retry
  * at Retry-After; Slack error codes in `PERMANENT` fail the delivery with the code in the reason.
@@ -94,16 +117,20 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
       retryConfig: { retries: 0 },
       rejectRateLimitedCalls: true,
       logger: undefined,
+      fetch: abortableFetch,
+      // Room for every send's call at once: a call the client queues would run in the context of
+      // another send, with that send's signal.
+      maxRequestConcurrency: config.concurrency + 8,
     });
     const nextFreeAt = new Map<string, number>();
     const emailCache = new Map<string, { userId: string; until: number }>();
 
-    /** Waits for this Slack channel's turn; other channels are not affected. */
-    const pace = async (channel: string) => {
+    /** Waits for this Slack channel's turn, or until the send is aborted; other channels are not affected. */
+    const pace = async (channel: string, signal: AbortSignal) => {
       const now = Date.now();
       const at = Math.max(now, nextFreeAt.get(channel) ?? 0);
       nextFreeAt.set(channel, at + config.perChannelIntervalMs);
-      if (at > now) await new Promise((r) => setTimeout(r, at - now));
+      if (at > now) await sleep(at - now, undefined, { signal });
     };
 
     // A user's DM channel never changes, so one conversations.open per user (not per message)
@@ -142,74 +169,86 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
 
     return {
       concurrency: config.concurrency,
-      async send(req) {
-        if (!req.recipient)
-          return failed(`channel ${name}: the action has no \`to\` (a #channel, a user id or an email)`);
-        const scope = { event: req.event, recipient: req.recipient };
-        const text = req.action.text?.render(scope);
-        const blocks =
-          req.action.blocks === undefined ? undefined : renderTree(req.action.blocks as TemplateTree, scope);
-        const rendered = { to: req.recipient, text, blocks };
-        if (text === undefined && blocks === undefined)
-          return failed('a Slack action needs text or blocks', rendered);
-        let dmUser: string | undefined;
-        try {
-          const target = await address(req.recipient);
-          if ('dmUser' in target) dmUser = target.dmUser;
-          if ('error' in target) return failed(`slack error ${target.error} for ${req.recipient}`, rendered);
-          const updateKey = req.action.update?.render(scope);
-          const threadKey = req.action.thread?.render(scope);
-          if (updateKey) {
-            const earlier = await context.kv.get<{ channel: string; ts: string }>(
-              'slack-messages',
-              `${name}:${updateKey}`,
-            );
-            if (earlier) {
-              await pace(earlier.channel);
-              await client.chat.update({
-                channel: earlier.channel,
-                ts: earlier.ts,
-                text: text ?? '',
-                blocks: blocks as never,
-              });
-              return delivered(earlier.ts, rendered);
+      timeoutMs: config.timeoutMs,
+      send: (req) =>
+        sendSignal.run(req.signal, async () => {
+          if (!req.recipient)
+            return failed(`channel ${name}: the action has no \`to\` (a #channel, a user id or an email)`);
+          const scope = { event: req.event, recipient: req.recipient };
+          const text = req.action.text?.render(scope);
+          const blocks =
+            req.action.blocks === undefined
+              ? undefined
+              : renderTree(req.action.blocks as TemplateTree, scope);
+          const rendered = { to: req.recipient, text, blocks };
+          if (text === undefined && blocks === undefined)
+            return failed('a Slack action needs text or blocks', rendered);
+          let dmUser: string | undefined;
+          try {
+            const target = await address(req.recipient);
+            if ('dmUser' in target) dmUser = target.dmUser;
+            if ('error' in target)
+              return failed(`slack error ${target.error} for ${req.recipient}`, rendered);
+            const updateKey = req.action.update?.render(scope);
+            const threadKey = req.action.thread?.render(scope);
+            if (updateKey) {
+              const earlier = await context.kv.get<{ channel: string; ts: string }>(
+                'slack-messages',
+                `${name}:${updateKey}`,
+              );
+              if (earlier) {
+                await pace(earlier.channel, req.signal);
+                await client.chat.update({
+                  channel: earlier.channel,
+                  ts: earlier.ts,
+                  text: text ?? '',
+                  blocks: blocks as never,
+                });
+                return delivered(earlier.ts, rendered);
+              }
             }
+            const thread = threadKey
+              ? await context.kv.get<{ channel: string; ts: string }>('slack-threads', `${name}:${threadKey}`)
+              : null;
+            await pace(target.channel, req.signal);
+            const res = (await client.chat.postMessage({
+              channel: target.channel,
+              text: text ?? '',
+              ...(blocks !== undefined ? { blocks: blocks as never } : {}),
+              ...(thread ? { thread_ts: thread.ts } : {}),
+            })) as WebAPICallResult & { ts?: string; channel?: string };
+            const posted = { channel: res.channel ?? target.channel, ts: res.ts ?? '' };
+            if (threadKey && !thread)
+              await context.kv.setIfAbsent('slack-threads', `${name}:${threadKey}`, posted);
+            if (updateKey) await context.kv.set('slack-messages', `${name}:${updateKey}`, posted);
+            return delivered(posted.ts, rendered);
+          } catch (err) {
+            if (req.signal.aborted)
+              return retry(`Slack request stopped: ${errorMessage(req.signal.reason)}`, undefined, rendered);
+            const e = err as {
+              code?: string;
+              retryAfter?: number;
+              data?: { error?: string };
+              message: string;
+            };
+            if (e.code === ErrorCode.RateLimitedError) {
+              return retry(
+                `Slack rate limit (retry after ${e.retryAfter ?? 1} s)`,
+                Date.now() + (e.retryAfter ?? 1) * 1000,
+                rendered,
+              );
+            }
+            if (e.code === ErrorCode.PlatformError) {
+              const code = e.data?.error ?? 'unknown_error';
+              // A remembered DM channel that Slack no longer knows: open it afresh on the retry.
+              if (code === 'channel_not_found' && dmUser && dmChannels.delete(dmUser))
+                return retry(`slack error ${code} (the DM channel is opened again)`, undefined, rendered);
+              const reason = `slack error ${code}`;
+              return PERMANENT.has(code) ? failed(reason, rendered) : retry(reason, undefined, rendered);
+            }
+            return retry(`Slack request failed: ${e.message}`, undefined, rendered);
           }
-          const thread = threadKey
-            ? await context.kv.get<{ channel: string; ts: string }>('slack-threads', `${name}:${threadKey}`)
-            : null;
-          await pace(target.channel);
-          const res = (await client.chat.postMessage({
-            channel: target.channel,
-            text: text ?? '',
-            ...(blocks !== undefined ? { blocks: blocks as never } : {}),
-            ...(thread ? { thread_ts: thread.ts } : {}),
-          })) as WebAPICallResult & { ts?: string; channel?: string };
-          const posted = { channel: res.channel ?? target.channel, ts: res.ts ?? '' };
-          if (threadKey && !thread)
-            await context.kv.setIfAbsent('slack-threads', `${name}:${threadKey}`, posted);
-          if (updateKey) await context.kv.set('slack-messages', `${name}:${updateKey}`, posted);
-          return delivered(posted.ts, rendered);
-        } catch (err) {
-          const e = err as { code?: string; retryAfter?: number; data?: { error?: string }; message: string };
-          if (e.code === ErrorCode.RateLimitedError) {
-            return retry(
-              `Slack rate limit (retry after ${e.retryAfter ?? 1} s)`,
-              Date.now() + (e.retryAfter ?? 1) * 1000,
-              rendered,
-            );
-          }
-          if (e.code === ErrorCode.PlatformError) {
-            const code = e.data?.error ?? 'unknown_error';
-            // A remembered DM channel that Slack no longer knows: open it afresh on the retry.
-            if (code === 'channel_not_found' && dmUser && dmChannels.delete(dmUser))
-              return retry(`slack error ${code} (the DM channel is opened again)`, undefined, rendered);
-            const reason = `slack error ${code}`;
-            return PERMANENT.has(code) ? failed(reason, rendered) : retry(reason, undefined, rendered);
-          }
-          return retry(`Slack request failed: ${e.message}`, undefined, rendered);
-        }
-      },
+        }),
       async check() {
         try {
           const res = (await client.auth.test()) as WebAPICallResult & { team?: string; user?: string };

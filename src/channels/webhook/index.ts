@@ -30,7 +30,14 @@ export const webhookConfigSchema = z.strictObject({
     .describe(
       'Standard Webhooks signing secret: `whsec_` and base64 of at least 24 random bytes. When set, every request is signed.',
     ),
-  timeoutMs: z.number().int().positive().default(10_000).describe('Per-request timeout (headers and body).'),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(10_000)
+    .describe(
+      'Total time one request may take: connecting, sending, and the answer’s headers and whole body. A receiver still answering then is cut off and the attempt retried.',
+    ),
   headers: z.record(z.string(), z.string()).default({}).describe('Extra request headers.'),
   concurrency: z
     .number()
@@ -105,6 +112,7 @@ export function createWebhookChannelKind(
       );
       return {
         concurrency: config.concurrency,
+        timeoutMs: config.timeoutMs,
         async send(req) {
           const scope = { event: req.event, recipient: req.recipient };
           // A constant action URL was written in the config; a template or a recipient was not.

@@ -422,6 +422,17 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           ],
         );
       },
+      async renewLeases(held, until) {
+        if (held.length === 0) return [];
+        const rows = await query(
+          `UPDATE deliveries d SET lease_until = $3
+           FROM unnest($1::bigint[], $2::bigint[]) AS t(id, lease_until)
+           WHERE d.id = t.id AND d.lease_until = t.lease_until AND d.status = 'pending'
+           RETURNING d.id`,
+          [held.map((l) => l.id), held.map((l) => l.leaseUntil), until],
+        );
+        return rows.map((r) => int(r.id));
+      },
       async release(ids) {
         if (ids.length === 0) return;
         await query(

@@ -515,6 +515,16 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           recordTx(outcomes, Date.now());
           for (const o of outcomes) leases.delete(o.deliveryId);
         }),
+      renewLeases: (held, until) =>
+        guard(() => {
+          const renewed: number[] = [];
+          for (const { id, leaseUntil } of held) {
+            if (leases.get(id) !== leaseUntil) continue;
+            leases.set(id, until);
+            renewed.push(id);
+          }
+          return renewed;
+        }),
       release: (ids) =>
         guard(() => {
           for (const id of ids) leases.delete(id);

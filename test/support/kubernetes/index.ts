@@ -39,6 +39,10 @@ export interface FakeKubernetes {
   failNext(status: number, times?: number): void;
   /** The next create stores the Job, then drops the connection before answering. */
   dropAnswerNext(): void;
+  /** The next create stores the Job, then never answers (until the client goes). */
+  stallNext(): void;
+  /** Requests not answered yet. */
+  readonly open: number;
   close(): Promise<void>;
 }
 
@@ -91,9 +95,13 @@ export async function startFakeKubernetes(
   const stored = new Map<string, FakeJob>(); // namespace/name → job
   const faults: number[] = [];
   let dropAnswer = false;
+  let stall = false;
+  let open = 0;
   let createCalls = 0;
 
   const server = createServer((req, res) => {
+    open++;
+    res.on('close', () => open--);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -202,6 +210,10 @@ export async function startFakeKubernetes(
         dropAnswer = false;
         return req.socket.destroy();
       }
+      if (stall) {
+        stall = false;
+        return;
+      }
       send(201, created);
     });
   });
@@ -235,6 +247,12 @@ export async function startFakeKubernetes(
     jobs: (namespace = 'default') => [...stored.values()].filter((j) => j.metadata.namespace === namespace),
     dropAnswerNext() {
       dropAnswer = true;
+    },
+    stallNext() {
+      stall = true;
+    },
+    get open() {
+      return open;
     },
     failNext(code, times = 1) {
       for (let i = 0; i < times; i++) faults.push(code);
