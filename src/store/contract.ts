@@ -472,6 +472,79 @@ export function runStoreContract(
       assert.deepEqual(await store.dlq.list({ limit: 10, channel: 'dlq' }), []);
     });
 
+    it('source dead letters: kept once per source and position, listed newest first per source, removed', async () => {
+      const letter = (source: string, position: string, reason = 'type renders empty') => ({
+        source,
+        position,
+        subject: 'orders.created',
+        headers: { 'Nats-Msg-Id': 'm-1', 'x-odd': 'tab\there' },
+        payload: '{"order":"ä ✓"}',
+        payloadEncoding: 'utf8' as const,
+        payloadBytes: 18,
+        truncated: false,
+        reason,
+      });
+      const first = await store.sourceDlq.add(letter('sdl-a', 'S/1'), 100);
+      assert.ok(first.id > 0);
+      assert.deepEqual(first, { ...letter('sdl-a', 'S/1'), id: first.id, createdAt: 100 });
+      const second = await store.sourceDlq.add(letter('sdl-a', 'S/2'), 101);
+      const other = await store.sourceDlq.add(
+        {
+          ...letter('sdl-b', 'S/1'),
+          subject: null,
+          headers: {},
+          payload: 'AAEC',
+          payloadEncoding: 'base64',
+          payloadBytes: 3,
+        },
+        102,
+      );
+      // A redelivery of the same message keeps one row, with what was seen last.
+      const again = await store.sourceDlq.add(letter('sdl-a', 'S/1', 'still empty'), 103);
+      assert.equal(again.id, first.id);
+      assert.equal(again.reason, 'still empty');
+      assert.equal(again.createdAt, 103);
+
+      const listed = await store.sourceDlq.list({ limit: 10, source: 'sdl-a' });
+      assert.deepEqual(
+        listed.map((l) => [l.id, l.position]),
+        [
+          [second.id, 'S/2'],
+          [first.id, 'S/1'],
+        ],
+        'newest first, only that source',
+      );
+      assert.deepEqual(
+        (await store.sourceDlq.list({ limit: 10, source: 'sdl-a', beforeId: second.id })).map((l) => l.id),
+        [first.id],
+      );
+      assert.deepEqual(await store.sourceDlq.get(other.id), {
+        ...letter('sdl-b', 'S/1'),
+        subject: null,
+        headers: {},
+        payload: 'AAEC',
+        payloadEncoding: 'base64',
+        payloadBytes: 3,
+        id: other.id,
+        createdAt: 102,
+      });
+      assert.equal(await store.sourceDlq.count('sdl-a'), 2);
+      assert.ok((await store.sourceDlq.count()) >= 3);
+      assert.equal(await store.sourceDlq.remove(first.id), true);
+      assert.equal(await store.sourceDlq.remove(first.id), false, 'already gone');
+      assert.equal(await store.sourceDlq.get(first.id), null);
+      assert.deepEqual(
+        (await store.sourceDlq.list({ limit: 10, source: 'sdl-a' })).map((l) => l.id),
+        [second.id],
+      );
+      const truncated = await store.sourceDlq.add(
+        { ...letter('sdl-c', 'S/9'), payloadBytes: 5_000_000, truncated: true },
+        104,
+      );
+      assert.equal(truncated.truncated, true);
+      assert.equal(truncated.payloadBytes, 5_000_000);
+    });
+
     it('keeps inbox messages, newest first, by channel, with paging', async () => {
       const base = { recipient: '#sales', eventId: 'i', eventSource: 's', deliveryId: null };
       const m1 = await store.inbox.add({ ...base, channel: 'box-a', message: { text: 'one' }, createdAt: 1 });

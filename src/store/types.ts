@@ -17,6 +17,7 @@ export interface Store {
   routing: RoutingStore;
   deliveries: DeliveryStore;
   dlq: DeadLetterStore;
+  sourceDlq: SourceDeadLetterStore;
   inbox: InboxStore;
   kv: KeyValueStore;
   subscriptions: SubscriptionStore;
@@ -271,6 +272,50 @@ export interface DeadLetterStore {
    * otherwise every dead delivery matching the filter. Returns the ids replayed.
    */
   replay(selection: { ids: number[] } | { filter: DeadLetterFilter }, now: number): Promise<number[]>;
+}
+
+/* ------------------------------------------------------- source dead letters */
+
+/**
+ * A message a stream source received but set aside instead of storing its event: it failed the
+ * source's mapping or validation, or ingest rejected its event for a reason of its own. Kept so
+ * an operator can read it and replay it once the config is fixed.
+ */
+export interface SourceDeadLetter {
+  id: number;
+  /** The source's name in the config. */
+  source: string;
+  /** Where the message sits upstream, e.g. `<stream>/<sequence>`, `<key>/<entry id>`, an LSN. */
+  position: string;
+  /** The NATS subject, Redis stream key or table the message came from. */
+  subject: string | null;
+  headers: Record<string, string>;
+  /** The payload as received, cut to a bound; base64 when it is not NUL-free UTF-8 text. */
+  payload: string;
+  payloadEncoding: 'utf8' | 'base64';
+  /** The payload's size as received, in bytes. */
+  payloadBytes: number;
+  /** The payload was longer than the bound and only its start is kept (it cannot be replayed). */
+  truncated: boolean;
+  reason: string;
+  /** Epoch ms when it was (last) set aside. */
+  createdAt: number;
+}
+
+export type NewSourceDeadLetter = Omit<SourceDeadLetter, 'id' | 'createdAt'>;
+
+export interface SourceDeadLetterStore {
+  /**
+   * Keeps a message. The same source and position again (a redelivery, a second process) keeps
+   * one row, with the latest reason, payload and time.
+   */
+  add(letter: NewSourceDeadLetter, now: number): Promise<SourceDeadLetter>;
+  get(id: number): Promise<SourceDeadLetter | null>;
+  /** Newest first; `source` keeps one source's. */
+  list(query: { limit: number; beforeId?: number; source?: string }): Promise<SourceDeadLetter[]>;
+  count(source?: string): Promise<number>;
+  /** Removes a message (it was replayed). False when it was not there. */
+  remove(id: number): Promise<boolean>;
 }
 
 /* --------------------------------------------------------------------- inbox */

@@ -14,6 +14,7 @@ import type {
   InboxMessage,
   NewDelivery,
   RoutingRecord,
+  SourceDeadLetter,
   Store,
   StoredEvent,
 } from '../types.js';
@@ -82,6 +83,22 @@ function inboxRow(r: Row): InboxMessage {
     eventId: r.event_id as string,
     eventSource: r.event_source as string,
     deliveryId: intOrNull(r.delivery_id),
+    createdAt: int(r.created_at),
+  };
+}
+
+function sourceDeadLetterRow(r: Row): SourceDeadLetter {
+  return {
+    id: int(r.id),
+    source: r.source as string,
+    position: r.position as string,
+    subject: (r.subject as string | null) ?? null,
+    headers: JSON.parse(r.headers as string) as Record<string, string>,
+    payload: r.payload as string,
+    payloadEncoding: r.payload_encoding as SourceDeadLetter['payloadEncoding'],
+    payloadBytes: int(r.payload_bytes),
+    truncated: r.truncated === true,
+    reason: r.reason as string,
     createdAt: int(r.created_at),
   };
 }
@@ -543,6 +560,66 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           );
         }
         return rows.map((r) => int(r.id)).sort((a, b) => a - b);
+      },
+    },
+
+    sourceDlq: {
+      async add(letter, now) {
+        const [r] = await query(
+          `INSERT INTO source_dead_letters (source, position, subject, headers, payload, payload_encoding,
+             payload_bytes, truncated, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (source, position) DO UPDATE SET subject = excluded.subject, headers = excluded.headers,
+             payload = excluded.payload, payload_encoding = excluded.payload_encoding,
+             payload_bytes = excluded.payload_bytes, truncated = excluded.truncated,
+             reason = excluded.reason, created_at = excluded.created_at
+           RETURNING *`,
+          [
+            letter.source,
+            letter.position,
+            letter.subject,
+            JSON.stringify(letter.headers),
+            letter.payload,
+            letter.payloadEncoding,
+            letter.payloadBytes,
+            letter.truncated,
+            letter.reason,
+            now,
+          ],
+        );
+        return sourceDeadLetterRow(r!);
+      },
+      async get(id) {
+        const [r] = await query('SELECT * FROM source_dead_letters WHERE id = $1', [id]);
+        return r ? sourceDeadLetterRow(r) : null;
+      },
+      async list(q) {
+        const where: string[] = [];
+        const values: unknown[] = [];
+        if (q.source !== undefined) {
+          values.push(q.source);
+          where.push(`source = $${values.length}`);
+        }
+        if (q.beforeId !== undefined) {
+          values.push(q.beforeId);
+          where.push(`id < $${values.length}`);
+        }
+        values.push(q.limit);
+        const rows = await query(
+          `SELECT * FROM source_dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${values.length}`,
+          values,
+        );
+        return rows.map(sourceDeadLetterRow);
+      },
+      async count(source) {
+        const [r] =
+          source === undefined
+            ? await query('SELECT count(*) AS n FROM source_dead_letters')
+            : await query('SELECT count(*) AS n FROM source_dead_letters WHERE source = $1', [source]);
+        return int(r!.n);
+      },
+      async remove(id) {
+        const rows = await query('DELETE FROM source_dead_letters WHERE id = $1 RETURNING id', [id]);
+        return rows.length === 1;
       },
     },
 

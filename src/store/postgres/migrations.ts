@@ -218,4 +218,26 @@ ALTER TABLE attempts DROP CONSTRAINT IF EXISTS attempts_delivery_id_fkey;
 ALTER TABLE deliveries SET (fillfactor = 50);
 `,
   },
+  {
+    version: 9,
+    name: 'source dead letters: messages a stream source set aside instead of storing',
+    // Headers are JSON in TEXT, not JSONB: JSONB refuses \u0000, and a header is the sender's text.
+    sql: `
+CREATE TABLE source_dead_letters (
+  id BIGSERIAL PRIMARY KEY,
+  source TEXT NOT NULL,
+  position TEXT NOT NULL,
+  subject TEXT,
+  headers TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  payload_encoding TEXT NOT NULL,
+  payload_bytes INTEGER NOT NULL,
+  truncated BOOLEAN NOT NULL,
+  reason TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  UNIQUE (source, position)
+);
+CREATE INDEX source_dead_letters_by_source ON source_dead_letters (source, id DESC);
+`,
+  },
 ];

@@ -148,3 +148,43 @@ describe('postgres upgrade: routing outcomes move beside the events', () => {
     }
   });
 });
+
+describe('postgres upgrade: source dead letters', () => {
+  const upgraded = `herald_upgrade9_${process.pid}_${Date.now()}`;
+  after(() => dropSchema(upgraded));
+
+  it('a schema from before them keeps its events and gains the table', async () => {
+    await oldSchema(upgraded, 8, async (old) => {
+      const event = { specversion: '1.0', id: 'kept', source: 'upgrade', type: 'upgrade.test' };
+      await old.query(
+        `INSERT INTO events (id, source, type, received_at, event) VALUES ($1, $2, $3, 1, $4::jsonb)`,
+        [event.id, event.source, event.type, JSON.stringify(event)],
+      );
+    });
+    const store = createPostgresStore({ url: TEST_DATABASE_URL, schema: upgraded, poolSize: 2 });
+    try {
+      await store.migrate();
+      assert.equal((await store.events.findById('kept', 'upgrade'))?.event.type, 'upgrade.test');
+      const letter = await store.sourceDlq.add(
+        {
+          source: 'orders',
+          position: 'ORDERS/7',
+          subject: 'orders.created',
+          headers: {},
+          payload: '{}',
+          payloadEncoding: 'utf8',
+          payloadBytes: 2,
+          truncated: false,
+          reason: 'type renders empty',
+        },
+        5,
+      );
+      assert.deepEqual(
+        (await store.sourceDlq.list({ limit: 5, source: 'orders' })).map((l) => l.id),
+        [letter.id],
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});

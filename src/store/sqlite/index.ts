@@ -17,6 +17,7 @@ import type {
   NewDelivery,
   PlannedRouting,
   RoutingRecord,
+  SourceDeadLetter,
   Store,
   StoredEvent,
 } from '../types.js';
@@ -84,6 +85,22 @@ function inboxRow(r: Row): InboxMessage {
     eventId: r.event_id as string,
     eventSource: r.event_source as string,
     deliveryId: (r.delivery_id as number | null) ?? null,
+    createdAt: r.created_at as number,
+  };
+}
+
+function sourceDeadLetterRow(r: Row): SourceDeadLetter {
+  return {
+    id: r.id as number,
+    source: r.source as string,
+    position: r.position as string,
+    subject: (r.subject as string | null) ?? null,
+    headers: JSON.parse(r.headers as string) as Record<string, string>,
+    payload: r.payload as string,
+    payloadEncoding: r.payload_encoding as SourceDeadLetter['payloadEncoding'],
+    payloadBytes: r.payload_bytes as number,
+    truncated: r.truncated === 1,
+    reason: r.reason as string,
     createdAt: r.created_at as number,
   };
 }
@@ -627,6 +644,73 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           for (const r of rows) leases.delete(r.id);
           return rows.map((r) => r.id).sort((a, b) => a - b);
         }),
+    },
+
+    sourceDlq: {
+      add: (letter, now) =>
+        guard(() =>
+          sourceDeadLetterRow(
+            db
+              .prepare(
+                `INSERT INTO source_dead_letters (source, position, subject, headers, payload, payload_encoding,
+                   payload_bytes, truncated, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (source, position) DO UPDATE SET subject = excluded.subject, headers = excluded.headers,
+                   payload = excluded.payload, payload_encoding = excluded.payload_encoding,
+                   payload_bytes = excluded.payload_bytes, truncated = excluded.truncated,
+                   reason = excluded.reason, created_at = excluded.created_at
+                 RETURNING *`,
+              )
+              .get(
+                letter.source,
+                letter.position,
+                letter.subject,
+                JSON.stringify(letter.headers),
+                letter.payload,
+                letter.payloadEncoding,
+                letter.payloadBytes,
+                letter.truncated ? 1 : 0,
+                letter.reason,
+                now,
+              ) as Row,
+          ),
+        ),
+      get: (id) =>
+        guard(() => {
+          const r = db.prepare('SELECT * FROM source_dead_letters WHERE id = ?').get(id) as Row | undefined;
+          return r ? sourceDeadLetterRow(r) : null;
+        }),
+      list: (q) =>
+        guard(() => {
+          const where: string[] = [];
+          const values: unknown[] = [];
+          if (q.source !== undefined) {
+            where.push('source = ?');
+            values.push(q.source);
+          }
+          if (q.beforeId !== undefined) {
+            where.push('id < ?');
+            values.push(q.beforeId);
+          }
+          const rows = db
+            .prepare(
+              `SELECT * FROM source_dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+            )
+            .all(...values, q.limit) as Row[];
+          return rows.map(sourceDeadLetterRow);
+        }),
+      count: (source) =>
+        guard(
+          () =>
+            (
+              (source === undefined
+                ? db.prepare('SELECT count(*) AS n FROM source_dead_letters').get()
+                : db.prepare('SELECT count(*) AS n FROM source_dead_letters WHERE source = ?').get(source)) as {
+                n: number;
+              }
+            ).n,
+        ),
+      remove: (id) =>
+        guard(() => db.prepare('DELETE FROM source_dead_letters WHERE id = ?').run(id).changes === 1),
     },
 
     inbox: {

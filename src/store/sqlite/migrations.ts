@@ -211,4 +211,25 @@ INSERT INTO event_subjects_state (id, through_seq) VALUES (1, COALESCE((SELECT m
 DROP INDEX events_by_subject;
 `,
   },
+  {
+    version: 7,
+    name: 'source dead letters: messages a stream source set aside instead of storing',
+    sql: `
+CREATE TABLE source_dead_letters (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  source TEXT NOT NULL,
+  position TEXT NOT NULL,
+  subject TEXT,
+  headers TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  payload_encoding TEXT NOT NULL,
+  payload_bytes INTEGER NOT NULL,
+  truncated INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (source, position)
+);
+CREATE INDEX source_dead_letters_by_source ON source_dead_letters (source, id);
+`,
+  },
 ];
