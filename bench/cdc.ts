@@ -71,6 +71,7 @@ async function sourceOnly(): Promise<{ snapshotRowsPerSec: number; streamRowsPer
         seen += events.length;
         return events.map((e) => ({ id: e.id, source: e.source, duplicate: false }));
       },
+      deadLetter: async () => {},
       kv: {
         get: async <T>(ns: string, k: string) => (kv.get(`${ns}/${k}`) ?? null) as T | null,
         set: async (ns, k, v) => void kv.set(`${ns}/${k}`, v),

@@ -69,6 +69,7 @@ export async function runDoctor(
         const source = plugin.kind.create(plugin.name, plugin.config, {
           logger,
           ingest: async () => [],
+          deadLetter: async () => {},
           kv: store.kv,
           env,
         });

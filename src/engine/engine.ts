@@ -9,10 +9,13 @@ import type { PlannedRouting, Store, StoredEvent } from '../store/types.js';
 import { Dispatcher, type DispatcherHooks } from './dispatcher.js';
 import { IngestBatcher } from './ingest.js';
 import { Router, type RouterHooks, type SubscriberDirectory } from './router.js';
+import { SourceDeadLetters } from './source-dead-letters.js';
 import type { Channel, ChannelContext, HttpRoute, IngestResult, Source } from './types.js';
 
 export interface EngineHooks extends RouterHooks, DispatcherHooks, ProjectorHooks {
   onIngested?(events: { event: CloudEvent; seq: number }[]): void;
+  /** A stream source set a message aside in the source dead-letter table. */
+  onSourceDeadLetter?(source: string): void;
 }
 
 export interface EngineOptions {
@@ -59,6 +62,7 @@ export class Engine {
   /** Present when the config has projections; runs with the router role. */
   readonly projector: Projector | null;
   private readonly hooks: EngineHooks;
+  private readonly sourceDeadLetters: SourceDeadLetters;
   private readonly roles: NonNullable<EngineOptions['roles']>;
   readonly bus: Bus;
   private state: EngineState = 'created';
@@ -160,10 +164,14 @@ export class Engine {
       this.logger,
       this.hooks,
     );
+    this.sourceDeadLetters = new SourceDeadLetters(this.store, this.logger, (source) =>
+      this.hooks.onSourceDeadLetter?.(source),
+    );
     for (const plugin of this.config.sources) {
       const source = plugin.kind.create(plugin.name, plugin.config, {
         logger: this.logger.child({ source: plugin.name }),
         ingest: (events) => this.ingest(events),
+        deadLetter: (message, reason) => this.sourceDeadLetters.record(plugin.name, message, reason),
         http: options.http,
         kv: this.store.kv,
         env,
@@ -236,6 +244,14 @@ export class Engine {
     this.state = 'stopped';
     await this.bus.close().catch((err) => this.logger.warn({ err: errorMessage(err) }, 'bus close failed'));
     await this.store.close();
+  }
+
+  /**
+   * Replays a message from the source dead-letter table: its source maps it again with the
+   * current config and its events are ingested; then it leaves the table.
+   */
+  replaySourceDeadLetter(id: number): Promise<{ replayed: number; events: IngestResult[] }> {
+    return this.sourceDeadLetters.replay(id, this.sources, (events) => this.ingest(events));
   }
 
   /** New deliveries may be due (e.g. after a DLQ replay). */

@@ -135,10 +135,31 @@ export interface HttpRoute {
   }): Promise<{ status: number; body: unknown; headers?: Record<string, string> }>;
 }
 
+/** A message as a stream source received it, for the source dead-letter table. */
+export interface SourceMessage {
+  /** Where it sits upstream: `<stream>/<sequence>`, `<stream key>/<entry id>`, an LSN… */
+  position: string;
+  /** The NATS subject, Redis stream key or table it came from. */
+  subject?: string | null;
+  headers?: Record<string, string>;
+  payload: Uint8Array | string;
+}
+
 export interface SourceContext {
   logger: Logger;
-  /** Resolves once every event is durable in the log: acknowledge upstream only then. */
+  /**
+   * Resolves once every event is durable in the log: acknowledge upstream only then. Rejects with
+   * a 4xx HeraldError when the events themselves are refused (see `src/sources/isolate.ts`), with
+   * another error when the store cannot take them now.
+   */
   ingest(events: CloudEvent[]): Promise<IngestResult[]>;
+  /**
+   * Sets aside a message that cannot become a stored event (its mapping or validation fails, or
+   * ingest refuses its event): it is kept in the source dead-letter table (`GET /api/dlq?source=`),
+   * logged once with its position and counted, so the stream can move on; acknowledge it upstream
+   * once this resolves. Rejects when the store cannot keep it: hold the message back then.
+   */
+  deadLetter(message: SourceMessage, reason: string): Promise<void>;
   /** Present when Herald runs its HTTP server; HTTP-based sources add routes through it. */
   http?: { addRoute(route: HttpRoute): void };
   kv: KeyValueStore;
@@ -149,6 +170,12 @@ export interface Source {
   start(): Promise<void>;
   stop(): Promise<void>;
   check?(): Promise<CheckResult>;
+  /**
+   * The events of a message set aside earlier, made again with the current config (a replay from
+   * the source dead-letter table). Throws, saying why, when the message still cannot be turned
+   * into events.
+   */
+  replayDeadLetter?(message: SourceMessage & { payload: Uint8Array }): CloudEvent[];
 }
 
 export interface SourceKind<C = unknown> {

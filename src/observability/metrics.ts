@@ -32,6 +32,12 @@ export class HeraldMetrics {
     labelNames: ['trigger', 'kind'] as const,
     registers: [this.registry],
   });
+  readonly sourceDeadLetters = new Counter({
+    name: 'herald_source_dead_letters_total',
+    help: 'Messages a stream source set aside in the source dead-letter table (mapping, validation or a refused event), by source.',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
   readonly deliveriesPlanned = new Counter({
     name: 'herald_deliveries_planned_total',
     help: 'Deliveries planned by the router.',
@@ -114,6 +120,7 @@ export class HeraldMetrics {
       if (record.deliveries > 0) this.deliveriesPlanned.inc(record.deliveries);
     },
     onFilterError: (trigger, error) => this.filterErrors.inc({ trigger, kind: error.kind }),
+    onSourceDeadLetter: (source) => this.sourceDeadLetters.inc({ source }),
     onAttempt: (delivery, outcome, result, durationMs) => {
       this.attempts.inc({ channel: delivery.channel, outcome: result.outcome });
       this.attemptDuration.observe({ channel: delivery.channel }, durationMs / 1000);
@@ -143,6 +150,7 @@ export function combineHooks(...sets: EngineHooks[]): EngineHooks {
   const routed = pick('onRouted');
   const filterErrors = pick('onFilterError');
   const attempts = pick('onAttempt');
+  const sourceDeadLetters = pick('onSourceDeadLetter');
   return {
     onIngested: (e) => {
       for (const f of ingested) f(e);
@@ -155,6 +163,9 @@ export function combineHooks(...sets: EngineHooks[]): EngineHooks {
     },
     onAttempt: (d, o, r, ms, e) => {
       for (const f of attempts) f(d, o, r, ms, e);
+    },
+    onSourceDeadLetter: (source) => {
+      for (const f of sourceDeadLetters) f(source);
     },
   };
 }

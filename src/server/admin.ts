@@ -42,7 +42,10 @@ const dlqFilter = z.strictObject({
   reason: z.string().optional(),
 });
 
-/** The admin API under /api: read the log, deliveries, DLQ and inbox; replay dead letters. */
+/**
+ * The admin API under /api: read the log, deliveries, DLQ and inbox; replay dead letters, and the
+ * messages stream sources set aside (`/api/dlq?source=`).
+ */
 export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void {
   const store = engine.store;
 
@@ -135,14 +138,46 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
   });
 
   app.get('/api/dlq', async (req) => {
-    const q = parseQuery(dlqFilter.extend({ limit, before: cursor }), req.query);
-    const { limit: n, before, ...filter } = q;
+    const q = parseQuery(
+      dlqFilter.extend({ limit, before: cursor, source: z.string().min(1).optional() }),
+      req.query,
+    );
+    const { limit: n, before, source, ...filter } = q;
+    if (source !== undefined) {
+      // Messages a stream source set aside, not dead deliveries: the delivery filters do not apply.
+      const named = Object.entries(filter).find(([, value]) => value !== undefined);
+      if (named) {
+        throw new HeraldError(
+          'REQUEST_INVALID',
+          `query parameter ${named[0]}: filters dead deliveries and cannot be combined with source`,
+        );
+      }
+      const sourceDeadLetters = await store.sourceDlq.list({ limit: n, beforeId: before, source });
+      return {
+        source,
+        sourceDeadLetters,
+        total: await store.sourceDlq.count(source),
+        next: sourceDeadLetters.length === n ? sourceDeadLetters[n - 1]!.id : null,
+      };
+    }
     const deadLetters = await store.dlq.list({ limit: n, beforeId: before, ...filter });
     return {
       deadLetters: deadLetters.map(shown),
       total: await store.dlq.count(),
       next: nextCursor(deadLetters, n),
     };
+  });
+
+  app.get('/api/dlq/source/:id', async (req) => {
+    const id = parseQuery(z.object({ id: z.coerce.number().int().positive() }), req.params).id;
+    const letter = await store.sourceDlq.get(id);
+    if (!letter) throw new HeraldError('NOT_FOUND', `no source dead letter ${id}`);
+    return letter;
+  });
+
+  app.post('/api/dlq/source/:id/replay', async (req) => {
+    const id = parseQuery(z.object({ id: z.coerce.number().int().positive() }), req.params).id;
+    return engine.replaySourceDeadLetter(id);
   });
 
   app.post('/api/dlq/:id/replay', async (req) => {
@@ -201,10 +236,11 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
   });
 
   app.get('/api/status', async () => {
-    const [deliveries, dlq, events] = await Promise.all([
+    const [deliveries, dlq, events, sourceDeadLetters] = await Promise.all([
       store.deliveries.counts(),
       store.dlq.count(),
       store.events.count(),
+      store.sourceDlq.count(),
     ]);
     return {
       state: engine.status,
@@ -212,6 +248,7 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
       events,
       deliveries,
       deadLetters: dlq,
+      sourceDeadLetters,
       inFlight: engine.inFlight,
       channels: engine.config.channels.map((c) => ({
         name: c.name,

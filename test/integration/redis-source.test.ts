@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { HeraldError } from '../../src/errors.js';
 import type { CloudEvent } from '../../src/events/types.js';
 import { registries } from '../../src/plugins.js';
 import { redisSource } from '../../src/sources/redis/index.js';
@@ -10,8 +11,12 @@ import type { Store } from '../../src/store/types.js';
 import {
   captureLogger,
   eventually,
+  metricValue,
+  replaySourceDeadLetter,
+  sourceDeadLetters,
   startTestHerald,
   type TestHerald,
+  tempDir,
   wrapAppends,
 } from '../support/herald.js';
 
@@ -45,7 +50,7 @@ describe('redis source', () => {
     redis.disconnect();
   });
 
-  it('stream entries become events: mapped fields, an embedded CloudEvent, a bad entry skipped', async () => {
+  it('stream entries become events: mapped fields, an embedded CloudEvent, a bad entry set aside', async () => {
     const stream = key('notify');
     const herald = await startTestHerald(`
 sources:
@@ -81,11 +86,9 @@ sources:
       assert.ok(events.some((e) => e.id === 'embedded-1' && e.type === 'test.redis'));
       assert.ok(events.some((e) => e.subject === 'pricing'));
       assert.equal(events.length, 3);
-      assert.ok(
-        herald.logs.some(
-          (l) => String(l.msg).includes(`of stream ${stream}`) && String(l.msg).includes('not JSON'),
-        ),
-      );
+      const [bad] = await sourceDeadLetters(herald, 'bot');
+      assert.equal(bad?.payload, JSON.stringify({ event: '{broken' }));
+      assert.match(bad!.reason, /the "event" field is not JSON/);
       await eventually(async () => (await pendingCount(stream)) === 0, 5000, 'the pending list to empty');
     } finally {
       await herald.close();
@@ -163,6 +166,119 @@ sources:
     }
   });
 
+  it('a poison entry is set aside, the entries behind it are stored, and it replays after a config fix', async () => {
+    const stream = key('poison');
+    const data = tempDir();
+    const config = (type: string) => `
+sources:
+  orders:
+    kind: redis
+    url: ${REDIS}
+    streams: [{ key: "${stream}", blockMs: 200, startAt: oldest }]
+    map: { type: "${type}" }
+`;
+    await redis.xadd(stream, '*', 'kind', 'order.created', 'n', '1');
+    // No "kind": the mapped type renders empty, which no CloudEvent may have.
+    const poison = await redis.xadd(stream, '*', 'n', '2');
+    for (let n = 3; n <= 5; n++) await redis.xadd(stream, '*', 'kind', 'order.created', 'n', String(n));
+    let herald = await startTestHerald(config('{{ fields.kind }}'), { dataDir: data.path });
+    try {
+      const stored = await eventually(
+        async () => {
+          const list = await eventsOf(herald);
+          return list.length >= 4 ? list : undefined;
+        },
+        5000,
+        'the entries behind the poison one',
+      );
+      assert.deepEqual(stored.map((e) => (e.data as { n: string }).n).sort(), ['1', '3', '4', '5']);
+      await eventually(async () => (await pendingCount(stream)) === 0, 5000, 'every entry acknowledged');
+      const [letter, ...more] = await sourceDeadLetters(herald, 'orders');
+      assert.equal(more.length, 0);
+      assert.equal(letter!.position, `${stream}/${poison}`);
+      assert.equal(letter!.subject, stream);
+      assert.deepEqual(JSON.parse(letter!.payload), { n: '2' });
+      assert.match(letter!.reason, /"type" must not be empty/);
+      assert.equal(await metricValue(herald, 'herald_source_dead_letters_total{source="orders"}'), 1);
+      const logged = herald.logs.filter((l) => l.position === `${stream}/${poison}`);
+      assert.equal(logged.length, 1, 'logged once, with its position');
+
+      // Still failing with the same config: answered 422, kept.
+      const again = await replaySourceDeadLetter(herald, letter!.id);
+      assert.equal(again.status, 422);
+      assert.equal(again.body.code, 'EVENT_INVALID');
+      assert.equal((await sourceDeadLetters(herald, 'orders')).length, 1);
+      await herald.close();
+
+      herald = await startTestHerald(config("{{ fields.kind | default: 'order.unknown' }}"), {
+        dataDir: data.path,
+      });
+      const replayed = await replaySourceDeadLetter(herald, letter!.id);
+      assert.equal(replayed.status, 200, JSON.stringify(replayed.body));
+      const event = (await eventsOf(herald)).find((e) => e.id === `${stream}/${poison}`);
+      assert.equal(event?.type, 'order.unknown');
+      assert.deepEqual(event?.data, { n: '2' });
+      assert.deepEqual(await sourceDeadLetters(herald, 'orders'), []);
+    } finally {
+      await herald.close();
+      data.remove();
+    }
+  });
+
+  it('an event ingest refuses is set aside alone; an outage holds the batch back unacknowledged', async () => {
+    const stream = key('refused');
+    const stored: string[] = [];
+    const setAside: { position: string; reason: string }[] = [];
+    let outage = false;
+    const { logger } = captureLogger();
+    const source = redisSource.create(
+      'q',
+      redisSource.configSchema.parse({
+        url: REDIS,
+        streams: [{ key: stream, blockMs: 100, startAt: 'oldest' }],
+      }),
+      {
+        logger,
+        ingest: async (events) => {
+          if (outage) throw new HeraldError('STORE_UNAVAILABLE', 'the event log could not store the event');
+          if (events.some((e) => e.id === 'refused'))
+            throw new HeraldError('EVENT_INVALID', 'data nests deeper than 64 levels', { status: 400 });
+          stored.push(...events.map((e) => e.id));
+          return events.map((e) => ({ id: e.id, source: e.source, duplicate: false }));
+        },
+        deadLetter: async (message, reason) => {
+          setAside.push({ position: message.position, reason });
+        },
+        kv: undefined as never,
+        env: {},
+      },
+    );
+    // One XREADGROUP reads them all: one batch, the refused event in the middle.
+    const ids: string[] = [];
+    for (const id of ['a', 'b', 'refused', 'c', 'd'])
+      ids.push((await redis.xadd(stream, '*', 'event', ce(id)))!);
+    await source.start();
+    try {
+      await eventually(() => stored.length === 4, 5000, 'the other four events');
+      assert.deepEqual(stored, ['a', 'b', 'c', 'd']);
+      assert.deepEqual(setAside, [
+        { position: `${stream}/${ids[2]}`, reason: 'data nests deeper than 64 levels' },
+      ]);
+      await eventually(async () => (await pendingCount(stream)) === 0, 5000, 'every entry acknowledged');
+
+      outage = true;
+      await redis.xadd(stream, '*', 'event', ce('during-outage'));
+      await eventually(async () => (await pendingCount(stream)) === 1, 5000, 'the entry read');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(await pendingCount(stream), 1, 'held back, not acknowledged');
+      assert.equal(setAside.length, 1, 'an outage sets nothing aside');
+      outage = false;
+      await eventually(() => stored.includes('during-outage'), 5000, 'the entry after the outage');
+    } finally {
+      await source.stop();
+    }
+  });
+
   it('a Pub/Sub message becomes an event (a CloudEvent as is, anything else through the map)', async () => {
     const channel = unique('chan');
     const herald = await startTestHerald(`
@@ -218,7 +334,7 @@ sources:
     const source = redisSource.create(
       'q',
       redisSource.configSchema.parse({ url: 'redis://:s3cret-pw@127.0.0.1:1', channels: ['x'] }),
-      { logger, ingest: async () => [], kv: undefined as never, env: {} },
+      { logger, ingest: async () => [], deadLetter: async () => {}, kv: undefined as never, env: {} },
     );
     await assert.rejects(source.start(), (err: Error) => {
       assert.match(err.message, /cannot connect to Redis at redis:\/\/••••@127\.0\.0\.1:1: .*ECONNREFUSED/);

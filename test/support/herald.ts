@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { type RunningHerald, type StartOptions, startHerald } from '../../src/app.js';
 import { createLogger } from '../../src/logger.js';
-import type { Store } from '../../src/store/types.js';
+import type { SourceDeadLetter, Store } from '../../src/store/types.js';
 
 export const repoRoot = new URL('../..', import.meta.url).pathname;
 
@@ -96,6 +96,32 @@ export async function eventually<T>(
       );
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** The messages a stream source set aside, as `GET /api/dlq?source=` lists them (newest first). */
+export async function sourceDeadLetters(
+  herald: { url: string },
+  source: string,
+): Promise<SourceDeadLetter[]> {
+  const res = await fetch(`${herald.url}/api/dlq?source=${encodeURIComponent(source)}`);
+  if (res.status !== 200) throw new Error(`GET /api/dlq?source=${source}: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { sourceDeadLetters: SourceDeadLetter[] }).sourceDeadLetters;
+}
+
+/** `POST /api/dlq/source/:id/replay`: the status and the JSON answer. */
+export async function replaySourceDeadLetter(
+  herald: { url: string },
+  id: number,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${herald.url}/api/dlq/source/${id}/replay`, { method: 'POST' });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** A sample of a Prometheus metric from `GET /metrics`, e.g. `herald_x_total{source="a"}`; 0 when absent. */
+export async function metricValue(herald: { url: string }, sample: string): Promise<number> {
+  const text = await (await fetch(`${herald.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line ? Number(line.slice(sample.length + 1)) : 0;
 }
 
 export interface HeraldProcess {

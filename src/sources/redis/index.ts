@@ -3,11 +3,12 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { CheckResult, SourceContext, SourceKind } from '../../engine/types.js';
+import type { CheckResult, SourceContext, SourceKind, SourceMessage } from '../../engine/types.js';
 import { errorMessage, HeraldError } from '../../errors.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
 import { redactUrl } from '../../redact.js';
+import { ingestIsolating } from '../isolate.js';
 import { type EventMap, eventMapSchema, mapToEvent, urlSchema } from '../map.js';
 import { TickBatcher } from '../tick-batcher.js';
 
@@ -418,27 +419,54 @@ class RedisSource {
     } while (cursor !== '0-0' && !this.stopping);
   }
 
-  /** Stores the batch's events, then acknowledges every entry (bad ones too: they never improve). */
+  /**
+   * Stores the batch's events, then acknowledges every entry. An entry that cannot become a stored
+   * event (its mapping or validation fails, or ingest refuses its event) is set aside in the source
+   * dead-letter table first, so the entries behind it keep flowing. Only an outage throws: nothing
+   * is acknowledged and the loop reads the batch again from the pending entries.
+   */
   private async handleEntries(stream: StreamConfig, entries: Entry[], commands: Redis): Promise<void> {
-    const events: CloudEvent[] = [];
-    for (const [id, fields] of entries) {
-      if (fields === null) continue; // deleted from the stream after it was read: only the ack is left
+    const mapped: { id: string; fields: Record<string, string>; event: CloudEvent }[] = [];
+    for (const [id, list] of entries) {
+      if (list === null) continue; // deleted from the stream after it was read: only the ack is left
+      const fields = fieldsOf(list);
       try {
-        events.push(
-          entryToEvent(
-            { key: stream.key, id, fields: fieldsOf(fields) },
+        mapped.push({
+          id,
+          fields,
+          event: entryToEvent(
+            { key: stream.key, id, fields },
             { sourceName: this.name, map: this.config.map },
           ),
-        );
+        });
       } catch (err) {
-        this.logger.warn(
-          { stream: stream.key, entryId: id, reason: errorMessage(err) },
-          `source ${this.name}: skipped entry ${id} of stream ${stream.key}: ${errorMessage(err)}`,
-        );
+        await this.setAside(stream, id, fields, errorMessage(err));
       }
     }
-    if (events.length > 0) await this.context.ingest(events);
+    const refused = await ingestIsolating(
+      mapped,
+      (entry) => [entry.event],
+      (events) => this.context.ingest(events),
+    );
+    for (const { item, reason } of refused) await this.setAside(stream, item.id, item.fields, reason);
     await commands.call('XACK', [stream.key, stream.group, ...entries.map(([id]) => id)]);
+  }
+
+  private setAside(stream: StreamConfig, id: string, fields: Record<string, string>, reason: string) {
+    return this.context.deadLetter(
+      { position: `${stream.key}/${id}`, subject: stream.key, payload: JSON.stringify(fields) },
+      reason,
+    );
+  }
+
+  /** A stream entry set aside earlier, mapped again with the current config. */
+  replayDeadLetter(message: SourceMessage & { payload: Uint8Array }): CloudEvent[] {
+    const key = message.subject ?? '';
+    const id = message.position.slice(key.length + 1);
+    if (!key || !message.position.startsWith(`${key}/`) || !id)
+      throw new BadEntry(`${message.position} is not a stream entry of this source`);
+    const fields = JSON.parse(Buffer.from(message.payload).toString('utf8')) as Record<string, string>;
+    return [entryToEvent({ key, id, fields }, { sourceName: this.name, map: this.config.map })];
   }
 
   private async ingestPubSub(batch: { channel: string; text: string }[]): Promise<void> {

@@ -704,7 +704,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
             (
               (source === undefined
                 ? db.prepare('SELECT count(*) AS n FROM source_dead_letters').get()
-                : db.prepare('SELECT count(*) AS n FROM source_dead_letters WHERE source = ?').get(source)) as {
+                : db
+                    .prepare('SELECT count(*) AS n FROM source_dead_letters WHERE source = ?')
+                    .get(source)) as {
                 n: number;
               }
             ).n,
