@@ -64,7 +64,7 @@ export class SourceDeadLetters {
     await this.store.sourceDlq.add(letter, Date.now());
     this.logger.warn(
       { source, position: letter.position, subject: letter.subject, reason: letter.reason },
-      `source ${source}: set aside the message at ${letter.position}: ${letter.reason}`,
+      `source ${source}: set aside the message at ${letter.position}${letter.subject === null ? '' : ` of ${letter.subject}`}: ${letter.reason}`,
     );
     this.onDeadLetter?.(source);
   }

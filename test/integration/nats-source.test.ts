@@ -5,10 +5,22 @@ import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { HeraldError } from '../../src/errors.js';
 import type { CloudEvent } from '../../src/events/types.js';
 import { registries } from '../../src/plugins.js';
+import { natsSource } from '../../src/sources/nats/index.js';
 import type { Store } from '../../src/store/types.js';
-import { eventually, startTestHerald, type TestHerald, wrapAppends } from '../support/herald.js';
+import {
+  captureLogger,
+  eventually,
+  metricValue,
+  replaySourceDeadLetter,
+  sourceDeadLetters,
+  startTestHerald,
+  type TestHerald,
+  tempDir,
+  wrapAppends,
+} from '../support/herald.js';
 
 const NATS = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const suffix = () => randomBytes(5).toString('hex');
@@ -120,7 +132,7 @@ sources:
     }
   });
 
-  it('without a map, a JSON payload that is not a CloudEvent is dropped with a reason', async () => {
+  it('without a map, a JSON payload that is not a CloudEvent is set aside with a reason', async () => {
     const subject = `herald.test.${suffix()}`;
     const herald = await startTestHerald(`
 sources:
@@ -138,6 +150,48 @@ sources:
       );
     } finally {
       await herald.close();
+    }
+  });
+
+  it('core: a poison message is set aside, those behind it are stored, and it replays after a config fix', async () => {
+    const subject = `herald.test.${suffix()}`;
+    const data = tempDir();
+    const config = (type: string) => `
+sources:
+  feed: { kind: nats, url: ${NATS}, subjects: ["${subject}"], map: { type: "${type}" } }
+`;
+    let herald = await startTestHerald(config('{{ body.kind }}'), { dataDir: data.path });
+    try {
+      const poison = headers();
+      poison.set('Nats-Msg-Id', 'poison-1');
+      poison.set('Authorization', 'Bearer s3cret');
+      nc.publish(subject, JSON.stringify({ kind: 'order.created', n: 1 }));
+      nc.publish(subject, JSON.stringify({ n: 2 }), { headers: poison });
+      nc.publish(subject, JSON.stringify({ kind: 'order.created', n: 3 }));
+      await nc.flush();
+      await eventually(async () => (await eventsOf(herald)).length >= 2, 5000, 'the messages around it');
+      const [letter, ...more] = await sourceDeadLetters(herald, 'feed');
+      assert.equal(more.length, 0);
+      assert.equal(letter!.position, 'poison-1', 'a core message is named by its Nats-Msg-Id');
+      assert.equal(letter!.subject, subject);
+      assert.equal(letter!.headers['Nats-Msg-Id'], 'poison-1');
+      assert.equal(letter!.headers.Authorization, '***', 'credentials are not kept');
+      assert.deepEqual(JSON.parse(letter!.payload), { n: 2 });
+      assert.equal(await metricValue(herald, 'herald_source_dead_letters_total{source="feed"}'), 1);
+      await herald.close();
+
+      herald = await startTestHerald(config("{{ body.kind | default: 'order.unknown' }}"), {
+        dataDir: data.path,
+      });
+      const replayed = await replaySourceDeadLetter(herald, letter!.id);
+      assert.equal(replayed.status, 200, JSON.stringify(replayed.body));
+      const event = (await eventsOf(herald)).find((e) => e.id === 'poison-1');
+      assert.equal(event?.type, 'order.unknown');
+      assert.deepEqual(await sourceDeadLetters(herald, 'feed'), []);
+      assert.equal((await replaySourceDeadLetter(herald, letter!.id)).status, 404, 'replayed once');
+    } finally {
+      await herald.close();
+      data.remove();
     }
   });
 
@@ -232,6 +286,128 @@ sources:
           await herald.close();
         }
       } finally {
+        await jsm.streams.delete(stream);
+      }
+    });
+
+    it('a poison message is terminated alone: its companions are acknowledged once, it replays after a config fix', async () => {
+      const jsm = await jetstreamManager(nc);
+      const stream = `HERALD_TEST_${suffix().toUpperCase()}`;
+      const subject = `herald.js.${stream.toLowerCase()}`;
+      await jsm.streams.add({ name: stream, subjects: [subject] });
+      const js = jsm.jetstream();
+      const data = tempDir();
+      const config = (type: string) => `
+sources:
+  orders:
+    kind: nats
+    url: ${NATS}
+    subjects: ["${subject}"]
+    jetstream: { stream: ${stream}, consumer: herald }
+    map: { type: "${type}" }
+`;
+      try {
+        // Published before Herald starts, so one pull hands them over as one batch.
+        await js.publish(subject, JSON.stringify({ kind: 'order.created', n: 1 }));
+        await js.publish(subject, JSON.stringify({ n: 2 }));
+        await js.publish(subject, 'not json');
+        for (let n = 4; n <= 6; n++) await js.publish(subject, JSON.stringify({ kind: 'order.created', n }));
+        let herald = await startTestHerald(config('{{ body.kind }}'), { dataDir: data.path });
+        try {
+          const stored = await eventually(
+            async () => {
+              const list = await eventsOf(herald);
+              return list.length >= 4 ? list : undefined;
+            },
+            5000,
+            'the messages behind the poison ones',
+          );
+          assert.deepEqual(stored.map((e) => e.id).sort(), [4, 5, 6, 1].map((n) => `${stream}/${n}`).sort());
+          await eventually(async () => {
+            const info = await jsm.consumers.info(stream, 'herald');
+            return info.num_ack_pending === 0 && info.num_pending === 0;
+          });
+          assert.equal((await jsm.consumers.info(stream, 'herald')).num_redelivered, 0, 'nothing came back');
+          const letters = await sourceDeadLetters(herald, 'orders');
+          assert.deepEqual(
+            letters.map((l) => [l.position, l.subject]),
+            [
+              [`${stream}/3`, subject],
+              [`${stream}/2`, subject],
+            ],
+          );
+          assert.match(letters[0]!.reason, /not JSON/);
+          assert.match(letters[1]!.reason, /"type" must not be empty/);
+          assert.equal(await metricValue(herald, 'herald_source_dead_letters_total{source="orders"}'), 2);
+          await herald.close();
+
+          herald = await startTestHerald(config("{{ body.kind | default: 'order.unknown' }}"), {
+            dataDir: data.path,
+          });
+          assert.equal((await replaySourceDeadLetter(herald, letters[1]!.id)).status, 200);
+          const event = (await eventsOf(herald)).find((e) => e.id === `${stream}/2`);
+          assert.equal(event?.type, 'order.unknown');
+          const stillBad = await replaySourceDeadLetter(herald, letters[0]!.id);
+          assert.equal(stillBad.status, 422);
+          assert.match(String(stillBad.body.error), /not JSON/);
+          assert.deepEqual(
+            (await sourceDeadLetters(herald, 'orders')).map((l) => l.position),
+            [`${stream}/3`],
+          );
+        } finally {
+          await herald.close();
+        }
+      } finally {
+        data.remove();
+        await jsm.streams.delete(stream);
+      }
+    });
+
+    it('an event ingest refuses is set aside and terminated alone; nothing is redelivered', async () => {
+      const jsm = await jetstreamManager(nc);
+      const stream = `HERALD_TEST_${suffix().toUpperCase()}`;
+      const subject = `herald.js.${stream.toLowerCase()}`;
+      await jsm.streams.add({ name: stream, subjects: [subject] });
+      const js = jsm.jetstream();
+      const stored: string[] = [];
+      const setAside: string[] = [];
+      const source = natsSource.create(
+        'bus',
+        natsSource.configSchema.parse({
+          url: NATS,
+          subjects: [subject],
+          jetstream: { stream, consumer: 'herald' },
+        }),
+        {
+          logger: captureLogger().logger,
+          ingest: async (events) => {
+            if (events.some((e) => e.id === 'refused'))
+              throw new HeraldError('EVENT_INVALID', 'data nests deeper than 64 levels', { status: 400 });
+            stored.push(...events.map((e) => e.id));
+            return events.map((e) => ({ id: e.id, source: e.source, duplicate: false }));
+          },
+          deadLetter: async (message, reason) => {
+            setAside.push(`${message.position}: ${reason}`);
+          },
+          kv: undefined as never,
+          env: {},
+        },
+      );
+      try {
+        for (const id of ['a', 'b', 'refused', 'c']) await js.publish(subject, JSON.stringify(ce(id)));
+        await source.start();
+        await eventually(() => stored.length === 3, 5000, 'the companions');
+        assert.deepEqual(stored, ['a', 'b', 'c']);
+        assert.deepEqual(setAside, [`${stream}/3: data nests deeper than 64 levels`]);
+        await eventually(async () => {
+          const info = await jsm.consumers.info(stream, 'herald');
+          return info.num_ack_pending === 0 && info.num_pending === 0;
+        });
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal((await jsm.consumers.info(stream, 'herald')).num_redelivered, 0);
+        assert.deepEqual(stored, ['a', 'b', 'c'], 'each stored once');
+      } finally {
+        await source.stop();
         await jsm.streams.delete(stream);
       }
     });

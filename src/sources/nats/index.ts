@@ -9,11 +9,12 @@ import type {
 } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { CheckResult, SourceContext, SourceKind } from '../../engine/types.js';
+import type { CheckResult, SourceContext, SourceKind, SourceMessage } from '../../engine/types.js';
 import { errorMessage, HeraldError } from '../../errors.js';
 import { NotACloudEventError, parseNatsMessage } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
 import { redactUrl } from '../../redact.js';
+import { ingestIsolating } from '../isolate.js';
 import { type EventMap, eventMapSchema, mapToEvent, urlSchema } from '../map.js';
 import { TickBatcher } from '../tick-batcher.js';
 
@@ -378,73 +379,141 @@ class NatsSource {
     return natsMessageToEvents(msg, { sourceName: this.name, map: this.config.map, defaultId });
   }
 
-  private warnBad(subject: string, err: unknown, extra: Record<string, unknown> = {}): string {
-    const reason = errorMessage(err);
-    this.logger.warn(
-      { subject, reason, ...extra },
-      `source ${this.name}: dropped a message on ${subject}: ${reason}`,
+  /** A message set aside earlier, mapped again with the current config; its id default is its position. */
+  replayDeadLetter(message: SourceMessage & { payload: Uint8Array }): CloudEvent[] {
+    return this.toEvents(
+      { subject: message.subject ?? '', data: message.payload, headers: message.headers ?? {} },
+      () => message.position,
     );
-    return reason;
   }
 
-  /** Core NATS is at-most-once: a batch that cannot be stored is lost, and the log says so. */
+  /**
+   * Core NATS is at-most-once: a message that cannot become a stored event is set aside in the
+   * source dead-letter table; a batch that cannot be stored (the store is down) is lost, and the
+   * log says so.
+   */
   private async ingestCore(batch: Msg[]): Promise<void> {
-    const events: CloudEvent[] = [];
+    const mapped: { message: NatsMessage; events: CloudEvent[] }[] = [];
     for (const msg of batch) {
+      const headers = headerRecord(msg.headers);
+      // The position of a core message is the id its events get by default: nothing else names it.
+      const message = {
+        subject: msg.subject,
+        data: msg.data,
+        headers,
+        position: msgIdOf(headers) ?? randomUUID(),
+      };
       try {
-        const headers = headerRecord(msg.headers);
-        events.push(
-          ...this.toEvents(
-            { subject: msg.subject, data: msg.data, headers },
-            () => msgIdOf(headers) ?? randomUUID(),
-          ),
-        );
+        mapped.push({ message, events: this.toEvents(message, () => message.position) });
       } catch (err) {
-        this.warnBad(msg.subject, err);
+        await this.setAsideCore(message, errorMessage(err));
       }
     }
-    if (events.length === 0) return;
+    let refused: { item: { message: NatsMessage }; reason: string }[];
     try {
-      await this.context.ingest(events);
+      refused = await ingestIsolating(
+        mapped,
+        (m) => m.events,
+        (events) => this.context.ingest(events),
+      );
     } catch (err) {
+      const lost = mapped.reduce((n, m) => n + m.events.length, 0);
       this.logger.error(
-        { lost: events.length, err: errorMessage(err) },
-        `source ${this.name}: ${events.length} events from core NATS could not be stored and are lost: ${errorMessage(err)} (use jetstream for redelivery)`,
+        { lost, err: errorMessage(err) },
+        `source ${this.name}: ${lost} events from core NATS could not be stored and are lost: ${errorMessage(err)} (use jetstream for redelivery)`,
       );
-    }
-  }
-
-  /** Acknowledged only once stored; bad messages are terminated so they are not redelivered forever. */
-  private async ingestJetStream(batch: JsMsg[]): Promise<void> {
-    const js = this.config.jetstream!;
-    const accepted: JsMsg[] = [];
-    const events: CloudEvent[] = [];
-    for (const msg of batch) {
-      try {
-        events.push(
-          ...this.toEvents(
-            { subject: msg.subject, data: msg.data, headers: headerRecord(msg.headers) },
-            () => `${msg.info.stream}/${msg.info.streamSequence}`,
-          ),
-        );
-        accepted.push(msg);
-      } catch (err) {
-        this.warnBad(msg.subject, err, { streamSequence: msg.info.streamSequence });
-        // Without a reason: servers before 2.10.4 do not understand "+TERM <reason>".
-        msg.term();
-      }
-    }
-    if (events.length === 0) return;
-    try {
-      await this.context.ingest(events);
-    } catch (err) {
-      this.logger.warn(
-        { count: accepted.length, err: errorMessage(err) },
-        `source ${this.name}: could not store ${events.length} events (${errorMessage(err)}); JetStream redelivers them`,
-      );
-      for (const msg of accepted) msg.nak(js.nakDelayMs);
       return;
     }
-    for (const msg of accepted) msg.ack();
+    for (const { item, reason } of refused) await this.setAsideCore(item.message, reason);
+  }
+
+  private async setAsideCore(message: NatsMessage, reason: string): Promise<void> {
+    await this.context.deadLetter(deadLetterOf(message), reason).catch((err) => {
+      this.logger.error(
+        { subject: message.subject, reason, err: errorMessage(err) },
+        `source ${this.name}: dropped a message on ${message.subject} (${reason}); it could not be set aside either: ${errorMessage(err)}`,
+      );
+    });
+  }
+
+  /**
+   * Acknowledged once stored. A message that cannot become a stored event (its mapping or
+   * validation fails, or ingest refuses its event) is set aside in the source dead-letter table
+   * and terminated, alone: its companions are acknowledged. Only an outage (the store cannot take
+   * the batch, or cannot keep a dead letter) naks, for JetStream to redeliver after `nakDelayMs`.
+   */
+  private async ingestJetStream(batch: JsMsg[]): Promise<void> {
+    const js = this.config.jetstream!;
+    const mapped: { msg: JsMsg; message: NatsMessage; events: CloudEvent[] }[] = [];
+    const failed: { msg: JsMsg; message: NatsMessage; reason: string }[] = [];
+    for (const msg of batch) {
+      const message: NatsMessage = {
+        subject: msg.subject,
+        data: msg.data,
+        headers: headerRecord(msg.headers),
+        position: `${msg.info.stream}/${msg.info.streamSequence}`,
+      };
+      try {
+        mapped.push({ msg, message, events: this.toEvents(message, () => message.position) });
+      } catch (err) {
+        failed.push({ msg, message, reason: errorMessage(err) });
+      }
+    }
+    let refused: typeof failed;
+    try {
+      refused = (
+        await ingestIsolating(
+          mapped,
+          (m) => m.events,
+          (events) => this.context.ingest(events),
+        )
+      ).map(({ item, reason }) => ({ ...item, reason }));
+    } catch (err) {
+      const count = mapped.reduce((n, m) => n + m.events.length, 0);
+      this.logger.warn(
+        { count, err: errorMessage(err) },
+        `source ${this.name}: could not store ${count} events (${errorMessage(err)}); JetStream redelivers them`,
+      );
+      for (const { msg } of mapped) msg.nak(js.nakDelayMs);
+      await this.setAsideJetStream(failed);
+      return;
+    }
+    const set = new Set(refused.map((r) => r.msg));
+    for (const { msg } of mapped) if (!set.has(msg)) msg.ack();
+    await this.setAsideJetStream([...failed, ...refused]);
+  }
+
+  private async setAsideJetStream(messages: { msg: JsMsg; message: NatsMessage; reason: string }[]) {
+    const js = this.config.jetstream!;
+    for (const { msg, message, reason } of messages) {
+      try {
+        await this.context.deadLetter(deadLetterOf(message), reason);
+      } catch (err) {
+        // Not kept anywhere yet: it must come back rather than be terminated.
+        this.logger.warn(
+          { position: message.position, err: errorMessage(err) },
+          `source ${this.name}: could not set aside the message at ${message.position} (${errorMessage(err)}); JetStream redelivers it`,
+        );
+        msg.nak(js.nakDelayMs);
+        continue;
+      }
+      // Without a reason: servers before 2.10.4 do not understand "+TERM <reason>".
+      msg.term();
+    }
   }
 }
+
+/** A NATS message as the source reads it, with its position (JetStream) or default id (core). */
+interface NatsMessage {
+  subject: string;
+  data: Uint8Array;
+  headers: Record<string, string>;
+  position: string;
+}
+
+const deadLetterOf = (message: NatsMessage): SourceMessage => ({
+  position: message.position,
+  subject: message.subject,
+  headers: message.headers,
+  payload: message.data,
+});
