@@ -3,10 +3,27 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
+import { HeraldError } from '../../src/errors.js';
 import type { DebeziumEnvelope } from '../../src/events/debezium.js';
 import type { CloudEvent } from '../../src/events/types.js';
-import { eventually, startTestHerald, type TestHerald, tempDir } from '../support/herald.js';
-import { type CdcNames, cdcNames, confirmedFlush, PG_URL, pgClient } from '../support/postgres.js';
+import {
+  eventually,
+  metricValue,
+  replaySourceDeadLetter,
+  sourceDeadLetters,
+  startTestHerald,
+  type TestHerald,
+  tempDir,
+} from '../support/herald.js';
+import {
+  type CdcNames,
+  cdcNames,
+  confirmedFlush,
+  PG_URL,
+  type PrivatePostgres,
+  pgClient,
+  startPrivatePostgres,
+} from '../support/postgres.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -333,6 +350,83 @@ describe('postgres-cdc source', () => {
     } finally {
       await h?.close();
       await n.cleanup(db);
+    }
+  });
+});
+
+describe('postgres-cdc source: a change ingest refuses', () => {
+  // A server of its own, with logical replication whatever the shared one is set to.
+  let server: PrivatePostgres;
+  before(async () => {
+    server = await startPrivatePostgres({ wal_level: 'logical' });
+  });
+  after(async () => {
+    await server.remove();
+  });
+
+  it('is set aside, the changes behind it are stored, and it replays once accepted', async () => {
+    const db = await pgClient(server.url);
+    const n = cdcNames();
+    const items = n.table('items');
+    let h: TestHerald | undefined;
+    try {
+      await db.query(`CREATE TABLE ${items} (id int PRIMARY KEY, v text)`);
+      await db.query(`INSERT INTO ${items} VALUES (10, 'in the snapshot')`);
+      h = await startTestHerald(config(n, [items], server.url));
+      const herald = h;
+      // Ingest refuses row 2's event as it refuses an event over a limit (a 400).
+      let refusing = true;
+      const ingest = herald.engine.ingest.bind(herald.engine);
+      herald.engine.ingest = (events, options) =>
+        refusing && events.some((e) => e.subject === '2')
+          ? Promise.reject(
+              new HeraldError('EVENT_INVALID', 'attribute "data" is over the limit', { status: 400 }),
+            )
+          : ingest(events, options);
+      await eventually(
+        () => herald.logs.some((l) => /streaming changes/.test(String(l.msg))),
+        15_000,
+        'streaming',
+      );
+      // One transaction, so one batch: the refused change sits between two good ones.
+      await db.query('BEGIN');
+      for (const id of [1, 2, 3]) await db.query(`INSERT INTO ${items} VALUES ($1, 'stream')`, [id]);
+      await db.query('COMMIT');
+      await db.query(`INSERT INTO ${items} VALUES (4, 'after')`);
+      const subjects = await eventually(
+        async () => {
+          const all = (await allEvents(herald)).map((e) => e.subject!);
+          return all.length >= 4 ? all : undefined;
+        },
+        10_000,
+        'the changes around the refused one',
+      );
+      assert.deepEqual(subjects.sort(), ['1', '10', '3', '4']);
+      const [letter, ...more] = await sourceDeadLetters(herald, 'shop');
+      assert.equal(more.length, 0);
+      assert.equal((JSON.parse(letter!.payload) as CloudEvent).subject, '2');
+      assert.match(letter!.position, /^[0-9A-F]+\/[0-9A-F]+:1$/, 'named by its commit LSN and index');
+      assert.equal(letter!.subject, `public.${items}`);
+      assert.equal(letter!.reason, 'attribute "data" is over the limit');
+      assert.equal(await metricValue(herald, 'herald_source_dead_letters_total{source="shop"}'), 1);
+      // The slot moved past it: PostgreSQL does not send the transaction again.
+      await eventually(
+        async () => ((await confirmedFlush(db, n.slot)) ?? 0n) > 0n,
+        5000,
+        'the slot confirmed',
+      );
+
+      assert.equal((await replaySourceDeadLetter(herald, letter!.id)).status, 422, 'still refused');
+      refusing = false;
+      assert.equal((await replaySourceDeadLetter(herald, letter!.id)).status, 200);
+      const replayed = (await allEvents(herald)).find((e) => e.subject === '2');
+      assert.equal(replayed?.id, letter!.position);
+      assert.deepEqual(env(replayed!).after, { id: 2, v: 'stream' });
+      assert.deepEqual(await sourceDeadLetters(herald, 'shop'), []);
+    } finally {
+      await h?.close();
+      await n.cleanup(db);
+      await db.end();
     }
   });
 });

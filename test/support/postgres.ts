@@ -95,10 +95,11 @@ export interface PrivatePostgres {
 }
 
 /**
- * initdb and start a throwaway cluster on a free port. PostgreSQL refuses to run as root, so
- * under root the cluster's files belong to the `postgres` user and every command runs as it.
+ * initdb and start a throwaway cluster on a free port, with `settings` as server parameters (e.g.
+ * `{ wal_level: 'logical' }`). PostgreSQL refuses to run as root, so under root the cluster's
+ * files belong to the `postgres` user and every command runs as it.
  */
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+export async function startPrivatePostgres(settings: Record<string, string> = {}): Promise<PrivatePostgres> {
   const root = mkdtempSync(join(tmpdir(), 'herald-pg-'));
   const dataDir = join(root, 'data');
   const asRoot = process.getuid?.() === 0;
@@ -130,7 +131,10 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
         '-l',
         join(root, 'server.log'),
         '-o',
-        `-p ${port} -k ${root} -c listen_addresses=127.0.0.1`,
+        [
+          `-p ${port} -k ${root} -c listen_addresses=127.0.0.1`,
+          ...Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`),
+        ].join(' '),
         '-w',
         '-t',
         '120',

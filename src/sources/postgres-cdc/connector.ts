@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
-import type { CheckResult, Source, SourceContext } from '../../engine/types.js';
+import type { CheckResult, Source, SourceContext, SourceMessage } from '../../engine/types.js';
 import { errorMessage, HeraldError } from '../../errors.js';
 import {
   changeCloudEvent,
@@ -11,7 +11,9 @@ import {
   UNAVAILABLE_VALUE,
 } from '../../events/debezium.js';
 import type { CloudEvent } from '../../events/types.js';
+import { validateEvent } from '../../events/validate.js';
 import { redactUrl } from '../../redact.js';
+import { ingestIsolating } from '../isolate.js';
 import type { PostgresCdcConfig } from './index.js';
 import { type Converter, converterFor } from './values.js';
 
@@ -421,7 +423,7 @@ export class PostgresCdc implements Source {
             );
           }
           rows += events.length;
-          const ingested = this.context.ingest(events);
+          const ingested = this.ingestSettingAside(events);
           // Awaited below in order; the no-op handler keeps a later one's rejection from going unhandled meanwhile.
           ingested.catch(() => {});
           inFlight.push(ingested);
@@ -671,7 +673,7 @@ export class PostgresCdc implements Source {
           for (const e of txn.events) events.push(e);
           ackLsn = txn.ackLsn;
         }
-        if (events.length > 0) await this.context.ingest(events);
+        if (events.length > 0) await this.ingestSettingAside(events);
         if (generation !== this.generation) return;
         this.queue.splice(0, taken);
         this.queuedEvents -= events.length;
@@ -690,6 +692,34 @@ export class PostgresCdc implements Source {
       this.queuedEvents = 0;
       void this.service?.stop();
     }
+  }
+
+  /**
+   * Ingests change events; one that ingest refuses (a 4xx: too large, invalid) is set aside in
+   * the source dead-letter table, named by its id (commit LSN and index), and the rest are stored,
+   * so one bad row never holds the slot back. An outage throws: nothing is confirmed.
+   */
+  private async ingestSettingAside(events: CloudEvent[]): Promise<void> {
+    const refused = await ingestIsolating(
+      events,
+      (event) => [event],
+      (batch) => this.context.ingest(batch),
+    );
+    for (const { item: event, reason } of refused) {
+      await this.context.deadLetter(
+        {
+          position: event.id,
+          subject: `${event.iodebeziumschema}.${event.iodebeziumtable}`,
+          payload: JSON.stringify(event),
+        },
+        reason,
+      );
+    }
+  }
+
+  /** A change set aside earlier: its event as it was made (its data is the row as it was then). */
+  replayDeadLetter(message: SourceMessage & { payload: Uint8Array }): CloudEvent[] {
+    return [validateEvent(JSON.parse(Buffer.from(message.payload).toString('utf8')))];
   }
 
   async stop(): Promise<void> {
