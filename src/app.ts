@@ -110,7 +110,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     subscribers: options.subscribers ?? subscriptions,
     http: server.routes,
     roles: options.roles,
-    bus: createBus(busFromEnv(config.bus, env), store, logger),
+    bus: createBus(busFromEnv(config.bus, env), store, logger, () => metrics.busDeadLetters.inc()),
   });
   await engine.start();
   await server.attach(engine, [

@@ -23,9 +23,10 @@ export function busFromEnv(config: BusConfig, env: NodeJS.ProcessEnv): BusConfig
   throw new HeraldError('CONFIG_INVALID', 'HERALD_BUS must be a nats:// URL or "embedded"');
 }
 
-export function createBus(config: BusConfig, store: Store, logger: Logger): Bus {
+/** `onDeadLetter`: a message no router can handle was set aside (the jetstream bus). */
+export function createBus(config: BusConfig, store: Store, logger: Logger, onDeadLetter?: () => void): Bus {
   if (config.kind === 'embedded') return new EmbeddedBus(store, logger);
   if (config.kind === 'jetstream')
-    return new JetStreamBus({ config, store, logger: logger.child({ bus: 'jetstream' }) });
+    return new JetStreamBus({ config, store, logger: logger.child({ bus: 'jetstream' }), onDeadLetter });
   throw new HeraldError('CONFIG_INVALID', `unknown bus kind "${(config as { kind: string }).kind}"`);
 }

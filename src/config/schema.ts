@@ -200,6 +200,15 @@ export const jetstreamConsumerSchema = z
       .default(10_000)
       .describe('Events taken but not yet acked, across all routers, before JetStream holds back.'),
     batch: z.number().int().positive().max(5000).default(500).describe('Events routed per commit.'),
+    maxDeliver: z
+      .number()
+      .int()
+      .min(-1)
+      .refine((n) => n !== 0, 'at least 1, or -1 for no limit')
+      .default(10)
+      .describe(
+        'Times JetStream hands one message to routers before it gives up on it (routers that crash on it, or never ack it). Its events stay unrouted in the store, so the recovery sweep publishes them again after `recoverAfterMs`; -1: no limit.',
+      ),
   })
   .describe('The durable consumer the routers share.');
 

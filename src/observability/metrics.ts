@@ -38,6 +38,11 @@ export class HeraldMetrics {
     labelNames: ['source'] as const,
     registers: [this.registry],
   });
+  readonly busDeadLetters = new Counter({
+    name: 'herald_bus_dead_letters_total',
+    help: 'Messages the JetStream bus terminated because no router could handle them (unreadable, or routing failed again and again while the store answered).',
+    registers: [this.registry],
+  });
   readonly deliveriesPlanned = new Counter({
     name: 'herald_deliveries_planned_total',
     help: 'Deliveries planned by the router.',

@@ -14,7 +14,7 @@ import {
 import { connect, type NatsConnection, nanos } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { JetStreamBusConfig } from '../../config/schema.js';
-import { errorMessage, HeraldError } from '../../errors.js';
+import { errorMessage, HeraldError, withTimeout } from '../../errors.js';
 import type { CloudEvent } from '../../events/types.js';
 import { redactUrl } from '../../redact.js';
 import type { Store, StoredEvent } from '../../store/types.js';
@@ -54,20 +54,43 @@ export function messageId(
   return hash.digest('base64url');
 }
 
-/** The events of a message; throws when it is not a Herald message. */
-function decodeMessage(data: Uint8Array): StoredEvent[] {
+const nonEmpty = (value: unknown) => typeof value === 'string' && value !== '';
+
+/**
+ * The events of a message; throws, saying what is wrong, when it is not a Herald message: a
+ * router must never be handed something it cannot route.
+ */
+export function decodeMessage(data: Uint8Array): StoredEvent[] {
   const wire = JSON.parse(decoder.decode(data)) as WireMessage;
+  if (wire === null || typeof wire !== 'object') throw new Error('not a Herald message');
   const list = 'events' in wire && Array.isArray(wire.events) ? wire.events : [wire as WireEvent];
-  return list.map((w) => {
-    if (typeof w?.seq !== 'number' || !w.event) throw new Error('not a Herald event');
-    return { seq: w.seq, receivedAt: w.receivedAt, event: w.event, routedAt: null, routing: null };
+  return list.map((w, i) => {
+    if (!Number.isSafeInteger(w?.seq) || w.seq <= 0) throw new Error(`event ${i}: no position in the log`);
+    const event = w.event as Partial<CloudEvent> | undefined;
+    if (
+      event === null ||
+      typeof event !== 'object' ||
+      !nonEmpty(event.specversion) ||
+      !nonEmpty(event.id) ||
+      !nonEmpty(event.source) ||
+      !nonEmpty(event.type)
+    )
+      throw new Error(`event ${i} (seq ${w.seq}): not a CloudEvent`);
+    const receivedAt = typeof w.receivedAt === 'number' ? w.receivedAt : Date.now();
+    return { seq: w.seq, receivedAt, event: event as CloudEvent, routedAt: null, routing: null };
   });
 }
+
+/** A message a router failed on, while the store answered, this many times is set aside. */
+const POISON_AFTER_DELIVERIES = 3;
+const STORE_PROBE_MS = 3000;
 
 export interface JetStreamBusOptions {
   config: JetStreamBusConfig;
   store: Store;
   logger: Logger;
+  /** A message no router can handle was terminated (a metric counts them). */
+  onDeadLetter?: () => void;
 }
 
 /**
@@ -198,7 +221,7 @@ export class JetStreamBus implements Bus {
       max_ack_pending: consumer.maxAckPending,
       deliver_policy: DeliverPolicy.All,
       filter_subject: subject,
-      max_deliver: -1,
+      max_deliver: consumer.maxDeliver,
     };
     try {
       await jsm.consumers.add(stream.name, wanted);
@@ -208,6 +231,7 @@ export class JetStreamBus implements Bus {
         await jsm.consumers.update(stream.name, consumer.name, {
           ack_wait: wanted.ack_wait,
           max_ack_pending: wanted.max_ack_pending,
+          max_deliver: wanted.max_deliver,
         });
       } catch {
         throw new HeraldError(
@@ -329,11 +353,7 @@ export class JetStreamBus implements Bus {
           try {
             events = decodeMessage(m.data);
           } catch (err) {
-            this.logger.error(
-              { streamSeq: m.seq, err: errorMessage(err) },
-              'dropping an unreadable message from the stream',
-            );
-            m.term();
+            this.setAside(m, `unreadable: ${errorMessage(err)}`);
             continue;
           }
           batch.push({ msg: m, events });
@@ -352,6 +372,12 @@ export class JetStreamBus implements Bus {
     }
   }
 
+  /**
+   * Routes a batch and acks it. When routing fails while the store answers, the batch is routed
+   * message by message, so one message no router can handle never holds back the others; such a
+   * message goes back to JetStream a few times, then is set aside (see `routeAlone`). While the
+   * store does not answer, the batch is kept and tried again: an outage holds routing back.
+   */
   private async route(work: { msg: JsMsg; events: StoredEvent[] }[], handler: RouteHandler): Promise<void> {
     const events = work.flatMap((w) => w.events);
     for (;;) {
@@ -360,16 +386,85 @@ export class JetStreamBus implements Bus {
         for (const w of work) w.msg.ack();
         return;
       } catch (err) {
-        // The store is down: keep the batch and try again (the messages stay ours, unacked).
-        this.logger.error({ err: errorMessage(err), events: events.length }, 'routing failed; retrying');
         if (!this.consuming) {
           for (const w of work) w.msg.nak();
           return;
         }
+        if (await this.storeAnswers()) {
+          for (const w of work) await this.routeAlone(w, handler);
+          return;
+        }
+        // The store is down: keep the batch and try again (the messages stay ours, unacked).
+        this.logger.error({ err: errorMessage(err), events: events.length }, 'routing failed; retrying');
         for (const w of work) w.msg.working();
         await new Promise((r) => setTimeout(r, 500));
       }
     }
+  }
+
+  /** One message whose batch failed: routed alone, given back, or (failing again and again) set aside. */
+  private async routeAlone(w: { msg: JsMsg; events: StoredEvent[] }, handler: RouteHandler): Promise<void> {
+    try {
+      await handler(w.events);
+      w.msg.ack();
+      return;
+    } catch (err) {
+      if (!this.consuming || !(await this.storeAnswers())) {
+        // An outage after all: JetStream hands it out again.
+        w.msg.nak(500);
+        return;
+      }
+      if (w.msg.info.deliveryCount < POISON_AFTER_DELIVERIES) {
+        this.logger.warn(
+          { streamSeq: w.msg.seq, deliveries: w.msg.info.deliveryCount, err: errorMessage(err) },
+          'routing one message failed; JetStream hands it out again',
+        );
+        w.msg.nak(1000);
+        return;
+      }
+      const reason = errorMessage(err);
+      this.setAside(w.msg, `routing failed ${w.msg.info.deliveryCount} times: ${reason}`);
+      // Recorded as routed, with the reason, so the recovery sweep does not publish it again
+      // and the event's page says why it has no deliveries.
+      await this.options.store.routing
+        .commit(
+          w.events.map((e) => ({
+            seq: e.seq,
+            record: {
+              matched: [],
+              errors: [{ trigger: '', dialect: 'router', kind: 'unroutable', message: reason }],
+              deliveries: 0,
+            },
+            deliveries: [],
+          })),
+          Date.now(),
+        )
+        .catch((commitErr) =>
+          this.logger.warn(
+            { streamSeq: w.msg.seq, err: errorMessage(commitErr) },
+            'could not record why the events were not routed; the recovery sweep publishes them again',
+          ),
+        );
+    }
+  }
+
+  /** Terminates a message no router can handle, once, with its stream position in the log. */
+  private setAside(msg: JsMsg, reason: string): void {
+    this.logger.error(
+      { stream: this.config.stream.name, streamSeq: msg.seq, reason },
+      `terminated the message at ${this.config.stream.name}/${msg.seq}: ${reason}`,
+    );
+    // Without a reason: servers before 2.10.4 do not understand "+TERM <reason>".
+    msg.term();
+    this.options.onDeadLetter?.();
+  }
+
+  private storeAnswers(): Promise<boolean> {
+    const ping = Promise.resolve().then(() => this.options.store.ping());
+    return withTimeout(ping, STORE_PROBE_MS, 'the store').then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Publishes again what was stored but never routed (a crash between store and publish). */

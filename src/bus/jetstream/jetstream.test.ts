@@ -116,9 +116,15 @@ describe('jetstream bus', () => {
     }
   });
 
-  it('does not ack a batch whose routing failed: it is routed again', async () => {
+  it('does not ack a batch whose routing failed while the store is down: it is routed again', async () => {
     const config = busConfig();
-    const bus = new JetStreamBus({ config, store: noStore, logger });
+    const down = {
+      ...noStore,
+      ping: async () => {
+        throw new Error('connection refused');
+      },
+    } as unknown as Store;
+    const bus = new JetStreamBus({ config, store: down, logger });
     await bus.start();
     let calls = 0;
     try {
@@ -136,6 +142,106 @@ describe('jetstream bus', () => {
       await bus.close();
       const nc = await connect({ servers: NATS_URL });
       await (await jetstreamManager(nc)).streams.delete(config.stream.name).catch(() => undefined);
+      await nc.close();
+    }
+  });
+
+  it('terminates a message that is not Herald events, alone: the router never sees it, the rest flow', async () => {
+    const config = busConfig();
+    let setAside = 0;
+    const bus = new JetStreamBus({ config, store: noStore, logger, onDeadLetter: () => setAside++ });
+    await bus.start();
+    const nc = await connect({ servers: NATS_URL });
+    const jsm = await jetstreamManager(nc);
+    try {
+      const js = jetstream(nc);
+      bus.publish([stored(1, 'a')]);
+      await js.publish(config.subject, 'not json');
+      await js.publish(config.subject, JSON.stringify({ seq: 2, receivedAt: 1, event: { nonsense: true } }));
+      await js.publish(config.subject, JSON.stringify({ seq: 'x', event: stored(3, 'c').event }));
+      bus.publish([stored(4, 'd')]);
+      const routed: unknown[] = [];
+      bus.consume(async (batch) => {
+        for (const e of batch) routed.push(e.event.id);
+      });
+      const deadline = Date.now() + 10_000;
+      while ((routed.length < 2 || setAside < 3) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(routed.sort(), ['a', 'd'], 'only Herald events reach the router');
+      assert.equal(setAside, 3);
+      const consumer = await jsm.consumers.info(config.stream.name, config.consumer.name);
+      assert.equal(consumer.num_ack_pending, 0);
+      assert.equal(consumer.num_pending, 0);
+      assert.equal(consumer.num_redelivered, 0, 'terminated, not redelivered');
+      assert.equal(consumer.config.max_deliver, 10, 'a bounded default');
+    } finally {
+      await bus.close();
+      await jsm.streams.delete(config.stream.name).catch(() => undefined);
+      await nc.close();
+    }
+  });
+
+  it('a message whose routing fails while the store answers goes back a few times, then is set aside; others flow', async () => {
+    const config = busConfig();
+    const recorded: { seq: number; record: unknown }[] = [];
+    // The store answers; routing this one event fails whenever it is tried.
+    const store = {
+      events: { unrouted: async () => [] },
+      ping: async () => {},
+      routing: {
+        commit: async (batch: { seq: number; record: unknown }[]) => {
+          recorded.push(...batch.map(({ seq, record }) => ({ seq, record })));
+          return 0;
+        },
+      },
+    } as unknown as Store;
+    let setAside = 0;
+    const bus = new JetStreamBus({ config, store, logger, onDeadLetter: () => setAside++ });
+    await bus.start();
+    const nc = await connect({ servers: NATS_URL });
+    const jsm = await jetstreamManager(nc);
+    try {
+      bus.publish([stored(1, 'a')]);
+      bus.publish([stored(2, 'poison')]);
+      bus.publish([stored(3, 'c')]);
+      const routed: string[] = [];
+      let poisonTries = 0;
+      bus.consume(async (batch) => {
+        if (batch.some((e) => e.event.id === 'poison')) {
+          poisonTries++;
+          throw new TypeError("Cannot read properties of undefined (reading 'length')");
+        }
+        for (const e of batch) routed.push(e.event.id);
+      });
+      const deadline = Date.now() + 15_000;
+      while (setAside < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(routed.sort(), ['a', 'c'], 'the others were routed meanwhile');
+      assert.equal(setAside, 1);
+      assert.ok(poisonTries >= 3 && poisonTries <= 6, `${poisonTries} tries`);
+      assert.deepEqual(recorded, [
+        {
+          seq: 2,
+          record: {
+            matched: [],
+            errors: [
+              {
+                trigger: '',
+                dialect: 'router',
+                kind: 'unroutable',
+                message: "Cannot read properties of undefined (reading 'length')",
+              },
+            ],
+            deliveries: 0,
+          },
+        },
+      ]);
+      const consumer = await jsm.consumers.info(config.stream.name, config.consumer.name);
+      assert.equal(consumer.num_ack_pending, 0);
+      assert.equal(consumer.num_pending, 0);
+    } finally {
+      await bus.close();
+      await jsm.streams.delete(config.stream.name).catch(() => undefined);
       await nc.close();
     }
   });
