@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
+import { isSecretName, REDACTED, redactUrl } from '../redact.js';
 import type { NewSourceDeadLetter, SourceDeadLetter, Store } from '../store/types.js';
 import type { IngestResult, Source, SourceMessage } from './types.js';
 
@@ -10,9 +11,6 @@ export const DEAD_LETTER_PAYLOAD_BYTES = 1024 * 1024;
 const TEXT_CHARS = 1024;
 const REASON_CHARS = 4096;
 const MAX_HEADERS = 64;
-/** Header values that carry credentials are not kept: the table is shown on the admin API. */
-const SECRET_HEADER = /authorization|cookie|token|secret|password|signature|api[-_]?key/i;
-
 /** Text the store keeps as is: bounded, without NUL (PostgreSQL text cannot hold it). */
 const bounded = (text: string, chars: number) => {
   const cut = text.length > chars ? `${text.slice(0, chars)}…` : text;
@@ -33,7 +31,7 @@ export function sourceDeadLetterOf(
   const text = isUtf8(kept) && !kept.includes(0);
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(message.headers ?? {}).slice(0, MAX_HEADERS)) {
-    headers[bounded(name, TEXT_CHARS)] = SECRET_HEADER.test(name) ? '***' : bounded(value, TEXT_CHARS);
+    headers[bounded(name, TEXT_CHARS)] = isSecretName(name) ? REDACTED : bounded(value, TEXT_CHARS);
   }
   return {
     source,
@@ -44,7 +42,8 @@ export function sourceDeadLetterOf(
     payloadEncoding: text ? 'utf8' : 'base64',
     payloadBytes: raw.length,
     truncated: raw.length > kept.length,
-    reason: bounded(reason, REASON_CHARS),
+    // A driver's complaint may quote a URL with its credentials.
+    reason: bounded(redactUrl(reason), REASON_CHARS),
   };
 }
 
