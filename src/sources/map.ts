@@ -23,7 +23,7 @@ export function eventMapSchema(scope: string, defaultId: string) {
         .describe('The event data; string leaves are templates. Default: the payload as is.'),
     })
     .describe(
-      'How a message that is not a CloudEvent becomes one. Without it such messages are logged and dropped.',
+      'How a message that is not a CloudEvent becomes one. Without it such messages are set aside in the source dead-letter table (stream sources; Pub/Sub ones are logged and dropped).',
     );
 }
 

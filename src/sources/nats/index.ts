@@ -35,20 +35,25 @@ const jetstreamSchema = z.strictObject({
     .min(1000)
     .default(30_000)
     .describe(
-      'When Herald creates the consumer: how long a message may stay unacknowledged before redelivery.',
+      'When Herald creates the consumer: how long a message may stay unacknowledged before JetStream redelivers it. Well above the time a batch takes to be stored, so only the messages of a process that stopped or crashed come back, within half a minute.',
     ),
   maxDeliver: z
     .number()
     .int()
     .min(-1)
+    .refine((n) => n !== 0, 'at least 1, or -1 for no limit')
     .default(-1)
-    .describe('When Herald creates the consumer: delivery attempts per message (-1: no limit).'),
+    .describe(
+      'When Herald creates the consumer: deliveries per message before JetStream gives up on it (-1: no limit). No limit by default on purpose: a message that fails mapping or validation, or whose event ingest refuses, is set aside in the source dead-letter table and terminated at its first delivery, so redelivery only follows a store outage or a stopped process, and a limit would make JetStream drop messages during a long outage.',
+    ),
   nakDelayMs: z
     .number()
     .int()
     .min(0)
     .default(1000)
-    .describe('When a batch cannot be stored, how long JetStream waits before redelivering it.'),
+    .describe(
+      'When a batch cannot be stored (the store is unavailable), how long JetStream waits before redelivering it.',
+    ),
 });
 
 export const natsSourceConfigSchema = z.strictObject({
