@@ -215,12 +215,29 @@ export interface InboxMessage {
   createdAt: number;
 }
 
+/** A message a stream source set aside instead of storing its event. */
+export interface SourceDeadLetter {
+  id: number;
+  source: string;
+  position: string;
+  subject: string | null;
+  headers: Record<string, string>;
+  payload: string;
+  payloadEncoding: 'utf8' | 'base64';
+  payloadBytes: number;
+  truncated: boolean;
+  reason: string;
+  createdAt: number;
+}
+
 export interface Status {
   state: string;
   store: string;
   events: number;
   deliveries: Record<DeliveryStatus, number>;
   deadLetters: number;
+  /** Messages stream sources set aside (`/api/dlq?source=`). */
+  sourceDeadLetters: number;
   channels: { name: string; kind: string; fallback: string | null }[];
   sources: { name: string; kind: string }[];
   triggers: { name: string; description: string | null; actions: string[] }[];

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { type Delivery, get, post, query, type Status } from '../api';
 import { ago, ErrorNote, Time, useLoad } from '../components';
 import { Link } from '../router';
+import { SourceDeadLetters } from './SourceDeadLetters';
 
 interface DlqFilter {
   channel: string;
@@ -9,6 +10,9 @@ interface DlqFilter {
   eventType: string;
   reason: string;
 }
+
+/** Source kinds that set messages aside (the others answer their caller with the reason). */
+const STREAM_KINDS = new Set(['nats', 'redis', 'postgres-cdc']);
 
 const EMPTY: DlqFilter = { channel: '', trigger: '', eventType: '', reason: '' };
 
@@ -233,6 +237,9 @@ export function DeadLettersPage() {
           Load more
         </button>
       )}
+      <SourceDeadLetters
+        sources={status.data?.sources.filter((s) => STREAM_KINDS.has(s.kind)).map((s) => s.name) ?? []}
+      />
     </section>
   );
 }
