@@ -413,6 +413,51 @@ sources:
       }
     });
 
+    it('with a maxDeliver limit, a message JetStream gives up on is set aside, not lost from sight', async () => {
+      const jsm = await jetstreamManager(nc);
+      const stream = `HERALD_TEST_${suffix().toUpperCase()}`;
+      const subject = `herald.js.${stream.toLowerCase()}`;
+      await jsm.streams.add({ name: stream, subjects: [subject] });
+      const js = jsm.jetstream();
+      // The store does not take the event: an outage as far as the source can tell.
+      let stuck = true;
+      const herald = await startTestHerald(
+        `
+sources:
+  bus:
+    kind: nats
+    url: ${NATS}
+    subjects: ["${subject}"]
+    jetstream: { stream: ${stream}, consumer: herald, maxDeliver: 2, nakDelayMs: 50 }
+`,
+        {
+          wrapStore: (store: Store) =>
+            wrapAppends(store, (write) => (stuck ? Promise.reject(new Error('disk is full')) : write())),
+        },
+      );
+      try {
+        await js.publish(subject, JSON.stringify(ce('stuck')));
+        const [letter] = await eventually(
+          async () => {
+            const list = await sourceDeadLetters(herald, 'bus');
+            return list.length > 0 ? list : undefined;
+          },
+          10_000,
+          'the message JetStream gave up on',
+        );
+        assert.equal(letter!.position, `${stream}/1`);
+        assert.equal(letter!.subject, subject);
+        assert.equal(JSON.parse(letter!.payload).id, 'stuck');
+        assert.match(letter!.reason, /gave up on it after 2 deliveries/);
+        stuck = false;
+        assert.equal((await replaySourceDeadLetter(herald, letter!.id)).status, 200);
+        assert.ok((await eventsOf(herald)).some((e) => e.id === 'stuck'));
+      } finally {
+        await herald.close();
+        await jsm.streams.delete(stream);
+      }
+    });
+
     it('a process stopped mid-stream leaves the rest to the next: every event stored once', async () => {
       const jsm = await jetstreamManager(nc);
       const stream = `HERALD_TEST_${suffix().toUpperCase()}`;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type {
   Msg,
   MsgHdrs,
@@ -44,7 +44,7 @@ const jetstreamSchema = z.strictObject({
     .refine((n) => n !== 0, 'at least 1, or -1 for no limit')
     .default(-1)
     .describe(
-      'When Herald creates the consumer: deliveries per message before JetStream gives up on it (-1: no limit). No limit by default on purpose: a message that fails mapping or validation, or whose event ingest refuses, is set aside in the source dead-letter table and terminated at its first delivery, so redelivery only follows a store outage or a stopped process, and a limit would make JetStream drop messages during a long outage.',
+      'When Herald creates the consumer: deliveries per message before JetStream gives up on it (-1: no limit). No limit by default on purpose: a message that fails mapping or validation, or whose event ingest refuses, is set aside in the source dead-letter table and terminated at its first delivery, so redelivery only follows a store outage or a stopped process, and a limit would make JetStream give up on messages during a long outage (those are then set aside too, named by JetStream’s advisory).',
     ),
   nakDelayMs: z
     .number()
@@ -370,11 +370,63 @@ class NatsSource {
         });
       this.logger.info({ stream: js.stream, consumer: js.consumer }, 'created the JetStream consumer');
     }
+    this.watchMaxDeliveries(nc, jsm, js);
     const consumer = await jetstream(nc).consumers.get(js.stream, js.consumer);
     this.consumeMessages = await consumer.consume({
       max_messages: js.batch,
       callback: (msg) => this.js.push(msg),
     });
+  }
+
+  /**
+   * With a `maxDeliver` limit, JetStream gives up on a message silently; its advisory names it, and
+   * the message (still in the stream) is set aside here so it is not lost from sight. One process
+   * of those sharing the consumer handles each advisory (a queue group).
+   */
+  private watchMaxDeliveries(
+    nc: NatsConnection,
+    jsm: JetStreamManager,
+    js: NonNullable<NatsSourceConfig['jetstream']>,
+  ): void {
+    this.subscriptions.push(
+      nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${js.stream}.${js.consumer}`, {
+        queue: `herald-max-deliveries-${js.consumer}`,
+        callback: (err, advisory) => {
+          if (err) return;
+          void this.setAsideGivenUp(jsm, js.stream, advisory.data);
+        },
+      }),
+    );
+  }
+
+  private async setAsideGivenUp(jsm: JetStreamManager, stream: string, advisory: Uint8Array): Promise<void> {
+    let seq = 0;
+    let deliveries = 0;
+    try {
+      const parsed = JSON.parse(Buffer.from(advisory).toString('utf8')) as {
+        stream_seq?: unknown;
+        deliveries?: unknown;
+      };
+      seq = Number(parsed.stream_seq);
+      deliveries = Number(parsed.deliveries);
+      if (!Number.isSafeInteger(seq) || seq <= 0) return;
+      const stored = await jsm.streams.getMessage(stream, { seq });
+      if (!stored) return;
+      await this.context.deadLetter(
+        {
+          position: `${stream}/${seq}`,
+          subject: stored.subject,
+          headers: headerRecord(stored.header),
+          payload: stored.data,
+        },
+        `JetStream gave up on it after ${deliveries} deliveries (maxDeliver)`,
+      );
+    } catch (err) {
+      this.logger.error(
+        { position: `${stream}/${seq}`, err: errorMessage(err) },
+        `source ${this.name}: JetStream gave up on the message at ${stream}/${seq} after ${deliveries} deliveries and it could not be set aside: ${errorMessage(err)}`,
+      );
+    }
   }
 
   private toEvents(
