@@ -149,6 +149,9 @@ sources:
           (l) => String(l.msg).includes(subject) && String(l.msg).includes('no map is configured'),
         ),
       );
+      const [letter] = await sourceDeadLetters(herald, 'bus');
+      assert.deepEqual(JSON.parse(letter!.payload), { hello: 'world' });
+      assert.match(letter!.reason, /no map is configured/);
     } finally {
       await herald.close();
     }
