@@ -374,13 +374,13 @@ describe('postgres-cdc source: a change ingest refuses', () => {
       await db.query(`INSERT INTO ${items} VALUES (10, 'in the snapshot')`);
       h = await startTestHerald(config(n, [items], server.url));
       const herald = h;
-      // Ingest refuses row 2's event as it refuses an event over a limit (a 400).
+      // Ingest refuses row 2's event as it refuses one the event log will not store (a 422).
       let refusing = true;
       const ingest = herald.engine.ingest.bind(herald.engine);
       herald.engine.ingest = (events, options) =>
         refusing && events.some((e) => e.subject === '2')
           ? Promise.reject(
-              new HeraldError('EVENT_INVALID', 'attribute "data" is over the limit', { status: 400 }),
+              new HeraldError('EVENT_UNSTORABLE', 'the event log cannot store this event: disk quota'),
             )
           : ingest(events, options);
       await eventually(
@@ -407,7 +407,7 @@ describe('postgres-cdc source: a change ingest refuses', () => {
       assert.equal((JSON.parse(letter!.payload) as CloudEvent).subject, '2');
       assert.match(letter!.position, /^[0-9A-F]+\/[0-9A-F]+:1$/, 'named by its commit LSN and index');
       assert.equal(letter!.subject, `public.${items}`);
-      assert.equal(letter!.reason, 'attribute "data" is over the limit');
+      assert.equal(letter!.reason, 'the event log cannot store this event: disk quota');
       assert.equal(await metricValue(herald, 'herald_source_dead_letters_total{source="shop"}'), 1);
       // The slot moved past it: PostgreSQL does not send the transaction again.
       await eventually(

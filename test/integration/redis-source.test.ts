@@ -225,6 +225,35 @@ sources:
     }
   });
 
+  it('the deeply nested event of issue 18 is set aside, and the entries behind it are stored', async () => {
+    const stream = key('deep');
+    const herald = await startTestHerald(`
+sources:
+  q: { kind: redis, url: "${REDIS}", streams: [{ key: "${stream}", blockMs: 200, startAt: oldest }] }
+`);
+    try {
+      // A CloudEvent whose data nests 20,000 arrays (40 KB): before, retried forever.
+      const deep = `{"specversion":"1.0","id":"deep","source":"urn:test:redis","type":"test.redis","data":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+      const deepId = await redis.xadd(stream, '*', 'event', deep);
+      for (const id of ['behind-1', 'behind-2']) await redis.xadd(stream, '*', 'event', ce(id));
+      const ids = await eventually(
+        async () => {
+          const list = (await eventsOf(herald)).map((e) => e.id);
+          return list.length >= 2 ? list : undefined;
+        },
+        5000,
+        'the entries behind the deep one',
+      );
+      assert.deepEqual(ids.sort(), ['behind-1', 'behind-2']);
+      const [letter] = await sourceDeadLetters(herald, 'q');
+      assert.equal(letter?.position, `${stream}/${deepId}`);
+      assert.equal(letter?.payloadBytes, JSON.stringify({ event: deep }).length);
+      await eventually(async () => (await pendingCount(stream)) === 0, 5000, 'every entry acknowledged');
+    } finally {
+      await herald.close();
+    }
+  });
+
   it('an event ingest refuses is set aside alone; an outage holds the batch back unacknowledged', async () => {
     const stream = key('refused');
     const stored: string[] = [];
