@@ -30,12 +30,7 @@ export const serverSchema = z
         'When set (or HERALD_ADMIN_TOKEN), the admin API (/api/*, the live stream, the dashboard’s data) and /metrics require `Authorization: Bearer <token>`.',
       ),
     allowedHosts: z
-      .array(
-        z
-          .string()
-          .regex(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or address, without scheme, port or path')
-          .transform((host) => host.toLowerCase()),
-      )
+      .array(z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or address, without scheme, port or path'))
       .default([])
       .describe(
         'Without an admin token, the admin API answers only requests whose Host is the bound address, localhost, 127.0.0.1 or [::1] (any port); list other names it may be reached by here, e.g. [herald.internal].',

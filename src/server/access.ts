@@ -25,7 +25,7 @@ export interface AccessPolicy {
   adminToken?: string;
   ingestToken?: string;
   publicMetrics: boolean;
-  /** Extra Host names the admin API answers without a token (lower case). */
+  /** Extra Host names the admin API answers without a token (any case, IPv6 with or without brackets). */
   allowedHosts: readonly string[];
 }
 

@@ -16,7 +16,6 @@ const hmacAuthSchema = z
     header: z
       .string()
       .regex(/^[A-Za-z0-9-]+$/, 'an HTTP header name')
-      .transform((name) => name.toLowerCase())
       .default('x-hub-signature-256')
       .describe('Header carrying the signature (GitHub: x-hub-signature-256).'),
     prefix: z
@@ -99,17 +98,19 @@ export function requestVerifier(auth: IngestAuth, nowMs: () => number = Date.now
 
 function hmacVerifier(config: z.infer<typeof hmacAuthSchema>): RequestVerifier {
   const digitsPattern = config.encoding === 'hex' ? /^[0-9a-fA-F]+$/ : /^[A-Za-z0-9+/]+={0,2}$/;
+  // Node hands header names over in lower case.
+  const header = config.header.toLowerCase();
   return (rawBody, headers) => {
-    const value = single(headers[config.header])?.trim();
-    if (!value) refuse(`the request is not signed: missing header ${config.header}`);
+    const value = single(headers[header])?.trim();
+    if (!value) refuse(`the request is not signed: missing header ${header}`);
     if (!value.startsWith(config.prefix)) {
-      refuse(`${config.header} must start with ${JSON.stringify(config.prefix)}`);
+      refuse(`${header} must start with ${JSON.stringify(config.prefix)}`);
     }
     const digits = value.slice(config.prefix.length);
     const expected = createHmac(config.algorithm, config.secret).update(rawBody).digest();
     const given = digitsPattern.test(digits) ? Buffer.from(digits, config.encoding) : Buffer.alloc(0);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      refuse(`${config.header} does not match the body (wrong secret, or the body was changed)`);
+      refuse(`${header} does not match the body (wrong secret, or the body was changed)`);
     }
   };
 }
