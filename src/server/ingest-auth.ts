@@ -1,14 +1,12 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { secretKey, verifyWebhook } from '../channels/webhook/signature.js';
+import { standardWebhooksSecretSchema, verifyWebhook } from '../channels/webhook/signature.js';
 import { HeraldError } from '../errors.js';
 
 type Headers = Record<string, string | string[] | undefined>;
 
 /** Standard Webhooks' tolerance for `webhook-timestamp`, both directions. */
 export const STANDARD_WEBHOOKS_TOLERANCE_S = 300;
-
-const MIN_STANDARD_WEBHOOKS_KEY_BYTES = 24;
 
 const hmacAuthSchema = z
   .strictObject({
@@ -30,24 +28,15 @@ const hmacAuthSchema = z
   })
   .describe('HMAC of the raw request body with a shared secret, in a header: GitHub-style signed webhooks.');
 
-const standardWebhooksSecret = z
-  .string()
-  .refine(
-    (secret) => {
-      const encoded = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
-      return (
-        /^[A-Za-z0-9+/]+={0,2}$/.test(encoded) && secretKey(secret).length >= MIN_STANDARD_WEBHOOKS_KEY_BYTES
-      );
-    },
-    { message: `must be whsec_ followed by base64 of at least ${MIN_STANDARD_WEBHOOKS_KEY_BYTES} bytes` },
-  )
-  .describe('The sender’s signing secret, `whsec_` + base64, e.g. ${PARTNER_WEBHOOK_SECRET}.');
-
 export const ingestAuthSchema = z
   .strictObject({
     hmac: hmacAuthSchema.optional(),
     standardWebhooks: z
-      .strictObject({ secret: standardWebhooksSecret })
+      .strictObject({
+        secret: standardWebhooksSecretSchema.describe(
+          'The sender’s signing secret, `whsec_` + base64 of at least 24 bytes, e.g. ${PARTNER_WEBHOOK_SECRET}.',
+        ),
+      })
       .optional()
       .describe(
         'Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature), timestamps within 5 minutes.',
