@@ -18,9 +18,9 @@ export interface ServerOptions {
   allowedHosts?: readonly string[];
   /** Serve /metrics without the admin token. */
   publicMetrics?: boolean;
-  /** Headers and body must have arrived within this time (0: no limit). */
+  /** Headers and body must have arrived within this time. */
   requestTimeoutMs?: number;
-  /** Headers must have arrived within this time (0: no limit). */
+  /** Headers must have arrived within this time (at most requestTimeoutMs). */
   headersTimeoutMs?: number;
 }
 
@@ -53,11 +53,8 @@ export class HeraldServer {
       requestTimeout,
       http: {
         headersTimeout,
-        // Node looks for expired requests this often (30 s by default, which would double a limit).
-        connectionsCheckingInterval: Math.max(
-          50,
-          Math.min(1000, Math.floor(Math.min(headersTimeout || 1000, requestTimeout || 1000) / 4)),
-        ),
+        // Node looks for expired requests this often; its 30 s default could double a deadline.
+        connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(headersTimeout / 4))),
       },
       // Bodies stay raw so signatures (Slack, webhooks) can be checked byte-exact; routes parse them.
       return503OnClosing: true,
