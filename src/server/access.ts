@@ -78,7 +78,7 @@ function checkAdmin(
   if (!host || !allowedHost(host, policy, boundHost)) {
     throw new HeraldError(
       'FORBIDDEN',
-      `the admin API without an admin token answers only requests to localhost, 127.0.0.1, [::1] or server.allowedHosts, not Host ${JSON.stringify(host ?? req.headers.host ?? '')}`,
+      `the admin API without an admin token answers only requests to localhost, 127.0.0.1, [::1] or server.allowedHosts, not Host ${JSON.stringify((host ?? req.headers.host ?? '').slice(0, 100))}`,
       { details: { attribute: 'host' } },
     );
   }
