@@ -6,11 +6,13 @@ import { busFromEnv, createBus } from './bus/index.js';
 import { type HeraldConfig, loadConfigFile } from './config/load.js';
 import { Engine, type EngineHooks } from './engine/engine.js';
 import type { SubscriberDirectory } from './engine/router.js';
+import { HeraldError } from './errors.js';
 import { createLogger } from './logger.js';
 import { combineHooks, HeraldMetrics } from './observability/metrics.js';
 import { createTracing } from './observability/tracing.js';
 import { registries } from './plugins.js';
 import { registerViewRoutes } from './projections/api.js';
+import { isLoopbackHost } from './server/access.js';
 import { dashboardExtension } from './server/dashboard.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
 import { LiveFeed, type LiveFeedOptions } from './server/live.js';
@@ -40,6 +42,8 @@ export interface StartOptions {
   live?: LiveFeedOptions;
   /** Wraps the opened store (instrumentation, fault injection in tests). */
   wrapStore?: (store: Store) => Store;
+  /** Listen on a non-loopback address without an admin token (`--insecure-admin`). */
+  insecureAdmin?: boolean;
 }
 
 export interface RunningHerald {
@@ -67,7 +71,21 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
   const logger = options.logger ?? createLogger();
   const file = resolveConfigFile(options.configFile);
   const config = loadConfigFile(file, registries, { env });
-  const adminToken = config.server.adminToken ?? env.HERALD_ADMIN_TOKEN;
+  const adminToken = config.server.adminToken ?? (env.HERALD_ADMIN_TOKEN || undefined);
+  const ingestToken = config.server.ingestToken ?? (env.HERALD_INGEST_TOKEN || undefined);
+  const port = options.port ?? config.server.port;
+  const host = options.host ?? config.server.host;
+  if (
+    !adminToken &&
+    !isLoopbackHost(host) &&
+    !config.server.allowUnauthenticatedAdmin &&
+    !options.insecureAdmin
+  ) {
+    throw new HeraldError(
+      'CONFIG_INVALID',
+      `refusing to listen on ${host} without an admin token: anyone who can reach it could read the events and the config and replay the dead-letter queue. Set HERALD_ADMIN_TOKEN (or server.adminToken), listen on 127.0.0.1, or insist with --insecure-admin (server.allowUnauthenticatedAdmin: true). See docs/security.md.`,
+    );
+  }
   const opened = await openStore(
     storeFromEnv(config.store, env),
     resolve(options.dataDir ?? '.herald'),
@@ -77,7 +95,12 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
   const server = new HeraldServer({
     logger,
     bodyLimit: config.server.bodyLimit,
-    adminToken: adminToken || undefined,
+    adminToken,
+    ingestToken,
+    allowedHosts: config.server.allowedHosts,
+    publicMetrics: config.server.publicMetrics,
+    requestTimeoutMs: config.server.requestTimeoutMs,
+    headersTimeoutMs: config.server.headersTimeoutMs,
   });
   const metrics = new HeraldMetrics();
   const live = new LiveFeed(options.live);
@@ -130,8 +153,6 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     await server.close();
     throw err;
   }
-  const port = options.port ?? config.server.port;
-  const host = options.host ?? config.server.host;
   await server.listen(port, host);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${server.port}`;
 
@@ -143,19 +164,26 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
       );
     }
   }
+  if (!adminToken && !isLoopbackHost(host)) {
+    logger.warn(
+      { host },
+      `the admin API has no token and Herald listens on ${host}: only requests naming localhost or server.allowedHosts as Host are answered, and nothing else protects it`,
+    );
+  }
   logger.info(
-    { url, config: file, store: store.kind, bus: engine.bus.kind },
+    { url, config: file, store: store.kind, bus: engine.bus.kind, ingestToken: Boolean(ingestToken) },
     `Herald listening on ${url}; ${describeRouting(config)}`,
   );
 
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
+      const deadline = Date.now() + config.server.shutdownTimeoutMs;
       server.beginShutdown();
       await slackApp?.stop();
       await engine.stop(config.server.shutdownTimeoutMs);
       await subscriptions.settled();
-      await server.close();
+      await server.close(deadline);
       await tracing
         ?.shutdown()
         .catch((err) => logger.warn({ err: (err as Error).message }, 'trace export failed'));

@@ -21,6 +21,7 @@ export type HeraldErrorCode =
   | 'TEMPLATE_ERROR'
   | 'NOT_FOUND'
   | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
   | 'CHANNEL_ERROR'
   | 'SOURCE_ERROR'
   | 'INTERNAL';
@@ -59,6 +60,8 @@ function defaultStatus(code: HeraldErrorCode): number {
       return 422;
     case 'UNAUTHORIZED':
       return 401;
+    case 'FORBIDDEN':
+      return 403;
     case 'NOT_FOUND':
       return 404;
     case 'STORE_UNAVAILABLE':

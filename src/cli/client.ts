@@ -18,22 +18,27 @@ export function parseRoles(value: string): Roles {
   return roles;
 }
 
-/** Calls a running Herald; the admin token comes from HERALD_ADMIN_TOKEN. */
+/**
+ * Calls a running Herald; the bearer token is HERALD_ADMIN_TOKEN unless `options` names one. A POST always carries a JSON
+ * body (`{}` when there is nothing to say): the admin API refuses other content types.
+ */
 export async function adminRequest(
   baseUrl: string,
   method: 'GET' | 'POST',
   path: string,
   body?: unknown,
-  contentType = 'application/json',
+  options: { contentType?: string; token?: string } = {},
 ): Promise<{ status: number; body: unknown }> {
   const headers: Record<string, string> = {};
-  if (process.env.HERALD_ADMIN_TOKEN) headers.authorization = `Bearer ${process.env.HERALD_ADMIN_TOKEN}`;
-  if (body !== undefined) headers['content-type'] = contentType;
+  const token = 'token' in options ? options.token : process.env.HERALD_ADMIN_TOKEN;
+  if (token) headers.authorization = `Bearer ${token}`;
+  const payload = body === undefined && method === 'POST' ? {} : body;
+  if (payload !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
   try {
     const res = await request(new URL(path, baseUrl), {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: payload === undefined ? undefined : JSON.stringify(payload),
     });
     const text = await res.body.text();
     let parsed: unknown = text;

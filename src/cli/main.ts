@@ -36,6 +36,10 @@ program
   .option('-p, --port <n>', 'HTTP port (default: server.port in the config, 8080)', port)
   .option('--host <addr>', 'interface to listen on (default: server.host in the config, 127.0.0.1)')
   .option('-d, --data <dir>', 'data directory for the embedded store', '.herald')
+  .option(
+    '--insecure-admin',
+    'listen on a non-loopback address without an admin token (server.allowUnauthenticatedAdmin)',
+  )
   .addOption(
     new Option('--role <roles>', 'stages this process runs: comma-separated ingest,router,dispatcher')
       .default(parseRoles('ingest,router,dispatcher'), 'ingest,router,dispatcher')
@@ -43,8 +47,11 @@ program
   )
   .addHelpText(
     'after',
-    '\nEnvironment: HERALD_ADMIN_TOKEN protects /api/*; HERALD_LOG_LEVEL (info) sets logging;\n' +
-      'channels read their secrets through ${VARS} in the config (e.g. SLACK_BOT_TOKEN, SMTP_URL).',
+    '\nEnvironment: HERALD_ADMIN_TOKEN protects the admin API, the dashboard’s data and /metrics;\n' +
+      'HERALD_INGEST_TOKEN protects POST /events, http source routes and /debezium;\n' +
+      'HERALD_LOG_LEVEL (info) sets logging; channels read their secrets through ${VARS} in the config\n' +
+      '(e.g. SLACK_BOT_TOKEN, SMTP_URL). Server keys (timeouts, allowedHosts, publicMetrics): see\n' +
+      'docs/configuration.md; what to set before exposing Herald: docs/security.md.',
   )
   .action(
     async (opts: {
@@ -52,6 +59,7 @@ program
       port?: number;
       host?: string;
       data: string;
+      insecureAdmin?: boolean;
       role: ReturnType<typeof parseRoles>;
     }) => {
       let running: Awaited<ReturnType<typeof startHerald>>;
@@ -62,6 +70,7 @@ program
           host: opts.host,
           dataDir: opts.data,
           roles: opts.role,
+          insecureAdmin: opts.insecureAdmin,
         });
       } catch (err) {
         console.error(`herald: ${errorMessage(err)}`);
@@ -152,7 +161,10 @@ program
         console.error(`herald send: ${errorMessage(err)}`);
         process.exit(2);
       }
-      const res = await adminRequest(opts.url, 'POST', '/events', event, 'application/cloudevents+json');
+      const res = await adminRequest(opts.url, 'POST', '/events', event, {
+        contentType: 'application/cloudevents+json',
+        token: process.env.HERALD_INGEST_TOKEN,
+      });
       console.log(JSON.stringify(res.body));
       if (res.status >= 300) process.exit(1);
     },

@@ -26,13 +26,58 @@ export const serverSchema = z
       .string()
       .min(1)
       .optional()
-      .describe('When set (or HERALD_ADMIN_TOKEN), /api/* requires `Authorization: Bearer <token>`.'),
+      .describe(
+        'When set (or HERALD_ADMIN_TOKEN), the admin API (/api/*, the live stream, the dashboard’s data) and /metrics require `Authorization: Bearer <token>`.',
+      ),
+    allowedHosts: z
+      .array(z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or address, without scheme, port or path'))
+      .default([])
+      .describe(
+        'Without an admin token, the admin API answers only requests whose Host is the bound address, localhost, 127.0.0.1 or [::1] (any port); list other names it may be reached by here, e.g. [herald.internal].',
+      ),
+    allowUnauthenticatedAdmin: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Herald refuses to listen on a non-loopback address without an admin token; set true (or pass --insecure-admin) to allow it anyway, e.g. behind a proxy that authenticates.',
+      ),
+    publicMetrics: z
+      .boolean()
+      .default(false)
+      .describe('Serve /metrics without the admin token (for a Prometheus that cannot send one).'),
+    ingestToken: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'When set (or HERALD_INGEST_TOKEN), POST /events, every `http` source route and the `debezium` route require `Authorization: Bearer <token>`, except routes with their own `auth` block. Slack’s endpoints keep their signature check.',
+      ),
+    requestTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(30_000)
+      .describe(
+        'A request’s headers and body must have arrived within this time; a slower client gets 408 and its connection is closed.',
+      ),
+    headersTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(10_000)
+      .describe('A request’s headers must have arrived within this time (at most requestTimeoutMs).'),
     shutdownTimeoutMs: z
       .number()
       .int()
       .nonnegative()
       .default(10_000)
-      .describe('On SIGTERM/SIGINT, how long in-flight sends may finish before Herald stops.'),
+      .describe(
+        'On SIGTERM/SIGINT, how long in-flight sends and requests may finish before Herald stops; connections still open then are closed.',
+      ),
+  })
+  .refine((server) => server.headersTimeoutMs <= server.requestTimeoutMs, {
+    path: ['headersTimeoutMs'],
+    message: 'must not be larger than requestTimeoutMs',
   })
   .describe('The HTTP server: events, custom routes, admin API, health, metrics and dashboard.');
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
+import type { IngestAuth } from '../server/ingest-auth.js';
 import type { InboxStore, KeyValueStore } from '../store/types.js';
 
 /* ------------------------------------------------------------------ channels */
@@ -127,6 +128,8 @@ export interface IngestResult {
 export interface HttpRoute {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
+  /** A signature the server checks over the raw body instead of the ingest token. */
+  auth?: IngestAuth;
   handler(request: {
     body: unknown;
     rawBody: Buffer | undefined;

@@ -137,10 +137,10 @@ export class HeraldMetrics {
     },
   };
 
-  /** `GET /metrics` in Prometheus text format (not behind the admin token, like most exporters). */
+  /** `GET /metrics` in Prometheus text format: behind the admin token unless `server.publicMetrics`. */
   readonly extension: ServerExtension = (app: FastifyInstance, engine: Engine) => {
     this.engine = engine;
-    app.get('/metrics', async (_req, reply) => {
+    app.get('/metrics', { config: { access: 'metrics' } }, async (_req, reply) => {
       reply.header('content-type', this.registry.contentType);
       return this.registry.metrics();
     });

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { extname, join, normalize, sep } from 'node:path';
+import { extname, join, normalize, posix, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServerExtension } from './index.js';
@@ -57,11 +57,14 @@ export function dashboardExtension(dir = DASHBOARD_DIR): ServerExtension {
 
     app.get('/*', async (req, reply) => {
       const path = req.url.split('?')[0]!;
-      if (path === '/api' || path.startsWith('/api/')) return notFound(req.method, req.url, reply);
       let decoded: string;
       try {
         decoded = decodeURIComponent(path);
       } catch {
+        return notFound(req.method, req.url, reply);
+      }
+      // Whatever spelling of an API path reached the catch-all is not a page: say so plainly.
+      if (/^\/(api|metrics)(?![\w-])/i.test(posix.normalize(decoded.replace(/\/+/g, '/')))) {
         return notFound(req.method, req.url, reply);
       }
       const file = normalize(join(root, decoded));

@@ -1,17 +1,27 @@
-import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
 import type { HttpRoute } from '../engine/types.js';
 import { HeraldError } from '../errors.js';
 import { parseHttpEvents } from '../events/index.js';
+import { type AccessPolicy, checkAccess, classifyRoute } from './access.js';
 import { registerAdminRoutes } from './admin.js';
 import { errorHandler, parseJsonBody } from './http-errors.js';
+import { requestVerifier } from './ingest-auth.js';
 
 export interface ServerOptions {
   logger: Logger;
   bodyLimit: number;
   adminToken?: string;
+  ingestToken?: string;
+  /** Host names besides loopback the admin API answers without an admin token. */
+  allowedHosts?: readonly string[];
+  /** Serve /metrics without the admin token. */
+  publicMetrics?: boolean;
+  /** Headers and body must have arrived within this time. */
+  requestTimeoutMs?: number;
+  /** Headers must have arrived within this time (at most requestTimeoutMs). */
+  headersTimeoutMs?: number;
 }
 
 /** Extra routes mounted by other areas (metrics, Slack app, dashboard), given the engine. */
@@ -23,12 +33,29 @@ export type ServerExtension = (app: FastifyInstance, engine: Engine) => void | P
  */
 export class HeraldServer {
   readonly app: FastifyInstance;
+  private readonly policy: AccessPolicy;
+  private boundHost: string | undefined;
   private stopping = false;
 
-  constructor(private readonly options: ServerOptions) {
+  constructor(options: ServerOptions) {
+    const requestTimeout = options.requestTimeoutMs ?? 30_000;
+    const headersTimeout = options.headersTimeoutMs ?? 10_000;
+    this.policy = {
+      adminToken: options.adminToken,
+      ingestToken: options.ingestToken,
+      publicMetrics: options.publicMetrics ?? false,
+      allowedHosts: options.allowedHosts ?? [],
+    };
     this.app = Fastify({
       logger: false,
       bodyLimit: options.bodyLimit,
+      // Node answers 408 and closes the connection of a client too slow to send its request.
+      requestTimeout,
+      http: {
+        headersTimeout,
+        // Node looks for expired requests this often; its 30 s default could double a deadline.
+        connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(headersTimeout / 4))),
+      },
       // Bodies stay raw so signatures (Slack, webhooks) can be checked byte-exact; routes parse them.
       return503OnClosing: true,
       forceCloseConnections: 'idle',
@@ -39,27 +66,26 @@ export class HeraldServer {
     this.app.setNotFoundHandler((req, reply) => {
       reply.status(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}`, code: 'NOT_FOUND' });
     });
+    this.app.addHook('onRoute', classifyRoute);
     this.app.addHook('onRequest', async (req, reply) => {
-      if (this.stopping && req.url !== '/healthz') {
+      if (this.stopping && req.routeOptions.url !== '/healthz') {
         reply.header('connection', 'close');
         throw new HeraldError('SHUTTING_DOWN', 'Herald is shutting down; try again shortly');
       }
-      if (this.options.adminToken && req.url.startsWith('/api/')) {
-        if (!bearerMatches(req.headers.authorization, this.options.adminToken)) {
-          reply.header('www-authenticate', 'Bearer');
-          throw new HeraldError('UNAUTHORIZED', 'this endpoint needs Authorization: Bearer <admin token>');
-        }
-      }
+      checkAccess(req, reply, this.policy, this.boundHost);
     });
   }
 
   /** For HTTP-based sources: their routes get a parsed JSON body. */
   readonly routes = {
     addRoute: (route: HttpRoute) => {
+      const verify = route.auth ? requestVerifier(route.auth) : undefined;
       this.app.route({
         method: route.method,
         url: route.path,
+        config: { access: 'ingest', signed: verify !== undefined },
         handler: async (req, reply) => {
+          if (verify) verify(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), req.headers);
           const body =
             route.method === 'GET' ? undefined : parseJsonBody(req.body, req.headers['content-type']);
           const result = await route.handler({
@@ -86,7 +112,7 @@ export class HeraldServer {
       if (!bus.ok) return reply.status(503).send({ status: 'unavailable', bus: bus.detail });
       return { status: 'ready', bus: bus.state };
     });
-    app.post('/events', async (req, reply) => {
+    app.post('/events', { config: { access: 'ingest' } }, async (req, reply) => {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const { mode, events } = parseHttpEvents({ headers: req.headers, body });
       const results = await engine.ingest(events);
@@ -104,6 +130,7 @@ export class HeraldServer {
   }
 
   async listen(port: number, host: string): Promise<string> {
+    this.boundHost = host;
     return this.app.listen({ port, host });
   }
 
@@ -117,14 +144,20 @@ export class HeraldServer {
     this.stopping = true;
   }
 
-  async close(): Promise<void> {
-    await this.app.close();
+  /**
+   * Stops listening and waits for open requests; whatever is still open at `deadline` (a client
+   * trickling its body, say) has its connection closed rather than holding the process up.
+   */
+  async close(deadline = Number.POSITIVE_INFINITY): Promise<void> {
+    const closing = this.app.close();
+    let timer: NodeJS.Timeout | undefined;
+    if (Number.isFinite(deadline)) {
+      timer = setTimeout(() => this.app.server.closeAllConnections(), Math.max(0, deadline - Date.now()));
+    }
+    try {
+      await closing;
+    } finally {
+      clearTimeout(timer);
+    }
   }
-}
-
-function bearerMatches(header: string | undefined, token: string): boolean {
-  if (!header?.startsWith('Bearer ')) return false;
-  const given = Buffer.from(header.slice('Bearer '.length).trim());
-  const expected = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
 }

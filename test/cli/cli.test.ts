@@ -11,7 +11,7 @@ import { type HttpSink, startHttpSink } from '../support/http-sink.js';
 
 const run = promisify(execFile);
 
-async function herald(args: string[], env: NodeJS.ProcessEnv = {}) {
+async function herald(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 0) {
   try {
     const { stdout, stderr } = await run(
       process.execPath,
@@ -19,6 +19,7 @@ async function herald(args: string[], env: NodeJS.ProcessEnv = {}) {
       {
         cwd: repoRoot,
         env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+        timeout: timeoutMs,
       },
     );
     return { code: 0, stdout, stderr };
@@ -110,6 +111,19 @@ describe('herald CLI', () => {
     const start = await herald(['start', '--help']);
     assert.match(start.stdout, /--data <dir>/);
     assert.match(start.stdout, /HERALD_ADMIN_TOKEN/);
+    assert.match(start.stdout, /HERALD_INGEST_TOKEN/);
+    assert.match(start.stdout, /--insecure-admin/);
+  });
+
+  it('start refuses a non-loopback address without an admin token, and says how to insist', async () => {
+    const res = await herald(
+      ['start', '--host', '0.0.0.0', '--port', '0', '--data', join(dir.path, 'open-data')],
+      {},
+      30_000,
+    );
+    assert.equal(res.code, 1, res.stdout);
+    assert.match(res.stderr, /refusing to listen on 0\.0\.0\.0 without an admin token/);
+    assert.match(res.stderr, /--insecure-admin/);
   });
 
   it('doctor prints a table of what works and what does not, with the fix, and exits 1 on a failure', async () => {
@@ -203,5 +217,52 @@ describe('herald send and dlq against a running Herald', () => {
     const res = await herald(['send', '--url', proc.url]);
     assert.equal(res.code, 2);
     assert.match(res.stderr, /--type is required/);
+  });
+});
+
+describe('herald send with an ingest token, dlq replay ID without an admin token', () => {
+  const dir = tempDir('herald-cli-tokens-');
+  let sink: HttpSink;
+  let proc: HeraldProcess;
+  const tokens = { HERALD_INGEST_TOKEN: 'cli-ingest-tok' };
+  before(async () => {
+    sink = await startHttpSink();
+    sink.setDefault({ status: 422 });
+    writeFileSync(
+      join(dir.path, 'herald.yaml'),
+      `channels:\n  hook: { kind: webhook, url: ${sink.url} }\ntriggers:\n  all:\n    actions: [{ channel: hook }]\n    delivery: { maxAttempts: 1 }\n`,
+    );
+    proc = await spawnHerald(
+      ['--config', join(dir.path, 'herald.yaml'), '--data', join(dir.path, 'data'), '--port', '0'],
+      tokens,
+    );
+  });
+  after(async () => {
+    await proc.kill();
+    await sink.close();
+    dir.remove();
+  });
+
+  it('send uses HERALD_INGEST_TOKEN; dlq replay ID sends the JSON the admin API asks for', async () => {
+    const args = ['send', '--url', proc.url, '--type', 'cli.token', '--id', 'tok-1'];
+    const refused = await herald(args);
+    assert.equal(refused.code, 1);
+    assert.equal(JSON.parse(refused.stdout).code, 'UNAUTHORIZED');
+    const sent = await herald(args, tokens);
+    assert.equal(sent.code, 0, sent.stdout);
+    await sink.waitFor(1);
+
+    let list = await herald(['dlq', 'list', '--url', proc.url], tokens);
+    for (let i = 0; i < 50 && !list.stdout.includes('tok-1'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      list = await herald(['dlq', 'list', '--url', proc.url], tokens);
+    }
+    const id = list.stdout.split('\t')[0]!;
+    assert.match(id, /^\d+$/, list.stdout);
+    sink.setDefault({ status: 200 });
+    const replay = await herald(['dlq', 'replay', id, '--url', proc.url], tokens);
+    assert.equal(replay.code, 0, replay.stdout);
+    assert.deepEqual(JSON.parse(replay.stdout).replayed, [Number(id)]);
+    await sink.waitFor(2);
   });
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eventually, spawnHerald, tempDir } from '../support/herald.js';
 import { type HttpSink, startHttpSink } from '../support/http-sink.js';
+import { trickle } from '../support/raw-http.js';
 
 describe('graceful shutdown on SIGTERM', () => {
   let sink: HttpSink;
@@ -68,6 +69,39 @@ triggers:
       assert.ok(!sink.requests.some((r) => JSON.parse(r.body).id === 'late'));
     } finally {
       await again.kill();
+    }
+  });
+
+  it('a client trickling its upload does not hold the stop past shutdownTimeoutMs', async () => {
+    const trickleDir = tempDir('herald-shutdown-trickle-');
+    const configFile = join(trickleDir.path, 'herald.yaml');
+    writeFileSync(configFile, 'server: { shutdownTimeoutMs: 1000 }\nchannels: { box: { kind: inbox } }\n');
+    const herald = await spawnHerald([
+      '--config',
+      configFile,
+      '--data',
+      join(trickleDir.path, 'data'),
+      '--port',
+      '0',
+    ]);
+    try {
+      const upload = trickle(
+        herald.url,
+        'POST /events HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/cloudevents+json\r\ncontent-length: 500\r\n\r\n{',
+        { drip: ' ', intervalMs: 5000, giveUpMs: 25_000 },
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      const code = await herald.kill('SIGTERM');
+      const elapsed = Date.now() - started;
+      assert.equal(code, 0);
+      // The deadline plus the time a process takes to exit; the upload alone would keep it 25 s.
+      assert.ok(elapsed < 1000 + 1500, `stopped after ${elapsed} ms`);
+      const { elapsedMs } = await upload.closed;
+      assert.ok(elapsedMs < 5000, `the upload was cut after ${elapsedMs} ms`);
+    } finally {
+      await herald.kill('SIGKILL');
+      trickleDir.remove();
     }
   });
 });

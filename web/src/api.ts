@@ -75,11 +75,12 @@ export async function get<T>(path: string, signal?: AbortSignal): Promise<T> {
   return (await res.json()) as T;
 }
 
-export async function post<T>(path: string, body?: unknown): Promise<T> {
+/** Always a JSON body (`{}` when there is nothing to say): Herald refuses other admin POSTs. */
+export async function post<T>(path: string, body: unknown = {}): Promise<T> {
   const res = await fetch(path, {
     method: 'POST',
-    headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }),
-    body: body === undefined ? undefined : JSON.stringify(body),
+    headers: headers({ 'content-type': 'application/json' }),
+    body: JSON.stringify(body),
   });
   if (!res.ok) await failure(res);
   return (await res.json()) as T;

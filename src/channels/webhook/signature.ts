@@ -34,9 +34,16 @@ export function secretKey(secret: string): Buffer {
   return Buffer.from(secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret, 'base64');
 }
 
-export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
+export function signWebhook(
+  secret: string,
+  id: string,
+  timestampSeconds: number,
+  body: string | Buffer,
+): string {
+  // The body goes in as the bytes received: a verifier must not re-encode what it checks.
   const mac = createHmac('sha256', secretKey(secret))
-    .update(`${id}.${timestampSeconds}.${body}`)
+    .update(`${id}.${timestampSeconds}.`)
+    .update(body)
     .digest('base64');
   return `v1,${mac}`;
 }
@@ -47,7 +54,7 @@ export type VerifyResult = { ok: true } | { ok: false; reason: string };
 export function verifyWebhook(
   secret: string,
   headers: Record<string, string | string[] | undefined>,
-  body: string,
+  body: string | Buffer,
   nowSeconds = Math.floor(Date.now() / 1000),
   toleranceSeconds = 300,
 ): VerifyResult {

@@ -6,6 +6,7 @@ import { decodeHeaderValue } from '../../events/http.js';
 import { validateEvent } from '../../events/index.js';
 import { checkBatchSize } from '../../events/limits.js';
 import type { CloudEvent } from '../../events/types.js';
+import { ingestAuthSchema } from '../../server/ingest-auth.js';
 
 export const debeziumSourceConfigSchema = z.strictObject({
   path: z
@@ -21,6 +22,7 @@ export const debeziumSourceConfigSchema = z.strictObject({
     .describe(
       'Key columns per table ("schema.table" or "table"), which make the event subject. Default: the "id" column.',
     ),
+  auth: ingestAuthSchema.optional(),
 });
 export type DebeziumSourceConfig = z.infer<typeof debeziumSourceConfigSchema>;
 
@@ -53,6 +55,7 @@ export const debeziumHttpSource: SourceKind<DebeziumSourceConfig> = {
         context.http.addRoute({
           method: 'POST',
           path: config.path,
+          auth: config.auth,
           async handler(req) {
             const body =
               typeof req.headers['ce-specversion'] === 'string'

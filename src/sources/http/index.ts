@@ -5,6 +5,7 @@ import type { SourceKind } from '../../engine/types.js';
 import { EventValidationError, HeraldError } from '../../errors.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
+import { ingestAuthSchema } from '../../server/ingest-auth.js';
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false });
@@ -32,6 +33,7 @@ const routeSchema = z.strictObject({
     })
     .describe('How the body becomes a CloudEvent.'),
   status: z.number().int().min(200).max(299).default(202).describe('Success status code.'),
+  auth: ingestAuthSchema.optional(),
 });
 
 export const httpSourceConfigSchema = z.strictObject({
@@ -73,6 +75,7 @@ export const httpSource: SourceKind<HttpSourceConfig> = {
           context.http!.addRoute({
             method: 'POST',
             path: route.path,
+            auth: route.auth,
             async handler(req) {
               const body = req.body;
               if (body === undefined || body === null || (typeof body !== 'object' && !validate)) {
