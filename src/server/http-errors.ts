@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { EventValidationError, HeraldError } from '../errors.js';
@@ -47,6 +49,27 @@ export function errorHandler(logger: Logger) {
     logger.error({ url: request.url, err: err.message, stack: err.stack }, 'unexpected error');
     return reply.status(500).send({ error: 'internal error', code: 'INTERNAL' });
   };
+}
+
+/**
+ * Answers a request Node's HTTP parser refused before any route saw it (headers too large, too
+ * slow, malformed) with the same JSON error body as every other refusal, then closes.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'HEADERS_TOO_LARGE', 'request headers are larger than the server accepts']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
+        : [400, 'REQUEST_INVALID', 'malformed HTTP request'];
+  const body = JSON.stringify({ error: message, code });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 /** Parses a JSON request body, naming the problem on failure. */

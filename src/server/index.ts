@@ -6,7 +6,7 @@ import { HeraldError } from '../errors.js';
 import { parseHttpEvents } from '../events/index.js';
 import { type AccessPolicy, checkAccess, classifyRoute } from './access.js';
 import { registerAdminRoutes } from './admin.js';
-import { errorHandler, parseJsonBody } from './http-errors.js';
+import { clientErrorHandler, errorHandler, parseJsonBody } from './http-errors.js';
 import { requestVerifier } from './ingest-auth.js';
 
 export interface ServerOptions {
@@ -58,6 +58,7 @@ export class HeraldServer {
       },
       // Bodies stay raw so signatures (Slack, webhooks) can be checked byte-exact; routes parse them.
       return503OnClosing: true,
+      clientErrorHandler,
       forceCloseConnections: 'idle',
     });
     this.app.removeAllContentTypeParsers();

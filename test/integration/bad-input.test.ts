@@ -124,6 +124,17 @@ describe('bad input gets a clear 4xx and writes nothing', () => {
     await expectError(await herald.get('/api/deliveries?status=lost'), 400, /status/);
   });
 
+  it('headers larger than Node accepts → 431 with the same JSON error body', async () => {
+    const res = await fetch(`${herald.url}/notify`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-padding': 'x'.repeat(20_000) },
+      body: JSON.stringify({ topic: 'a', description: 'b' }),
+    });
+    const body = await expectError(res, 431, /headers are larger/);
+    assert.equal(body.code, 'HEADERS_TOO_LARGE');
+    assert.equal(await eventCount(), 0);
+  });
+
   it('stays healthy and accepts good input afterwards', async () => {
     assert.equal((await herald.get('/healthz')).status, 200);
     assert.equal((await herald.get('/readyz')).status, 200);

@@ -113,7 +113,12 @@ export async function replaySourceDeadLetter(
   herald: { url: string },
   id: number,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${herald.url}/api/dlq/source/${id}/replay`, { method: 'POST' });
+  const res = await fetch(`${herald.url}/api/dlq/source/${id}/replay`, {
+    method: 'POST',
+    // The admin API takes writes only as JSON (docs/security.md).
+    headers: { 'content-type': 'application/json' },
+    body: '{}',
+  });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
