@@ -1,0 +1,158 @@
+import type { ChannelKind } from '../engine/types.js';
+import type { CloudEvent } from '../events/types.js';
+import { CesqlParseError, compilePredicate } from '../filters/cesql/index.js';
+import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js';
+import { FilterCompileError, type Matcher } from '../filters/types.js';
+import { compileTree, type Template, type TemplateTree } from '../templates/index.js';
+import type { ConfigIssues, ConfigPath } from './issues.js';
+import type {
+  CompiledAction,
+  CompiledPlugin,
+  CompiledTrigger,
+  PreferencePredicate,
+  RecipientSpec,
+  RetryPolicy,
+} from './model.js';
+import type { BackoffConfig, RawConfig } from './schema.js';
+
+/**
+ * The enabled triggers: each filter compiled, each action checked against its channel (the
+ * channel kind's action schema and its own check of the pair) and its recipients and follow-up
+ * compiled. An action naming a declared channel that has issues of its own is left unjudged.
+ */
+export function compileTriggers(
+  triggers: RawConfig['triggers'],
+  declaredChannels: RawConfig['channels'],
+  channels: CompiledPlugin<ChannelKind>[],
+  dialects: readonly FilterDialect[],
+  issues: ConfigIssues,
+): CompiledTrigger[] {
+  const channelByName = new Map(channels.map((c) => [c.name, c]));
+  const compiled: CompiledTrigger[] = [];
+  for (const [name, trigger] of Object.entries(triggers)) {
+    if (!trigger.enabled) continue;
+    const base: ConfigPath = ['triggers', name];
+    let matcher: Matcher = matchAll;
+    if (trigger.filter !== undefined) {
+      try {
+        matcher = compileFilter(trigger.filter, [...base, 'filter'], dialects);
+      } catch (err) {
+        if (err instanceof FilterCompileError) issues.add(err.path, err.message);
+        else issues.add([...base, 'filter'], (err as Error).message);
+      }
+    }
+    const actions: CompiledAction[] = [];
+    trigger.actions.forEach((action, index) => {
+      const at: ConfigPath = [...base, 'actions', index];
+      const { channel: channelName, to, followUp: followUpBlock, ...rest } = action;
+      const channel = channelByName.get(channelName);
+      // A declared channel with its own errors is already reported; its actions cannot be checked.
+      if (!channel && channelName in declaredChannels) return;
+      if (!channel) {
+        const known = Object.keys(declaredChannels);
+        issues.add(
+          [...at, 'channel'],
+          `unknown channel "${channelName}"${known.length ? ` (defined: ${known.join(', ')})` : ' (no channels are defined)'}`,
+        );
+        return;
+      }
+      const result = channel.kind.actionSchema.safeParse(rest, { reportInput: true });
+      if (!result.success) {
+        issues.addZod(at, result.error.issues);
+        return;
+      }
+      const mismatch = channel.kind.checkAction?.(channel.config, result.data);
+      if (mismatch) {
+        issues.add(at, mismatch);
+        return;
+      }
+      let recipients: RecipientSpec;
+      try {
+        recipients = recipientSpec(to);
+      } catch (err) {
+        issues.add([...at, 'to', 'where'], (err as Error).message);
+        return;
+      }
+      let followUp: TemplateTree | undefined;
+      if (followUpBlock !== undefined) {
+        if (typeof followUpBlock.type !== 'string' || followUpBlock.type === '') {
+          issues.add([...at, 'followUp', 'type'], 'a follow-up event needs a `type`');
+          return;
+        }
+        try {
+          followUp = compileTree(followUpBlock);
+        } catch (err) {
+          issues.add([...at, 'followUp'], (err as Error).message);
+          return;
+        }
+      }
+      actions.push({ index, channel: channelName, to: recipients, params: result.data, followUp });
+    });
+    compiled.push({
+      name,
+      description: trigger.description,
+      matcher,
+      actions,
+      policy: {
+        maxAttempts: trigger.delivery.maxAttempts,
+        backoff: normaliseBackoff(trigger.delivery.backoff),
+      },
+    });
+  }
+  return compiled;
+}
+
+function recipientSpec(to: unknown): RecipientSpec {
+  if (to === undefined) return { kind: 'none' };
+  if (Array.isArray(to)) return { kind: 'list', templates: to as Template[] };
+  if (typeof (to as Template).render === 'function') return { kind: 'list', templates: [to as Template] };
+  const sub = to as { subscribersOf: Template; where?: string };
+  if (sub.where === undefined) return { kind: 'subscribers', key: sub.subscribersOf };
+  return { kind: 'subscribers', key: sub.subscribersOf, where: compileWhere(sub.where) };
+}
+
+/**
+ * `where` is either simple — `name` (true), `not name` (false), `name = value`, `name != value`,
+ * which allows the `_` in preference names — or a CESQL expression over the preferences.
+ */
+export function compileWhere(source: string): PreferencePredicate {
+  const text = source.trim();
+  const simple = /^(?:(not\s+|!)\s*)?([a-z][a-z0-9_]*)$/i.exec(text);
+  if (simple) {
+    const [, negated, name] = simple;
+    return negated ? (p) => p[name!] === false : (p) => p[name!] === true;
+  }
+  const comparison = /^([a-z][a-z0-9_]*)\s*(=|==|!=|<>)\s*(?:'([^']*)'|"([^"]*)"|([A-Za-z0-9_.-]+))$/i.exec(
+    text,
+  );
+  if (comparison) {
+    const [, name, op, single, double, bare] = comparison;
+    const value = single ?? double ?? bare!;
+    const equal = (p: Record<string, string | boolean>) => String(p[name!]) === value;
+    return op === '=' || op === '==' ? equal : (p) => !equal(p);
+  }
+  let matches: (event: CloudEvent) => boolean;
+  try {
+    matches = compilePredicate(text);
+  } catch (err) {
+    if (err instanceof CesqlParseError)
+      throw new Error(
+        `CESQL: ${err.message} (for a preference with "_" in its name write \`name\`, \`not name\` or \`name = value\`)`,
+      );
+    throw err;
+  }
+  // Preferences stand in for the event's attributes: CESQL reads them by name.
+  return (p) => matches(p as unknown as CloudEvent);
+}
+
+function normaliseBackoff(backoff: BackoffConfig): RetryPolicy['backoff'] {
+  const defaults = {
+    kind: 'exponential' as const,
+    initialMs: 1000,
+    maxMs: 300_000,
+    multiplier: 2,
+    jitter: 0.2,
+  };
+  if (typeof backoff === 'string') return { ...defaults, kind: backoff };
+  return { ...defaults, ...backoff };
+}
