@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { DEFAULT_BACKOFF } from '../engine/backoff.js';
 import type { ChannelKind, SourceKind } from '../engine/types.js';
 import { HeraldError } from '../errors.js';
 import { configureEventLimits } from '../events/limits.js';
@@ -500,15 +501,8 @@ export function compileWhere(source: string): PreferencePredicate {
 }
 
 function normaliseBackoff(backoff: BackoffConfig): RetryPolicy['backoff'] {
-  const defaults = {
-    kind: 'exponential' as const,
-    initialMs: 1000,
-    maxMs: 300_000,
-    multiplier: 2,
-    jitter: 0.2,
-  };
-  if (typeof backoff === 'string') return { ...defaults, kind: backoff };
-  return { ...defaults, ...backoff };
+  if (typeof backoff === 'string') return { ...DEFAULT_BACKOFF, kind: backoff };
+  return { ...DEFAULT_BACKOFF, ...backoff };
 }
 
 function interpolateTree(

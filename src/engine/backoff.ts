@@ -1,6 +1,18 @@
 import type { RetryPolicy } from '../config/load.js';
 
 /**
+ * The retry backoff a trigger gets when its config leaves any of it out. The only place these
+ * numbers are written: the config schema's defaults, and so docs/configuration.md, read them here.
+ */
+export const DEFAULT_BACKOFF: Readonly<RetryPolicy['backoff']> = Object.freeze({
+  kind: 'exponential',
+  initialMs: 1000,
+  maxMs: 300_000,
+  multiplier: 2,
+  jitter: 0.2,
+});
+
+/**
  * Delay before the attempt after `attempt` (1-based) under the policy: exponential or fixed,
  * capped at maxMs, with up to `jitter` of it randomised away so retries from many deliveries
  * do not arrive at the sink in lockstep.

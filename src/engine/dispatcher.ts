@@ -7,7 +7,7 @@ import { validateEvent } from '../events/index.js';
 import type { CloudEvent } from '../events/types.js';
 import type { AttemptOutcome, Delivery, Store } from '../store/types.js';
 import { renderTree, type TemplateTree } from '../templates/index.js';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import {
   type Channel,
   type ChannelResult,
@@ -741,13 +741,7 @@ export class Dispatcher {
         rendered: result.rendered,
       };
     }
-    const policy = trigger?.policy.backoff ?? {
-      kind: 'exponential',
-      initialMs: 1000,
-      maxMs: 300_000,
-      multiplier: 2,
-      jitter: 0.2,
-    };
+    const policy = trigger?.policy.backoff ?? DEFAULT_BACKOFF;
     // Whole milliseconds: a store may keep times as integers (PostgreSQL's BIGINT refuses 1000.5 and
     // with it the whole batch of outcomes), and a receiver's Retry-After can be any number.
     const notBefore = Number.isFinite(result.notBefore) ? Math.ceil(result.notBefore!) : 0;
