@@ -1,9 +1,9 @@
-import { get } from '../api';
+import { type ConfigView, get } from '../api';
 import { ErrorNote, Json, useLoad } from '../components';
 
 export function ConfigPage() {
   const { data, error } = useLoad(
-    (signal) => get<{ file: string | null; store: string; config: unknown }>('/api/config', signal),
+    (signal) => get<ConfigView>('/api/config', signal),
     [],
   );
   return (

@@ -1,8 +1,10 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import {
   type DeliveryStatus,
+  type EventPage,
   get,
   type LiveDelivery,
+  type LiveEvent,
   query,
   readStream,
   type StoredEvent,
@@ -71,7 +73,7 @@ export function LivePage() {
       setRows((rs) => rs.map(apply));
     };
     const loadFirstPage = () =>
-      get<{ events: StoredEvent[]; next: number | null }>(
+      get<EventPage>(
         `/api/events${query({ limit: 50, ...filter })}`,
         abort.signal,
       ).then(
@@ -100,7 +102,7 @@ export function LivePage() {
                 setConnection('live');
                 setError(null);
                 loadFirstPage();
-              } else if (m.event === 'event') addEvent({ ...(m.data as StoredEvent), live: true });
+              } else if (m.event === 'event') addEvent({ ...(m.data as LiveEvent), live: true });
               else if (m.event === 'delivery') addDelivery(m.data as LiveDelivery);
             },
             abort.signal,
@@ -130,7 +132,7 @@ export function LivePage() {
   const loadOlder = async () => {
     if (next === null) return;
     try {
-      const page = await get<{ events: StoredEvent[]; next: number | null }>(
+      const page = await get<EventPage>(
         `/api/events${query({ limit: 50, before: next, ...filter })}`,
       );
       setRows((rs) => {
