@@ -19,7 +19,7 @@ import type {
   DeliveryPage,
   EventDetail,
   EventPage,
-  InboxPage,
+  InboxMessagePage,
   SourceDeadLetterPage,
   SourceDeadLetterReplay,
   Status,
@@ -237,7 +237,7 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
     return { replayed: replayed.length, ids: replayed };
   });
 
-  app.get('/api/inbox', async (req): Promise<InboxPage> => {
+  app.get('/api/inbox', async (req): Promise<InboxMessagePage> => {
     const q = parseQuery(z.object({ limit, before: cursor, channel: z.string().optional() }), req.query);
     const messages = await store.inbox.list({ limit: q.limit, beforeId: q.before, channel: q.channel });
     return {

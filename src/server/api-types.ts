@@ -86,7 +86,7 @@ export interface SourceDeadLetterReplay {
 }
 
 /** `GET /api/inbox`. */
-export interface InboxPage extends Page {
+export interface InboxMessagePage extends Page {
   messages: InboxMessage[];
 }
 

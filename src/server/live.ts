@@ -173,7 +173,9 @@ export class LiveFeed {
         // Reverse proxies (nginx) would otherwise buffer the stream.
         'x-accel-buffering': 'no',
       });
-      res.write(`retry: 2000\n${frame('ready', { watchers: this.subscribers.size + 1 } satisfies LiveReady)}`);
+      res.write(
+        `retry: 2000\n${frame('ready', { watchers: this.subscribers.size + 1 } satisfies LiveReady)}`,
+      );
       const sub: Subscriber = { res, matches, sent: new Set() };
       this.subscribers.add(sub);
       const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.heartbeatMs);

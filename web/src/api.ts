@@ -146,7 +146,7 @@ export type {
   EventPage,
   Health,
   InboxMessage,
-  InboxPage,
+  InboxMessagePage,
   LiveDelivery,
   LiveEvent,
   LiveReady,

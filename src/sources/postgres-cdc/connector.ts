@@ -5,7 +5,6 @@ import type { CloudEvent } from '../../events/types.js';
 import { validateEvent } from '../../events/validate.js';
 import { ingestIsolating } from '../isolate.js';
 import type { PostgresCdcConfig } from './config.js';
-import { takeSnapshot } from './snapshot.js';
 import {
   type CreatedSlot,
   checkSetup,
@@ -16,6 +15,7 @@ import {
   setUp,
   type TableInfo,
 } from './setup.js';
+import { takeSnapshot } from './snapshot.js';
 import { ChangeStream } from './streaming.js';
 
 /**

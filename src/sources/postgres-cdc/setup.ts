@@ -255,9 +255,10 @@ async function ensurePublication(target: SetupTarget, tables: TableInfo[], admin
     return;
   }
   if (pub.rows[0].puballtables === true || pub.rows[0].puballtables === 't') return;
-  const have = await admin.query('SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1', [
-    publication,
-  ]);
+  const have = await admin.query(
+    'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
+    [publication],
+  );
   const present = new Set(have.rows.map((r) => `${r.schemaname}.${r.tablename}`));
   const missing = tables.filter((t) => !present.has(`${t.schema}.${t.table}`));
   if (missing.length > 0) {

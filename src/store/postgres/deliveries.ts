@@ -109,10 +109,9 @@ export function postgresDeliveries(query: Query): DeliveryStore {
       return rows.map(deliveryRow);
     },
     async attempts(deliveryId) {
-      const rows = await query(
-        'SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY number, started_at',
-        [deliveryId],
-      );
+      const rows = await query('SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY number, started_at', [
+        deliveryId,
+      ]);
       return rows.map(
         (r): Attempt => ({
           deliveryId: int(r.delivery_id),

@@ -75,11 +75,7 @@ export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Le
     claim: ({ channel, limit, now, leaseMs }) =>
       guard(() => {
         const out: Delivery[] = [];
-        for (const r of s.dueForChannel.iterate(
-          channel,
-          now,
-          limit + leases.size,
-        ) as IterableIterator<Row>) {
+        for (const r of s.dueForChannel.iterate(channel, now, limit + leases.size) as IterableIterator<Row>) {
           if (leased(leases, r.id as number, now)) continue;
           leases.set(r.id as number, now + leaseMs);
           out.push(deliveryRow(r));

@@ -2,10 +2,7 @@ import { type ConfigView, get } from '../api';
 import { ErrorNote, Json, useLoad } from '../components';
 
 export function ConfigPage() {
-  const { data, error } = useLoad(
-    (signal) => get<ConfigView>('/api/config', signal),
-    [],
-  );
+  const { data, error } = useLoad((signal) => get<ConfigView>('/api/config', signal), []);
   return (
     <section>
       <h1>Config</h1>

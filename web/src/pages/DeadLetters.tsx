@@ -44,10 +44,7 @@ export function DeadLettersPage() {
   const status = useLoad((signal) => get<Status>('/api/status', signal), []);
   const list = useLoad(
     async (signal) => {
-      const page = await get<DeadLetterPage>(
-        `/api/dlq${query({ limit: 100, ...filter })}`,
-        signal,
-      );
+      const page = await get<DeadLetterPage>(`/api/dlq${query({ limit: 100, ...filter })}`, signal);
       setPages([]);
       setMoreCursor(undefined);
       return page;
@@ -60,9 +57,7 @@ export function DeadLettersPage() {
     const before = moreCursor === undefined ? list.data?.next : moreCursor;
     if (before == null) return;
     try {
-      const page = await get<DeadLetterPage>(
-        `/api/dlq${query({ limit: 100, before, ...filter })}`,
-      );
+      const page = await get<DeadLetterPage>(`/api/dlq${query({ limit: 100, before, ...filter })}`);
       setPages((p) => [...p, ...page.deadLetters]);
       setMoreCursor(page.next);
     } catch (err) {

@@ -73,10 +73,7 @@ export function LivePage() {
       setRows((rs) => rs.map(apply));
     };
     const loadFirstPage = () =>
-      get<EventPage>(
-        `/api/events${query({ limit: 50, ...filter })}`,
-        abort.signal,
-      ).then(
+      get<EventPage>(`/api/events${query({ limit: 50, ...filter })}`, abort.signal).then(
         (page) => {
           setRows((rs) => {
             const seen = new Set(rs.map((r) => r.seq));
@@ -132,9 +129,7 @@ export function LivePage() {
   const loadOlder = async () => {
     if (next === null) return;
     try {
-      const page = await get<EventPage>(
-        `/api/events${query({ limit: 50, before: next, ...filter })}`,
-      );
+      const page = await get<EventPage>(`/api/events${query({ limit: 50, before: next, ...filter })}`);
       setRows((rs) => {
         const seen = new Set(rs.map((r) => r.seq));
         return [...rs, ...page.events.filter((e) => !seen.has(e.seq))];

@@ -21,10 +21,7 @@ export function SourceDeadLetters({ sources }: { sources: string[] }) {
   const list = useLoad(
     (signal) =>
       chosen
-        ? get<SourceDeadLetterPage>(
-            `/api/dlq${query({ source: chosen, limit: 100 })}`,
-            signal,
-          )
+        ? get<SourceDeadLetterPage>(`/api/dlq${query({ source: chosen, limit: 100 })}`, signal)
         : Promise.resolve<SourceDeadLetterPage>({ source: '', sourceDeadLetters: [], total: 0, next: null }),
     [chosen],
   );
