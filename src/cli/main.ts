@@ -6,6 +6,7 @@ import { configJsonSchema } from '../config/json-schema.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import { registries } from '../plugins.js';
+import type { DeadLetterPage } from '../server/api-types.js';
 import { registerCesqlCommand } from './cesql.js';
 import { adminRequest, parseRoles } from './client.js';
 import { formatDoctor, runDoctor } from './doctor.js';
@@ -189,18 +190,7 @@ dlq
       console.error(JSON.stringify(res.body));
       process.exit(1);
     }
-    const rows = (
-      res.body as {
-        deadLetters: {
-          id: number;
-          channel: string;
-          trigger: string;
-          eventId: string;
-          lastError: string;
-          updatedAt: number;
-        }[];
-      }
-    ).deadLetters;
+    const rows = (res.body as DeadLetterPage).deadLetters;
     if (rows.length === 0) console.log('the dead-letter queue is empty');
     for (const r of rows) {
       console.log(

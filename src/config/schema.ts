@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_BACKOFF } from '../engine/backoff.js';
 import { projectionsSchema } from '../projections/config.js';
 import { slackAppSchema } from '../slack/config.js';
 import { subscriptionsSchema } from '../subscriptions/config.js';
@@ -302,16 +303,30 @@ export const backoffSchema = z
     z.strictObject({
       kind: z
         .enum(['exponential', 'fixed'])
-        .default('exponential')
+        .default(DEFAULT_BACKOFF.kind)
         .describe('How the delay grows between attempts.'),
-      initialMs: z.number().int().nonnegative().default(1000).describe('Delay before the second attempt.'),
-      maxMs: z.number().int().positive().default(300_000).describe('Longest delay between attempts.'),
-      multiplier: z.number().min(1).default(2).describe('Growth factor per attempt (exponential).'),
+      initialMs: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(DEFAULT_BACKOFF.initialMs)
+        .describe('Delay before the second attempt.'),
+      maxMs: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULT_BACKOFF.maxMs)
+        .describe('Longest delay between attempts.'),
+      multiplier: z
+        .number()
+        .min(1)
+        .default(DEFAULT_BACKOFF.multiplier)
+        .describe('Growth factor per attempt (exponential).'),
       jitter: z
         .number()
         .min(0)
         .max(1)
-        .default(0.2)
+        .default(DEFAULT_BACKOFF.jitter)
         .describe('Fraction of the delay randomised away (0 = none).'),
     }),
   ])
@@ -326,7 +341,7 @@ export const deliveryPolicySchema = z
       .max(1000)
       .default(8)
       .describe('Attempts before the delivery goes to the DLQ.'),
-    backoff: backoffSchema.default('exponential'),
+    backoff: backoffSchema.default(DEFAULT_BACKOFF.kind),
   })
   .describe('Retry policy of the trigger’s deliveries.');
 
@@ -369,7 +384,7 @@ export const triggerSchema = z.strictObject({
     .array(actionBaseSchema)
     .min(1, 'a trigger needs at least one action')
     .describe('What to do per matching event.'),
-  delivery: deliveryPolicySchema.default({ maxAttempts: 8, backoff: 'exponential' }),
+  delivery: deliveryPolicySchema.default({ maxAttempts: 8, backoff: DEFAULT_BACKOFF.kind }),
   enabled: z.boolean().default(true).describe('Set false to keep a trigger in the file without running it.'),
 });
 

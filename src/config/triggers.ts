@@ -1,3 +1,4 @@
+import { DEFAULT_BACKOFF } from '../engine/backoff.js';
 import type { ChannelKind } from '../engine/types.js';
 import type { CloudEvent } from '../events/types.js';
 import { CesqlParseError, compilePredicate } from '../filters/cesql/index.js';
@@ -146,13 +147,6 @@ export function compileWhere(source: string): PreferencePredicate {
 }
 
 function normaliseBackoff(backoff: BackoffConfig): RetryPolicy['backoff'] {
-  const defaults = {
-    kind: 'exponential' as const,
-    initialMs: 1000,
-    maxMs: 300_000,
-    multiplier: 2,
-    jitter: 0.2,
-  };
-  if (typeof backoff === 'string') return { ...defaults, kind: backoff };
-  return { ...defaults, ...backoff };
+  if (typeof backoff === 'string') return { ...DEFAULT_BACKOFF, kind: backoff };
+  return { ...DEFAULT_BACKOFF, ...backoff };
 }

@@ -6,6 +6,7 @@ import { errorMessage, HeraldError, withTimeout } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import { Projector, type ProjectorHooks } from '../projections/projector.js';
 import type { PlannedRouting, Store, StoredEvent } from '../store/types.js';
+import { DEFAULT_BACKOFF } from './backoff.js';
 import { Dispatcher, type DispatcherHooks } from './dispatcher.js';
 import { IngestBatcher } from './ingest.js';
 import { Router, type RouterHooks, type SubscriberDirectory } from './router.js';
@@ -139,16 +140,7 @@ export class Engine {
           name,
           matcher: () => false,
           actions: [{ index: 0, channel: name, to: { kind: 'none' as const }, params: null }],
-          policy: {
-            maxAttempts: 3,
-            backoff: {
-              kind: 'exponential' as const,
-              initialMs: 1000,
-              maxMs: 60_000,
-              multiplier: 2,
-              jitter: 0.2,
-            },
-          },
+          policy: { maxAttempts: 3, backoff: DEFAULT_BACKOFF },
         })),
       ],
       {

@@ -1,16 +1,7 @@
 import type { RetryPolicy } from '../config/load.js';
 import type { AttemptOutcome, Delivery, Store } from '../store/types.js';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import type { ChannelResult } from './types.js';
-
-/** The backoff of a delivery whose trigger is no longer in the config. */
-const FALLBACK_BACKOFF: RetryPolicy['backoff'] = {
-  kind: 'exponential',
-  initialMs: 1000,
-  maxMs: 300_000,
-  multiplier: 2,
-  jitter: 0.2,
-};
 
 /**
  * What an attempt's result makes of its delivery: delivered, dead (a permanent failure, or the
@@ -63,7 +54,7 @@ export function outcomeOf(
   // Whole milliseconds: a store may keep times as integers (PostgreSQL's BIGINT refuses 1000.5 and
   // with it the whole batch of outcomes), and a receiver's Retry-After can be any number.
   const notBefore = Number.isFinite(result.notBefore) ? Math.ceil(result.notBefore!) : 0;
-  const next = Math.max(finishedAt + backoffDelay(backoff ?? FALLBACK_BACKOFF, attemptNo), notBefore);
+  const next = Math.max(finishedAt + backoffDelay(backoff ?? DEFAULT_BACKOFF, attemptNo), notBefore);
   return {
     deliveryId: delivery.id,
     attempt: { ...base, outcome: 'retry', error: result.reason, nextAttemptAt: next },

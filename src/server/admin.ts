@@ -3,7 +3,27 @@ import { z } from 'zod';
 import type { Engine } from '../engine/engine.js';
 import { HeraldError } from '../errors.js';
 import { redactUrl } from '../redact.js';
-import type { DeadLetterFilter, Delivery, DeliveryStatus, StoredEvent } from '../store/types.js';
+import type {
+  DeadLetterFilter,
+  Delivery,
+  DeliveryStatus,
+  SourceDeadLetter,
+  StoredEvent,
+} from '../store/types.js';
+import type {
+  ConfigView,
+  DeadLetterFilterReplay,
+  DeadLetterPage,
+  DeadLetterReplay,
+  DeliveryDetail,
+  DeliveryPage,
+  EventDetail,
+  EventPage,
+  InboxMessagePage,
+  SourceDeadLetterPage,
+  SourceDeadLetterReplay,
+  Status,
+} from './api-types.js';
 import { redactedConfigFile } from './config-view.js';
 import { compileEventFilter } from './event-filter.js';
 import { parseJsonBody } from './http-errors.js';
@@ -49,7 +69,7 @@ const dlqFilter = z.strictObject({
 export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void {
   const store = engine.store;
 
-  app.get('/api/events', async (req) => {
+  app.get('/api/events', async (req): Promise<EventPage> => {
     const q = parseQuery(eventFilterQuery.extend({ limit, before: cursor }), req.query);
     const attributes = {
       type: q.type || undefined,
@@ -86,7 +106,7 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
   });
 
   // With every delivery and its attempts: what the event detail page shows.
-  const detail = async (stored: StoredEvent) => {
+  const detail = async (stored: StoredEvent): Promise<EventDetail> => {
     const deliveries = await store.deliveries.list({ limit: 1000, eventSeq: stored.seq });
     const withAttempts = await Promise.all(
       deliveries.map(async (d) => ({ ...shown(d), attemptLog: await store.deliveries.attempts(d.id) })),
@@ -109,7 +129,7 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
     return detail(stored);
   });
 
-  app.get('/api/deliveries', async (req) => {
+  app.get('/api/deliveries', async (req): Promise<DeliveryPage> => {
     const q = parseQuery(
       z.object({
         limit,
@@ -130,14 +150,14 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
     return { deliveries: deliveries.map(shown), next: nextCursor(deliveries, q.limit) };
   });
 
-  app.get('/api/deliveries/:id', async (req) => {
+  app.get('/api/deliveries/:id', async (req): Promise<DeliveryDetail> => {
     const id = parseQuery(z.object({ id: z.coerce.number().int().positive() }), req.params).id;
     const delivery = await store.deliveries.get(id);
     if (!delivery) throw new HeraldError('NOT_FOUND', `no delivery ${id}`);
     return { ...shown(delivery), attemptLog: await store.deliveries.attempts(id) };
   });
 
-  app.get('/api/dlq', async (req) => {
+  app.get('/api/dlq', async (req): Promise<DeadLetterPage | SourceDeadLetterPage> => {
     const q = parseQuery(
       dlqFilter.extend({ limit, before: cursor, source: z.string().min(1).optional() }),
       req.query,
@@ -168,19 +188,19 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
     };
   });
 
-  app.get('/api/dlq/source/:id', async (req) => {
+  app.get('/api/dlq/source/:id', async (req): Promise<SourceDeadLetter> => {
     const id = parseQuery(z.object({ id: z.coerce.number().int().positive() }), req.params).id;
     const letter = await store.sourceDlq.get(id);
     if (!letter) throw new HeraldError('NOT_FOUND', `no source dead letter ${id}`);
     return letter;
   });
 
-  app.post('/api/dlq/source/:id/replay', async (req) => {
+  app.post('/api/dlq/source/:id/replay', async (req): Promise<SourceDeadLetterReplay> => {
     const id = parseQuery(z.object({ id: z.coerce.number().int().positive() }), req.params).id;
     return engine.replaySourceDeadLetter(id);
   });
 
-  app.post('/api/dlq/:id/replay', async (req) => {
+  app.post('/api/dlq/:id/replay', async (req): Promise<DeadLetterReplay> => {
     const id = parseQuery(z.object({ id: z.coerce.number().int().positive() }), req.params).id;
     const delivery = await store.deliveries.get(id);
     if (!delivery) throw new HeraldError('NOT_FOUND', `no delivery ${id}`);
@@ -198,7 +218,7 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
     return { replayed };
   });
 
-  app.post('/api/dlq/replay', async (req) => {
+  app.post('/api/dlq/replay', async (req): Promise<DeadLetterFilterReplay> => {
     const raw =
       req.body === undefined || (Buffer.isBuffer(req.body) && req.body.length === 0)
         ? {}
@@ -217,7 +237,7 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
     return { replayed: replayed.length, ids: replayed };
   });
 
-  app.get('/api/inbox', async (req) => {
+  app.get('/api/inbox', async (req): Promise<InboxMessagePage> => {
     const q = parseQuery(z.object({ limit, before: cursor, channel: z.string().optional() }), req.query);
     const messages = await store.inbox.list({ limit: q.limit, beforeId: q.before, channel: q.channel });
     return {
@@ -230,12 +250,12 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
     };
   });
 
-  app.get('/api/config', async () => {
+  app.get('/api/config', async (): Promise<ConfigView> => {
     const file = engine.config.file;
     return { file: file ?? null, store: store.kind, config: file ? redactedConfigFile(file) : null };
   });
 
-  app.get('/api/status', async () => {
+  app.get('/api/status', async (): Promise<Status> => {
     const [deliveries, dlq, events, sourceDeadLetters] = await Promise.all([
       store.deliveries.counts(),
       store.dlq.count(),

@@ -3,33 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Engine, EngineHooks } from '../engine/engine.js';
 import type { CheckResult } from '../engine/types.js';
 import { errorMessage, withTimeout } from '../errors.js';
-import type { CloudEvent } from '../events/types.js';
 import { BoundedValues } from '../observability/bounded.js';
-import type { DeliveryStatus, RoutingRecord } from '../store/types.js';
+import type { DeliveryStatus } from '../store/types.js';
 import { eventFilterQuery, parseQuery } from './admin.js';
+import type { Health, LiveDelivery, LiveEvent, LiveReady } from './api-types.js';
 import { compileEventFilter, type EventPredicate } from './event-filter.js';
 import type { ServerExtension } from './index.js';
-
-/** A routed event as the live feed sends it: the event and which triggers matched. */
-export interface LiveEvent {
-  seq: number;
-  receivedAt: number;
-  routedAt: number | null;
-  event: CloudEvent;
-  routing: RoutingRecord;
-}
-
-/** A delivery's attempt finished (so a row can show delivered / retrying / dead). */
-export interface LiveDelivery {
-  id: number;
-  eventSeq: number;
-  trigger: string;
-  channel: string;
-  status: DeliveryStatus;
-  attempts: number;
-  outcome: 'delivered' | 'retry' | 'failed';
-  error: string | null;
-}
 
 const WINDOW_S = 60;
 
@@ -194,7 +173,9 @@ export class LiveFeed {
         // Reverse proxies (nginx) would otherwise buffer the stream.
         'x-accel-buffering': 'no',
       });
-      res.write(`retry: 2000\n${frame('ready', { watchers: this.subscribers.size + 1 })}`);
+      res.write(
+        `retry: 2000\n${frame('ready', { watchers: this.subscribers.size + 1 } satisfies LiveReady)}`,
+      );
       const sub: Subscriber = { res, matches, sent: new Set() };
       this.subscribers.add(sub);
       const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.heartbeatMs);
@@ -226,7 +207,7 @@ export class LiveFeed {
       return result;
     };
 
-    app.get('/api/health', async () => {
+    app.get('/api/health', async (): Promise<Health> => {
       const now = Date.now();
       const store = engine.store;
       // With the store down, say so and leave out what only it knows, rather than fail the page.
@@ -254,7 +235,7 @@ export class LiveFeed {
           };
         }),
       );
-      const channels = engine.config.channels.map((c) => {
+      const channels = engine.config.channels.map((c): Health['channels'][number] => {
         const last = this.lastAttempt.get(c.name) ?? null;
         const perMinute = {
           delivered: this.attempts.lastMinute(`${c.name}\0delivered`, now),

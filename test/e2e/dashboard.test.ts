@@ -163,6 +163,7 @@ describe('dashboard', { timeout: 120_000 }, () => {
       await page.getByRole('link', { name: 'Health' }).click();
       const channels = page.getByTestId('channels');
       await channels.getByText('slack-sales').waitFor();
+      assert.match(await page.getByTestId('parts').innerText(), / store · embedded bus · up /);
       assert.match(await channels.innerText(), /SLACK_BOT_TOKEN not set/);
       assert.match(await channels.innerText(), /ok/);
       assert.match(await page.getByTestId('sources').innerText(), /bot\s+http\s+running/);

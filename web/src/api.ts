@@ -131,140 +131,29 @@ export async function readStream(
 
 /* ------------------------------------------------------------------ shapes */
 
-export interface CloudEvent {
-  specversion: string;
-  id: string;
-  source: string;
-  type: string;
-  subject?: string;
-  time?: string;
-  datacontenttype?: string;
-  data?: unknown;
-  data_base64?: string;
-  [extension: string]: unknown;
-}
-
-export interface RoutingRecord {
-  matched: string[];
-  errors: { trigger: string; dialect: string; kind: string; message: string }[];
-  deliveries: number;
-}
-
-export interface StoredEvent {
-  seq: number;
-  event: CloudEvent;
-  receivedAt: number;
-  routedAt: number | null;
-  routing: RoutingRecord | null;
-}
-
-export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
-
-export interface Delivery {
-  id: number;
-  eventSeq: number;
-  eventId: string;
-  eventSource: string;
-  eventType: string;
-  trigger: string;
-  action: number;
-  channel: string;
-  recipient: string | null;
-  status: DeliveryStatus;
-  attempts: number;
-  maxAttempts: number;
-  nextAttemptAt: number;
-  lastError: string | null;
-  remoteId: string | null;
-  rendered: unknown;
-  createdAt: number;
-  updatedAt: number;
-}
-
-export interface Attempt {
-  number: number;
-  startedAt: number;
-  durationMs: number;
-  outcome: 'delivered' | 'retry' | 'failed';
-  error: string | null;
-  nextAttemptAt: number | null;
-}
-
-export interface EventDetail extends StoredEvent {
-  deliveries: (Delivery & { attemptLog: Attempt[] })[];
-}
-
-export interface LiveDelivery {
-  id: number;
-  eventSeq: number;
-  trigger: string;
-  channel: string;
-  status: DeliveryStatus;
-  attempts: number;
-  outcome: 'delivered' | 'retry' | 'failed';
-  error: string | null;
-}
-
-export interface InboxMessage {
-  id: number;
-  channel: string;
-  recipient: string | null;
-  message: unknown;
-  eventId: string;
-  eventSource: string;
-  deliveryId: number | null;
-  createdAt: number;
-}
-
-/** A message a stream source set aside instead of storing its event. */
-export interface SourceDeadLetter {
-  id: number;
-  source: string;
-  position: string;
-  subject: string | null;
-  headers: Record<string, string>;
-  payload: string;
-  payloadEncoding: 'utf8' | 'base64';
-  payloadBytes: number;
-  truncated: boolean;
-  reason: string;
-  createdAt: number;
-}
-
-export interface Status {
-  state: string;
-  store: string;
-  events: number;
-  deliveries: Record<DeliveryStatus, number>;
-  deadLetters: number;
-  /** Messages stream sources set aside (`/api/dlq?source=`). */
-  sourceDeadLetters: number;
-  channels: { name: string; kind: string; fallback: string | null }[];
-  sources: { name: string; kind: string }[];
-  triggers: { name: string; description: string | null; actions: string[] }[];
-}
-
-export interface Health {
-  state: string;
-  store: { kind: string; ok: boolean; detail: string | null };
-  uptimeMs: number;
-  ingestBacklog: number;
-  inFlight: number;
-  watchers: number;
-  /** Null while the store does not answer. */
-  deliveries: Record<DeliveryStatus, number> | null;
-  deadLetters: number | null;
-  lagMs: number | null;
-  eventsLastMinute: number;
-  sources: { name: string; kind: string; status: string; detail: string | null }[];
-  channels: {
-    name: string;
-    kind: string;
-    fallback: string | null;
-    status: 'idle' | 'ok' | 'failing';
-    lastMinute: { delivered: number; retry: number; failed: number };
-    total: { delivered: number; retry: number; failed: number };
-    lastAttempt: { outcome: string; error: string | null; at: number } | null;
-  }[];
-  eventSources: { source: string; lastMinute: number; total: number; lastEventAt: number | null }[];
-}
+// The server's answers, from the one module both sides compile against (erased from the bundle).
+export type {
+  Attempt,
+  CloudEvent,
+  ConfigView,
+  DeadLetterFilterReplay,
+  DeadLetterPage,
+  DeadLetterReplay,
+  Delivery,
+  DeliveryDetail,
+  DeliveryStatus,
+  EventDetail,
+  EventPage,
+  Health,
+  InboxMessage,
+  InboxMessagePage,
+  LiveDelivery,
+  LiveEvent,
+  LiveReady,
+  RoutingRecord,
+  SourceDeadLetter,
+  SourceDeadLetterPage,
+  SourceDeadLetterReplay,
+  Status,
+  StoredEvent,
+} from '../../src/server/api-types.js';

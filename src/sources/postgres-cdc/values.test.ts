@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { HeraldError } from '../../errors.js';
 import { redactUrl } from '../../redact.js';
-import { checkWalLevel, defaultName, formatLsn, parseLsn } from './connector.js';
+import { checkWalLevel, defaultName, formatLsn, parseLsn } from './setup.js';
 import { converterFor, daysFromCivil } from './values.js';
 
 const TIMESTAMP = 1114;

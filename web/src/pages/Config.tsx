@@ -1,11 +1,8 @@
-import { get } from '../api';
+import { type ConfigView, get } from '../api';
 import { ErrorNote, Json, useLoad } from '../components';
 
 export function ConfigPage() {
-  const { data, error } = useLoad(
-    (signal) => get<{ file: string | null; store: string; config: unknown }>('/api/config', signal),
-    [],
-  );
+  const { data, error } = useLoad((signal) => get<ConfigView>('/api/config', signal), []);
   return (
     <section>
       <h1>Config</h1>

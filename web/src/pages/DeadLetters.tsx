@@ -1,5 +1,14 @@
 import { useState } from 'preact/hooks';
-import { type Delivery, get, post, query, type Status } from '../api';
+import {
+  type DeadLetterFilterReplay,
+  type DeadLetterPage,
+  type DeadLetterReplay,
+  type Delivery,
+  get,
+  post,
+  query,
+  type Status,
+} from '../api';
 import { ago, ErrorNote, Time, useLoad } from '../components';
 import { Link } from '../router';
 import { SourceDeadLetters } from './SourceDeadLetters';
@@ -35,10 +44,7 @@ export function DeadLettersPage() {
   const status = useLoad((signal) => get<Status>('/api/status', signal), []);
   const list = useLoad(
     async (signal) => {
-      const page = await get<{ deadLetters: Delivery[]; total: number; next: number | null }>(
-        `/api/dlq${query({ limit: 100, ...filter })}`,
-        signal,
-      );
+      const page = await get<DeadLetterPage>(`/api/dlq${query({ limit: 100, ...filter })}`, signal);
       setPages([]);
       setMoreCursor(undefined);
       return page;
@@ -51,9 +57,7 @@ export function DeadLettersPage() {
     const before = moreCursor === undefined ? list.data?.next : moreCursor;
     if (before == null) return;
     try {
-      const page = await get<{ deadLetters: Delivery[]; next: number | null }>(
-        `/api/dlq${query({ limit: 100, before, ...filter })}`,
-      );
+      const page = await get<DeadLetterPage>(`/api/dlq${query({ limit: 100, before, ...filter })}`);
       setPages((p) => [...p, ...page.deadLetters]);
       setMoreCursor(page.next);
     } catch (err) {
@@ -64,7 +68,7 @@ export function DeadLettersPage() {
   const replayOne = async (d: Delivery) => {
     setActionError(null);
     try {
-      const { replayed } = await post<{ replayed: number[] }>(`/api/dlq/${d.id}/replay`);
+      const { replayed } = await post<DeadLetterReplay>(`/api/dlq/${d.id}/replay`);
       setResult(
         replayed.length
           ? `Delivery ${d.id} (${d.channel}, ${d.eventType}) is queued again.`
@@ -80,7 +84,7 @@ export function DeadLettersPage() {
     setActionError(null);
     try {
       const body = Object.fromEntries(Object.entries(filter).filter(([, v]) => v));
-      const { replayed } = await post<{ replayed: number; ids: number[] }>('/api/dlq/replay', body);
+      const { replayed } = await post<DeadLetterFilterReplay>('/api/dlq/replay', body);
       setResult(`Replayed ${replayed} ${replayed === 1 ? 'delivery' : 'deliveries'} (${describe(filter)}).`);
       setConfirming(false);
       list.reload();

@@ -12,14 +12,19 @@ export function HealthPage() {
       <header class="page-head">
         <h1>Health</h1>
         <Badge kind={data.state === 'running' ? 'good' : 'bad'}>{data.state}</Badge>
-        <span class="muted">
-          {data.store.kind} store · up {duration(data.uptimeMs)}
+        <span class="muted" data-testid="parts">
+          {data.store.kind} store · {data.bus.kind} bus · up {duration(data.uptimeMs)}
         </span>
       </header>
       <ErrorNote error={error} />
       {!data.store.ok && (
         <p class="error" role="alert">
           The {data.store.kind} store does not answer: {data.store.detail}
+        </p>
+      )}
+      {!data.bus.ok && (
+        <p class="error" role="alert">
+          The {data.bus.kind} bus is {data.bus.state}: {data.bus.detail}
         </p>
       )}
       <div class="stats" data-testid="stats">

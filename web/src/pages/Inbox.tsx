@@ -1,20 +1,17 @@
 import { useState } from 'preact/hooks';
-import { get, type InboxMessage, query, type Status } from '../api';
+import { get, type InboxMessagePage, query, type Status } from '../api';
 import { ErrorNote, Json, Time, useLoad } from '../components';
 import { Link } from '../router';
 
 /** What the inbox channel kept: the messages Slack or email would have received without credentials. */
 export function InboxPage() {
   const [channel, setChannel] = useState('');
-  const [older, setOlder] = useState<{ messages: InboxMessage[]; next: number | null } | null>(null);
+  const [older, setOlder] = useState<InboxMessagePage | null>(null);
   const status = useLoad((signal) => get<Status>('/api/status', signal), []);
   const list = useLoad(
     (signal) => {
       setOlder(null);
-      return get<{ messages: InboxMessage[]; next: number | null }>(
-        `/api/inbox${query({ limit: 50, channel })}`,
-        signal,
-      );
+      return get<InboxMessagePage>(`/api/inbox${query({ limit: 50, channel })}`, signal);
     },
     [channel],
   );
@@ -73,7 +70,7 @@ export function InboxPage() {
           type="button"
           class="secondary more"
           onClick={async () => {
-            const page = await get<{ messages: InboxMessage[]; next: number | null }>(
+            const page = await get<InboxMessagePage>(
               `/api/inbox${query({ limit: 50, before: next, channel })}`,
             );
             setOlder((o) => ({ messages: [...(o?.messages ?? []), ...page.messages], next: page.next }));

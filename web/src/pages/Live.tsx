@@ -1,8 +1,10 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import {
   type DeliveryStatus,
+  type EventPage,
   get,
   type LiveDelivery,
+  type LiveEvent,
   query,
   readStream,
   type StoredEvent,
@@ -71,10 +73,7 @@ export function LivePage() {
       setRows((rs) => rs.map(apply));
     };
     const loadFirstPage = () =>
-      get<{ events: StoredEvent[]; next: number | null }>(
-        `/api/events${query({ limit: 50, ...filter })}`,
-        abort.signal,
-      ).then(
+      get<EventPage>(`/api/events${query({ limit: 50, ...filter })}`, abort.signal).then(
         (page) => {
           setRows((rs) => {
             const seen = new Set(rs.map((r) => r.seq));
@@ -100,7 +99,7 @@ export function LivePage() {
                 setConnection('live');
                 setError(null);
                 loadFirstPage();
-              } else if (m.event === 'event') addEvent({ ...(m.data as StoredEvent), live: true });
+              } else if (m.event === 'event') addEvent({ ...(m.data as LiveEvent), live: true });
               else if (m.event === 'delivery') addDelivery(m.data as LiveDelivery);
             },
             abort.signal,
@@ -130,9 +129,7 @@ export function LivePage() {
   const loadOlder = async () => {
     if (next === null) return;
     try {
-      const page = await get<{ events: StoredEvent[]; next: number | null }>(
-        `/api/events${query({ limit: 50, before: next, ...filter })}`,
-      );
+      const page = await get<EventPage>(`/api/events${query({ limit: 50, before: next, ...filter })}`);
       setRows((rs) => {
         const seen = new Set(rs.map((r) => r.seq));
         return [...rs, ...page.events.filter((e) => !seen.has(e.seq))];

@@ -1,5 +1,12 @@
 import { useState } from 'preact/hooks';
-import { get, post, query, type SourceDeadLetter } from '../api';
+import {
+  get,
+  post,
+  query,
+  type SourceDeadLetter,
+  type SourceDeadLetterPage,
+  type SourceDeadLetterReplay,
+} from '../api';
 import { ago, ErrorNote, Time, useLoad } from '../components';
 
 /**
@@ -14,11 +21,8 @@ export function SourceDeadLetters({ sources }: { sources: string[] }) {
   const list = useLoad(
     (signal) =>
       chosen
-        ? get<{ sourceDeadLetters: SourceDeadLetter[]; total: number }>(
-            `/api/dlq${query({ source: chosen, limit: 100 })}`,
-            signal,
-          )
-        : Promise.resolve({ sourceDeadLetters: [], total: 0 }),
+        ? get<SourceDeadLetterPage>(`/api/dlq${query({ source: chosen, limit: 100 })}`, signal)
+        : Promise.resolve<SourceDeadLetterPage>({ source: '', sourceDeadLetters: [], total: 0, next: null }),
     [chosen],
   );
 
@@ -26,7 +30,7 @@ export function SourceDeadLetters({ sources }: { sources: string[] }) {
     setActionError(null);
     setResult(null);
     try {
-      const { events } = await post<{ events: unknown[] }>(`/api/dlq/source/${letter.id}/replay`);
+      const { events } = await post<SourceDeadLetterReplay>(`/api/dlq/source/${letter.id}/replay`);
       setResult(
         `The message at ${letter.position} became ${events.length} ${events.length === 1 ? 'event' : 'events'}.`,
       );

@@ -1,0 +1,126 @@
+import type { DeadLetterFilter, DeadLetterStore, SourceDeadLetterStore } from '../types.js';
+import { deliveryRow, int, type Query, type Row, sourceDeadLetterRow } from './rows.js';
+
+function dlqWhere(filter: DeadLetterFilter): { where: string[]; values: unknown[] } {
+  const where = [`status = 'dead'`];
+  const values: unknown[] = [];
+  const add = (column: string, value: string | undefined) => {
+    if (value === undefined) return;
+    values.push(value);
+    where.push(`${column} = $${values.length}`);
+  };
+  add('channel', filter.channel);
+  add('trigger', filter.trigger);
+  add('event_type', filter.eventType);
+  if (filter.reason !== undefined) {
+    values.push(`%${filter.reason.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    where.push(`last_error LIKE $${values.length}`);
+  }
+  return { where, values };
+}
+
+/** Dead deliveries; a replay makes them pending again, with no lease. */
+export function postgresDeadLetters(query: Query): DeadLetterStore {
+  return {
+    async list(q) {
+      const { where, values } = dlqWhere(q);
+      if (q.beforeId !== undefined) {
+        values.push(q.beforeId);
+        where.push(`id < $${values.length}`);
+      }
+      values.push(q.limit);
+      const rows = await query(
+        `SELECT * FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${values.length}`,
+        values,
+      );
+      return rows.map(deliveryRow);
+    },
+    async count() {
+      const [r] = await query(`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`);
+      return int(r!.n);
+    },
+    async replay(selection, now) {
+      let rows: Row[];
+      if ('ids' in selection) {
+        rows = await query(
+          `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL, updated_at = $2
+           WHERE id = ANY($1::bigint[]) AND status = 'dead' RETURNING id`,
+          [selection.ids, now],
+        );
+      } else {
+        const { where, values } = dlqWhere(selection.filter);
+        values.push(now);
+        rows = await query(
+          `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $${values.length}, lease_until = NULL,
+             updated_at = $${values.length}
+           WHERE ${where.join(' AND ')} RETURNING id`,
+          values,
+        );
+      }
+      return rows.map((r) => int(r.id)).sort((a, b) => a - b);
+    },
+  };
+}
+
+/** Messages stream sources set aside instead of storing their events. */
+export function postgresSourceDeadLetters(query: Query): SourceDeadLetterStore {
+  return {
+    async add(letter, now) {
+      const [r] = await query(
+        `INSERT INTO source_dead_letters (source, position, subject, headers, payload, payload_encoding,
+           payload_bytes, truncated, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (source, position) DO UPDATE SET subject = excluded.subject, headers = excluded.headers,
+           payload = excluded.payload, payload_encoding = excluded.payload_encoding,
+           payload_bytes = excluded.payload_bytes, truncated = excluded.truncated,
+           reason = excluded.reason, created_at = excluded.created_at
+         RETURNING *`,
+        [
+          letter.source,
+          letter.position,
+          letter.subject,
+          JSON.stringify(letter.headers),
+          letter.payload,
+          letter.payloadEncoding,
+          letter.payloadBytes,
+          letter.truncated,
+          letter.reason,
+          now,
+        ],
+      );
+      return sourceDeadLetterRow(r!);
+    },
+    async get(id) {
+      const [r] = await query('SELECT * FROM source_dead_letters WHERE id = $1', [id]);
+      return r ? sourceDeadLetterRow(r) : null;
+    },
+    async list(q) {
+      const where: string[] = [];
+      const values: unknown[] = [];
+      if (q.source !== undefined) {
+        values.push(q.source);
+        where.push(`source = $${values.length}`);
+      }
+      if (q.beforeId !== undefined) {
+        values.push(q.beforeId);
+        where.push(`id < $${values.length}`);
+      }
+      values.push(q.limit);
+      const rows = await query(
+        `SELECT * FROM source_dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${values.length}`,
+        values,
+      );
+      return rows.map(sourceDeadLetterRow);
+    },
+    async count(source) {
+      const [r] =
+        source === undefined
+          ? await query('SELECT count(*) AS n FROM source_dead_letters')
+          : await query('SELECT count(*) AS n FROM source_dead_letters WHERE source = $1', [source]);
+      return int(r!.n);
+    },
+    async remove(id) {
+      const rows = await query('DELETE FROM source_dead_letters WHERE id = $1 RETURNING id', [id]);
+      return rows.length === 1;
+    },
+  };
+}

@@ -1,0 +1,134 @@
+import type Database from 'better-sqlite3';
+import type { DeadLetterFilter, DeadLetterStore, SourceDeadLetterStore } from '../types.js';
+import type { Leases } from './deliveries.js';
+import { deliveryRow, type Guard, type Row, sourceDeadLetterRow } from './rows.js';
+
+function dlqWhere(filter: DeadLetterFilter): { where: string[]; values: unknown[] } {
+  const where = [`status = 'dead'`];
+  const values: unknown[] = [];
+  if (filter.channel !== undefined) {
+    where.push('channel = ?');
+    values.push(filter.channel);
+  }
+  if (filter.trigger !== undefined) {
+    where.push('trigger = ?');
+    values.push(filter.trigger);
+  }
+  if (filter.eventType !== undefined) {
+    where.push('event_type = ?');
+    values.push(filter.eventType);
+  }
+  if (filter.reason !== undefined) {
+    where.push(`instr(last_error, ?) > 0`);
+    values.push(filter.reason);
+  }
+  return { where, values };
+}
+
+/** Dead deliveries; a replay makes them pending again and drops any lease they still had. */
+export function sqliteDeadLetters(db: Database.Database, guard: Guard, leases: Leases): DeadLetterStore {
+  const countDead = db.prepare(`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`);
+  return {
+    list: (q) =>
+      guard(() => {
+        const { where, values } = dlqWhere(q);
+        if (q.beforeId !== undefined) {
+          where.push('id < ?');
+          values.push(q.beforeId);
+        }
+        const rows = db
+          .prepare(`SELECT * FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`)
+          .all(...values, q.limit) as Row[];
+        return rows.map(deliveryRow);
+      }),
+    count: () => guard(() => (countDead.get() as { n: number }).n),
+    replay: (selection, now) =>
+      guard(() => {
+        let where: string[];
+        let values: unknown[];
+        if ('ids' in selection) {
+          if (selection.ids.length === 0) return [];
+          where = [`status = 'dead'`, `id IN (${selection.ids.map(() => '?').join(',')})`];
+          values = selection.ids;
+        } else ({ where, values } = dlqWhere(selection.filter));
+        const rows = db
+          .prepare(
+            `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ?
+             WHERE ${where.join(' AND ')} RETURNING id`,
+          )
+          .all(now, now, ...values) as { id: number }[];
+        for (const r of rows) leases.delete(r.id);
+        return rows.map((r) => r.id).sort((a, b) => a - b);
+      }),
+  };
+}
+
+/** Messages stream sources set aside instead of storing their events. */
+export function sqliteSourceDeadLetters(db: Database.Database, guard: Guard): SourceDeadLetterStore {
+  return {
+    add: (letter, now) =>
+      guard(() =>
+        sourceDeadLetterRow(
+          db
+            .prepare(
+              `INSERT INTO source_dead_letters (source, position, subject, headers, payload, payload_encoding,
+                 payload_bytes, truncated, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (source, position) DO UPDATE SET subject = excluded.subject, headers = excluded.headers,
+                 payload = excluded.payload, payload_encoding = excluded.payload_encoding,
+                 payload_bytes = excluded.payload_bytes, truncated = excluded.truncated,
+                 reason = excluded.reason, created_at = excluded.created_at
+               RETURNING *`,
+            )
+            .get(
+              letter.source,
+              letter.position,
+              letter.subject,
+              JSON.stringify(letter.headers),
+              letter.payload,
+              letter.payloadEncoding,
+              letter.payloadBytes,
+              letter.truncated ? 1 : 0,
+              letter.reason,
+              now,
+            ) as Row,
+        ),
+      ),
+    get: (id) =>
+      guard(() => {
+        const r = db.prepare('SELECT * FROM source_dead_letters WHERE id = ?').get(id) as Row | undefined;
+        return r ? sourceDeadLetterRow(r) : null;
+      }),
+    list: (q) =>
+      guard(() => {
+        const where: string[] = [];
+        const values: unknown[] = [];
+        if (q.source !== undefined) {
+          where.push('source = ?');
+          values.push(q.source);
+        }
+        if (q.beforeId !== undefined) {
+          where.push('id < ?');
+          values.push(q.beforeId);
+        }
+        const rows = db
+          .prepare(
+            `SELECT * FROM source_dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+          )
+          .all(...values, q.limit) as Row[];
+        return rows.map(sourceDeadLetterRow);
+      }),
+    count: (source) =>
+      guard(
+        () =>
+          (
+            (source === undefined
+              ? db.prepare('SELECT count(*) AS n FROM source_dead_letters').get()
+              : db.prepare('SELECT count(*) AS n FROM source_dead_letters WHERE source = ?').get(source)) as {
+              n: number;
+            }
+          ).n,
+      ),
+    remove: (id) =>
+      guard(() => db.prepare('DELETE FROM source_dead_letters WHERE id = ?').run(id).changes === 1),
+  };
+}

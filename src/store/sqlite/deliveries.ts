@@ -1,0 +1,171 @@
+import type Database from 'better-sqlite3';
+import type { Attempt, Delivery, DeliveryQuery, DeliveryStatus, DeliveryStore } from '../types.js';
+import { deliveryRow, type Guard, json, type Row } from './rows.js';
+
+/**
+ * Delivery id → lease expiry (epoch ms). One process owns an embedded store, so leases live in
+ * memory: claiming then costs a read, not a write and an fsync. They vanish with the process,
+ * which is what a restart wants anyway.
+ */
+export type Leases = Map<number, number>;
+
+function leased(leases: Leases, id: number, now: number): boolean {
+  const until = leases.get(id);
+  if (until === undefined) return false;
+  if (until < now) {
+    leases.delete(id);
+    return false;
+  }
+  return true;
+}
+
+/** Deliveries, their attempts and leases. */
+export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Leases): DeliveryStore {
+  const s = {
+    dueForChannel: db.prepare(
+      `SELECT * FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?
+       ORDER BY next_attempt_at, id LIMIT ?`,
+    ),
+    pendingForChannel: db.prepare(
+      `SELECT id, next_attempt_at FROM deliveries WHERE channel = ? AND status = 'pending'
+       ORDER BY next_attempt_at, id LIMIT ?`,
+    ),
+    recordDelivery: db.prepare(
+      `UPDATE deliveries SET status = ?, attempts = max(attempts, ?), next_attempt_at = coalesce(?, next_attempt_at),
+         lease_until = NULL, last_error = ?, remote_id = coalesce(?, remote_id), rendered = coalesce(?, rendered),
+         updated_at = ?
+       WHERE id = ?`,
+    ),
+    insertAttempt: db.prepare(
+      `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, error, next_attempt_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    getDelivery: db.prepare('SELECT * FROM deliveries WHERE id = ?'),
+    attempts: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number, started_at'),
+    counts: db.prepare('SELECT status, count(*) AS n FROM deliveries GROUP BY status'),
+    oldestPending: db.prepare(`SELECT min(created_at) AS oldest FROM deliveries WHERE status = 'pending'`),
+  };
+
+  const recordTx = db.transaction((outcomes: Parameters<DeliveryStore['record']>[0], now: number) => {
+    for (const o of outcomes) {
+      s.recordDelivery.run(
+        o.status,
+        o.attempt.number,
+        o.nextAttemptAt ?? null,
+        o.error ?? null,
+        o.remoteId ?? null,
+        json(o.rendered),
+        now,
+        o.deliveryId,
+      );
+      const a = o.attempt;
+      s.insertAttempt.run(
+        o.deliveryId,
+        a.number,
+        a.startedAt,
+        a.durationMs,
+        a.outcome,
+        a.error,
+        a.nextAttemptAt,
+      );
+    }
+  });
+
+  return {
+    claim: ({ channel, limit, now, leaseMs }) =>
+      guard(() => {
+        const out: Delivery[] = [];
+        for (const r of s.dueForChannel.iterate(channel, now, limit + leases.size) as IterableIterator<Row>) {
+          if (leased(leases, r.id as number, now)) continue;
+          leases.set(r.id as number, now + leaseMs);
+          out.push(deliveryRow(r));
+          if (out.length >= limit) break;
+        }
+        return out;
+      }),
+    record: (outcomes) =>
+      guard(() => {
+        if (outcomes.length === 0) return;
+        recordTx(outcomes, Date.now());
+        for (const o of outcomes) leases.delete(o.deliveryId);
+      }),
+    renewLeases: (held, until) =>
+      guard(() => {
+        const renewed: number[] = [];
+        for (const { id, leaseUntil } of held) {
+          if (leases.get(id) !== leaseUntil) continue;
+          leases.set(id, until);
+          renewed.push(id);
+        }
+        return renewed;
+      }),
+    release: (ids) =>
+      guard(() => {
+        for (const id of ids) leases.delete(id);
+      }),
+    releaseAllLeases: () =>
+      guard(() => {
+        const n = leases.size;
+        leases.clear();
+        return n;
+      }),
+    get: (id) =>
+      guard(() => {
+        const r = s.getDelivery.get(id) as Row | undefined;
+        return r ? deliveryRow(r) : null;
+      }),
+    list: (q: DeliveryQuery) =>
+      guard(() => {
+        const where: string[] = [];
+        const values: unknown[] = [];
+        const add = (clause: string, value: unknown) => {
+          if (value === undefined) return;
+          where.push(clause);
+          values.push(value);
+        };
+        add('id < ?', q.beforeId);
+        add('status = ?', q.status);
+        add('event_seq = ?', q.eventSeq);
+        add('channel = ?', q.channel);
+        add('trigger = ?', q.trigger);
+        const rows = db
+          .prepare(
+            `SELECT * FROM deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+          )
+          .all(...values, q.limit) as Row[];
+        return rows.map(deliveryRow);
+      }),
+    attempts: (deliveryId) =>
+      guard(() =>
+        (s.attempts.all(deliveryId) as Row[]).map(
+          (r): Attempt => ({
+            deliveryId: r.delivery_id as number,
+            number: r.number as number,
+            startedAt: r.started_at as number,
+            durationMs: r.duration_ms as number,
+            outcome: r.outcome as Attempt['outcome'],
+            error: (r.error as string | null) ?? null,
+            nextAttemptAt: (r.next_attempt_at as number | null) ?? null,
+          }),
+        ),
+      ),
+    nextDue: (channel) =>
+      guard(() => {
+        for (const r of s.pendingForChannel.iterate(channel, leases.size + 1) as IterableIterator<Row>) {
+          if (!leases.has(r.id as number)) return r.next_attempt_at as number;
+        }
+        return null;
+      }),
+    counts: () =>
+      guard(() => {
+        const out: Record<DeliveryStatus, number> = { pending: 0, delivered: 0, dead: 0 };
+        for (const r of s.counts.all() as { status: DeliveryStatus; n: number }[]) out[r.status] = r.n;
+        return out;
+      }),
+    oldestPendingAge: (now) =>
+      guard(() => {
+        const oldest = (s.oldestPending.get() as { oldest: number | null }).oldest;
+        return oldest === null ? 0 : Math.max(0, now - oldest);
+      }),
+  };
+}

@@ -1,0 +1,260 @@
+import type Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { HeraldError } from '../../errors.js';
+import { eventJson } from '../../events/serialize.js';
+import type { CloudEvent } from '../../events/types.js';
+import type {
+  AppendResult,
+  EventLog,
+  EventQuery,
+  NewDelivery,
+  PlannedRouting,
+  RoutingStore,
+} from '../types.js';
+import { eventRow, type Guard, type Row } from './rows.js';
+
+/** How far the subject index may trail the log: the most events a subject lookup reads unindexed. */
+const SUBJECT_BATCH = 20_000;
+
+/**
+ * An append that fails because of what it was given (a constraint, a value SQLite refuses, an
+ * event that cannot be serialised) is EVENT_UNSTORABLE, so ingest can find the event and store
+ * the rest; anything else (disk full, I/O, a closed database) stays STORE_UNAVAILABLE.
+ */
+function refusedEvents<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const refused =
+      err instanceof RangeError ||
+      err instanceof TypeError ||
+      (typeof code === 'string' && /^SQLITE_(CONSTRAINT|TOOBIG|MISMATCH|RANGE)/.test(code));
+    if (!refused) throw err;
+    throw new HeraldError('EVENT_UNSTORABLE', `SQLite refused the event: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * The event log and the routing of its events. Routing lives here because an append may store
+ * its events already routed: the log and the planned deliveries commit in one transaction.
+ */
+export function sqliteEvents(
+  db: Database.Database,
+  guard: Guard,
+  logger: Logger | undefined,
+): { events: EventLog; routing: RoutingStore } {
+  const s = {
+    insertEvent: db.prepare(
+      `INSERT INTO events (id, source, type, subject, received_at, routed_at, routing, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id, source) DO NOTHING RETURNING seq`,
+    ),
+    findEvent: db.prepare('SELECT seq FROM events WHERE source = ? AND id = ?'),
+    getEvent: db.prepare('SELECT * FROM events WHERE seq = ?'),
+    getEvents: db.prepare('SELECT * FROM events WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq'),
+    findById: db.prepare('SELECT * FROM events WHERE id = ? ORDER BY seq DESC LIMIT 1'),
+    findByIdSource: db.prepare('SELECT * FROM events WHERE id = ? AND source = ?'),
+    unrouted: db.prepare('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT ?'),
+    // One writer: seq order is commit order, so nothing is ever inserted behind a seq read.
+    readForProjection: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+    subjectsThrough: db.prepare('SELECT through_seq AS seq FROM event_subjects_state WHERE id = 1'),
+    lastSeq: db.prepare('SELECT max(seq) AS seq FROM events'),
+    indexSubjects: db.prepare(
+      `INSERT OR IGNORE INTO event_subjects (subject, seq)
+       SELECT subject, seq FROM events WHERE seq > ? AND seq <= ? AND subject IS NOT NULL ORDER BY subject, seq`,
+    ),
+    setSubjectsThrough: db.prepare('UPDATE event_subjects_state SET through_seq = ? WHERE id = 1'),
+    countEvents: db.prepare('SELECT count(*) AS n FROM events'),
+    insertDelivery: db.prepare(
+      `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
+         idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
+       SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ? FROM events e WHERE e.seq = ?
+       ON CONFLICT (idempotency_key) DO NOTHING`,
+    ),
+    markRouted: db.prepare('UPDATE events SET routed_at = ?, routing = ? WHERE seq = ?'),
+  };
+
+  // Events by subject: the index table trails the log by up to SUBJECT_BATCH events and is
+  // filled a batch at a time, sorted, so a batch touches each index page once rather than each
+  // event its own page. Lookups read the trailing events from the log directly.
+  let subjectsThrough = (s.subjectsThrough.get() as { seq: number }).seq;
+  let lastAppended = (s.lastSeq.get() as { seq: number | null }).seq ?? 0;
+  const indexSubjects = db.transaction((through: number) => {
+    s.indexSubjects.run(subjectsThrough, through);
+    s.setSubjectsThrough.run(through);
+    subjectsThrough = through;
+  });
+  const afterAppend = (results: AppendResult[]) => {
+    for (const r of results) if (r.seq > lastAppended) lastAppended = r.seq;
+    if (lastAppended - subjectsThrough < SUBJECT_BATCH) return;
+    try {
+      indexSubjects(lastAppended);
+    } catch (err) {
+      // The append itself is durable; the next one tries again, and lookups read the log meanwhile.
+      logger?.warn({ err: (err as Error).message }, 'indexing event subjects failed');
+    }
+  };
+  const bySubject = (q: EventQuery & { subject: string }): Row[] => {
+    const extra: string[] = [];
+    const extraValues: unknown[] = [];
+    for (const col of ['type', 'source'] as const) {
+      if (q[col] !== undefined) {
+        extra.push(`AND e.${col} = ?`);
+        extraValues.push(q[col]);
+      }
+    }
+    const before = q.beforeSeq ?? Number.MAX_SAFE_INTEGER;
+    const recent = db
+      .prepare(
+        `SELECT * FROM events e WHERE e.seq > ? AND e.seq < ? AND e.subject = ? ${extra.join(' ')}
+         ORDER BY e.seq DESC LIMIT ?`,
+      )
+      .all(subjectsThrough, before, q.subject, ...extraValues, q.limit) as Row[];
+    if (recent.length === q.limit) return recent;
+    const older = db
+      .prepare(
+        `SELECT e.* FROM event_subjects x JOIN events e ON e.seq = x.seq
+         WHERE x.subject = ? AND x.seq < ? ${extra.join(' ')} ORDER BY x.seq DESC LIMIT ?`,
+      )
+      .all(
+        q.subject,
+        Math.min(before, subjectsThrough + 1),
+        ...extraValues,
+        q.limit - recent.length,
+      ) as Row[];
+    return recent.concat(older);
+  };
+
+  /** 1 when inserted, 0 when its idempotency key was planned before. */
+  const insertDelivery = (d: NewDelivery, eventSeq: number, routedAt: number): number =>
+    s.insertDelivery.run(
+      d.trigger,
+      d.action,
+      d.channel,
+      d.recipient,
+      d.idempotencyKey,
+      d.maxAttempts,
+      d.notBefore,
+      routedAt,
+      routedAt,
+      eventSeq,
+    ).changes;
+
+  /**
+   * Appends in one transaction, deduplicating on (source, id) against the log and within the
+   * batch. With `routing`, new events are stored already routed, with their planned deliveries.
+   */
+  const appendTx = db.transaction(
+    (
+      events: CloudEvent[],
+      receivedAt: number,
+      routing?: { plans: PlannedRouting[]; routedAt: number },
+    ): { results: AppendResult[]; deliveries: number } => {
+      const seen = new Map<string, number>();
+      let deliveries = 0;
+      const results = events.map((e, i): AppendResult => {
+        const key = `${e.source}\u0000${e.id}`;
+        const earlier = seen.get(key);
+        if (earlier !== undefined) return { seq: earlier, duplicate: true };
+        const plan = routing?.plans[i];
+        const inserted = s.insertEvent.get(
+          e.id,
+          e.source,
+          e.type,
+          e.subject ?? null,
+          receivedAt,
+          routing?.routedAt ?? null,
+          plan ? JSON.stringify(plan.record) : null,
+          eventJson(e),
+        ) as { seq: number } | undefined;
+        if (!inserted) {
+          const existing = s.findEvent.get(e.source, e.id) as { seq: number };
+          seen.set(key, existing.seq);
+          return { seq: existing.seq, duplicate: true };
+        }
+        seen.set(key, inserted.seq);
+        if (plan)
+          for (const d of plan.deliveries) deliveries += insertDelivery(d, inserted.seq, routing!.routedAt);
+        return { seq: inserted.seq, duplicate: false };
+      });
+      return { results, deliveries };
+    },
+  );
+
+  const routingTx = db.transaction(
+    (batch: Parameters<RoutingStore['commit']>[0], routedAt: number): number => {
+      let inserted = 0;
+      for (const b of batch) {
+        for (const d of b.deliveries) inserted += insertDelivery(d, d.eventSeq, routedAt);
+        s.markRouted.run(routedAt, JSON.stringify(b.record), b.seq);
+      }
+      return inserted;
+    },
+  );
+
+  return {
+    events: {
+      append: (events, receivedAt) =>
+        guard(() => {
+          if (events.length === 0) return [];
+          const { results } = refusedEvents(() => appendTx(events, receivedAt));
+          afterAppend(results);
+          return results;
+        }),
+      appendRouted: (events, plans, receivedAt, routedAt) =>
+        guard(() => {
+          const appended = refusedEvents(() => appendTx(events, receivedAt, { plans, routedAt }));
+          afterAppend(appended.results);
+          return appended;
+        }),
+      get: (seq) =>
+        guard(() => {
+          const r = s.getEvent.get(seq) as Row | undefined;
+          return r ? eventRow(r) : null;
+        }),
+      getMany: (seqs) => guard(() => (s.getEvents.all(JSON.stringify(seqs)) as Row[]).map(eventRow)),
+      findById: (id, source) =>
+        guard(() => {
+          const r = (source === undefined ? s.findById.get(id) : s.findByIdSource.get(id, source)) as
+            | Row
+            | undefined;
+          return r ? eventRow(r) : null;
+        }),
+      list: (q) =>
+        guard(() => {
+          if (q.subject !== undefined) return bySubject({ ...q, subject: q.subject }).map(eventRow);
+          const where: string[] = [];
+          const values: unknown[] = [];
+          if (q.beforeSeq !== undefined) {
+            where.push('seq < ?');
+            values.push(q.beforeSeq);
+          }
+          for (const col of ['type', 'source'] as const) {
+            if (q[col] !== undefined) {
+              where.push(`${col} = ?`);
+              values.push(q[col]);
+            }
+          }
+          const rows = db
+            .prepare(
+              `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`,
+            )
+            .all(...values, q.limit) as Row[];
+          return rows.map(eventRow);
+        }),
+      unrouted: (limit) => guard(() => (s.unrouted.all(limit) as Row[]).map(eventRow)),
+      readForProjection: (cursor, limit) =>
+        guard(() => {
+          const events = (s.readForProjection.all(cursor, limit) as Row[]).map(eventRow);
+          return { events, next: events.at(-1)?.seq ?? cursor };
+        }),
+      count: () => guard(() => (s.countEvents.get() as { n: number }).n),
+    },
+
+    routing: {
+      commit: (batch, routedAt) => guard(() => (batch.length === 0 ? 0 : routingTx(batch, routedAt))),
+    },
+  };
+}
