@@ -16,7 +16,7 @@ import { isLoopbackHost } from './server/access.js';
 import { dashboardExtension } from './server/dashboard.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
 import { LiveFeed, type LiveFeedOptions } from './server/live.js';
-import { createSlackApp, type SlackApp } from './slack/app.js';
+import { createSlackApp, type SlackApp } from './slack-app/app.js';
 import { openStore, type Store, storeFromEnv } from './store/index.js';
 import type { StoredEvent } from './store/types.js';
 import { registerSubscriptionRoutes } from './subscriptions/admin.js';

@@ -1,7 +1,7 @@
 import type { ChannelKind, SourceKind } from '../engine/types.js';
 import type { Matcher } from '../filters/types.js';
 import type { CompiledProjection } from '../projections/compile.js';
-import type { SlackAppConfig } from '../slack/config.js';
+import type { SlackAppConfig } from '../slack-app/config.js';
 import type { PreferenceSpec } from '../subscriptions/config.js';
 import type { Template, TemplateTree } from '../templates/index.js';
 import type { BackoffConfig, BusConfig, LimitsConfig, RateLimit, RawConfig, StoreConfig } from './schema.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_BACKOFF } from '../engine/backoff.js';
 import { projectionsSchema } from '../projections/config.js';
-import { slackAppSchema } from '../slack/config.js';
+import { slackAppSchema } from '../slack-app/config.js';
 import { subscriptionsSchema } from '../subscriptions/config.js';
 import { templateSchema } from '../templates/index.js';
 
