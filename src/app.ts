@@ -6,19 +6,20 @@ import { busFromEnv, createBus } from './bus/index.js';
 import { type HeraldConfig, loadConfigFile } from './config/load.js';
 import { Engine, type EngineHooks } from './engine/engine.js';
 import type { SubscriberDirectory } from './engine/router.js';
+import type { StoredEvent } from './engine/store.js';
 import { HeraldError } from './errors.js';
 import { createLogger } from './logger.js';
 import { combineHooks, HeraldMetrics } from './observability/metrics.js';
 import { createTracing } from './observability/tracing.js';
 import { registries } from './plugins.js';
 import { registerViewRoutes } from './projections/api.js';
+import { Projector } from './projections/projector.js';
 import { isLoopbackHost } from './server/access.js';
 import { dashboardExtension } from './server/dashboard.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
 import { LiveFeed, type LiveFeedOptions } from './server/live.js';
 import { createSlackApp, type SlackApp } from './slack-app/app.js';
 import { openStore, type Store, storeFromEnv } from './store/index.js';
-import type { StoredEvent } from './store/types.js';
 import { registerSubscriptionRoutes } from './subscriptions/admin.js';
 import { Subscriptions } from './subscriptions/index.js';
 
@@ -116,31 +117,37 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
         list: (view, query) => store.projections.list(view, query),
       })
     : undefined;
+  const hooks = combineHooks(
+    metrics.hooks,
+    live.hooks,
+    ...(tracing ? [tracing.hooks] : []),
+    ...(options.hooks ? [options.hooks] : []),
+    ...(config.subscriptions.feeds.length > 0
+      ? [{ onRouted: (e: StoredEvent) => subscriptions.recordRouted(e) }]
+      : []),
+  );
   const engine = new Engine({
     config,
     store,
     logger,
     env,
-    hooks: combineHooks(
-      metrics.hooks,
-      live.hooks,
-      ...(tracing ? [tracing.hooks] : []),
-      ...(options.hooks ? [options.hooks] : []),
-      ...(config.subscriptions.feeds.length > 0
-        ? [{ onRouted: (e: StoredEvent) => subscriptions.recordRouted(e) }]
-        : []),
-    ),
+    hooks,
     subscribers: options.subscribers ?? subscriptions,
     http: server.routes,
     roles: options.roles,
     bus: createBus(busFromEnv(config.bus, env), store, logger, () => metrics.busDeadLetters.inc()),
+    projector:
+      config.projections.length > 0
+        ? (ingest) =>
+            new Projector(store, config.projections, ingest, logger.child({ stage: 'projector' }), hooks)
+        : undefined,
   });
   await engine.start();
   await server.attach(engine, [
     metrics.extension,
     live.extension,
     (app) => registerSubscriptionRoutes(app, subscriptions),
-    (app) => registerViewRoutes(app, engine),
+    (app) => registerViewRoutes(app, config.projections, store.projections),
     ...(slackApp ? [(app: Parameters<ServerExtension>[0]) => slackApp.extension(app)] : []),
     ...(options.extensions ?? []),
     // Last: its catch-all GET answers only what no other route does.

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
+import type { Bus, BusHealth, RouteHandler } from '../engine/bus.js';
+import type { Store } from '../engine/store.js';
 import { errorMessage } from '../errors.js';
-import type { Store } from '../store/types.js';
-import type { Bus, BusHealth, RouteHandler } from './types.js';
 
 /**
  * The single-process bus: the store's log is the queue. Ingest wakes the router loop, which reads

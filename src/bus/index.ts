@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
-import { type BusConfig, busSchema } from '../config/schema.js';
+import type { Bus } from '../engine/bus.js';
+import type { Store } from '../engine/store.js';
 import { HeraldError } from '../errors.js';
-import type { Store } from '../store/types.js';
+import { type BusConfig, busSchema } from './config.js';
 import { EmbeddedBus } from './embedded.js';
 import { JetStreamBus } from './jetstream/index.js';
-import type { Bus } from './types.js';
 
-export type { Bus, BusHealth, RouteHandler } from './types.js';
+export type { Bus, BusHealth, RouteHandler } from '../engine/bus.js';
 
 /**
  * `HERALD_BUS=nats://host:4222` selects the JetStream bus (other settings from the config's

@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { resolveConfigFile } from '../app.js';
+import type { BusConfig } from '../bus/config.js';
 import { busFromEnv, createBus } from '../bus/index.js';
 import { type HeraldConfig, loadConfigFile } from '../config/load.js';
-import type { BusConfig } from '../config/schema.js';
 import type { ChannelContext, CheckResult } from '../engine/types.js';
 import { errorMessage } from '../errors.js';
 import { createLogger } from '../logger.js';

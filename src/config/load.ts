@@ -5,27 +5,19 @@ import { configureEventLimits } from '../events/limits.js';
 import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js';
 import { FilterCompileError, type Matcher } from '../filters/types.js';
 import { type CompiledProjection, compileProjection } from '../projections/compile.js';
+import type { CompiledFeed } from '../subscriptions/config.js';
 import { configureTemplateLimits } from '../templates/index.js';
-import type { CompiledFeed, HeraldConfig } from './model.js';
+import type { HeraldConfig } from './model.js';
 import { parseConfigText } from './parse.js';
 import { compilePlugins } from './plugins.js';
 import { limitsSchema, rootSchema } from './schema.js';
 import { compileTriggers } from './triggers.js';
 
 // Loading reads as its stages: parse.ts (YAML, `${VAR}`), issues.ts (issues located in the file),
-// plugins.ts (each plugin block by its kind's schema), triggers.ts; model.ts is what comes out.
+// plugins.ts (each plugin block by its kind's schema), triggers.ts; model.ts is what comes out,
+// around the engine's own model (src/engine/model.ts).
 export { ConfigError, type ConfigIssue, type ConfigPath, formatIssue, formatPath } from './issues.js';
-export type {
-  CompiledAction,
-  CompiledFeed,
-  CompiledPlugin,
-  CompiledSubscriptions,
-  CompiledTrigger,
-  HeraldConfig,
-  PreferencePredicate,
-  RecipientSpec,
-  RetryPolicy,
-} from './model.js';
+export type { HeraldConfig } from './model.js';
 export { compileWhere } from './triggers.js';
 
 export interface Registries {

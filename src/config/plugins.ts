@@ -1,8 +1,8 @@
 import type { z } from 'zod';
+import type { CompiledPlugin, RateLimit } from '../engine/model.js';
 import type { UnsetVariables } from './interpolate.js';
 import type { ConfigIssues, ConfigPath } from './issues.js';
-import type { CompiledPlugin } from './model.js';
-import { type RateLimit, rateLimitSchema } from './schema.js';
+import { rateLimitSchema } from './schema.js';
 
 /**
  * The `channels` or `sources` blocks, each parsed by the schema of its kind. A block whose

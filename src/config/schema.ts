@@ -1,7 +1,10 @@
 import { z } from 'zod';
+import { busSchema } from '../bus/config.js';
 import { DEFAULT_BACKOFF } from '../engine/backoff.js';
+import type { RateLimit } from '../engine/model.js';
 import { projectionsSchema } from '../projections/config.js';
 import { slackAppSchema } from '../slack-app/config.js';
+import { storeSchema } from '../store/config.js';
 import { subscriptionsSchema } from '../subscriptions/config.js';
 import { templateSchema } from '../templates/index.js';
 
@@ -149,154 +152,6 @@ export const limitsSchema = z
 
 export type LimitsConfig = z.infer<typeof limitsSchema>;
 
-export const storeSchema = z
-  .discriminatedUnion('kind', [
-    z.strictObject({
-      kind: z.literal('sqlite').describe('Embedded SQLite file (the default).'),
-      path: z
-        .string()
-        .optional()
-        .describe('SQLite file. Default: `<data dir>/herald.db` (`--data` sets the data dir).'),
-      synchronous: z
-        .enum(['full', 'normal'])
-        .default('full')
-        .describe(
-          '`full` survives power loss (default). `normal` is faster but may lose the last commits on a power cut.',
-        ),
-    }),
-    z.strictObject({
-      kind: z.literal('postgres').describe('Shared PostgreSQL database, for several Herald processes.'),
-      url: z.string().min(1).describe('PostgreSQL connection URL, e.g. ${DATABASE_URL}.'),
-      poolSize: z.number().int().positive().default(10).describe('Connections in the pool.'),
-      schema: z
-        .string()
-        .regex(/^[a-z_][a-z0-9_]*$/)
-        .default('herald')
-        .describe('PostgreSQL schema holding Herald’s tables (created if missing).'),
-    }),
-  ])
-  .describe('Where Herald keeps events, deliveries, the DLQ and the inbox.');
-
-/** NATS subject matching: `*` is one token, `>` the rest. */
-export function subjectMatches(pattern: string, subject: string): boolean {
-  const p = pattern.split('.');
-  const s = subject.split('.');
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === '>') return s.length > i;
-    if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
-  }
-  return p.length === s.length;
-}
-
-const natsSubject = z
-  .string()
-  .regex(/^[^\s.*>]+(\.[^\s.*>]+)*$/, 'a NATS subject without wildcards, e.g. herald.events');
-
-export const jetstreamStreamSchema = z
-  .strictObject({
-    name: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]+$/, 'stream names use letters, digits, "_" and "-"')
-      .default('HERALD')
-      .describe('JetStream stream holding the events (created if missing).'),
-    subjects: z
-      .array(z.string().min(1))
-      .min(1)
-      .optional()
-      .describe('Subjects the stream captures when Herald creates it. Default: `[<bus.subject>]`.'),
-    retention: z
-      .enum(['limits', 'workqueue', 'interest'])
-      .default('limits')
-      .describe(
-        '`limits`: kept until maxAgeMs (a replayable log); `workqueue`: removed once routed; `interest`: removed once every consumer acked.',
-      ),
-    replicas: z.number().int().min(1).max(5).default(1).describe('Copies in a NATS cluster (1, 3 or 5).'),
-    maxAgeMs: z
-      .number()
-      .int()
-      .nonnegative()
-      .default(7 * 24 * 3600_000)
-      .describe('How long the stream keeps an event (0 = forever, bounded by other limits).'),
-    duplicateWindowMs: z
-      .number()
-      .int()
-      .positive()
-      .default(120_000)
-      .describe('Window in which JetStream drops a second publish of the same event (Nats-Msg-Id).'),
-  })
-  .describe('The stream, as Herald creates it when missing. An existing stream is used as it is.');
-
-export const jetstreamConsumerSchema = z
-  .strictObject({
-    name: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]+$/, 'consumer names use letters, digits, "_" and "-"')
-      .default('herald-router')
-      .describe('Durable pull consumer shared by every router process: each event is routed once.'),
-    ackWaitMs: z
-      .number()
-      .int()
-      .min(1000)
-      .default(30_000)
-      .describe('An event a router took but did not ack within this time goes to another router.'),
-    maxAckPending: z
-      .number()
-      .int()
-      .positive()
-      .default(10_000)
-      .describe('Events taken but not yet acked, across all routers, before JetStream holds back.'),
-    batch: z.number().int().positive().max(5000).default(500).describe('Events routed per commit.'),
-    maxDeliver: z
-      .number()
-      .int()
-      .min(-1)
-      .refine((n) => n !== 0, 'at least 1, or -1 for no limit')
-      .default(10)
-      .describe(
-        'Times JetStream hands one message to routers before it gives up on it (routers that crash on it, or never ack it). Its events stay unrouted in the store, so the recovery sweep publishes them again after `recoverAfterMs`; -1: no limit.',
-      ),
-  })
-  .describe('The durable consumer the routers share.');
-
-export const busSchema = z
-  .discriminatedUnion('kind', [
-    z.strictObject({ kind: z.literal('embedded').describe('The log lives in the store.') }),
-    z
-      .strictObject({
-        kind: z
-          .literal('jetstream')
-          .describe('NATS JetStream carries events from ingest to the routers of every process.'),
-        url: z
-          .string()
-          .min(1)
-          .describe('NATS server URL; several separated by commas, e.g. nats://n1:4222,nats://n2:4222.'),
-        subject: natsSubject.default('herald.events').describe('Subject Herald publishes stored events on.'),
-        stream: jetstreamStreamSchema.default(jetstreamStreamSchema.parse({})),
-        consumer: jetstreamConsumerSchema.default(jetstreamConsumerSchema.parse({})),
-        recoverAfterMs: z
-          .number()
-          .int()
-          .min(1000)
-          .default(30_000)
-          .describe(
-            'An event stored but still unrouted after this long is published again (a process may have died between storing and publishing).',
-          ),
-      })
-      .superRefine((bus, ctx) => {
-        const subjects = bus.stream.subjects ?? [bus.subject];
-        if (!subjects.some((s) => subjectMatches(s, bus.subject))) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['subject'],
-            message: `"${bus.subject}" is not captured by bus.stream.subjects (${subjects.join(', ')})`,
-          });
-        }
-      }),
-  ])
-  .describe(
-    'The event log between ingest and the router. `embedded`: on the store, in this process; `jetstream`: NATS JetStream, shared by several processes.',
-  );
-
 export const backoffSchema = z
   .union([
     z.enum(['exponential', 'fixed']),
@@ -430,11 +285,6 @@ export const rateLimitSchema = z
     'Sends through this channel, in total over every Herald process on the store: a token bucket holding up to `burst` sends, refilled at `perSecond`. Absent = unlimited. A `fallback` block that replaces the channel uses its own `rateLimit`, if any.',
   );
 
-export interface RateLimit {
-  perSecond: number;
-  burst: number;
-}
-
 /** Keys every channel block may have, whatever its kind (documented once for all kinds). */
 export const channelCommonSchema = z.object({ rateLimit: rateLimitSchema.optional() });
 
@@ -458,7 +308,4 @@ export const rootSchema = z.strictObject({
 });
 
 export type RawConfig = z.infer<typeof rootSchema>;
-export type StoreConfig = z.infer<typeof storeSchema>;
-export type BusConfig = z.infer<typeof busSchema>;
-export type JetStreamBusConfig = Extract<BusConfig, { kind: 'jetstream' }>;
 export type BackoffConfig = z.infer<typeof backoffSchema>;

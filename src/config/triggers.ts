@@ -1,11 +1,4 @@
 import { DEFAULT_BACKOFF } from '../engine/backoff.js';
-import type { ChannelKind } from '../engine/types.js';
-import type { CloudEvent } from '../events/types.js';
-import { CesqlParseError, compilePredicate } from '../filters/cesql/index.js';
-import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js';
-import { FilterCompileError, type Matcher } from '../filters/types.js';
-import { compileTree, type Template, type TemplateTree } from '../templates/index.js';
-import type { ConfigIssues, ConfigPath } from './issues.js';
 import type {
   CompiledAction,
   CompiledPlugin,
@@ -13,7 +6,14 @@ import type {
   PreferencePredicate,
   RecipientSpec,
   RetryPolicy,
-} from './model.js';
+} from '../engine/model.js';
+import type { ChannelKind } from '../engine/types.js';
+import type { CloudEvent } from '../events/types.js';
+import { CesqlParseError, compilePredicate } from '../filters/cesql/index.js';
+import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js';
+import { FilterCompileError, type Matcher } from '../filters/types.js';
+import { compileTree, type Template, type TemplateTree } from '../templates/index.js';
+import type { ConfigIssues, ConfigPath } from './issues.js';
 import type { BackoffConfig, RawConfig } from './schema.js';
 
 /**

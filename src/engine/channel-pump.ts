@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import type { RateLimit } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
-import type { Store } from '../store/types.js';
 import type { Claimed } from './leases.js';
+import type { RateLimit } from './model.js';
+import type { Store } from './store.js';
 import type { Channel } from './types.js';
 
 /** Leased deliveries a busy channel keeps waiting for a slot, in multiples of its concurrency. */

@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import pino, { type Logger } from 'pino';
 import { PG_URL, pgClient, uniqueSuffix } from '../../test/support/postgres.js';
-import type { CompiledTrigger } from '../config/load.js';
-import type { RateLimit } from '../config/schema.js';
 import { createPostgresStore } from '../store/postgres/index.js';
 import { createSqliteStore } from '../store/sqlite/index.js';
-import type { Store } from '../store/types.js';
 import { Dispatcher } from './dispatcher.js';
+import type { CompiledTrigger, RateLimit } from './model.js';
+import type { Store } from './store.js';
 import { type Channel, delivered, retry, SendTimeoutError } from './types.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,14 +1,13 @@
 import type { Logger } from 'pino';
-import type { CompiledTrigger } from '../config/load.js';
-import type { RateLimit } from '../config/schema.js';
 import { errorMessage, HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
-import type { AttemptOutcome, Delivery, Store } from '../store/types.js';
 import { ChannelPump, type PumpHost, type SendSlot } from './channel-pump.js';
 import { emitFollowUp } from './follow-up.js';
 import { type Claimed, type Held, Leases } from './leases.js';
+import type { CompiledTrigger, RateLimit } from './model.js';
 import { OutcomeWriter, outcomeOf } from './outcomes.js';
 import { ABORT_GRACE_MS, sendWithDeadline } from './send-deadline.js';
+import type { AttemptOutcome, Delivery, Store } from './store.js';
 import type { Channel, ChannelResult } from './types.js';
 
 export interface DispatcherHooks {

@@ -1,17 +1,23 @@
 import type { Logger } from 'pino';
-import { EmbeddedBus } from '../bus/embedded.js';
-import type { Bus } from '../bus/types.js';
-import type { HeraldConfig } from '../config/load.js';
 import { errorMessage, HeraldError, withTimeout } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
-import { Projector, type ProjectorHooks } from '../projections/projector.js';
-import type { PlannedRouting, Store, StoredEvent } from '../store/types.js';
 import { DEFAULT_BACKOFF } from './backoff.js';
+import type { Bus } from './bus.js';
 import { Dispatcher, type DispatcherHooks } from './dispatcher.js';
 import { IngestBatcher } from './ingest.js';
+import type { EngineModel } from './model.js';
 import { Router, type RouterHooks, type SubscriberDirectory } from './router.js';
 import { SourceDeadLetters } from './source-dead-letters.js';
-import type { Channel, ChannelContext, HttpRoute, IngestResult, Source } from './types.js';
+import type { PlannedRouting, Store, StoredEvent } from './store.js';
+import type {
+  Channel,
+  ChannelContext,
+  EngineProjector,
+  HttpRoute,
+  IngestResult,
+  ProjectorHooks,
+  Source,
+} from './types.js';
 
 export interface EngineHooks extends RouterHooks, DispatcherHooks, ProjectorHooks {
   onIngested?(events: { event: CloudEvent; seq: number }[]): void;
@@ -20,7 +26,7 @@ export interface EngineHooks extends RouterHooks, DispatcherHooks, ProjectorHook
 }
 
 export interface EngineOptions {
-  config: HeraldConfig;
+  config: EngineModel;
   store: Store;
   logger: Logger;
   env?: NodeJS.ProcessEnv;
@@ -28,8 +34,13 @@ export interface EngineOptions {
   subscribers?: SubscriberDirectory;
   /** Where HTTP-based sources add their routes (the server). */
   http?: { addRoute(route: HttpRoute): void };
-  /** Carries stored events to the routers. Default: the embedded bus (this process, the store). */
-  bus?: Bus;
+  /** Carries stored events to the routers (src/bus). */
+  bus: Bus;
+  /**
+   * Builds the views' projector (src/projections) around the engine's internal ingest; absent
+   * when the config has no projections.
+   */
+  projector?: (ingest: (events: CloudEvent[]) => Promise<IngestResult[]>) => EngineProjector;
   /** Run only some stages (scale-out roles). Default: all. */
   roles?: { ingest: boolean; router: boolean; dispatcher: boolean };
 }
@@ -53,7 +64,7 @@ const STORE_PING_TIMEOUT_MS = 3000;
  */
 export class Engine {
   readonly store: Store;
-  readonly config: HeraldConfig;
+  readonly config: EngineModel;
   readonly channels = new Map<string, Channel>();
   readonly sources = new Map<string, Source>();
   private readonly logger: Logger;
@@ -61,7 +72,7 @@ export class Engine {
   private readonly router: Router;
   private readonly dispatcher: Dispatcher;
   /** Present when the config has projections; runs with the router role. */
-  readonly projector: Projector | null;
+  readonly projector: EngineProjector | null;
   private readonly hooks: EngineHooks;
   private readonly sourceDeadLetters: SourceDeadLetters;
   private readonly roles: NonNullable<EngineOptions['roles']>;
@@ -76,7 +87,7 @@ export class Engine {
     this.hooks = options.hooks ?? {};
     this.roles = options.roles ?? { ingest: true, router: true, dispatcher: true };
     const env = options.env ?? process.env;
-    this.bus = options.bus ?? new EmbeddedBus(this.store, this.logger);
+    this.bus = options.bus;
     this.batcher = new IngestBatcher(
       this.store.events,
       (durable, receivedAt, routed) => {
@@ -117,16 +128,7 @@ export class Engine {
         plugin.kind.create(plugin.name, plugin.config, channelContext(plugin.name)),
       );
     }
-    this.projector =
-      this.config.projections.length > 0
-        ? new Projector(
-            this.store,
-            this.config.projections,
-            (events) => this.ingest(events, { internal: true }),
-            this.logger.child({ stage: 'projector' }),
-            this.hooks,
-          )
-        : null;
+    this.projector = options.projector?.((events) => this.ingest(events, { internal: true })) ?? null;
     // Each projection's failed events are dead deliveries of an internal channel: the DLQ lists
     // them and a replay applies them through that channel.
     const projectionChannels = this.projector?.channels() ?? new Map<string, Channel>();
@@ -282,12 +284,7 @@ export class Engine {
    * (they go first, to keep the order of deliveries).
    */
   private routesAtIngest(): boolean {
-    return (
-      this.roles.router &&
-      this.bus instanceof EmbeddedBus &&
-      this.bus.caughtUp &&
-      this.store.events.appendRouted !== undefined
-    );
+    return this.roles.router && this.bus.caughtUp === true && this.store.events.appendRouted !== undefined;
   }
 
   private routedAtIngest(

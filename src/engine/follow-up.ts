@@ -2,8 +2,8 @@ import { errorMessage } from '../errors.js';
 import { followUpDraft, nextHop } from '../events/hops.js';
 import { validateEvent } from '../events/index.js';
 import type { CloudEvent } from '../events/types.js';
-import type { Delivery } from '../store/types.js';
 import { renderTree, type TemplateTree } from '../templates/index.js';
+import type { Delivery } from './store.js';
 import { type ChannelResult, failed, retry } from './types.js';
 
 /** Same limit as the emit channel's default: a chain of follow-ups longer than this is a loop. */

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
 import { eventJson } from '../events/serialize.js';
 import type { CloudEvent } from '../events/types.js';
-import type { AppendResult, EventLog, PlannedRouting } from '../store/types.js';
+import type { AppendResult, EventLog, PlannedRouting } from './store.js';
 import type { IngestResult } from './types.js';
 
 interface Pending {

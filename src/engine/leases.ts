@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
-import type { Delivery, Store } from '../store/types.js';
+import type { Delivery, Store } from './store.js';
 
 /** A claimed delivery and the lease this dispatcher holds on it. */
 export interface Claimed {

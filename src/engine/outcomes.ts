@@ -1,6 +1,6 @@
-import type { RetryPolicy } from '../config/load.js';
-import type { AttemptOutcome, Delivery, Store } from '../store/types.js';
 import { backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+import type { RetryPolicy } from './model.js';
+import type { AttemptOutcome, Delivery, Store } from './store.js';
 import type { ChannelResult } from './types.js';
 
 /**

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import type { CompiledAction, CompiledTrigger, PreferencePredicate } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import type { FilterEvaluationError } from '../filters/types.js';
-import type { NewDelivery, PlannedRouting, RoutingRecord, Store, StoredEvent } from '../store/types.js';
 import { idempotencyKey } from './idempotency.js';
+import type { CompiledAction, CompiledTrigger, PreferencePredicate } from './model.js';
+import type { NewDelivery, PlannedRouting, RoutingRecord, Store, StoredEvent } from './store.js';
 
 /**
  * Finds who subscribed to a key (`product:42`), for `to: { subscribersOf }` actions. Provided by

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import { isSecretName, REDACTED, redactUrl } from '../redact.js';
-import type { NewSourceDeadLetter, SourceDeadLetter, Store } from '../store/types.js';
+import type { NewSourceDeadLetter, SourceDeadLetter, Store } from './store.js';
 import type { IngestResult, Source, SourceMessage } from './types.js';
 
 /** Bytes of a payload a source dead letter keeps: NATS' default max_payload, so NATS messages fit whole. */

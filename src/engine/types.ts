@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
-import type { IngestAuth } from '../server/ingest-auth.js';
-import type { InboxStore, KeyValueStore } from '../store/types.js';
+import type { IngestAuth } from '../signing/ingest-auth.js';
+import type { InboxStore, KeyValueStore } from './store.js';
 
 /* ------------------------------------------------------------------ channels */
 
@@ -186,4 +186,23 @@ export interface SourceKind<C = unknown> {
   description: string;
   configSchema: z.ZodType<C>;
   create(name: string, config: C, context: SourceContext): Source;
+}
+
+/* ---------------------------------------------------------------- projector */
+
+export interface ProjectorHooks {
+  onProjected?(projection: string, events: number, failures: number): void;
+}
+
+/**
+ * Keeps the materialized views (src/projections builds it, app.ts hands it to the engine). It
+ * runs with the router role and stops before intake closes.
+ */
+export interface EngineProjector {
+  start(): void;
+  /** New events are in the log. */
+  wake(): void;
+  stop(): Promise<void>;
+  /** Internal channels whose dead deliveries are the views' failed events (DLQ and replay). */
+  channels(): Map<string, Channel>;
 }

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine, EngineHooks } from '../engine/engine.js';
-import type { ServerExtension } from '../server/index.js';
 import { BoundedPairs } from './bounded.js';
 
 /**
@@ -137,8 +136,11 @@ export class HeraldMetrics {
     },
   };
 
-  /** `GET /metrics` in Prometheus text format: behind the admin token unless `server.publicMetrics`. */
-  readonly extension: ServerExtension = (app: FastifyInstance, engine: Engine) => {
+  /**
+   * `GET /metrics` in Prometheus text format: behind the admin token unless `server.publicMetrics`.
+   * A server extension, typed here so this folder needs nothing from src/server.
+   */
+  readonly extension = (app: FastifyInstance, engine: Engine): void => {
     this.engine = engine;
     app.get('/metrics', { config: { access: 'metrics' } }, async (_req, reply) => {
       reply.header('content-type', this.registry.contentType);

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { Engine } from '../engine/engine.js';
+import type { ProjectionStore } from '../engine/store.js';
 import { HeraldError } from '../errors.js';
-import { parseQuery } from '../server/admin.js';
+import { parseQuery } from '../http-input.js';
+import type { CompiledProjection } from './compile.js';
 
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(50),
@@ -15,10 +16,12 @@ const listQuery = z.object({
  * `next` is the cursor for `after`), `GET /api/views/:name/:key`. Absent when no projection is
  * configured, so the dashboard shows Views as not enabled.
  */
-export function registerViewRoutes(app: FastifyInstance, engine: Engine): void {
-  const projections = engine.config.projections;
+export function registerViewRoutes(
+  app: FastifyInstance,
+  projections: CompiledProjection[],
+  store: ProjectionStore,
+): void {
   if (projections.length === 0) return;
-  const store = engine.store.projections;
   const known = (name: string) => {
     if (!projections.some((p) => p.name === name))
       throw new HeraldError(

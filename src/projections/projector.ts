@@ -1,8 +1,15 @@
 import type { Logger } from 'pino';
-import { type Channel, delivered, failed, retry } from '../engine/types.js';
+import { appliedKey, type ProjectionChange, type Store, type StoredEvent } from '../engine/store.js';
+import {
+  type Channel,
+  delivered,
+  type EngineProjector,
+  failed,
+  type ProjectorHooks,
+  retry,
+} from '../engine/types.js';
 import { errorMessage } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
-import { appliedKey, type ProjectionChange, type Store, type StoredEvent } from '../store/types.js';
 import { applyOps, type CompiledProjection, type Op, ProjectionError, planEvent } from './compile.js';
 
 /** A replayed event is applied in one store transaction: a minute means the store is in trouble. */
@@ -10,10 +17,6 @@ const PROJECTION_REPLAY_TIMEOUT_MS = 60_000;
 
 type Fields = Record<string, unknown>;
 type Planned = { stored: StoredEvent; ops: Op[] | null; error?: string };
-
-export interface ProjectorHooks {
-  onProjected?(projection: string, events: number, failures: number): void;
-}
 
 /** The name of the internal channel whose dead deliveries are a projection's failed events. */
 export const projectionChannel = (name: string): string => `projection:${name}`;
@@ -23,7 +26,7 @@ export const projectionChannel = (name: string): string => `projection:${name}`;
  * in one store transaction together with the applied ids and the new cursor (so a crash or a
  * redelivery never applies an event twice), then publishes the alerts the batch raised.
  */
-export class Projector {
+export class Projector implements EngineProjector {
   private running = false;
   private loop: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;

@@ -1,15 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Engine } from '../engine/engine.js';
-import { HeraldError } from '../errors.js';
-import { redactUrl } from '../redact.js';
 import type {
   DeadLetterFilter,
   Delivery,
   DeliveryStatus,
   SourceDeadLetter,
   StoredEvent,
-} from '../store/types.js';
+} from '../engine/store.js';
+import { HeraldError } from '../errors.js';
+import { parseJsonBody, parseQuery } from '../http-input.js';
+import { redactUrl } from '../redact.js';
 import type {
   ConfigView,
   DeadLetterFilterReplay,
@@ -26,7 +27,6 @@ import type {
 } from './api-types.js';
 import { redactedConfigFile } from './config-view.js';
 import { compileEventFilter } from './event-filter.js';
-import { parseJsonBody } from './http-errors.js';
 
 /** Events a CESQL-filtered list reads per request at most, and per store query. */
 const SQL_SCAN_BUDGET = 20_000;
@@ -34,18 +34,6 @@ const SQL_SCAN_PAGE = 1000;
 
 const limit = z.coerce.number().int().min(1).max(1000).default(50);
 const cursor = z.coerce.number().int().positive().optional();
-
-export function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.infer<T> {
-  const result = schema.safeParse(query);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new HeraldError(
-      'REQUEST_INVALID',
-      `query parameter ${issue.path.join('.') || '?'}: ${issue.message}`,
-    );
-  }
-  return result.data;
-}
 
 /** The filter of the event list and the live stream; empty values mean "any". */
 export const eventFilterQuery = z.object({

@@ -6,7 +6,7 @@
  * Types only, and only from modules that are themselves types only (no Node, no runtime code):
  * the dashboard compiles this file for the browser.
  */
-import type { CloudEvent } from '../events/types.js';
+
 import type {
   Attempt,
   Delivery,
@@ -15,7 +15,8 @@ import type {
   RoutingRecord,
   SourceDeadLetter,
   StoredEvent,
-} from '../store/types.js';
+} from '../engine/store.js';
+import type { CloudEvent } from '../events/types.js';
 
 export type {
   Attempt,

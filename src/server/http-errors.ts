@@ -3,7 +3,6 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { EventValidationError, HeraldError } from '../errors.js';
-import { eventLimits, parseJsonText } from '../events/limits.js';
 
 /** The JSON body of every error Herald answers: a message a person can act on, and a stable code. */
 export interface ErrorBody {
@@ -70,23 +69,4 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Duple
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
-}
-
-/** Parses a JSON request body, naming the problem on failure. */
-export function parseJsonBody(body: unknown, contentType: string | undefined): unknown {
-  if (body === undefined || (Buffer.isBuffer(body) && body.length === 0)) {
-    throw new HeraldError('REQUEST_INVALID', 'expected a JSON body', { status: 400 });
-  }
-  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json' && !type.endsWith('+json')) {
-    throw new HeraldError(
-      'REQUEST_INVALID',
-      `expected content-type application/json, got ${type || 'none'}`,
-      {
-        status: 415,
-      },
-    );
-  }
-  const text = Buffer.isBuffer(body) ? body.toString('utf8') : String(body);
-  return parseJsonText(text, 'body', eventLimits().jsonDepth);
 }

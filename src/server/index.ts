@@ -4,9 +4,10 @@ import type { Engine } from '../engine/engine.js';
 import type { HttpRoute } from '../engine/types.js';
 import { HeraldError } from '../errors.js';
 import { parseHttpEvents } from '../events/index.js';
+import { parseJsonBody } from '../http-input.js';
 import { type AccessPolicy, checkAccess, classifyRoute } from './access.js';
 import { registerAdminRoutes } from './admin.js';
-import { clientErrorHandler, errorHandler, parseJsonBody } from './http-errors.js';
+import { clientErrorHandler, errorHandler } from './http-errors.js';
 import { requestVerifier } from './ingest-auth.js';
 
 export interface ServerOptions {

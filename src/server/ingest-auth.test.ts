@@ -3,9 +3,10 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { signWebhook } from '../channels/webhook/signature.js';
 import { HeraldError } from '../errors.js';
-import { bearerMatches, ingestAuthSchema, requestVerifier } from './ingest-auth.js';
+import { ingestAuthSchema } from '../signing/ingest-auth.js';
+import { signWebhook } from '../signing/standard-webhooks.js';
+import { bearerMatches, requestVerifier } from './ingest-auth.js';
 
 interface Vector {
   id: string;

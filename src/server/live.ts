@@ -1,11 +1,12 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Engine, EngineHooks } from '../engine/engine.js';
+import type { DeliveryStatus } from '../engine/store.js';
 import type { CheckResult } from '../engine/types.js';
 import { errorMessage, withTimeout } from '../errors.js';
+import { parseQuery } from '../http-input.js';
 import { BoundedValues } from '../observability/bounded.js';
-import type { DeliveryStatus } from '../store/types.js';
-import { eventFilterQuery, parseQuery } from './admin.js';
+import { eventFilterQuery } from './admin.js';
 import type { Health, LiveDelivery, LiveEvent, LiveReady } from './api-types.js';
 import { compileEventFilter, type EventPredicate } from './event-filter.js';
 import type { ServerExtension } from './index.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { FeedItem } from '../store/types.js';
+import type { FeedItem } from '../engine/store.js';
 import { ciEntries, failingJobs, jobSummary, nextValue, toggleLabel } from './home.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');

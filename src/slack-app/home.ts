@@ -1,5 +1,5 @@
 import type { KnownBlock } from '@slack/web-api';
-import type { FeedItem } from '../store/types.js';
+import type { FeedItem } from '../engine/store.js';
 import type { PreferenceSpec } from '../subscriptions/config.js';
 import { compileTemplate } from '../templates/index.js';
 import type { SlackAppConfig } from './config.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { StoreConfig } from '../config/schema.js';
 import { HeraldError } from '../errors.js';
+import type { StoreConfig } from './config.js';
 import { createPostgresStore } from './postgres/index.js';
 import { createSqliteStore } from './sqlite/index.js';
 import type { Store } from './types.js';

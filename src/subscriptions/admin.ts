@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import type { Subscriber } from '../engine/store.js';
 import { HeraldError } from '../errors.js';
-import { parseJsonBody } from '../server/http-errors.js';
-import type { Subscriber } from '../store/types.js';
+import { parseJsonBody } from '../http-input.js';
 import type { Subscriptions } from './index.js';
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { templateSchema } from '../templates/index.js';
+import type { Matcher } from '../filters/types.js';
+import { type Template, templateSchema } from '../templates/index.js';
 
 const booleanPreference = z.strictObject({
   type: z.literal('boolean').describe('On/off.'),
@@ -59,3 +60,17 @@ export const subscriptionsSchema = z
   })
   .describe('Subscribers, their preferences, and feeds.');
 export type SubscriptionsConfig = z.infer<typeof subscriptionsSchema>;
+
+/** A feed as compiled by `src/config`: its key template and filter, ready to run. */
+export interface CompiledFeed {
+  name: string;
+  key: Template;
+  matcher: Matcher;
+  maxItems: number;
+  maxAgeMs: number;
+}
+
+export interface CompiledSubscriptions {
+  preferences: Record<string, PreferenceSpec>;
+  feeds: CompiledFeed[];
+}

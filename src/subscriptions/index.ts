@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
-import type { CompiledFeed, CompiledSubscriptions, PreferencePredicate } from '../config/load.js';
+import type { PreferencePredicate } from '../engine/model.js';
 import type { SubscriberDirectory } from '../engine/router.js';
+import type { FeedItem, StoredEvent, Subscriber, SubscriptionStore } from '../engine/store.js';
 import { HeraldError } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import type { FilterEvaluationError } from '../filters/types.js';
-import type { FeedItem, StoredEvent, Subscriber, SubscriptionStore } from '../store/types.js';
+import type { CompiledFeed, CompiledSubscriptions } from './config.js';
 
 export type { PreferenceSpec, SubscriptionsConfig } from './config.js';
 

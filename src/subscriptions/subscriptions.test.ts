@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { CompiledFeed } from '../config/load.js';
 import { compileFilter } from '../filters/index.js';
 import { createLogger } from '../logger.js';
 import { createSqliteStore } from '../store/sqlite/index.js';
 import { compileTemplate } from '../templates/index.js';
+import type { CompiledFeed } from './config.js';
 import { Subscriptions } from './index.js';
 
 const feed = (name: string, type: string, maxItems: number): CompiledFeed => ({

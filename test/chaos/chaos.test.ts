@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { Store } from '../../src/store/types.js';
+import type { Store } from '../../src/engine/store.js';
 import {
   eventually,
   type HeraldProcess,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { verifyWebhook } from '../../src/channels/webhook/signature.js';
+import { verifyWebhook } from '../../src/signing/standard-webhooks.js';
 import { eventually, startTestHerald, type TestHerald } from '../support/herald.js';
 import { type HttpSink, startHttpSink } from '../support/http-sink.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { signWebhook } from '../../src/channels/webhook/signature.js';
+import { signWebhook } from '../../src/signing/standard-webhooks.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { type SlackServer, startSlackServer } from '../support/slack/index.js';
 import { form, postSignedToSlackApp, slashCommandBody } from '../support/slack/requests.js';

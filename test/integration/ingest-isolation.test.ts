@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
+import type { Store } from '../../src/engine/store.js';
 import { HeraldError } from '../../src/errors.js';
 import type { CloudEvent } from '../../src/events/types.js';
-import type { Store } from '../../src/store/types.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { PG_URL, uniqueSuffix } from '../support/postgres.js';
 

@@ -5,12 +5,12 @@ import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
+import type { Store } from '../../src/engine/store.js';
 import { HeraldError } from '../../src/errors.js';
 import type { CloudEvent } from '../../src/events/types.js';
 import { registries } from '../../src/plugins.js';
 import { REDACTED } from '../../src/redact.js';
 import { natsSource } from '../../src/sources/nats/index.js';
-import type { Store } from '../../src/store/types.js';
 import {
   captureLogger,
   eventually,

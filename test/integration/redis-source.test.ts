@@ -3,11 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
+import type { Store } from '../../src/engine/store.js';
 import { HeraldError } from '../../src/errors.js';
 import type { CloudEvent } from '../../src/events/types.js';
 import { registries } from '../../src/plugins.js';
 import { redisSource } from '../../src/sources/redis/index.js';
-import type { Store } from '../../src/store/types.js';
 import {
   captureLogger,
   eventually,

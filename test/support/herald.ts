@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { type RunningHerald, type StartOptions, startHerald } from '../../src/app.js';
+import type { SourceDeadLetter, Store } from '../../src/engine/store.js';
 import { createLogger } from '../../src/logger.js';
-import type { SourceDeadLetter, Store } from '../../src/store/types.js';
 
 export const repoRoot = new URL('../..', import.meta.url).pathname;
 

@@ -1,9 +1,9 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import type { JetStreamBusConfig } from '../../config/schema.js';
+import type { RouteHandler } from '../../engine/bus.js';
+import type { Store, StoredEvent } from '../../engine/store.js';
 import { errorMessage, withTimeout } from '../../errors.js';
-import type { Store, StoredEvent } from '../../store/types.js';
-import type { RouteHandler } from '../types.js';
+import type { JetStreamBusConfig } from '../config.js';
 import type { BusDeadLetters } from './dead-letters.js';
 import { decodeMessage } from './wire.js';
 

@@ -1,7 +1,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import type { Store, StoredEvent } from '../../engine/store.js';
 import { errorMessage } from '../../errors.js';
-import type { Store, StoredEvent } from '../../store/types.js';
 
 /**
  * Sets aside messages no router can handle: they are terminated, once, with their stream position

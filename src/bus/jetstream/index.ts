@@ -1,11 +1,11 @@
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { JetStreamBusConfig } from '../../config/schema.js';
+import type { Bus, BusHealth, RouteHandler } from '../../engine/bus.js';
+import type { Store, StoredEvent } from '../../engine/store.js';
 import { errorMessage, HeraldError } from '../../errors.js';
 import { redactUrl } from '../../redact.js';
-import type { Store, StoredEvent } from '../../store/types.js';
-import type { Bus, BusHealth, RouteHandler } from '../types.js';
+import type { JetStreamBusConfig } from '../config.js';
 import { RouterConsumer } from './consumer.js';
 import { BusDeadLetters } from './dead-letters.js';
 import { EventPublisher } from './publisher.js';

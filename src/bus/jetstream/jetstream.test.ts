@@ -6,9 +6,9 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import fc from 'fast-check';
 import { freePort } from '../../../test/support/ports.js';
-import { busSchema } from '../../config/schema.js';
+import type { Store, StoredEvent } from '../../engine/store.js';
 import { createLogger } from '../../logger.js';
-import type { Store, StoredEvent } from '../../store/types.js';
+import { busSchema } from '../config.js';
 import { busFromEnv } from '../index.js';
 import { JetStreamBus, messageId } from './index.js';
 

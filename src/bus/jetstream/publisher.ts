@@ -1,7 +1,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import type { StoredEvent } from '../../engine/store.js';
 import { errorMessage } from '../../errors.js';
-import type { StoredEvent } from '../../store/types.js';
 import { encodeMessages, messageId } from './wire.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
+import type { Store, StoredEvent } from '../../engine/store.js';
 import { errorMessage } from '../../errors.js';
-import type { Store, StoredEvent } from '../../store/types.js';
 
 /**
  * Publishes again what was stored but never routed (a crash between store and publish, a publish

@@ -7,8 +7,8 @@ import {
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { JetStreamBusConfig } from '../../config/schema.js';
 import { errorMessage, HeraldError } from '../../errors.js';
+import type { JetStreamBusConfig } from '../config.js';
 
 /** Creates the stream when it is missing; an existing one is used as it is. */
 export async function ensureStream(

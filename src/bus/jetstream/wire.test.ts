@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { StoredEvent } from '../../store/types.js';
+import type { StoredEvent } from '../../engine/store.js';
 import { decodeMessage, encodeMessages } from './wire.js';
 
 /** NATS' default max_payload: a message larger than this is refused by the server. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { StoredEvent } from '../../engine/store.js';
 import type { CloudEvent } from '../../events/types.js';
-import type { StoredEvent } from '../../store/types.js';
 
 /** What travels on the stream: enough to route without reading the event back from the store. */
 interface WireEvent {

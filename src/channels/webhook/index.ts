@@ -6,6 +6,7 @@ import { type ChannelKind, delivered, failed, retry } from '../../engine/types.j
 import { errorMessage } from '../../errors.js';
 import { toStructuredHttp } from '../../events/index.js';
 import { redactUrl } from '../../redact.js';
+import { signWebhook, standardWebhooksSecretSchema } from '../../signing/standard-webhooks.js';
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
 import {
   checkBeforeConnect,
@@ -15,7 +16,6 @@ import {
   outboundPolicySchema,
   refusalOf,
 } from '../outbound.js';
-import { signWebhook, standardWebhooksSecretSchema } from './signature.js';
 
 export const webhookConfigSchema = z.strictObject({
   url: z

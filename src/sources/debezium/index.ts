@@ -6,7 +6,7 @@ import { decodeHeaderValue } from '../../events/http.js';
 import { validateEvent } from '../../events/index.js';
 import { checkBatchSize } from '../../events/limits.js';
 import type { CloudEvent } from '../../events/types.js';
-import { ingestAuthSchema } from '../../server/ingest-auth.js';
+import { ingestAuthSchema } from '../../signing/ingest-auth.js';
 
 export const debeziumSourceConfigSchema = z.strictObject({
   path: z

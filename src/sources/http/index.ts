@@ -5,7 +5,7 @@ import type { SourceKind } from '../../engine/types.js';
 import { EventValidationError, HeraldError } from '../../errors.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
-import { ingestAuthSchema } from '../../server/ingest-auth.js';
+import { ingestAuthSchema } from '../../signing/ingest-auth.js';
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false });

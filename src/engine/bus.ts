@@ -1,4 +1,4 @@
-import type { StoredEvent } from '../store/types.js';
+import type { StoredEvent } from './store.js';
 
 /** What /readyz and `herald doctor` say about the bus. */
 export interface BusHealth {
@@ -19,6 +19,11 @@ export type RouteHandler = (batch: StoredEvent[]) => Promise<void>;
  */
 export interface Bus {
   readonly kind: string;
+  /**
+   * Set only by a bus that routes in this process from the store's log: its last look found
+   * nothing unrouted, so ingest may plan new events itself without overtaking older ones.
+   */
+  readonly caughtUp?: boolean;
   /** Connects and prepares what the bus needs (stream, consumer). Throws a clear error when it cannot. */
   start(): Promise<void>;
   /** Events just made durable in the store. Never throws: what is not published is recovered later. */

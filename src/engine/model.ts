@@ -1,0 +1,65 @@
+import type { Matcher } from '../filters/types.js';
+import type { Template, TemplateTree } from '../templates/index.js';
+import type { BackoffPolicy } from './backoff.js';
+import type { ChannelKind, SourceKind } from './types.js';
+
+// The compiled model the engine runs. The engine defines it and `src/config` produces it from
+// herald.yaml, so the engine never depends on how a configuration is written or parsed.
+
+/** A `where` over one subscriber's preferences (defaults applied). */
+export type PreferencePredicate = (preferences: Record<string, string | boolean>) => boolean;
+
+export type RecipientSpec =
+  | { kind: 'none' }
+  | { kind: 'list'; templates: Template[] }
+  | { kind: 'subscribers'; key: Template; where?: PreferencePredicate };
+
+export interface CompiledAction {
+  index: number;
+  channel: string;
+  to: RecipientSpec;
+  /** The action parsed by its channel kind's schema. */
+  params: unknown;
+  /** Follow-up event emitted once the action is delivered. */
+  followUp?: TemplateTree;
+}
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  backoff: BackoffPolicy;
+}
+
+export interface CompiledTrigger {
+  name: string;
+  description?: string;
+  matcher: Matcher;
+  actions: CompiledAction[];
+  policy: RetryPolicy;
+}
+
+/** A token bucket over every Herald process on the store. */
+export interface RateLimit {
+  perSecond: number;
+  burst: number;
+}
+
+export interface CompiledPlugin<K> {
+  name: string;
+  kind: K;
+  config: unknown;
+  /** Set when the configured block was replaced by its `fallback` (why, for the start-up log). */
+  fallbackReason?: string;
+  /** A channel's `rateLimit` (any kind), kept apart from the kind's own config. */
+  rateLimit?: RateLimit;
+}
+
+/** What the engine is handed to run: its plugins, triggers and timings. */
+export interface EngineModel {
+  /** The file the model was loaded from, when there is one (shown by the admin API). */
+  file?: string;
+  server: { shutdownTimeoutMs: number };
+  dispatcher: { leaseMs: number; pollIntervalMs: number };
+  sources: CompiledPlugin<SourceKind>[];
+  channels: CompiledPlugin<ChannelKind>[];
+  triggers: CompiledTrigger[];
+}
