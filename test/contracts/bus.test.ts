@@ -6,7 +6,10 @@ import { busSchema } from '../../src/config/schema.js';
 import type { CloudEvent } from '../../src/events/types.js';
 import { createSqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store, StoredEvent } from '../../src/store/types.js';
+import { gate } from '../support/gate.js';
+import { eventually } from '../support/herald.js';
 import { type BusFixture, busFixtures } from './fixtures/buses.js';
+import { describeFixtureCoverage } from './fixtures/coverage.js';
 
 /**
  * The bus contract, run against every bus kind the config accepts (`bus.kind`): every stored
@@ -16,14 +19,6 @@ import { type BusFixture, busFixtures } from './fixtures/buses.js';
  */
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** Stores `count` events received at `receivedAt`; returns them as the bus carries them. */
 async function storeEvents(store: Store, count: number, receivedAt = Date.now()): Promise<StoredEvent[]> {
@@ -42,9 +37,9 @@ async function storeEvents(store: Store, count: number, receivedAt = Date.now())
 function router(store: Store) {
   const routed = new Map<number, number>();
   let failures = 0;
-  let gate: Promise<void> | null = null;
+  const held = gate();
   const handler: RouteHandler = async (batch) => {
-    if (gate) await gate;
+    await held.passed();
     if (failures > 0) {
       failures--;
       throw new Error('routing failed');
@@ -62,17 +57,8 @@ function router(store: Store) {
     failNext(n: number) {
       failures = n;
     },
-    /** Batches wait until `release` is called. */
-    hold(): () => void {
-      let release = () => undefined as void;
-      gate = new Promise<void>((r) => {
-        release = () => {
-          gate = null;
-          r();
-        };
-      });
-      return release;
-    },
+    /** Batches wait until the returned function is called. */
+    hold: () => held.close(),
     routedAll: (events: StoredEvent[]) => events.every((e) => routed.has(e.seq)),
   };
 }
@@ -90,14 +76,7 @@ async function withBus(fixture: BusFixture, body: (store: Store, open: () => Bus
 
 const configuredKinds = busSchema.options.map((option) => option.shape.kind.value as string);
 
-describe('bus contract: the kinds and the fixtures', () => {
-  it('every bus kind the config accepts has a contract fixture, and every fixture is such a kind', () => {
-    const covered = new Set(busFixtures.map((f) => f.kind));
-    for (const kind of configuredKinds) assert.ok(covered.has(kind), `no contract fixture for bus kind ${kind}`);
-    for (const kind of covered)
-      assert.ok(configuredKinds.includes(kind), `contract fixture for unknown bus kind ${kind}`);
-  });
-});
+describeFixtureCoverage('bus', configuredKinds, busFixtures);
 
 for (const fixture of busFixtures) {
   describe(`bus contract: ${fixture.kind}`, () => {
@@ -110,7 +89,7 @@ for (const fixture of busFixtures) {
         const events = await storeEvents(store, 20);
         bus.publish(events);
         bus.consume(route.handler);
-        await until(() => route.routedAll(events), 'every event routed');
+        await eventually(() => route.routedAll(events), 15_000, 'every event routed');
         assert.equal((await store.events.unrouted(100)).length, 0, 'nothing is left unrouted in the store');
         assert.equal(bus.health().ok, true);
       });
@@ -125,7 +104,7 @@ for (const fixture of busFixtures) {
         bus.publish(events);
         bus.publish(events);
         bus.consume(route.handler);
-        await until(() => route.routedAll(events), 'every event routed');
+        await eventually(() => route.routedAll(events), 15_000, 'every event routed');
         // Room for a second delivery to show up.
         await sleep(1500);
         const twice = [...route.routed].filter(([, n]) => n > 1).map(([seq]) => seq);
@@ -141,7 +120,7 @@ for (const fixture of busFixtures) {
         bus.consume(route.handler);
         // A process that stored these and died before publishing them.
         const events = await storeEvents(store, 5, Date.now() - 5000);
-        await until(() => route.routedAll(events), 'the sweep to route what was never published', 10_000);
+        await eventually(() => route.routedAll(events), 10_000, 'the sweep to route what was never published');
       });
     });
 

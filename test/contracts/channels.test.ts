@@ -16,6 +16,8 @@ import { combineHooks, HeraldMetrics } from '../../src/observability/metrics.js'
 import { channelKinds } from '../../src/plugins.js';
 import { createSqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/types.js';
+import { eventually } from '../support/herald.js';
+import { describeFixtureCoverage } from './fixtures/coverage.js';
 import {
   type Arrange,
   type ChannelFixture,
@@ -215,28 +217,9 @@ function dispatch(name: string, built: { channel: Channel; action: unknown }) {
   };
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 const registered = new Map(channelKinds.map((kind) => [kind.kind, kind]));
 
-describe('channel contract: the registry and the fixtures', () => {
-  it('every registered channel kind has a contract fixture', () => {
-    const covered = new Set(channelFixtures.map((f) => f.kind));
-    for (const kind of registered.keys())
-      assert.ok(covered.has(kind), `no contract fixture for channel kind ${kind}`);
-  });
-
-  it('every fixture is for a registered kind', () => {
-    for (const fixture of channelFixtures)
-      assert.ok(registered.has(fixture.kind), `contract fixture for unknown channel kind ${fixture.kind}`);
-  });
-});
+describeFixtureCoverage('channel', [...registered.keys()], channelFixtures);
 
 for (const fixture of channelFixtures) {
   const kind = registered.get(fixture.kind);
@@ -345,7 +328,7 @@ for (const fixture of channelFixtures) {
             const before = harness.received();
             await plan(run.store, name, harness.recipient, count);
             run.dispatcher.start();
-            await until(() => run.results.length === count, `${count} attempts`);
+            await eventually(() => run.results.length === count, 15_000, `${count} attempts`);
             assert.ok(
               run.results.every((r) => r.outcome === 'delivered'),
               run.results.map(reasonOf).join('; '),
@@ -377,7 +360,7 @@ for (const fixture of channelFixtures) {
           try {
             await plan(run.store, name, harness.recipient, 1);
             run.dispatcher.start();
-            await until(() => run.sending === 1, 'the send to start');
+            await eventually(() => run.sending === 1, 15_000, 'the send to start');
             await new Promise((r) => setTimeout(r, 100));
             const stopping = Date.now();
             stopped = true;

@@ -6,7 +6,9 @@ import { HeraldError } from '../../src/errors.js';
 import type { CloudEvent } from '../../src/events/types.js';
 import { sourceKinds } from '../../src/plugins.js';
 import { createSqliteStore } from '../../src/store/sqlite/index.js';
+import { gate } from '../support/gate.js';
 import { captureLogger, eventually } from '../support/herald.js';
+import { describeFixtureCoverage } from './fixtures/coverage.js';
 import {
   isNotApplicable,
   REFUSED_MARK,
@@ -35,7 +37,7 @@ function contractContext() {
   const deadLetters: { message: SourceMessage; reason: string }[] = [];
   const routes: HttpRoute[] = [];
   let calls = 0;
-  let gate: Promise<void> | null = null;
+  const held = gate();
   const context: SourceContext = {
     logger,
     kv: store.kv,
@@ -43,7 +45,7 @@ function contractContext() {
     http: { addRoute: (route) => routes.push(route) },
     async ingest(events) {
       calls++;
-      if (gate) await gate;
+      await held.passed();
       if (events.some((e) => JSON.stringify(e).includes(REFUSED_MARK)))
         throw new HeraldError('EVENT_UNSTORABLE', 'the event log cannot store this event');
       return events.map((e) => {
@@ -72,16 +74,7 @@ function contractContext() {
     },
     has: (mark: string) => ingested.some((e) => JSON.stringify(e).includes(mark)),
     /** Ingest waits until the returned function is called. */
-    hold(): () => void {
-      let release = () => undefined as void;
-      gate = new Promise<void>((resolve) => {
-        release = () => {
-          gate = null;
-          resolve();
-        };
-      });
-      return release;
-    },
+    hold: () => held.close(),
   };
 }
 
@@ -120,18 +113,7 @@ async function withSource(
 
 const registered = new Map(sourceKinds.map((kind) => [kind.kind, kind]));
 
-describe('source contract: the registry and the fixtures', () => {
-  it('every registered source kind has a contract fixture', () => {
-    const covered = new Set(sourceFixtures.map((f) => f.kind));
-    for (const kind of registered.keys())
-      assert.ok(covered.has(kind), `no contract fixture for source kind ${kind}`);
-  });
-
-  it('every fixture is for a registered kind', () => {
-    for (const fixture of sourceFixtures)
-      assert.ok(registered.has(fixture.kind), `contract fixture for unknown source kind ${fixture.kind}`);
-  });
-});
+describeFixtureCoverage('source', [...registered.keys()], sourceFixtures);
 
 for (const fixture of sourceFixtures) {
   const kind = registered.get(fixture.kind);
