@@ -30,7 +30,13 @@ async function storeEvents(store: Store, count: number, receivedAt = Date.now())
     type: 'bus.contract',
   }));
   const appended = await store.events.append(events, receivedAt);
-  return appended.map((a, i) => ({ seq: a.seq, receivedAt, event: events[i]!, routedAt: null, routing: null }));
+  return appended.map((a, i) => ({
+    seq: a.seq,
+    receivedAt,
+    event: events[i]!,
+    routedAt: null,
+    routing: null,
+  }));
 }
 
 /** A router: commits each batch as routed (nothing matched) and counts how often it saw each event. */
@@ -120,7 +126,11 @@ for (const fixture of busFixtures) {
         bus.consume(route.handler);
         // A process that stored these and died before publishing them.
         const events = await storeEvents(store, 5, Date.now() - 5000);
-        await eventually(() => route.routedAll(events), 10_000, 'the sweep to route what was never published');
+        await eventually(
+          () => route.routedAll(events),
+          10_000,
+          'the sweep to route what was never published',
+        );
       });
     });
 

@@ -17,7 +17,6 @@ import { channelKinds } from '../../src/plugins.js';
 import { createSqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/types.js';
 import { eventually } from '../support/herald.js';
-import { describeFixtureCoverage } from './fixtures/coverage.js';
 import {
   type Arrange,
   type ChannelFixture,
@@ -27,6 +26,7 @@ import {
   type NotApplicable,
   type SendSetup,
 } from './fixtures/channels.js';
+import { describeFixtureCoverage } from './fixtures/coverage.js';
 
 type RetryAfterScenarios = Exclude<ChannelHarness['retryAfter'], NotApplicable>;
 
@@ -115,11 +115,13 @@ async function withChannel<T>(
   const harness: ChannelHarness = { ...started, close: () => (closing ??= started.close()) };
   let built: { channel: Channel; action: unknown } | null = null;
   try {
+    const arranged = arrange?.(harness) ?? {};
     const setup: SendSetup = {
-      config: harness.config,
       action: harness.action,
       recipient: harness.recipient,
-      ...(arrange?.(harness) ?? {}),
+      ...arranged,
+      // A case changes some keys of the channel block; the rest stay the fixture's.
+      config: { ...harness.config, ...arranged.config },
     };
     built = build(kind, harness, setup);
     return await body(built, harness, setup);
@@ -348,78 +350,89 @@ for (const fixture of channelFixtures) {
       );
     });
 
-    it('shutdown mid-send: the send is stopped, answers retry before the deadline’s grace, and the attempt is counted', skip(stall), async () => {
-      if (isNotApplicable(stall)) return;
-      await withChannel(
-        kind,
-        fixture,
-        (h) => (h.stall as Arrange)(),
-        async (built, harness) => {
-          const run = dispatch(name, built);
-          let stopped = false;
-          try {
-            await plan(run.store, name, harness.recipient, 1);
-            run.dispatcher.start();
-            await eventually(() => run.sending === 1, 15_000, 'the send to start');
-            await new Promise((r) => setTimeout(r, 100));
-            const stopping = Date.now();
-            stopped = true;
-            await run.dispatcher.stop(200);
-            const took = Date.now() - stopping;
-            // The dispatcher answers for a channel that ignores its signal only after 200 + 1000 ms.
-            assert.ok(took < 200 + PROMPT_MS, `stop took ${took} ms`);
-            assert.equal(run.results.length, 1);
-            assert.equal(run.results[0]!.outcome, 'retry', reasonOf(run.results[0]!));
-            assert.match(reasonOf(run.results[0]!), /shutdown deadline passed/);
-            assert.deepEqual(await run.attempts(), { retry: 1 });
-            const [pending] = await run.store.deliveries.list({ limit: 10 });
-            assert.equal(pending?.status, 'pending', 'it is sent again on the next start');
-            assert.equal(pending?.attempts, 1, 'the stopped send counts as an attempt');
-          } finally {
-            if (!stopped) await run.dispatcher.stop(0);
-            await run.store.close();
-          }
-        },
-      );
-    });
-
-    it('no credential from the config shows in any answer, however the send ends', skip(secrets), async () => {
-      if (isNotApplicable(secrets)) return;
-      const answers: ChannelResult[] = [];
-      const arrangements = [
-        null,
-        isNotApplicable(retryable) ? undefined : (h: ChannelHarness) => (h.retryable as Arrange)(),
-        isNotApplicable(permanent) ? undefined : (h: ChannelHarness) => (h.permanent as Arrange)(),
-        isNotApplicable(retryAfter)
-          ? undefined
-          : (h: ChannelHarness) => (h.retryAfter as RetryAfterScenarios)[0]!.arrange(),
-      ].filter((a) => a !== undefined);
-      for (const arrange of arrangements) {
-        await withChannel(kind, fixture, arrange, async (built, _h, setup) => {
-          answers.push((await sendOnce(built, setup)).result);
-        });
-      }
-      if (!isNotApplicable(stall)) {
+    it(
+      'shutdown mid-send: the send is stopped, answers retry before the deadline’s grace, and the attempt is counted',
+      skip(stall),
+      async () => {
+        if (isNotApplicable(stall)) return;
         await withChannel(
           kind,
           fixture,
           (h) => (h.stall as Arrange)(),
-          async (built, _h, setup) => {
-            answers.push((await sendOnce(built, setup, DEADLINE_MS)).result);
+          async (built, harness) => {
+            const run = dispatch(name, built);
+            let stopped = false;
+            try {
+              await plan(run.store, name, harness.recipient, 1);
+              run.dispatcher.start();
+              await eventually(() => run.sending === 1, 15_000, 'the send to start');
+              await new Promise((r) => setTimeout(r, 100));
+              const stopping = Date.now();
+              stopped = true;
+              await run.dispatcher.stop(200);
+              const took = Date.now() - stopping;
+              // The dispatcher answers for a channel that ignores its signal only after 200 + 1000 ms.
+              assert.ok(took < 200 + PROMPT_MS, `stop took ${took} ms`);
+              assert.equal(run.results.length, 1);
+              assert.equal(run.results[0]!.outcome, 'retry', reasonOf(run.results[0]!));
+              assert.match(reasonOf(run.results[0]!), /shutdown deadline passed/);
+              assert.deepEqual(await run.attempts(), { retry: 1 });
+              const [pending] = await run.store.deliveries.list({ limit: 10 });
+              assert.equal(pending?.status, 'pending', 'it is sent again on the next start');
+              assert.equal(pending?.attempts, 1, 'the stopped send counts as an attempt');
+            } finally {
+              if (!stopped) await run.dispatcher.stop(0);
+              await run.store.close();
+            }
           },
         );
-      }
-      // The far end gone: connection errors carry addresses, which must come without credentials.
-      await withChannel(kind, fixture, null, async (built, harness, setup) => {
-        await harness.close();
-        answers.push((await sendOnce(built, setup, 2000)).result);
-      });
-      assert.ok(answers.some((a) => a.outcome !== 'delivered'), 'failures were provoked');
-      const shown = JSON.stringify(answers);
-      for (const secret of secrets) {
-        for (const form of new Set([secret, encodeURIComponent(secret)]))
-          assert.ok(!shown.includes(form), `a credential (${secret.slice(0, 4)}…) shows in ${shown}`);
-      }
-    });
+      },
+    );
+
+    it(
+      'no credential from the config shows in any answer, however the send ends',
+      skip(secrets),
+      async () => {
+        if (isNotApplicable(secrets)) return;
+        const answers: ChannelResult[] = [];
+        const arrangements = [
+          null,
+          isNotApplicable(retryable) ? undefined : (h: ChannelHarness) => (h.retryable as Arrange)(),
+          isNotApplicable(permanent) ? undefined : (h: ChannelHarness) => (h.permanent as Arrange)(),
+          isNotApplicable(retryAfter)
+            ? undefined
+            : (h: ChannelHarness) => (h.retryAfter as RetryAfterScenarios)[0]!.arrange(),
+        ].filter((a) => a !== undefined);
+        for (const arrange of arrangements) {
+          await withChannel(kind, fixture, arrange, async (built, _h, setup) => {
+            answers.push((await sendOnce(built, setup)).result);
+          });
+        }
+        if (!isNotApplicable(stall)) {
+          await withChannel(
+            kind,
+            fixture,
+            (h) => (h.stall as Arrange)(),
+            async (built, _h, setup) => {
+              answers.push((await sendOnce(built, setup, DEADLINE_MS)).result);
+            },
+          );
+        }
+        // The far end gone: connection errors carry addresses, which must come without credentials.
+        await withChannel(kind, fixture, null, async (built, harness, setup) => {
+          await harness.close();
+          answers.push((await sendOnce(built, setup, 2000)).result);
+        });
+        assert.ok(
+          answers.some((a) => a.outcome !== 'delivered'),
+          'failures were provoked',
+        );
+        const shown = JSON.stringify(answers);
+        for (const secret of secrets) {
+          for (const form of new Set([secret, encodeURIComponent(secret)]))
+            assert.ok(!shown.includes(form), `a credential (${secret.slice(0, 4)}…) shows in ${shown}`);
+        }
+      },
+    );
   });
 }

@@ -9,7 +9,7 @@ export function gate() {
     passed: (): Promise<void> => closed ?? Promise.resolve(),
     /** Closes the gate; the returned function opens it again. */
     close(): () => void {
-      let open = () => undefined as void;
+      let open: () => void = () => undefined;
       closed = new Promise<void>((resolve) => {
         open = () => {
           closed = null;
