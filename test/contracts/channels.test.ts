@@ -393,7 +393,11 @@ for (const fixture of channelFixtures) {
       skip(secrets),
       async () => {
         if (isNotApplicable(secrets)) return;
-        const answers: ChannelResult[] = [];
+        // Each far end is started afresh with credentials of its own: each answer is checked
+        // against those of the harness it came from.
+        const answers: { result: ChannelResult; secrets: string[] }[] = [];
+        const record = (harness: ChannelHarness, result: ChannelResult) =>
+          answers.push({ result, secrets: harness.secrets as string[] });
         const arrangements = [
           null,
           isNotApplicable(retryable) ? undefined : (h: ChannelHarness) => (h.retryable as Arrange)(),
@@ -403,8 +407,8 @@ for (const fixture of channelFixtures) {
             : (h: ChannelHarness) => (h.retryAfter as RetryAfterScenarios)[0]!.arrange(),
         ].filter((a) => a !== undefined);
         for (const arrange of arrangements) {
-          await withChannel(kind, fixture, arrange, async (built, _h, setup) => {
-            answers.push((await sendOnce(built, setup)).result);
+          await withChannel(kind, fixture, arrange, async (built, harness, setup) => {
+            record(harness, (await sendOnce(built, setup)).result);
           });
         }
         if (!isNotApplicable(stall)) {
@@ -412,24 +416,25 @@ for (const fixture of channelFixtures) {
             kind,
             fixture,
             (h) => (h.stall as Arrange)(),
-            async (built, _h, setup) => {
-              answers.push((await sendOnce(built, setup, DEADLINE_MS)).result);
+            async (built, harness, setup) => {
+              record(harness, (await sendOnce(built, setup, DEADLINE_MS)).result);
             },
           );
         }
         // The far end gone: connection errors carry addresses, which must come without credentials.
         await withChannel(kind, fixture, null, async (built, harness, setup) => {
           await harness.close();
-          answers.push((await sendOnce(built, setup, 2000)).result);
+          record(harness, (await sendOnce(built, setup, 2000)).result);
         });
         assert.ok(
-          answers.some((a) => a.outcome !== 'delivered'),
+          answers.some((a) => a.result.outcome !== 'delivered'),
           'failures were provoked',
         );
-        const shown = JSON.stringify(answers);
-        for (const secret of secrets) {
-          for (const form of new Set([secret, encodeURIComponent(secret)]))
-            assert.ok(!shown.includes(form), `a credential (${secret.slice(0, 4)}…) shows in ${shown}`);
+        for (const { result, secrets: own } of answers) {
+          const shown = JSON.stringify(result);
+          for (const secret of own)
+            for (const form of new Set([secret, encodeURIComponent(secret)]))
+              assert.ok(!shown.includes(form), `a credential (${secret.slice(0, 4)}…) shows in ${shown}`);
         }
       },
     );
