@@ -43,6 +43,9 @@ const DEADLINE_MS = 300;
 const PROMPT_MS = 800;
 const logger = createLogger({ level: 'silent' });
 
+/** Far beyond what any case takes: only a send or a read that never ends reaches it. */
+const CASE_TIMEOUT_MS = 60_000;
+
 const unique = () => randomBytes(6).toString('hex');
 
 function event(): CloudEvent {
@@ -234,9 +237,13 @@ for (const fixture of channelFixtures) {
     const probe = await fixture.start();
     const { retryable, retryAfter, permanent, stall, secrets } = probe;
     await probe.close();
-    const skip = (value: unknown) => (isNotApplicable(value) ? { skip: value.notApplicable } : {});
+    // A case that does not apply is skipped with the fixture's reason; one that hangs fails.
+    const options = (value?: unknown) => ({
+      timeout: CASE_TIMEOUT_MS,
+      ...(isNotApplicable(value) ? { skip: value.notApplicable } : {}),
+    });
 
-    it('a good send answers delivered, and the far end has it', async () => {
+    it('a good send answers delivered, and the far end has it', options(), async () => {
       await withChannel(kind, fixture, null, async (built, harness, setup) => {
         const before = harness.received();
         const { result } = await sendOnce(built, setup);
@@ -245,7 +252,7 @@ for (const fixture of channelFixtures) {
       });
     });
 
-    it('a failure worth retrying answers retry', skip(retryable), async () => {
+    it('a failure worth retrying answers retry', options(retryable), async () => {
       if (isNotApplicable(retryable)) return;
       await withChannel(
         kind,
@@ -260,10 +267,10 @@ for (const fixture of channelFixtures) {
     });
 
     if (isNotApplicable(retryAfter)) {
-      it('Retry-After becomes the not-before time', skip(retryAfter), () => undefined);
+      it('Retry-After becomes the not-before time', options(retryAfter), () => undefined);
     } else {
       for (const scenario of retryAfter) {
-        it(`Retry-After becomes the not-before time: ${scenario.name}`, async () => {
+        it(`Retry-After becomes the not-before time: ${scenario.name}`, options(), async () => {
           await withChannel(
             kind,
             fixture,
@@ -287,7 +294,7 @@ for (const fixture of channelFixtures) {
       }
     }
 
-    it('a permanent failure answers failed', skip(permanent), async () => {
+    it('a permanent failure answers failed', options(permanent), async () => {
       if (isNotApplicable(permanent)) return;
       await withChannel(
         kind,
@@ -301,7 +308,7 @@ for (const fixture of channelFixtures) {
       );
     });
 
-    it('a send still waiting at its deadline stops at once and answers retry', skip(stall), async () => {
+    it('a send still waiting at its deadline stops at once and answers retry', options(stall), async () => {
       if (isNotApplicable(stall)) return;
       await withChannel(
         kind,
@@ -318,40 +325,48 @@ for (const fixture of channelFixtures) {
       );
     });
 
-    it('through the dispatcher: sends run `concurrency` at once, no more, and every attempt is counted in the metrics', async () => {
-      await withChannel(
-        kind,
-        fixture,
-        (h) => h.slow(),
-        async (built, harness, setup) => {
-          // A kind without the key (log) sends one at a time.
-          const configured = (setup.config.concurrency as number | undefined) ?? 1;
-          assert.equal(built.channel.concurrency, configured, 'the channel takes its configured concurrency');
-          const count = configured * 3 + 1;
-          const run = dispatch(name, built);
-          try {
-            const before = harness.received();
-            await plan(run.store, name, harness.recipient, count);
-            run.dispatcher.start();
-            await eventually(() => run.results.length === count, 15_000, `${count} attempts`);
-            assert.ok(
-              run.results.every((r) => r.outcome === 'delivered'),
-              run.results.map(reasonOf).join('; '),
+    it(
+      'through the dispatcher: sends run `concurrency` at once, no more, and every attempt is counted in the metrics',
+      options(),
+      async () => {
+        await withChannel(
+          kind,
+          fixture,
+          (h) => h.slow(),
+          async (built, harness, setup) => {
+            // A kind without the key (log) sends one at a time.
+            const configured = (setup.config.concurrency as number | undefined) ?? 1;
+            assert.equal(
+              built.channel.concurrency,
+              configured,
+              'the channel takes its configured concurrency',
             );
-            assert.equal(harness.received(), before + count, 'the far end took every send');
-            assert.equal(run.mostAtOnce, configured, `at most and at best ${configured} sends at once`);
-            assert.deepEqual(await run.attempts(), { delivered: count });
-          } finally {
-            await run.dispatcher.stop(1000);
-            await run.store.close();
-          }
-        },
-      );
-    });
+            const count = configured * 3 + 1;
+            const run = dispatch(name, built);
+            try {
+              const before = harness.received();
+              await plan(run.store, name, harness.recipient, count);
+              run.dispatcher.start();
+              await eventually(() => run.results.length === count, 15_000, `${count} attempts`);
+              assert.ok(
+                run.results.every((r) => r.outcome === 'delivered'),
+                run.results.map(reasonOf).join('; '),
+              );
+              assert.equal(harness.received(), before + count, 'the far end took every send');
+              assert.equal(run.mostAtOnce, configured, `at most and at best ${configured} sends at once`);
+              assert.deepEqual(await run.attempts(), { delivered: count });
+            } finally {
+              await run.dispatcher.stop(1000);
+              await run.store.close();
+            }
+          },
+        );
+      },
+    );
 
     it(
       'shutdown mid-send: the send is stopped, answers retry before the deadline’s grace, and the attempt is counted',
-      skip(stall),
+      options(stall),
       async () => {
         if (isNotApplicable(stall)) return;
         await withChannel(
@@ -390,7 +405,7 @@ for (const fixture of channelFixtures) {
 
     it(
       'no credential from the config shows in any answer, however the send ends',
-      skip(secrets),
+      options(secrets),
       async () => {
         if (isNotApplicable(secrets)) return;
         // Each far end is started afresh with credentials of its own: each answer is checked

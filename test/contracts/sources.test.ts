@@ -25,6 +25,9 @@ import {
  * while stopped; reading goes on after the connection to the broker is lost.
  */
 
+/** Far beyond what any case takes: only a send or a read that never ends reaches it. */
+const CASE_TIMEOUT_MS = 60_000;
+
 const unique = () => randomBytes(5).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -125,9 +128,13 @@ for (const fixture of sourceFixtures) {
     const probe = await fixture.start(`contract-probe-${unique()}`, []);
     const { unacknowledged, resumes, dropConnections } = probe;
     await probe.close();
-    const skip = (value: unknown) => (isNotApplicable(value) ? { skip: value.notApplicable } : {});
+    // A case that does not apply is skipped with the fixture's reason; one that hangs fails.
+    const options = (value?: unknown) => ({
+      timeout: CASE_TIMEOUT_MS,
+      ...(isNotApplicable(value) ? { skip: value.notApplicable } : {}),
+    });
 
-    it('a message becomes an event', async () => {
+    it('a message becomes an event', options(), async () => {
       await withSource(kind, fixture, async (_source, harness, contract) => {
         const mark = `m-${unique()}`;
         await harness.send(mark);
@@ -135,7 +142,7 @@ for (const fixture of sourceFixtures) {
       });
     });
 
-    it('a message is acknowledged only once ingest resolved', skip(unacknowledged), async () => {
+    it('a message is acknowledged only once ingest resolved', options(unacknowledged), async () => {
       await withSource(kind, fixture, async (_source, harness, contract) => {
         const waiting = harness.unacknowledged as () => Promise<number>;
         const release = contract.hold();
@@ -156,35 +163,39 @@ for (const fixture of sourceFixtures) {
       });
     });
 
-    it('a message that cannot become a stored event is set aside, and the next one is ingested', async () => {
-      await withSource(kind, fixture, async (_source, harness, contract) => {
-        if (harness.poisonHandling === 'refused') {
-          await assert.rejects(harness.poison(), (err: unknown) => {
-            assert.ok(err instanceof HeraldError, String(err));
-            assert.ok(err.status >= 400 && err.status < 500, `a 4xx, got ${err.status}`);
-            return true;
-          });
-          assert.deepEqual(contract.deadLetters, [], 'the caller keeps it; nothing is set aside');
-        } else {
-          await harness.poison();
-          await eventually(() => contract.deadLetters.length === 1, 10_000, 'the message set aside');
-          const [letter] = contract.deadLetters;
-          assert.ok(letter!.message.position, 'the dead letter names where the message sits upstream');
-          assert.ok(letter!.reason.length > 0, 'and why it was set aside');
-        }
-        const mark = `m-${unique()}`;
-        await harness.send(mark);
-        await eventually(() => contract.has(mark), 10_000, 'the message behind it');
-        assert.equal(contract.ingested.length, 1, 'only the good message became an event');
-        if (!isNotApplicable(harness.unacknowledged)) {
-          const waiting = harness.unacknowledged;
-          await eventually(async () => (await waiting()) === 0, 10_000, 'both acknowledged');
-        }
-        assert.equal(contract.deadLetters.length, harness.poisonHandling === 'refused' ? 0 : 1);
-      });
-    });
+    it(
+      'a message that cannot become a stored event is set aside, and the next one is ingested',
+      options(),
+      async () => {
+        await withSource(kind, fixture, async (_source, harness, contract) => {
+          if (harness.poisonHandling === 'refused') {
+            await assert.rejects(harness.poison(), (err: unknown) => {
+              assert.ok(err instanceof HeraldError, String(err));
+              assert.ok(err.status >= 400 && err.status < 500, `a 4xx, got ${err.status}`);
+              return true;
+            });
+            assert.deepEqual(contract.deadLetters, [], 'the caller keeps it; nothing is set aside');
+          } else {
+            await harness.poison();
+            await eventually(() => contract.deadLetters.length === 1, 10_000, 'the message set aside');
+            const [letter] = contract.deadLetters;
+            assert.ok(letter!.message.position, 'the dead letter names where the message sits upstream');
+            assert.ok(letter!.reason.length > 0, 'and why it was set aside');
+          }
+          const mark = `m-${unique()}`;
+          await harness.send(mark);
+          await eventually(() => contract.has(mark), 10_000, 'the message behind it');
+          assert.equal(contract.ingested.length, 1, 'only the good message became an event');
+          if (!isNotApplicable(harness.unacknowledged)) {
+            const waiting = harness.unacknowledged;
+            await eventually(async () => (await waiting()) === 0, 10_000, 'both acknowledged');
+          }
+          assert.equal(contract.deadLetters.length, harness.poisonHandling === 'refused' ? 0 : 1);
+        });
+      },
+    );
 
-    it('stopped, then started again: what arrived meanwhile is ingested', skip(resumes), async () => {
+    it('stopped, then started again: what arrived meanwhile is ingested', options(resumes), async () => {
       await withSource(kind, fixture, async (source, harness, contract, another) => {
         const first = `m-${unique()}`;
         await harness.send(first);
@@ -199,7 +210,7 @@ for (const fixture of sourceFixtures) {
       });
     });
 
-    it('goes on reading after its connection to the broker is lost', skip(dropConnections), async () => {
+    it('goes on reading after its connection to the broker is lost', options(dropConnections), async () => {
       await withSource(kind, fixture, async (_source, harness, contract) => {
         const first = `m-${unique()}`;
         await harness.send(first);
