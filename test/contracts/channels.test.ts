@@ -41,6 +41,8 @@ type RetryAfterScenarios = Exclude<ChannelHarness['retryAfter'], NotApplicable>;
 const DEADLINE_MS = 300;
 /** An aborted send must answer well within the dispatcher's own 1 s grace. */
 const PROMPT_MS = 800;
+/** How long after its signal was aborted a send is taken as never answering. */
+const IGNORED_MS = 3000;
 const logger = createLogger({ level: 'silent' });
 
 /** Far beyond what any case takes: only a send or a read that never ends reaches it. */
@@ -93,11 +95,20 @@ async function sendOnce(
     signal: controller.signal,
   };
   const started = Date.now();
+  // A channel that ignores its signal fails here, and the case cleans up, rather than hanging.
+  let ignored: NodeJS.Timeout | undefined;
+  const unanswered = new Promise<never>((_, reject) => {
+    ignored = setTimeout(
+      () => reject(new Error(`no answer ${IGNORED_MS} ms after the send's signal was aborted`)),
+      deadlineMs + IGNORED_MS,
+    );
+  });
   try {
-    const result = await built.channel.send(request);
+    const result = await Promise.race([built.channel.send(request), unanswered]);
     return { result, ms: Date.now() - started, abortedAt };
   } finally {
     clearTimeout(timer);
+    clearTimeout(ignored);
   }
 }
 
