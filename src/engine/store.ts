@@ -2,7 +2,7 @@ import type { CloudEvent } from '../events/types.js';
 
 /**
  * The Store: everything Herald keeps. One interface, grouped by noun with uniform verbs, and one
- * contract suite (`src/store/contract.ts`) run against every implementation.
+ * contract suite (`test/contracts/store.ts`) run against every implementation.
  * Every method that writes is one transaction; batch methods write their whole batch at once
  * (group commit) and are durable when their promise resolves.
  */

@@ -1,39 +1,12 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { connect as tcpConnect } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import type { CloudEvent } from '../../src/events/types.js';
 import { eventually, startTestHerald, type TestHerald, tempDir } from '../support/herald.js';
 import { freePort } from '../support/ports.js';
-
-// Private servers on their own ports, so stopping them disturbs no other test.
-const listening = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = tcpConnect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-
-async function run(command: string, args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn(command, args, { stdio: 'ignore' });
-  await eventually(() => listening(port), 10_000, `${command} on port ${port}`);
-  return child;
-}
-
-async function stop(child: ChildProcess, port: number): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    await new Promise((resolve) => {
-      child.once('exit', resolve);
-      child.kill('SIGTERM');
-    });
-  }
-  await eventually(async () => !(await listening(port)), 5000, 'the port to close');
-}
+import { runServer, stopServer } from '../support/servers.js';
 
 async function eventsOf(herald: TestHerald): Promise<CloudEvent[]> {
   const res = await herald.get('/api/events?limit=1000');
@@ -43,6 +16,7 @@ async function eventsOf(herald: TestHerald): Promise<CloudEvent[]> {
 const ce = (id: string) =>
   JSON.stringify({ specversion: '1.0', id, source: 'urn:test', type: 'test.reconnect' });
 
+// Private servers on their own ports, so stopping them disturbs no other test.
 describe('sources reconnect', () => {
   const children: ChildProcess[] = [];
   after(() => {
@@ -52,7 +26,7 @@ describe('sources reconnect', () => {
   it('nats: check() reports the outage while it lasts, and messages flow again after it', async () => {
     const port = await freePort();
     const args = ['-a', '127.0.0.1', '-p', String(port)];
-    let server = await run('nats-server', args, port);
+    let server = await runServer('nats-server', args, port);
     children.push(server);
     const herald = await startTestHerald(`
 sources:
@@ -61,13 +35,13 @@ sources:
     try {
       const source = herald.engine.sources.get('bus')!;
       assert.equal((await source.check!()).ok, true);
-      await stop(server, port);
+      await stopServer(server, port);
       const down = await eventually(async () => {
         const result = await source.check!();
         return result.ok ? undefined : result;
       });
       assert.match(down.detail, /disconnected from nats:\/\/127\.0\.0\.1:\d+; reconnecting/);
-      server = await run('nats-server', args, port);
+      server = await runServer('nats-server', args, port);
       children.push(server);
       await eventually(async () => (await source.check!()).ok, 10_000, 'the reconnect');
       const nc = await connect({ servers: `127.0.0.1:${port}` });
@@ -85,7 +59,7 @@ sources:
       assert.ok(herald.logs.some((l) => String(l.msg).includes('reconnected to NATS')));
     } finally {
       await herald.close();
-      await stop(server, port);
+      await stopServer(server, port);
     }
   });
 
@@ -104,7 +78,7 @@ sources:
       '--save',
       '',
     ];
-    let server = await run('redis-server', args, port);
+    let server = await runServer('redis-server', args, port);
     children.push(server);
     const herald = await startTestHerald(`
 sources:
@@ -117,10 +91,10 @@ sources:
       await redis.xadd('s', '*', 'event', ce('before'));
       await eventually(async () => (await eventsOf(herald)).some((e) => e.id === 'before'));
       redis.disconnect();
-      await stop(server, port);
+      await stopServer(server, port);
       const source = herald.engine.sources.get('q')!;
       assert.equal((await source.check!()).ok, false);
-      server = await run('redis-server', args, port);
+      server = await runServer('redis-server', args, port);
       children.push(server);
       redis = client();
       await redis.connect();
@@ -132,7 +106,7 @@ sources:
       assert.ok(herald.logs.some((l) => String(l.msg).includes('lost the Redis connection')));
     } finally {
       await herald.close();
-      await stop(server, port);
+      await stopServer(server, port);
       dir.remove();
     }
   });

@@ -82,8 +82,11 @@ export async function startHttpSink(): Promise<HttpSink> {
         }
         res.end(response.body ?? '');
       };
-      if (response.delayMs) setTimeout(send, response.delayMs);
-      else send();
+      if (response.delayMs) {
+        // A client gone before the answer leaves no timer behind to keep the test process alive.
+        const timer = setTimeout(send, response.delayMs);
+        res.on('close', () => clearTimeout(timer));
+      } else send();
     });
   });
   server.keepAliveTimeout = 1000;

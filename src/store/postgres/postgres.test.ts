@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
-import { runStoreContract } from '../contract.js';
+import { runStoreContract } from '../../../test/contracts/store.js';
 import type { StoredEvent } from '../types.js';
 import { createPostgresStore } from './index.js';
 import { migrations } from './migrations.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { runStoreContract } from '../contract.js';
+import { runStoreContract } from '../../../test/contracts/store.js';
 import { createSqliteStore } from './index.js';
 import { migrations } from './migrations.js';
 

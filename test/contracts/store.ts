@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { CloudEvent } from '../events/types.js';
-import { type AttemptOutcome, appliedKey, type NewDelivery, type Store, type StoredEvent } from './types.js';
+import type { CloudEvent } from '../../src/events/types.js';
+import {
+  type AttemptOutcome,
+  appliedKey,
+  type NewDelivery,
+  type Store,
+  type StoredEvent,
+} from '../../src/store/types.js';
 
 /**
  * The behaviour every Store must have, run against each implementation (SQLite, PostgreSQL)
