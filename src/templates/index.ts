@@ -6,17 +6,6 @@ import { HeraldError } from '../errors.js';
  * Liquid templates, parsed once when the config loads and rendered per delivery.
  * The scope a template sees is `{ event, recipient, … }`: `{{ event.data.description }}`.
  */
-const liquid = new Liquid({
-  strictFilters: true,
-  strictVariables: false,
-  ownPropertyOnly: true,
-  // Templates come from the config and see event data: they must not read files.
-  root: [],
-  partials: [],
-  layouts: [],
-  relativeReference: false,
-});
-
 /** Bounds on every template of this process (`limits.templates` in the config). */
 export interface TemplateLimits {
   /** Longest one render may take, in ms (Liquid checks it between tags and loop iterations). */
@@ -33,16 +22,32 @@ export const DEFAULT_TEMPLATE_LIMITS: Readonly<TemplateLimits> = Object.freeze({
   parseLimit: 100_000,
 });
 
-// Rendering runs on untrusted event data: a template must not loop or grow without end.
-let renderOptions = {
-  renderLimit: DEFAULT_TEMPLATE_LIMITS.renderLimitMs,
-  memoryLimit: DEFAULT_TEMPLATE_LIMITS.memoryLimit,
-};
+/**
+ * The engine of templates compiled from now on. The render limits are the engine's own options:
+ * passed to each render instead, Liquid would build its options anew every time.
+ */
+let liquid = createLiquid(DEFAULT_TEMPLATE_LIMITS);
 let parseLimit = DEFAULT_TEMPLATE_LIMITS.parseLimit;
+
+function createLiquid(limits: TemplateLimits): Liquid {
+  return new Liquid({
+    strictFilters: true,
+    strictVariables: false,
+    ownPropertyOnly: true,
+    // Templates come from the config and see event data: they must not read files.
+    root: [],
+    partials: [],
+    layouts: [],
+    relativeReference: false,
+    // Rendering runs on untrusted event data: a template must not loop or grow without end.
+    renderLimit: limits.renderLimitMs,
+    memoryLimit: limits.memoryLimit,
+  });
+}
 
 /** Sets the limits of this process; the config loader calls it before compiling any template. */
 export function configureTemplateLimits(limits: TemplateLimits): void {
-  renderOptions = { renderLimit: limits.renderLimitMs, memoryLimit: limits.memoryLimit };
+  liquid = createLiquid(limits);
   parseLimit = limits.parseLimit;
 }
 
@@ -71,9 +76,10 @@ export function compileTemplate(source: string): Template {
       `template is ${source.length} characters long; limits.templates.parseLimit allows ${parseLimit}`,
     );
   }
+  const engine = liquid;
   let parsed: LiquidTemplate[];
   try {
-    parsed = liquid.parse(source);
+    parsed = engine.parse(source);
   } catch (err) {
     throw new HeraldError('TEMPLATE_ERROR', `template does not parse: ${(err as Error).message}`, {
       cause: err,
@@ -84,7 +90,7 @@ export function compileTemplate(source: string): Template {
     constant: false,
     render(scope) {
       try {
-        return liquid.renderSync(parsed, scope, renderOptions) as string;
+        return engine.renderSync(parsed, scope) as string;
       } catch (err) {
         throw new TemplateRenderError(`template failed to render: ${(err as Error).message}`, err);
       }
