@@ -58,7 +58,9 @@ if (process.env.ONBOARDING_DATABASE_URL) {
   await client.connect();
   try {
     await client.query(readFileSync(new URL('./schema.sql', import.meta.url), 'utf8'));
-    console.log('applied schema.sql (tiers, roles catalogue, customers, users, role assignments, touchpoints)');
+    console.log(
+      'applied schema.sql (tiers, roles catalogue, customers, users, role assignments, touchpoints)',
+    );
   } finally {
     await client.end();
   }

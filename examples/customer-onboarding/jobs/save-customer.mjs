@@ -40,7 +40,9 @@ try {
   await client.query('COMMIT');
 } catch (err) {
   await client.query('ROLLBACK').catch(() => {});
-  console.error(`could not save customer ${customerId}: ${err.message}${err.detail ? ` (${err.detail})` : ''}`);
+  console.error(
+    `could not save customer ${customerId}: ${err.message}${err.detail ? ` (${err.detail})` : ''}`,
+  );
   process.exit(1); // retried
 } finally {
   await client.end();
