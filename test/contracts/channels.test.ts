@@ -259,6 +259,7 @@ for (const fixture of channelFixtures) {
         const before = harness.received();
         const { result } = await sendOnce(built, setup);
         assert.equal(result.outcome, 'delivered', reasonOf(result));
+        await harness.settle?.();
         assert.equal(harness.received(), before + 1, 'the far end took one send');
       });
     });
@@ -363,6 +364,7 @@ for (const fixture of channelFixtures) {
                 run.results.every((r) => r.outcome === 'delivered'),
                 run.results.map(reasonOf).join('; '),
               );
+              await harness.settle?.();
               assert.equal(harness.received(), before + count, 'the far end took every send');
               assert.equal(run.mostAtOnce, configured, `at most and at best ${configured} sends at once`);
               assert.deepEqual(await run.attempts(), { delivered: count });
