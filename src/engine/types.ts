@@ -130,6 +130,11 @@ export interface HttpRoute {
   path: string;
   /** A signature the server checks over the raw body instead of the ingest token. */
   auth?: IngestAuth;
+  /**
+   * The handler reads `rawBody` itself and `body` is undefined: for a route that takes bodies
+   * other than JSON (an empty body, a binary-mode CloudEvent without a content type).
+   */
+  readsRawBody?: boolean;
   handler(request: {
     body: unknown;
     rawBody: Buffer | undefined;
