@@ -274,7 +274,8 @@ export function kafkaKeyRow(key: unknown): Row | undefined {
  */
 function normaliseCloudEvent(input: Record<string, unknown>, options: NormaliseOptions): Normalised {
   const contentType = typeof input.datacontenttype === 'string' ? input.datacontenttype : 'application/json';
-  if (!/^application\/(?:[\w.+-]*\+)?json\b/i.test(contentType) || 'data_base64' in input) {
+  const hasData = input.data !== undefined && input.data !== null;
+  if ((hasData && !/^application\/(?:[\w.+-]*\+)?json\b/i.test(contentType)) || 'data_base64' in input) {
     throw invalid(
       `the CloudEvent's data is ${contentType}; Herald reads JSON data only (configure Debezium's CloudEvents converter with value.converter.data.serializer.type=json)`,
     );

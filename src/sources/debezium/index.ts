@@ -45,9 +45,12 @@ function fromBinary(
   const contentType = headers['content-type'];
   const mediaType = typeof contentType === 'string' ? contentType.split(';')[0]!.trim() : '';
   if (mediaType) event.datacontenttype = contentType;
-  // Data of another type is left out: the normaliser refuses it, naming the type.
-  if (raw.length > 0 && (!mediaType || JSON_MEDIA_TYPE.test(mediaType)))
-    event.data = parseJsonText(raw.toString('utf8'), 'body', eventLimits().jsonDepth);
+  if (raw.length === 0) return event;
+  // Data of another type is kept as text: the normaliser refuses it, naming the type.
+  event.data =
+    !mediaType || JSON_MEDIA_TYPE.test(mediaType)
+      ? parseJsonText(raw.toString('utf8'), 'body', eventLimits().jsonDepth)
+      : raw.toString('utf8');
   return event;
 }
 
