@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
-import { eventually, repoRoot, startTestHerald, type TestHerald } from '../support/herald.js';
+import { eventually, metricValue, repoRoot, startTestHerald, type TestHerald } from '../support/herald.js';
 import { cdcNames, PG_URL, pgClient } from '../support/postgres.js';
 
 const conformance = (file: string) =>
@@ -201,6 +201,19 @@ describe('inventory-view: Debezium events over HTTP (embedded store)', () => {
       5000,
       'replayed delivery delivered',
     );
+    // What the inventory service's operators watched, on /metrics: the three customers changes of
+    // the first test and the three bad events are dead letters; the replayed order item was
+    // applied (lamp, its order, desk, the replay) and raised the second low-stock alert.
+    const metric = (name: string) => metricValue(h, `${name}{projection="inventory"}`);
+    await eventually(
+      async () => (await metric('herald_projection_events_applied_total')) === 4,
+      5000,
+      'four changes applied to the inventory',
+    );
+    assert.equal(await metric('herald_projection_dead_letters_total'), 6);
+    assert.equal(await metric('herald_projection_events_failed_total'), 6);
+    assert.equal(await metric('herald_projection_alerts_total'), 2);
+    assert.equal(await metric('herald_projection_lag_events'), 0);
     const views = (await (await h.get('/api/views')).json()) as { views: { name: string; rows: number }[] };
     assert.deepEqual(
       views.views.map((v) => [v.name, v.rows]),
