@@ -103,7 +103,10 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     requestTimeoutMs: config.server.requestTimeoutMs,
     headersTimeoutMs: config.server.headersTimeoutMs,
   });
-  const metrics = new HeraldMetrics();
+  const metrics = new HeraldMetrics({
+    projections: config.projections.map((p) => p.name),
+    onSampleError: (what, error) => logger.warn({ what, err: error }, 'a metrics sample failed'),
+  });
   const live = new LiveFeed(options.live);
   const tracing = createTracing(env);
   const subscriptions = new Subscriptions(
