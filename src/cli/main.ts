@@ -4,7 +4,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolveConfigFile, startHerald } from '../app.js';
 import type { EventInput } from '../client/index.js';
 import { configJsonSchema } from '../config/json-schema.js';
-import { ConfigError, loadConfigFile } from '../config/load.js';
+import { loadConfigFromFile } from '../config/code.js';
+import { ConfigError } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import { registries } from '../plugins.js';
 import { registerCesqlCommand } from './cesql.js';
@@ -32,7 +33,7 @@ program
   )
   .option(
     '-c, --config <file>',
-    'config file (default: ./herald.yaml if present, else the bundled notify-router demo)',
+    'config file: YAML, or herald.config.ts/.js (default: ./herald.yaml or ./herald.config.ts if present, else the bundled notify-router demo)',
   )
   .option('-p, --port <n>', 'HTTP port (default: server.port in the config, 8080)', port)
   .option('--host <addr>', 'interface to listen on (default: server.host in the config, 127.0.0.1)')
@@ -98,11 +99,12 @@ program
 program
   .command('validate')
   .description('Check a config file; print every problem with its path and line. Exits 2 when invalid.')
-  .argument('[file]', 'config file (default: ./herald.yaml, else the demo)')
-  .action((file?: string) => {
-    const path = resolveConfigFile(file);
+  .argument('[file]', 'config file: YAML or herald.config.ts/.js (default: ./herald.yaml, else the demo)')
+  .option('-c, --config <file>', 'config file (the same as the argument)')
+  .action(async (file: string | undefined, opts: { config?: string }) => {
+    const path = resolveConfigFile(file ?? opts.config);
     try {
-      const config = loadConfigFile(path, registries);
+      const config = await loadConfigFromFile(path, registries);
       console.log(
         `${path}: ok (${config.sources.length} source(s), ${config.channels.length} channel(s), ${config.triggers.length} trigger(s))`,
       );
