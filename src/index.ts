@@ -82,15 +82,18 @@ export interface ConfigContext {
   env: NodeJS.ProcessEnv;
 }
 
+/** A config function: handed the environment, returns the config (or a promise of it). */
+export type ConfigFunction = (context: ConfigContext) => HeraldConfigInput | Promise<HeraldConfigInput>;
+
 /** The default export of a herald.config.ts: the config, or a function (may be async) making it. */
-export type ConfigExport =
-  | HeraldConfigInput
-  | ((context: ConfigContext) => HeraldConfigInput | Promise<HeraldConfigInput>);
+export type ConfigExport = HeraldConfigInput | ConfigFunction;
 
 /**
  * Types a code-first config. Returns its argument: Herald validates it at start exactly like a
  * herald.yaml (without `${VAR}` interpolation: the code reads the environment itself).
  */
-export function defineConfig<const T extends ConfigExport>(config: T): T {
+// Not generic: a misspelt key in a nested block is only an error (at the key) when the literal is
+// checked against the config type itself.
+export function defineConfig(config: ConfigExport): ConfigExport {
   return config;
 }

@@ -51,8 +51,14 @@ export interface ClientOptions {
   fetch?: typeof fetch;
 }
 
+/** The attributes a CloudEvent names (without its index signature for extensions). */
+type NamedAttributes = {
+  [K in keyof CloudEvent as string extends K ? never : K]: CloudEvent[K];
+};
+
 /** An event to send: a CloudEvent whose `id`, `specversion` and `time` may be left out. */
-export type EventInput = Omit<CloudEvent, 'id' | 'specversion'> & { id?: string; specversion?: '1.0' };
+export type EventInput = Omit<NamedAttributes, 'id' | 'specversion'> &
+  Partial<Pick<NamedAttributes, 'id' | 'specversion'>> & { [extension: string]: unknown };
 
 /** A page request: `before` is the `next` cursor of the previous page. */
 export interface PageQuery {

@@ -78,13 +78,8 @@ async function evaluate(file: string, env: NodeJS.ProcessEnv): Promise<unknown> 
   }
 }
 
-function isModuleWrapper(value: unknown): value is { default: unknown } {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    '__esModule' in value &&
-    'default' in (value as Record<string, unknown>)
-  );
+function isModuleWrapper(value: unknown): value is { default?: unknown } {
+  return value !== null && typeof value === 'object' && (value as { __esModule?: unknown }).__esModule === true;
 }
 
 function describe(value: unknown): string {
