@@ -63,7 +63,13 @@ export interface RunningHerald {
 }
 
 /** Looked for in the working directory when no config file is named, in this order. */
-export const DEFAULT_CONFIG_FILES = ['herald.yaml', 'herald.config.ts', 'herald.config.mts', 'herald.config.js', 'herald.config.mjs'];
+export const DEFAULT_CONFIG_FILES = [
+  'herald.yaml',
+  'herald.config.ts',
+  'herald.config.mts',
+  'herald.config.js',
+  'herald.config.mjs',
+];
 
 export function resolveConfigFile(configFile: string | undefined, cwd = process.cwd()): string {
   if (configFile) return resolve(cwd, configFile);

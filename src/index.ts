@@ -10,12 +10,7 @@ import type { jobActionSchema, jobConfigSchema } from './channels/job/index.js';
 import type { logActionSchema, logConfigSchema } from './channels/log/index.js';
 import type { slackActionSchema, slackConfigSchema } from './channels/slack/index.js';
 import type { webhookActionSchema, webhookConfigSchema } from './channels/webhook/index.js';
-import type {
-  actionBaseSchema,
-  channelCommonSchema,
-  rootSchema,
-  triggerSchema,
-} from './config/schema.js';
+import type { actionBaseSchema, channelCommonSchema, rootSchema, triggerSchema } from './config/schema.js';
 import type { debeziumSourceConfigSchema } from './sources/debezium/index.js';
 import type { httpSourceConfigSchema } from './sources/http/index.js';
 import type { natsSourceConfigSchema } from './sources/nats/config.js';

@@ -44,7 +44,10 @@ export async function loadCodeConfig(
   const raw = await withTimeout(evaluate(file, env), file);
   const issues = new ConfigIssues(new Document(null), new LineCounter(), file);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    issues.add([], `the default export must be a config object (or a function returning one), got ${describe(raw)}`);
+    issues.add(
+      [],
+      `the default export must be a config object (or a function returning one), got ${describe(raw)}`,
+    );
     throw issues.error();
   }
   return compileConfig({ raw, unset: new UnsetVariables([]), issues }, registries, { ...options, file });
@@ -79,7 +82,9 @@ async function evaluate(file: string, env: NodeJS.ProcessEnv): Promise<unknown> 
 }
 
 function isModuleWrapper(value: unknown): value is { default?: unknown } {
-  return value !== null && typeof value === 'object' && (value as { __esModule?: unknown }).__esModule === true;
+  return (
+    value !== null && typeof value === 'object' && (value as { __esModule?: unknown }).__esModule === true
+  );
 }
 
 function describe(value: unknown): string {

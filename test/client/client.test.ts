@@ -3,9 +3,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createClient, HeraldApiError, HeraldUnreachableError } from '../../src/client/index.js';
-import { freePort } from '../support/ports.js';
 import { eventually, startTestHerald, type TestHerald } from '../support/herald.js';
 import { type HttpSink, startHttpSink } from '../support/http-sink.js';
+import { freePort } from '../support/ports.js';
 
 const ADMIN = 'client-admin-token';
 const INGEST = 'client-ingest-token';

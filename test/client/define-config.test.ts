@@ -20,7 +20,8 @@ function plain(value: unknown, seen = new Set<unknown>()): unknown {
   const record = value as Record<string, unknown>;
   if (typeof record.create === 'function' && typeof record.kind === 'string') return `kind:${record.kind}`;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(record)) if (k !== 'file' && k !== 'fallbackReason') out[k] = plain(v, new Set(seen));
+  for (const [k, v] of Object.entries(record))
+    if (k !== 'file' && k !== 'fallbackReason') out[k] = plain(v, new Set(seen));
   return out;
 }
 
@@ -53,7 +54,8 @@ describe('herald.config.ts', () => {
 
   it('takes an object, a function of { env } or an async one; ${VAR} stays as written', async () => {
     const variants = {
-      'object.mjs': "export default { triggers: { t: { description: '${NOT_INTERPOLATED}', actions: [{ channel: 'box' }] } }, channels: { box: { kind: 'inbox' } } };",
+      'object.mjs':
+        "export default { triggers: { t: { description: '${NOT_INTERPOLATED}', actions: [{ channel: 'box' }] } }, channels: { box: { kind: 'inbox' } } };",
       'function.ts':
         "export default ({ env }: { env: Record<string, string | undefined> }) => ({ channels: { box: { kind: 'inbox' as const } }, triggers: { t: { description: env.DESCRIPTION, actions: [{ channel: 'box' }] } } });",
       'async.ts':

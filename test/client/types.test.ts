@@ -24,7 +24,10 @@ async function typecheck(project: string): Promise<{ code: number; output: strin
 // `exports`, which name the declarations the build emits (dist/*.d.ts).
 describe('the published types', () => {
   before(async () => {
-    if (!existsSync(join(repoRoot, 'dist/index.d.ts')) || !existsSync(join(repoRoot, 'dist/client/index.d.ts')))
+    if (
+      !existsSync(join(repoRoot, 'dist/index.d.ts')) ||
+      !existsSync(join(repoRoot, 'dist/client/index.d.ts'))
+    )
       await run(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: repoRoot });
   });
 
