@@ -5,6 +5,7 @@ import { after, describe, it } from 'node:test';
 import { loadCodeConfig, loadConfigFromFile } from '../../src/config/code.js';
 import { ConfigError, type HeraldConfig } from '../../src/config/load.js';
 import { registries } from '../../src/plugins.js';
+import type { ConfigView } from '../../src/server/api-types.js';
 import { repoRoot, startTestHerald, tempDir } from '../support/herald.js';
 
 const example = (name: string) => join(repoRoot, 'examples/notify-router', name);
@@ -110,7 +111,7 @@ describe('herald.config.ts', () => {
         herald.config.triggers.map((t) => t.name),
         ['sales-to-slack', 'pricing-to-email'],
       );
-      const view = await (await herald.get('/api/config')).json();
+      const view = (await (await herald.get('/api/config')).json()) as ConfigView;
       assert.deepEqual(view.config, null);
       assert.match(view.file, /herald\.config\.ts$/);
     } finally {
