@@ -113,7 +113,7 @@ describe('herald.config.ts', () => {
       );
       const view = (await (await herald.get('/api/config')).json()) as ConfigView;
       assert.deepEqual(view.config, null);
-      assert.match(view.file, /herald\.config\.ts$/);
+      assert.match(view.file ?? '', /herald\.config\.ts$/);
     } finally {
       await herald.close();
     }
