@@ -8,6 +8,7 @@ import type { emitActionSchema, emitConfigSchema } from './channels/emit/index.j
 import type { inboxActionSchema, inboxConfigSchema } from './channels/inbox/index.js';
 import type { jobActionSchema, jobConfigSchema } from './channels/job/index.js';
 import type { logActionSchema, logConfigSchema } from './channels/log/index.js';
+import type { natsActionSchema, natsChannelConfigSchema } from './channels/nats/index.js';
 import type { slackActionSchema, slackConfigSchema } from './channels/slack/index.js';
 import type { webhookActionSchema, webhookConfigSchema } from './channels/webhook/index.js';
 import type { actionBaseSchema, channelCommonSchema, rootSchema, triggerSchema } from './config/schema.js';
@@ -30,6 +31,7 @@ interface ChannelKinds {
   log: [typeof logConfigSchema, typeof logActionSchema];
   email: [typeof emailConfigSchema, typeof emailActionSchema];
   emit: [typeof emitConfigSchema, typeof emitActionSchema];
+  nats: [typeof natsChannelConfigSchema, typeof natsActionSchema];
   job: [typeof jobConfigSchema, typeof jobActionSchema];
   slack: [typeof slackConfigSchema, typeof slackActionSchema];
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadCodeConfig, loadConfigFromFile } from '../../src/config/code.js';
@@ -102,6 +102,14 @@ describe('herald.config.ts', () => {
     }
     const missing = await loadConfigFromFile(join(dir.path, 'absent.config.ts'), registries).catch((e) => e);
     assert.match(missing.message, /cannot read config .*ENOENT/);
+  });
+
+  it('defineConfig types every registered channel and source kind', () => {
+    const types = readFileSync(join(repoRoot, 'src/index.ts'), 'utf8');
+    const block = (name: string) => types.slice(types.indexOf(`interface ${name} {`)).split('}')[0]!;
+    const typed = (name: string) => [...block(name).matchAll(/^\s+'?([a-z-]+)'?:/gm)].map((m) => m[1]).sort();
+    assert.deepEqual(typed('ChannelKinds'), registries.channels.map((k) => k.kind).sort());
+    assert.deepEqual(typed('SourceKinds'), registries.sources.map((k) => k.kind).sort());
   });
 
   it('herald starts from it and /api/config shows none of its values', async () => {
