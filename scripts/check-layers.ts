@@ -14,7 +14,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['store', 'bus', 'sources', 'channels', 'projections', 'subscriptions', 'slack-app', 'observability'],
   ['config', 'plugins'],
   ['server'],
-  ['app', 'cli'],
+  ['app', 'cli', 'client', 'index'],
 ];
 
 export const LAYER_NAMES = ['ground', 'engine', 'implementations', 'config', 'server', 'entry points'];

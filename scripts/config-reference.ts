@@ -73,6 +73,13 @@ const parts: string[] = [
   'block is replaced by that block when one of its variables is unset. `herald validate` checks a file;',
   '`herald schema` prints the JSON Schema.',
   '',
+  'The same config can be written as code: a `herald.config.ts` (or `.mts`, `.js`, `.mjs`) whose default export is',
+  '`defineConfig({ … })` from `herald` (or a function of `{ env }`, possibly async, returning it) is typed from this',
+  'schema, is taken wherever a YAML file is (`--config herald.config.ts`; `./herald.config.ts` when there is no',
+  '`./herald.yaml`), and is validated exactly like YAML. `${VAR}` is not interpolated in code: the code reads the',
+  'environment itself, and picks a fallback block itself where YAML would use `fallback`. See',
+  '[client.md](client.md#code-first-config).',
+  '',
 ];
 for (const section of ['server', 'limits', 'store', 'bus', 'dispatcher']) {
   const s = rootProps[section]!;

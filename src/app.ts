@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { busFromEnv, createBus } from './bus/index.js';
-import { type HeraldConfig, loadConfigFile } from './config/load.js';
+import { loadConfigFromFile } from './config/code.js';
+import type { HeraldConfig } from './config/load.js';
 import { Engine, type EngineHooks } from './engine/engine.js';
 import type { SubscriberDirectory } from './engine/router.js';
 import type { StoredEvent } from './engine/store.js';
@@ -27,7 +28,7 @@ import { Subscriptions } from './subscriptions/index.js';
 export const DEMO_CONFIG = fileURLToPath(new URL('../examples/notify-router/herald.yaml', import.meta.url));
 
 export interface StartOptions {
-  /** Config file; default ./herald.yaml when present, else the demo. */
+  /** Config file (YAML, or a herald.config.ts / .js); default ./herald.yaml or ./herald.config.ts when present, else the demo. */
   configFile?: string;
   port?: number;
   host?: string;
@@ -61,17 +62,26 @@ export interface RunningHerald {
   stop(): Promise<void>;
 }
 
+/** Looked for in the working directory when no config file is named, in this order. */
+export const DEFAULT_CONFIG_FILES = [
+  'herald.yaml',
+  'herald.config.ts',
+  'herald.config.mts',
+  'herald.config.js',
+  'herald.config.mjs',
+];
+
 export function resolveConfigFile(configFile: string | undefined, cwd = process.cwd()): string {
   if (configFile) return resolve(cwd, configFile);
-  const local = resolve(cwd, 'herald.yaml');
-  return existsSync(local) ? local : DEMO_CONFIG;
+  const local = DEFAULT_CONFIG_FILES.map((name) => resolve(cwd, name)).find((path) => existsSync(path));
+  return local ?? DEMO_CONFIG;
 }
 
 export async function startHerald(options: StartOptions = {}): Promise<RunningHerald> {
   const env = options.env ?? process.env;
   const logger = options.logger ?? createLogger();
   const file = resolveConfigFile(options.configFile);
-  const config = loadConfigFile(file, registries, { env });
+  const config = await loadConfigFromFile(file, registries, { env });
   const adminToken = config.server.adminToken ?? (env.HERALD_ADMIN_TOKEN || undefined);
   const ingestToken = config.server.ingestToken ?? (env.HERALD_INGEST_TOKEN || undefined);
   const port = options.port ?? config.server.port;

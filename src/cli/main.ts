@@ -2,13 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolveConfigFile, startHerald } from '../app.js';
+import type { EventInput } from '../client/index.js';
+import { loadConfigFromFile } from '../config/code.js';
 import { configJsonSchema } from '../config/json-schema.js';
-import { ConfigError, loadConfigFile } from '../config/load.js';
+import { ConfigError } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import { registries } from '../plugins.js';
-import type { DeadLetterPage } from '../server/api-types.js';
 import { registerCesqlCommand } from './cesql.js';
-import { adminRequest, parseRoles } from './client.js';
+import { cliClient, parseRoles, runCall } from './client.js';
 import { formatDoctor, runDoctor } from './doctor.js';
 
 const program = new Command();
@@ -32,7 +33,7 @@ program
   )
   .option(
     '-c, --config <file>',
-    'config file (default: ./herald.yaml if present, else the bundled notify-router demo)',
+    'config file: YAML, or herald.config.ts/.js (default: ./herald.yaml or ./herald.config.ts if present, else the bundled notify-router demo)',
   )
   .option('-p, --port <n>', 'HTTP port (default: server.port in the config, 8080)', port)
   .option('--host <addr>', 'interface to listen on (default: server.host in the config, 127.0.0.1)')
@@ -98,11 +99,12 @@ program
 program
   .command('validate')
   .description('Check a config file; print every problem with its path and line. Exits 2 when invalid.')
-  .argument('[file]', 'config file (default: ./herald.yaml, else the demo)')
-  .action((file?: string) => {
-    const path = resolveConfigFile(file);
+  .argument('[file]', 'config file: YAML or herald.config.ts/.js (default: ./herald.yaml, else the demo)')
+  .option('-c, --config <file>', 'config file (the same as the argument)')
+  .action(async (file: string | undefined, opts: { config?: string }) => {
+    const path = resolveConfigFile(file ?? opts.config);
     try {
-      const config = loadConfigFile(path, registries);
+      const config = await loadConfigFromFile(path, registries);
       console.log(
         `${path}: ok (${config.sources.length} source(s), ${config.channels.length} channel(s), ${config.triggers.length} trigger(s))`,
       );
@@ -162,12 +164,8 @@ program
         console.error(`herald send: ${errorMessage(err)}`);
         process.exit(2);
       }
-      const res = await adminRequest(opts.url, 'POST', '/events', event, {
-        contentType: 'application/cloudevents+json',
-        token: process.env.HERALD_INGEST_TOKEN,
-      });
-      console.log(JSON.stringify(res.body));
-      if (res.status >= 300) process.exit(1);
+      const answer = await runCall(() => cliClient(opts.url).send(event as EventInput));
+      console.log(JSON.stringify(answer));
     },
   );
 
@@ -182,15 +180,14 @@ dlq
   .option('--channel <name>', 'only this channel')
   .option('--trigger <name>', 'only this trigger')
   .action(async (opts: { url: string; limit: string; channel?: string; trigger?: string }) => {
-    const q = new URLSearchParams({ limit: opts.limit });
-    if (opts.channel) q.set('channel', opts.channel);
-    if (opts.trigger) q.set('trigger', opts.trigger);
-    const res = await adminRequest(opts.url, 'GET', `/api/dlq?${q}`);
-    if (res.status >= 300) {
-      console.error(JSON.stringify(res.body));
-      process.exit(1);
-    }
-    const rows = (res.body as DeadLetterPage).deadLetters;
+    const page = await runCall(() =>
+      cliClient(opts.url).dlq.list({
+        limit: Number(opts.limit),
+        channel: opts.channel,
+        trigger: opts.trigger,
+      }),
+    );
+    const rows = page.deadLetters;
     if (rows.length === 0) console.log('the dead-letter queue is empty');
     for (const r of rows) {
       console.log(
@@ -224,16 +221,18 @@ dlq
         console.error('herald dlq replay: give a delivery id, or --all (with optional filters)');
         process.exit(2);
       }
-      const res = id
-        ? await adminRequest(opts.url, 'POST', `/api/dlq/${encodeURIComponent(id)}/replay`)
-        : await adminRequest(opts.url, 'POST', '/api/dlq/replay', {
-            channel: opts.channel,
-            trigger: opts.trigger,
-            eventType: opts.type,
-            reason: opts.reason,
-          });
-      console.log(JSON.stringify(res.body));
-      if (res.status >= 300) process.exit(1);
+      const client = cliClient(opts.url);
+      const answer = await runCall<object>(() =>
+        id
+          ? client.dlq.replay(Number(id))
+          : client.dlq.replayMatching({
+              channel: opts.channel,
+              trigger: opts.trigger,
+              eventType: opts.type,
+              reason: opts.reason,
+            }),
+      );
+      console.log(JSON.stringify(answer));
     },
   );
 

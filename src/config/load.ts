@@ -8,7 +8,7 @@ import { type CompiledProjection, compileProjection } from '../projections/compi
 import type { CompiledFeed } from '../subscriptions/config.js';
 import { configureTemplateLimits } from '../templates/index.js';
 import type { HeraldConfig } from './model.js';
-import { parseConfigText } from './parse.js';
+import { type ParsedConfig, parseConfigText } from './parse.js';
 import { compilePlugins } from './plugins.js';
 import { limitsSchema, rootSchema } from './schema.js';
 import { compileTriggers } from './triggers.js';
@@ -53,8 +53,15 @@ export function loadConfigFile(
 
 /** Parses, interpolates, validates and compiles a herald.yaml. Throws ConfigError listing every issue. */
 export function loadConfig(text: string, registries: Registries, options: LoadOptions = {}): HeraldConfig {
-  const { raw, unset, issues } = parseConfigText(text, options.env ?? process.env, options.file);
+  return compileConfig(parseConfigText(text, options.env ?? process.env, options.file), registries, options);
+}
 
+/** Validates and compiles a parsed config: a YAML document's, or a config module's (code.ts). */
+export function compileConfig(
+  { raw, unset, issues }: ParsedConfig,
+  registries: Registries,
+  options: LoadOptions = {},
+): HeraldConfig {
   // Limits first: templates are compiled while the rest of the config is parsed.
   const limits = limitsSchema.safeParse((raw as { limits?: unknown }).limits ?? {});
   if (limits.success) {

@@ -17,17 +17,64 @@ import type {
   StoredEvent,
 } from '../engine/store.js';
 import type { CloudEvent } from '../events/types.js';
+import type { ProjectionRow, ViewList, ViewRowPage } from '../projections/api-types.js';
+import type {
+  Feed,
+  FeedItem,
+  KeySubscribers,
+  PreferenceDefinition,
+  Subscriber,
+  SubscriberPage,
+  SubscriberView,
+  SubscriptionAdded,
+} from '../subscriptions/api-types.js';
 
 export type {
   Attempt,
   CloudEvent,
   Delivery,
   DeliveryStatus,
+  Feed,
+  FeedItem,
   InboxMessage,
+  KeySubscribers,
+  PreferenceDefinition,
+  ProjectionRow,
   RoutingRecord,
   SourceDeadLetter,
   StoredEvent,
+  Subscriber,
+  SubscriberPage,
+  SubscriberView,
+  SubscriptionAdded,
+  ViewList,
+  ViewRowPage,
 };
+
+/** The JSON body of every error Herald answers: a message a person can act on, and a stable code. */
+export interface ErrorBody {
+  error: string;
+  code: string;
+  attribute?: string;
+  /** Where in the JSON a limit was passed, e.g. `data.items[0][0]…`. */
+  path?: string;
+  /** The limit that was passed. */
+  limit?: number;
+  details?: unknown;
+}
+
+/** `POST /events` with one event (structured or binary mode), and an `http` source route's answer. */
+export interface EventAccepted {
+  id: string;
+  /** The log already held an event with this source and id: it was not stored again. */
+  duplicate: boolean;
+}
+
+/** `POST /events` with a batch (`application/cloudevents-batch+json`). */
+export interface BatchAccepted {
+  accepted: number;
+  duplicates: number;
+}
 
 /** A page of a list, newest first; `next` is the `before` cursor of the following page, null at the end. */
 interface Page {

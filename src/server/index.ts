@@ -9,6 +9,7 @@ import type { CloudEvent } from '../events/types.js';
 import { parseJsonBody } from '../http-input.js';
 import { type AccessPolicy, checkAccess, classifyRoute } from './access.js';
 import { registerAdminRoutes } from './admin.js';
+import type { BatchAccepted, EventAccepted } from './api-types.js';
 import { clientErrorHandler, errorHandler } from './http-errors.js';
 import { requestVerifier } from './ingest-auth.js';
 
@@ -129,9 +130,11 @@ export class HeraldServer {
       this.explainBridgedDebezium(events);
       if (mode === 'batch') {
         const duplicates = results.filter((r) => r.duplicate).length;
-        return reply.status(202).send({ accepted: results.length - duplicates, duplicates });
+        const answer: BatchAccepted = { accepted: results.length - duplicates, duplicates };
+        return reply.status(202).send(answer);
       }
-      return reply.status(202).send({ id: results[0]!.id, duplicate: results[0]!.duplicate });
+      const answer: EventAccepted = { id: results[0]!.id, duplicate: results[0]!.duplicate };
+      return reply.status(202).send(answer);
     });
     registerAdminRoutes(app, engine);
     return extensions.reduce<Promise<void>>(async (prev, ext) => {
