@@ -4,16 +4,27 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 
 export const repoRoot = new URL('..', import.meta.url).pathname;
 
-/** A webhook sink that records receive times and the latency carried in each body (data.t or t). */
+/**
+ * A webhook sink that records receive times and the latency carried in each body (data.t or t, a
+ * Date.now() in ms). Bodies that carry `benchSeq` are also counted per sequence number (first
+ * receipt, duplicates), and when they carry `benchAtUs` too (a `nowUs()` of this process, the time the
+ * send was scheduled for), the latency from that instant to this receipt, in µs.
+ */
 export interface LatencySink {
   url: string;
   received: number;
   latencies: number[];
   firstAt: number;
   lastAt: number;
+  /** benchSeq → µs from the scheduled send to the first receipt (-1 when the body had no benchAtUs). */
+  firstReceipt: Map<number, number>;
+  /** Receipts of a benchSeq already received, in all and per benchSeq. */
+  duplicates: number;
+  duplicatesOf: Map<number, number>;
   waitFor(count: number, timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -25,6 +36,9 @@ export async function startLatencySink(): Promise<LatencySink> {
     latencies: [],
     firstAt: 0,
     lastAt: 0,
+    firstReceipt: new Map(),
+    duplicates: 0,
+    duplicatesOf: new Map(),
     waitFor: async () => false,
     close: async () => {},
   };
@@ -35,12 +49,24 @@ export async function startLatencySink(): Promise<LatencySink> {
       body += c;
     });
     req.on('end', () => {
+      const atUs = nowUs();
       const now = Date.now();
       if (sink.received === 0) sink.firstAt = now;
       sink.lastAt = now;
       sink.received++;
       const match = /"t":"?(\d{13})/.exec(body);
       if (match) sink.latencies.push(now - Number(match[1]));
+      const seq = /"benchSeq":"?(\d+)/.exec(body);
+      if (seq) {
+        const n = Number(seq[1]);
+        if (sink.firstReceipt.has(n)) {
+          sink.duplicates++;
+          sink.duplicatesOf.set(n, (sink.duplicatesOf.get(n) ?? 0) + 1);
+        } else {
+          const sentAt = /"benchAtUs":"?(\d+)/.exec(body);
+          sink.firstReceipt.set(n, sentAt ? atUs - Number(sentAt[1]) : -1);
+        }
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
     });
@@ -59,6 +85,11 @@ export async function startLatencySink(): Promise<LatencySink> {
       server.close(() => r());
     });
   return sink;
+}
+
+/** This process's monotonic clock in whole µs: the sender stamps bodies with it, the sink reads them. */
+export function nowUs(): number {
+  return Math.round(performance.now() * 1000);
 }
 
 export interface Child {
@@ -124,13 +155,17 @@ function wrap(child: ChildProcess, url: string, cleanup = () => {}): Child {
   };
 }
 
-/** Starts the compiled Herald (`dist/`) with a config, on a free port and a fresh data dir. */
-export async function startHerald(configYaml: string): Promise<Child> {
+/**
+ * Starts the compiled Herald (`dist/`) with a config, on a free port and a fresh data dir.
+ * `nodeArgs` go before the script (e.g. `--cpu-prof`, which writes its profile when Herald exits).
+ */
+export async function startHerald(configYaml: string, nodeArgs: string[] = []): Promise<Child> {
   const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'));
   writeFileSync(join(dir, 'herald.yaml'), configYaml);
   const child = spawn(
     process.execPath,
     [
+      ...nodeArgs,
       join(repoRoot, 'bin/herald.js'),
       'start',
       '--config',
