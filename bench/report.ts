@@ -104,7 +104,7 @@ export function throughputTable(rows: ThroughputRow[]): string {
       notes.push(`${percent(r.deliveredPerSec, singleTrigger.deliveredPerSec)} of the single-trigger row`);
     const note = notes.filter(Boolean).join('; ');
     lines.push(
-      `| ${r.scenario}${note ? ` (${note})` : ''} | ${r.system} | ${fmt(r.acceptedPerSec)} | ${fmt(r.deliveredPerSec)} | ${ratio} | ${r.p50Ms} | ${r.p99Ms} | ${r.peakRssMb} | ${r.errors} | ${r.duplicates ?? ''} | ${r.lost ?? ''} |`,
+      `| ${r.scenario}${note ? ` (${note})` : ''} | ${r.system} | ${fmt(r.acceptedPerSec)} | ${fmt(r.deliveredPerSec)} | ${ratio} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${r.peakRssMb} | ${r.errors} | ${r.duplicates ?? ''} | ${r.lost ?? ''} |`,
     );
   }
   return lines.join('\n');
@@ -126,10 +126,18 @@ export function openLoopTable(rows: OpenLoopRow[]): string {
 /** The whole generated block: where it ran, both tables, the CESQL figure. */
 export function resultsMarkdown(results: Results): string {
   const m = results.machine;
+  const loads = [...results.rows, ...results.openLoop]
+    .map((r) => r.loadAverage)
+    .filter((l): l is number => l !== undefined);
+  // Other work on the machine shows in every figure; the load average at each row's start says how much.
+  const load =
+    loads.length > 0
+      ? `; 1-minute load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} as rows started`
+      : '';
   const parts = [
     `Run of ${results.at.slice(0, 10)} on ${m.cpus} cores (${m.cpu ?? 'unknown CPU'}), ${m.memoryGb} GB, Node ${m.node}` +
       `${results.quick ? ', quick mode' : ''}; closed loop ${results.durationSeconds} s at ${results.connections} connections, ` +
-      `open loop ${results.openLoopSeconds} s per rate after a warm-up.`,
+      `open loop ${results.openLoopSeconds} s per rate after a warm-up${load}.`,
   ];
   if (results.rows.length > 0) parts.push(throughputTable(results.rows));
   if (results.openLoop.length > 0) parts.push(openLoopTable(results.openLoop));

@@ -37,13 +37,29 @@ const { values: args } = parseArgs({
     'no-readme': { type: 'boolean', default: false },
   },
 });
+/** A CLI number, checked: a bench that runs with NaN would measure nothing and say so late. */
+function positive(option: string, text: string, max: number): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0 || n > max) {
+    console.error(`bench: --${option} must be a number above 0 and at most ${max}, got "${text}"`);
+    process.exit(2);
+  }
+  return n;
+}
+
 const quick = args.quick;
 const DURATION = quick ? 3 : 15;
 const CONNECTIONS = 32;
-const OPEN_LOOP_SECONDS = Number(args['open-loop-seconds'] ?? (quick ? 2 : 10));
+const OPEN_LOOP_SECONDS = positive(
+  'open-loop-seconds',
+  args['open-loop-seconds'] ?? (quick ? '2' : '10'),
+  600,
+);
 const WARM_UP_MS = quick ? 500 : 2000;
-const RATES = (args.rates ?? '200,1000,3000').split(',').map(Number);
-const SENDER_CONNECTIONS = Number(args['sender-connections']);
+const RATES = (args.rates ?? '200,1000,3000')
+  .split(',')
+  .map((r) => Math.round(positive('rates', r, 100_000)));
+const SENDER_CONNECTIONS = Math.round(positive('sender-connections', args['sender-connections'], 10_000));
 // Seconds without a new delivery after which the undelivered accepted events count as lost.
 const DRAIN_IDLE_MS = quick ? 3000 : 10_000;
 const startedAt = new Date().toISOString();
@@ -75,7 +91,14 @@ function heraldStarter(label: string, config: (sinkUrl: string) => string) {
 /** Reads the profile Herald wrote on exit and prints where the measured window's CPU went. */
 function summarize(file: string | undefined, events: number, fromUs: number, toUs: number) {
   if (!file) return undefined;
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  let profile: CpuProfile;
+  try {
+    profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  } catch (err) {
+    // Herald writes its profile only when it exits cleanly; a crash leaves none.
+    console.error(`  no CPU profile at ${file}: ${(err as Error).message}`);
+    return undefined;
+  }
   const summary = summarizeProfile(profile, { events, fromUs, toUs, root: repoRoot, top: 20 });
   console.error(`  profile ${file}\n${formatSummary(summary, events).replace(/^/gm, '  ')}`);
   return { file, events, summary } satisfies ProfileRecord;

@@ -10,7 +10,7 @@ import { repoRoot } from '../support/herald.js';
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 // Keeps the benchmark from rotting: the quick mode must run every scenario and report it.
-it('npm run bench -- --quick completes and reports every scenario', { timeout: 420_000 }, async () => {
+it('npm run bench -- --quick completes and reports every scenario', { timeout: 600_000 }, async () => {
   const readmeBefore = readFileSync(join(repoRoot, 'README.md'), 'utf8');
   const { stdout } = await promisify(execFile)(
     process.execPath,
