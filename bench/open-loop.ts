@@ -7,8 +7,8 @@ import { Pool } from 'undici';
 import { type LatencySink, nowUs } from './support.js';
 
 export interface OpenLoopOptions {
-  /** The system's origin, e.g. http://127.0.0.1:1234. */
-  origin: string;
+  /** Sockets to the system under test, from `senderPool`; kept open across phases (warm-up, measured). */
+  pool: Pool;
   path: string;
   contentType: string;
   /** Requests per second. */
@@ -17,9 +17,7 @@ export interface OpenLoopOptions {
   /** The first request's sequence number; the next ones follow it. */
   firstSeq: number;
   body(seq: number, scheduledAtUs: number): string;
-  /** Sockets to the system; enough that requests never wait for one (see `maxQueuedAtSender`). */
-  connections: number;
-  /** A request without an answer by then counts as failed. */
+  /** Waiting for the last answers stops after this (the pool's own timeout plus a margin). */
   timeoutMs: number;
   /**
    * When the next send is due sooner than this, the sender yields with setImmediate instead of a
@@ -50,19 +48,27 @@ export interface SendReport {
   sendSeconds: number;
 }
 
+/**
+ * A pool with enough sockets that requests never wait for one (see `maxQueuedAtSender`); a request
+ * without an answer after `timeoutMs` counts as failed.
+ */
+export function senderPool(origin: string, connections: number, timeoutMs: number): Pool {
+  return new Pool(origin, {
+    connections,
+    pipelining: 1,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    keepAliveTimeout: 60_000,
+  });
+}
+
 export async function sendOpenLoop(o: OpenLoopOptions): Promise<SendReport> {
   const total = Math.max(1, Math.round((o.rate * o.durationMs) / 1000));
   const intervalUs = 1e6 / o.rate;
   const outcomes = new Uint8Array(total);
   const lags = new Float64Array(total);
   const statuses: Record<string, number> = {};
-  const pool = new Pool(o.origin, {
-    connections: o.connections,
-    pipelining: 1,
-    headersTimeout: o.timeoutMs,
-    bodyTimeout: o.timeoutMs,
-    keepAliveTimeout: 60_000,
-  });
+  const pool = o.pool;
   let inFlight = 0;
   let maxInFlight = 0;
   let maxQueued = 0;
@@ -79,7 +85,7 @@ export async function sendOpenLoop(o: OpenLoopOptions): Promise<SendReport> {
     inFlight++;
     if (inFlight > maxInFlight) maxInFlight = inFlight;
     pool
-      .request({ origin: o.origin, path: o.path, method: 'POST', headers, body })
+      .request({ path: o.path, method: 'POST', headers, body })
       .then(
         async (res) => {
           await res.body.dump();
@@ -119,7 +125,6 @@ export async function sendOpenLoop(o: OpenLoopOptions): Promise<SendReport> {
   const cpu = process.cpuUsage(cpuBefore);
   const deadline = performance.now() + o.timeoutMs + 5000;
   while (answered < total && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  await pool.destroy();
   const sortedLags = Array.from(lags).sort((a, b) => a - b);
   return {
     firstSeq: o.firstSeq,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { benchCesql } from './cesql.js';
-import { account, drain, sendOpenLoop } from './open-loop.js';
+import { account, drain, senderPool, sendOpenLoop } from './open-loop.js';
 import { type CpuProfile, formatSummary, summarizeProfile } from './profile-top.js';
 import {
   type OpenLoopRow,
@@ -181,14 +181,15 @@ async function openLoop(scenario: string, target: Target, rate: number): Promise
   const loadAverage = loadavg()[0]!;
   const sink = await startLatencySink();
   const proc = await target.start(sink.url);
+  const timeoutMs = 30_000;
+  const pool = senderPool(proc.url, SENDER_CONNECTIONS, timeoutMs);
   const common = {
-    origin: proc.url,
+    pool,
     path: '/notify',
     contentType: 'application/json',
     rate,
     body: openLoopNotifyBody,
-    connections: SENDER_CONNECTIONS,
-    timeoutMs: 30_000,
+    timeoutMs,
     spinBelowMs: 1,
   };
   // A fresh process compiles its hot paths during the first requests; those are not measured.
@@ -199,6 +200,7 @@ async function openLoop(scenario: string, target: Target, rate: number): Promise
   await drain(sink, sent, DRAIN_IDLE_MS, 120_000);
   const toUs = monotonicUs();
   const counts = account(sent, sink);
+  await pool.destroy();
   const row: OpenLoopRow = {
     scenario,
     system: target.system,

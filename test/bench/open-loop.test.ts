@@ -3,10 +3,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { account, drain, sendOpenLoop } from '../../bench/open-loop.js';
+import { account, drain, senderPool, sendOpenLoop } from '../../bench/open-loop.js';
 import { type LatencySink, startLatencySink } from '../../bench/support.js';
 
 const HOLD_MS = 40;
+const CONNECTIONS = 256;
 
 /**
  * A system under test that misbehaves on purpose, by the request's sequence number: every tenth
@@ -59,16 +60,17 @@ describe('open-loop sender', () => {
     await sink.close();
   });
 
-  it('sends rate × duration requests and accounts for each: refused, lost, duplicated, delivered', async () => {
+  it('sends rate × duration requests and accounts for each: refused, lost, duplicated, delivered', async (t) => {
+    const pool = senderPool(system.origin, CONNECTIONS, 10_000);
+    t.after(() => pool.destroy());
     const sent = await sendOpenLoop({
-      origin: system.origin,
+      pool,
       path: '/notify',
       contentType: 'application/json',
       rate: 400,
       durationMs: 500,
       firstSeq: 1000,
       body: (benchSeq, benchAtUs) => JSON.stringify({ benchSeq, benchAtUs }),
-      connections: 64,
       timeoutMs: 10_000,
       spinBelowMs: 1,
     });
@@ -104,18 +106,19 @@ describe('open-loop sender', () => {
     assert.ok(sent.lagUs.p50 >= 0 && sent.lagUs.max >= sent.lagUs.p99);
   });
 
-  it('does not wait for answers: requests keep leaving while earlier ones are held', async () => {
+  it('does not wait for answers: requests keep leaving while earlier ones are held', async (t) => {
     // 100 requests at 1,000/s leave within about 0.1 s; each is held 40 ms, so with one request at
     // a time (a closed loop) they would take at least 4 s and never have more than one in flight.
+    const pool = senderPool(system.origin, CONNECTIONS, 10_000);
+    t.after(() => pool.destroy());
     const sent = await sendOpenLoop({
-      origin: system.origin,
+      pool,
       path: '/notify',
       contentType: 'application/json',
       rate: 1000,
       durationMs: 100,
       firstSeq: 5000,
       body: (benchSeq, benchAtUs) => JSON.stringify({ benchSeq, benchAtUs }),
-      connections: 256,
       timeoutMs: 10_000,
       spinBelowMs: 1,
     });
