@@ -60,7 +60,7 @@ const RATES = (args.rates ?? '200,1000,3000')
   .split(',')
   .map((r) => Math.round(positive('rates', r, 100_000)));
 const SENDER_CONNECTIONS = Math.round(positive('sender-connections', args['sender-connections'], 10_000));
-// Seconds without a new delivery after which the undelivered accepted events count as lost.
+// How long the sink may stay quiet before the accepted events it lacks count as lost.
 const DRAIN_IDLE_MS = quick ? 3000 : 10_000;
 const startedAt = new Date().toISOString();
 const profileDir = join(repoRoot, 'bench/results/profiles', startedAt.replaceAll(':', '-'));
