@@ -156,11 +156,11 @@ export async function drain(sink: LatencySink, sent: SendReport, idleMs: number,
     let have = 0;
     for (const seq of want) if (sink.firstReceipt.has(seq)) have++;
     const now = performance.now();
-    if (have === want.length || now > deadline || now - lastProgress > idleMs) return;
     if (sink.received !== lastCount) {
       lastCount = sink.received;
       lastProgress = now;
     }
+    if (have === want.length || now > deadline || now - lastProgress > idleMs) return;
     await new Promise((r) => setTimeout(r, 50));
   }
 }
