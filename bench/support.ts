@@ -109,22 +109,30 @@ function vmHwm(pid: number): number {
   }
 }
 
+const OUTPUT_TAIL = 16_384;
+
 async function waitForListening(child: ChildProcess, pattern: RegExp): Promise<string> {
+  // The child's output is read for as long as it runs (a full pipe would stall it), but only its
+  // tail is kept, for the error if it exits, and only the start is searched for the address: a
+  // system under load that logs must not cost the bench process (which sends and receives) CPU.
   let output = '';
+  let listening = false;
+  const keep = (c: Buffer) => {
+    output = (output + c.toString()).slice(-OUTPUT_TAIL);
+  };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`did not start:\n${output}`)), 30_000);
-    const onData = (c: Buffer) => {
-      output += c.toString();
+    child.stdout!.on('data', (c: Buffer) => {
+      keep(c);
+      if (listening) return;
       const m = pattern.exec(output);
       if (m) {
+        listening = true;
         clearTimeout(timer);
         resolve(m[1]!);
       }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (c: Buffer) => {
-      output += c.toString();
     });
+    child.stderr!.on('data', keep);
     child.on('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
   });
 }
