@@ -94,6 +94,8 @@ export async function startRecipeWorld() {
     nats,
     db,
     dataSchema,
+    /** The recipe's tables' database, as ONBOARDING_DATABASE_URL (or a Job's Secret) names it. */
+    databaseUrl,
     smtp,
     slack,
     supplier,
