@@ -279,7 +279,12 @@ export interface DeadLetterStore {
    * Returns the ids made pending, the replayed one first; none when it was not dead or another
    * delivery already has the key of `as`.
    */
-  replayReplanned(id: number, as: ReplannedDelivery, also: ReplannedDelivery[], now: number): Promise<number[]>;
+  replayReplanned(
+    id: number,
+    as: ReplannedDelivery,
+    also: ReplannedDelivery[],
+    now: number,
+  ): Promise<number[]>;
 }
 
 /** Where a re-rendered replay sends a dead delivery: its channel, recipient and idempotency key. */
