@@ -212,14 +212,18 @@ function narrowTo(explanation: EventExplanation, name: string): EventExplanation
   const triggers = explanation.triggers.map((t) => {
     const actions = t.actions.map((a) => {
       const where = `trigger ${t.trigger} action ${a.index} (${a.channel})`;
-      const recipients = a.recipients.filter((r) => r.recipient === name || r.subscriber === name);
+      const subscribers = a.subscribers?.filter(
+        (s) => s.id === name || s.name === name || s.address === name,
+      );
+      const ids = new Set(subscribers?.map((s) => s.id));
+      const recipients = a.recipients.filter(
+        (r) =>
+          r.recipient === name || (r.subscriber !== null && (r.subscriber === name || ids.has(r.subscriber))),
+      );
       for (const r of recipients)
         verdict.push(
           `${where} notifies ${name}: ${r.delivery ? r.delivery.summary : 'no delivery recorded'}`,
         );
-      const subscribers = a.subscribers?.filter(
-        (s) => s.id === name || s.name === name || s.address === name,
-      );
       for (const s of subscribers ?? [])
         if (!s.included) verdict.push(`${where} leaves ${name} out: ${s.reason}`);
       if (a.error) verdict.push(`${where} could not plan its recipients: ${a.error}`);
