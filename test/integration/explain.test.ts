@@ -149,7 +149,10 @@ describe('explain: why an event did or did not notify', () => {
       'trigger failures-to-followers action 0 (box) leaves bob out: muted by preference: notify_failures is false (where: notify_failures)',
     ]);
     const forAnn = await explain('ex-3', '?recipient=Ann');
-    assert.match(forAnn.recipient!.verdict[0]!, /^trigger failures-to-followers action 0 \(box\) notifies Ann: delivered/);
+    assert.match(
+      forAnn.recipient!.verdict[0]!,
+      /^trigger failures-to-followers action 0 \(box\) notifies Ann: delivered/,
+    );
   });
 
   it('an unknown event is a 404 naming the id', async () => {
