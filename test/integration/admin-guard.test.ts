@@ -28,7 +28,6 @@ triggers:
 const ADMIN: { method: string; path: string }[] = [
   { method: 'GET', path: '/api/config' },
   { method: 'GET', path: '/api/events' },
-  { method: 'GET', path: '/api/events/some-id/explain' },
   { method: 'GET', path: '/api/status' },
   { method: 'GET', path: '/api/health' },
   { method: 'GET', path: '/api/stream' },
