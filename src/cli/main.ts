@@ -11,6 +11,7 @@ import { registries } from '../plugins.js';
 import { registerCesqlCommand } from './cesql.js';
 import { cliClient, parseRoles, runCall } from './client.js';
 import { formatDoctor, runDoctor } from './doctor.js';
+import { registerExplainCommand } from './explain.js';
 
 const program = new Command();
 program
@@ -197,8 +198,11 @@ dlq
   });
 dlq
   .command('replay')
-  .description('Replay dead letters: one by id, or all matching the filter options.')
+  .description(
+    'Replay dead letters: one by id, or all matching the filter options. Each is planned again from the current config (recipient rendered again) unless --as-recorded.',
+  )
   .argument('[id]', 'delivery id to replay')
+  .option('--as-recorded', 'retry the recipient each delivery was planned for, instead of planning it again')
   .option('-u, --url <url>', 'Herald base URL', process.env.HERALD_URL ?? 'http://127.0.0.1:8080')
   .option('--all', 'replay every dead letter matching the filters below')
   .option('--channel <name>', 'only this channel')
@@ -215,6 +219,7 @@ dlq
         trigger?: string;
         type?: string;
         reason?: string;
+        asRecorded?: boolean;
       },
     ) => {
       if (!id && !opts.all) {
@@ -222,14 +227,16 @@ dlq
         process.exit(2);
       }
       const client = cliClient(opts.url);
+      const asRecorded = opts.asRecorded ? { asRecorded: true } : {};
       const answer = await runCall<object>(() =>
         id
-          ? client.dlq.replay(Number(id))
+          ? client.dlq.replay(Number(id), asRecorded)
           : client.dlq.replayMatching({
               channel: opts.channel,
               trigger: opts.trigger,
               eventType: opts.type,
               reason: opts.reason,
+              ...asRecorded,
             }),
       );
       console.log(JSON.stringify(answer));
@@ -250,6 +257,7 @@ program
   });
 
 registerCesqlCommand(program);
+registerExplainCommand(program);
 
 program.parseAsync(process.argv).catch((err) => {
   console.error(`herald: ${errorMessage(err)}`);

@@ -13,6 +13,7 @@ import type {
   DeliveryStatus,
   EventAccepted,
   EventDetail,
+  EventExplanation,
   EventPage,
   Feed,
   Health,
@@ -107,6 +108,8 @@ export interface HeraldClient {
     /** An event by id (with `source` when ids repeat across sources), with its deliveries. */
     get(id: string, options?: { source?: string }): Promise<EventDetail>;
     bySeq(seq: number): Promise<EventDetail>;
+    /** Why the event did or did not notify, under the current config (`recipient` narrows it to one). */
+    explain(id: string, options?: { source?: string; recipient?: string }): Promise<EventExplanation>;
   };
   deliveries: {
     list(query?: DeliveryQuery): Promise<DeliveryPage>;
@@ -114,10 +117,13 @@ export interface HeraldClient {
   };
   dlq: {
     list(query?: PageQuery & DeadLetterFilter): Promise<DeadLetterPage>;
-    /** Makes one dead delivery pending again. */
-    replay(id: number): Promise<DeadLetterReplay>;
-    /** Makes every dead delivery matching the filter pending again ({} = all). */
-    replayMatching(filter: DeadLetterFilter): Promise<DeadLetterFilterReplay>;
+    /**
+     * Makes one dead delivery pending again, its recipient planned again from the current config
+     * unless `asRecorded`.
+     */
+    replay(id: number, options?: { asRecorded?: boolean }): Promise<DeadLetterReplay>;
+    /** Makes every dead delivery matching the filter pending again ({} = all), re-rendered unless `asRecorded`. */
+    replayMatching(filter: DeadLetterFilter & { asRecorded?: boolean }): Promise<DeadLetterFilterReplay>;
     /** Messages a stream source set aside (they never became events). */
     source: {
       list(source: string, query?: PageQuery): Promise<SourceDeadLetterPage>;
@@ -233,6 +239,8 @@ export function createClient(options: ClientOptions): HeraldClient {
       get: (id, { source } = {}) =>
         admin<EventDetail>('GET', `/api/events/${seg(id)}`, { query: { source } }),
       bySeq: (seq) => admin<EventDetail>('GET', `/api/events/by-seq/${seg(String(seq))}`),
+      explain: (id, { source, recipient } = {}) =>
+        admin<EventExplanation>('GET', `/api/events/${seg(id)}/explain`, { query: { source, recipient } }),
     },
     deliveries: {
       list: (query = {}) => admin<DeliveryPage>('GET', '/api/deliveries', { query: { ...query } }),
@@ -240,7 +248,8 @@ export function createClient(options: ClientOptions): HeraldClient {
     },
     dlq: {
       list: (query = {}) => admin<DeadLetterPage>('GET', '/api/dlq', { query: { ...query } }),
-      replay: (id) => admin<DeadLetterReplay>('POST', `/api/dlq/${seg(String(id))}/replay`),
+      replay: (id, options = {}) =>
+        admin<DeadLetterReplay>('POST', `/api/dlq/${seg(String(id))}/replay`, { body: options }),
       replayMatching: (filter) => admin<DeadLetterFilterReplay>('POST', '/api/dlq/replay', { body: filter }),
       source: {
         list: (source, query = {}) =>

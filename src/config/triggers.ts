@@ -9,7 +9,14 @@ import type {
 } from '../engine/model.js';
 import type { ChannelKind } from '../engine/types.js';
 import type { CloudEvent } from '../events/types.js';
-import { CesqlParseError, compilePredicate } from '../filters/cesql/index.js';
+import {
+  type CesqlEvaluationError,
+  type CesqlExplanation,
+  CesqlParseError,
+  type CesqlStep,
+  compile,
+  compileExplainer,
+} from '../filters/cesql/index.js';
 import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js';
 import { FilterCompileError, type Matcher } from '../filters/types.js';
 import { compileTree, type Template, type TemplateTree } from '../templates/index.js';
@@ -119,22 +126,34 @@ function recipientSpec(to: unknown): RecipientSpec {
 export function compileWhere(source: string): PreferencePredicate {
   const text = source.trim();
   const simple = /^(?:(not\s+|!)\s*)?([a-z][a-z0-9_]*)$/i.exec(text);
+  const value = (p: Record<string, string | boolean>, name: string) =>
+    `${name} is ${p[name] === undefined ? 'not a known preference' : JSON.stringify(p[name])}`;
   if (simple) {
     const [, negated, name] = simple;
-    return negated ? (p) => p[name!] === false : (p) => p[name!] === true;
+    const test = negated
+      ? (p: Record<string, string | boolean>) => p[name!] === false
+      : (p: Record<string, string | boolean>) => p[name!] === true;
+    return Object.assign(test, {
+      source: text,
+      explain: (p: Record<string, string | boolean>) => value(p, name!),
+    });
   }
   const comparison = /^([a-z][a-z0-9_]*)\s*(=|==|!=|<>)\s*(?:'([^']*)'|"([^"]*)"|([A-Za-z0-9_.-]+))$/i.exec(
     text,
   );
   if (comparison) {
     const [, name, op, single, double, bare] = comparison;
-    const value = single ?? double ?? bare!;
-    const equal = (p: Record<string, string | boolean>) => String(p[name!]) === value;
-    return op === '=' || op === '==' ? equal : (p) => !equal(p);
+    const wanted = single ?? double ?? bare!;
+    const equal = (p: Record<string, string | boolean>) => String(p[name!]) === wanted;
+    const test = op === '=' || op === '==' ? equal : (p: Record<string, string | boolean>) => !equal(p);
+    return Object.assign(test, {
+      source: text,
+      explain: (p: Record<string, string | boolean>) => value(p, name!),
+    });
   }
-  let matches: (event: CloudEvent) => boolean;
+  let compiled: ReturnType<typeof compile>;
   try {
-    matches = compilePredicate(text);
+    compiled = compile(text);
   } catch (err) {
     if (err instanceof CesqlParseError)
       throw new Error(
@@ -142,8 +161,29 @@ export function compileWhere(source: string): PreferencePredicate {
       );
     throw err;
   }
+  const errors: CesqlEvaluationError[] = [];
+  let explainer: ((event: CloudEvent) => CesqlExplanation) | null = null;
   // Preferences stand in for the event's attributes: CESQL reads them by name.
-  return (p) => matches(p as unknown as CloudEvent);
+  const test = (p: Record<string, string | boolean>) => {
+    errors.length = 0;
+    return compiled.evaluate(p as unknown as CloudEvent, errors) === true && errors.length === 0;
+  };
+  return Object.assign(test, {
+    source: text,
+    explain: (p: Record<string, string | boolean>) => {
+      explainer ??= compileExplainer(compiled.ast);
+      const why = explainer(p as unknown as CloudEvent).why;
+      return why ? decisiveStep(why) : `${text} is true`;
+    },
+  });
+}
+
+/** The sub-expression that made a `where` false, in one line. */
+function decisiveStep(step: CesqlStep): string {
+  let decisive = step;
+  while (decisive.because?.length === 1) decisive = decisive.because[0]!;
+  if (!decisive.because?.length) return decisive.message;
+  return decisive.because.map(decisiveStep).join('; ');
 }
 
 function normaliseBackoff(backoff: BackoffConfig): RetryPolicy['backoff'] {

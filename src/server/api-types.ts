@@ -8,6 +8,14 @@
  */
 
 import type {
+  ActionExplanation,
+  DeliveryFate,
+  DeliveryFateKind,
+  EventExplanation,
+  SubscriberVerdict,
+  TriggerExplanation,
+} from '../engine/explain-types.js';
+import type {
   Attempt,
   Delivery,
   DeliveryStatus,
@@ -17,6 +25,7 @@ import type {
   StoredEvent,
 } from '../engine/store.js';
 import type { CloudEvent } from '../events/types.js';
+import type { CesqlStep, CesqlValue, FilterClause } from '../filters/explain-types.js';
 import type { ProjectionRow, ViewList, ViewRowPage } from '../projections/api-types.js';
 import type {
   Feed,
@@ -30,12 +39,19 @@ import type {
 } from '../subscriptions/api-types.js';
 
 export type {
+  ActionExplanation,
   Attempt,
+  CesqlStep,
+  CesqlValue,
   CloudEvent,
   Delivery,
+  DeliveryFate,
+  DeliveryFateKind,
   DeliveryStatus,
+  EventExplanation,
   Feed,
   FeedItem,
+  FilterClause,
   InboxMessage,
   KeySubscribers,
   PreferenceDefinition,
@@ -45,8 +61,10 @@ export type {
   StoredEvent,
   Subscriber,
   SubscriberPage,
+  SubscriberVerdict,
   SubscriberView,
   SubscriptionAdded,
+  TriggerExplanation,
   ViewList,
   ViewRowPage,
 };
@@ -116,15 +134,26 @@ export interface SourceDeadLetterPage extends Page {
   total: number;
 }
 
-/** `POST /api/dlq/:id/replay`: the ids made pending again. */
+/**
+ * `POST /api/dlq/:id/replay` (body `{ asRecorded?: boolean }`): the ids made pending again and
+ * how: `re-rendered` (recipient planned again from the current config; `from`/`to` when that
+ * changed it) or `as-recorded` (retried to the recipient it was planned for). A 409 says why a
+ * delivery cannot be re-rendered.
+ */
 export interface DeadLetterReplay {
   replayed: number[];
+  mode: 're-rendered' | 'as-recorded';
+  message: string;
+  from?: { channel: string; recipient: string | null };
+  to?: { channel: string; recipient: string | null }[];
 }
 
-/** `POST /api/dlq/replay` (by filter). */
+/** `POST /api/dlq/replay` (by filter, and `asRecorded`): dead letters that could not be re-rendered are `skipped`. */
 export interface DeadLetterFilterReplay {
   replayed: number;
   ids: number[];
+  mode: 're-rendered' | 'as-recorded';
+  skipped: { id: number; reason: string }[];
 }
 
 /** `POST /api/dlq/source/:id/replay`: the events the source made again, as ingest answered for each. */

@@ -213,6 +213,41 @@ describe('herald send and dlq against a running Herald', () => {
     assert.match(empty.stdout, /empty/);
   });
 
+  it('explain says why an event notified (and --json gives the answer); dlq replay --as-recorded says how it replayed', async () => {
+    sink.setDefault({ status: 422, headers: { 'content-type': 'text/plain' }, body: 'no thanks' });
+    const sent = await herald(['send', '--url', proc.url, '--type', 'cli.explain', '--id', 'cli-2']);
+    assert.equal(sent.code, 0, sent.stderr);
+    let text = await herald(['explain', 'cli-2', '--url', proc.url]);
+    for (let i = 0; i < 50 && !text.stdout.includes('dead-lettered'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      text = await herald(['explain', 'cli-2', '--url', proc.url]);
+    }
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^Event cli-2 \(cli\.explain\) from herald-cli, #\d+ in the log$/m);
+    assert.match(text.stdout, /^Evaluated against the current config\./m);
+    assert.match(text.stdout, /^✓ all: matched$/m);
+    assert.match(text.stdout, /^ {4}action 0 → hook \(no recipient\)$/m);
+    assert.match(text.stdout, /^ {6}\(no recipient\): dead-lettered after 1 attempt: HTTP 422: no thanks$/m);
+
+    const json = await herald(['explain', 'cli-2', '--json', '--url', proc.url]);
+    assert.equal(json.code, 0, json.stderr);
+    const answer = JSON.parse(json.stdout);
+    assert.equal(answer.evaluatedAgainst, 'current-config');
+    const delivery = answer.triggers[0].actions[0].recipients[0].delivery;
+    assert.equal(delivery.fate, 'dead');
+
+    sink.setDefault({ status: 200 });
+    const replay = await herald(['dlq', 'replay', String(delivery.id), '--as-recorded', '--url', proc.url]);
+    assert.equal(replay.code, 0, replay.stderr);
+    const replayed = JSON.parse(replay.stdout);
+    assert.equal(replayed.mode, 'as-recorded');
+    assert.match(replayed.message, /replayed as recorded/);
+
+    const missing = await herald(['explain', 'no-such-event', '--url', proc.url]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /herald explain: no event with id "no-such-event"/);
+  });
+
   it('send without --type explains what is missing', async () => {
     const res = await herald(['send', '--url', proc.url]);
     assert.equal(res.code, 2);

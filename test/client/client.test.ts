@@ -207,7 +207,8 @@ describe('herald/client against a running Herald', () => {
 
     sink.setDefault({ status: 200 });
     const before = sink.requests.length;
-    assert.deepEqual(await client().dlq.replay(dead.id), { replayed: [dead.id] });
+    const replayed = await client().dlq.replay(dead.id);
+    assert.deepEqual([replayed.replayed, replayed.mode], [[dead.id], 're-rendered']);
     await sink.waitFor(before + 1);
     await eventually(async () => (await client().deliveries.get(dead.id)).status === 'delivered');
 
@@ -216,7 +217,7 @@ describe('herald/client against a running Herald', () => {
       .catch((e) => e);
     assert.equal(notDead.status, 409);
     const none = await client().dlq.replayMatching({ channel: 'hook' });
-    assert.deepEqual(none, { replayed: 0, ids: [] });
+    assert.deepEqual(none, { replayed: 0, ids: [], mode: 're-rendered', skipped: [] });
     const sourceLetters = await client().dlq.source.list('bot');
     assert.deepEqual(sourceLetters.sourceDeadLetters, []);
   });
