@@ -1,4 +1,4 @@
-import type { ConfigPath } from './issues.js';
+import type { ConfigPath } from './config-path.js';
 
 /**
  * `${VAR}` and `${VAR:-default}` in config strings. `$${` writes a literal `${`.

@@ -1,10 +1,11 @@
 import type { Document, LineCounter } from 'yaml';
 import type { z } from 'zod';
 import { HeraldError } from '../errors.js';
+import type { ConfigPath } from './config-path.js';
 import type { VariableOrigins, VariableUse } from './interpolate.js';
 import { objectKeysAt, suggestion } from './suggest.js';
 
-export type ConfigPath = (string | number)[];
+export type { ConfigPath };
 
 export interface ConfigIssue {
   path: ConfigPath;
@@ -159,11 +160,16 @@ export class ConfigIssues {
     if (this.list.length > 0) throw this.error();
   }
 
-  /** The issues in the order of the file's lines (those without a line first). */
+  /** The issues in the order they are written in the file (those without a position first). */
   error(): ConfigError {
     const ordered = this.list
       .map((issue, index) => ({ issue, index }))
-      .sort((a, b) => (a.issue.line ?? 0) - (b.issue.line ?? 0) || a.index - b.index)
+      .sort(
+        (a, b) =>
+          (a.issue.line ?? 0) - (b.issue.line ?? 0) ||
+          (a.issue.column ?? 0) - (b.issue.column ?? 0) ||
+          a.index - b.index,
+      )
       .map((x) => x.issue);
     return new ConfigError(ordered, this.file);
   }
@@ -217,11 +223,19 @@ export function flattenUnions(issues: readonly z.core.$ZodIssue[]): z.core.$ZodI
 }
 
 function zodMessage(issue: z.core.$ZodIssue): string {
+  const received = (issue as { input?: unknown }).input;
+  const what = received === null ? 'null' : Array.isArray(received) ? 'a list' : typeof received;
   if (issue.code === 'invalid_type') {
-    const received = (issue as { input?: unknown }).input;
     if (received === undefined) return `required: expected ${issue.expected}`;
-    const what = received === null ? 'null' : Array.isArray(received) ? 'a list' : typeof received;
     return `expected ${issue.expected}, got ${what}`;
+  }
+  if (issue.code === 'invalid_union' && received !== undefined) {
+    // Every option refused the value's type: say which types would do.
+    const expected = issue.errors.flatMap((option) =>
+      option.filter((i) => i.path.length === 0 && i.code === 'invalid_type').map((i) => i.expected),
+    );
+    if (expected.length === issue.errors.length && expected.length > 0)
+      return `expected ${[...new Set(expected)].join(' or ')}, got ${what}`;
   }
   return issue.message.replace(/^Invalid input: /, '');
 }

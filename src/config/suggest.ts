@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { ConfigPath } from './issues.js';
+import type { ConfigPath } from './config-path.js';
 
 /** Edits (insert, delete, substitute one character) that turn `a` into `b`. */
 export function editDistance(a: string, b: string): number {
