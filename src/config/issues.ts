@@ -232,7 +232,7 @@ function zodMessage(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_union' && received !== undefined) {
     // Every option refused the value's type: say which types would do.
     const expected = issue.errors.flatMap((option) =>
-      option.filter((i) => i.path.length === 0 && i.code === 'invalid_type').map((i) => i.expected),
+      option.flatMap((i) => (i.path.length === 0 && i.code === 'invalid_type' ? [i.expected] : [])),
     );
     if (expected.length === issue.errors.length && expected.length > 0)
       return `expected ${[...new Set(expected)].join(' or ')}, got ${what}`;

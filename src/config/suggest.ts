@@ -64,11 +64,14 @@ export function objectKeysAt(schema: AnySchema, path: ConfigPath): string[] {
       case 'readonly':
       case 'catch':
       case 'nonoptional':
-        return visit(def.innerType as AnySchema, rest, depth + 1);
+        visit(def.innerType as AnySchema, rest, depth + 1);
+        return;
       case 'pipe':
-        return visit(def.in as AnySchema, rest, depth + 1);
+        visit(def.in as AnySchema, rest, depth + 1);
+        return;
       case 'lazy':
-        return visit((def.getter as () => AnySchema)(), rest, depth + 1);
+        visit((def.getter as () => AnySchema)(), rest, depth + 1);
+        return;
       case 'union':
         for (const option of def.options as AnySchema[]) visit(option, rest, depth + 1);
         return;

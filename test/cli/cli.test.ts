@@ -96,7 +96,7 @@ describe('herald CLI', () => {
       /^set these environment variables: INVENTORY_DATABASE_URL, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET$/,
     ];
     assert.equal(lines.filter(Boolean).length, expected.length + 1, res.stderr);
-    expected.forEach((pattern, i) => assert.match(lines[i + 1]!, pattern, res.stderr));
+    for (const [i, pattern] of expected.entries()) assert.match(lines[i + 1]!, pattern, res.stderr);
     assert.doesNotMatch(res.stderr, /Too small|>=1 characters/);
   });
 
