@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { busFromEnv, createBus } from './bus/index.js';
@@ -9,7 +9,7 @@ import { Engine, type EngineHooks } from './engine/engine.js';
 import type { SubscriberDirectory } from './engine/router.js';
 import type { StoredEvent } from './engine/store.js';
 import { HeraldError } from './errors.js';
-import { createLogger } from './logger.js';
+import { createLogger, isPrettyLogger } from './logger.js';
 import { combineHooks, HeraldMetrics } from './observability/metrics.js';
 import { createTracing } from './observability/tracing.js';
 import { registries } from './plugins.js';
@@ -190,10 +190,26 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
       `the admin API has no token and Herald listens on ${host}: only requests naming localhost or server.allowedHosts as Host are answered, and nothing else protects it`,
     );
   }
-  logger.info(
-    { url, config: file, store: store.kind, bus: engine.bus.kind, ingestToken: Boolean(ingestToken) },
-    `Herald listening on ${url}; ${describeRouting(config)}`,
-  );
+  const roles = options.roles ?? { ingest: true, router: true, dispatcher: true };
+  const start: StartSummary = {
+    url,
+    dashboard: `${url}/`,
+    config: displayPath(file),
+    store: store.kind,
+    dataDir: store.kind === 'sqlite' ? displayPath(resolve(options.dataDir ?? '.herald')) : undefined,
+    bus: engine.bus.kind,
+    roles: Object.entries(roles)
+      .filter(([, on]) => on)
+      .map(([role]) => role),
+    adminAuth: adminToken ? 'token' : isLoopbackHost(host) ? 'local-only' : 'host-check',
+    ingestAuth: ingestToken ? 'token' : 'open',
+  };
+  if (isPrettyLogger(logger)) logger.info(startBanner(start, describeRouting(config)));
+  else
+    logger.info(
+      { ...start, ingestToken: Boolean(ingestToken) },
+      `Herald listening on ${url}; ${describeRouting(config)}`,
+    );
 
   let stopping: Promise<void> | null = null;
   const stop = () => {
@@ -223,4 +239,51 @@ export function describeRouting(config: HeraldConfig): string {
         `${t.name} → ${[...new Set(t.actions.map((a) => `${a.channel} (${kinds.get(a.channel)})`))].join(', ')}`,
     )
     .join('; ')}`;
+}
+
+/** What a started Herald tells its operator first: where it listens, on what, guarded how. */
+export interface StartSummary {
+  url: string;
+  dashboard: string;
+  config: string;
+  store: string;
+  /** The embedded store's directory. */
+  dataDir?: string;
+  bus: string;
+  roles: string[];
+  /** `token`: the admin API needs the admin token; `local-only`/`host-check`: it answers by Host. */
+  adminAuth: 'token' | 'local-only' | 'host-check';
+  ingestAuth: 'token' | 'open';
+}
+
+/** The start banner for a terminal: one fact a line, the URL first. */
+export function startBanner(start: StartSummary, routing: string): string {
+  const admin = {
+    token: 'needs the admin token (Authorization: Bearer …)',
+    'local-only': 'no token: answers this machine only (set HERALD_ADMIN_TOKEN to share it)',
+    'host-check': 'no token: answers requests naming localhost or server.allowedHosts',
+  }[start.adminAuth];
+  const ingest =
+    start.ingestAuth === 'token'
+      ? 'POST /events and http routes need the ingest token'
+      : 'POST /events and http routes are open (set HERALD_INGEST_TOKEN to require a token)';
+  const rows: [string, string][] = [
+    ['dashboard', start.dashboard],
+    ['config', start.config],
+    ['store', `${start.store}${start.dataDir ? ` in ${start.dataDir}` : ''} · bus ${start.bus}`],
+    ['roles', start.roles.join(', ')],
+    ['admin API', admin],
+    ['ingest', ingest],
+    ['routing', routing],
+  ];
+  return [
+    `Herald listening on ${start.url}`,
+    ...rows.map(([label, value]) => `  ${label.padEnd(10)} ${value}`),
+  ].join('\n');
+}
+
+/** A path relative to the working directory when it is below it: shorter to read. */
+function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
 }

@@ -52,7 +52,8 @@ program
     'after',
     '\nEnvironment: HERALD_ADMIN_TOKEN protects the admin API, the dashboard’s data and /metrics;\n' +
       'HERALD_INGEST_TOKEN protects POST /events, http source routes and /debezium;\n' +
-      'HERALD_LOG_LEVEL (info) sets logging; channels read their secrets through ${VARS} in the config\n' +
+      'HERALD_LOG_LEVEL (info) sets logging; HERALD_LOG_FORMAT=json|pretty its form (default: pretty on\n' +
+      'a terminal, JSON lines otherwise); channels read their secrets through ${VARS} in the config\n' +
       '(e.g. SLACK_BOT_TOKEN, SMTP_URL). Server keys (timeouts, allowedHosts, publicMetrics): see\n' +
       'docs/configuration.md; what to set before exposing Herald: docs/security.md.',
   )

@@ -10,7 +10,7 @@ import { configureTemplateLimits } from '../templates/index.js';
 import type { HeraldConfig } from './model.js';
 import { type ParsedConfig, parseConfigText } from './parse.js';
 import { compilePlugins } from './plugins.js';
-import { limitsSchema, rootSchema } from './schema.js';
+import { parseRootSections } from './root.js';
 import { compileTriggers } from './triggers.js';
 
 // Loading reads as its stages: parse.ts (YAML, `${VAR}`), issues.ts (issues located in the file),
@@ -62,28 +62,22 @@ export function compileConfig(
   registries: Registries,
   options: LoadOptions = {},
 ): HeraldConfig {
-  // Limits first: templates are compiled while the rest of the config is parsed.
-  const limits = limitsSchema.safeParse((raw as { limits?: unknown }).limits ?? {});
-  if (limits.success) {
-    configureTemplateLimits(limits.data.templates);
-    configureEventLimits(limits.data);
-  }
-  const parsed = rootSchema.safeParse(raw, { reportInput: true });
-  if (!parsed.success) {
-    issues.addZod([], parsed.error.issues);
-    throw issues.error();
-  }
-  const cfg = parsed.data;
+  const cfg = parseRootSections(raw, issues, (limits) => {
+    configureTemplateLimits(limits.templates);
+    configureEventLimits(limits);
+  });
 
   const channels = compilePlugins('channels', cfg.channels, registries.channels, unset, issues);
   const sources = compilePlugins('sources', cfg.sources, registries.sources, unset, issues);
-  for (const m of unset.unhandled())
-    issues.add(
-      m.path,
-      `environment variable ${m.name} is not set (write \${${m.name}:-default} for a default)`,
-    );
+  for (const [path, names] of unset.unhandledByPath()) issues.addUnset(path, names);
 
-  const triggers = compileTriggers(cfg.triggers, cfg.channels, channels, registries.dialects, issues);
+  const triggers = compileTriggers(
+    cfg.triggers,
+    declaredNames(raw, 'channels'),
+    channels,
+    registries.dialects,
+    issues,
+  );
 
   const feeds: CompiledFeed[] = [];
   for (const [name, feed] of Object.entries(cfg.subscriptions.feeds)) {
@@ -138,8 +132,14 @@ export function compileConfig(
     store: cfg.store,
     bus: cfg.bus,
     dispatcher: cfg.dispatcher,
-    sources,
-    channels,
+    sources: sources.compiled,
+    channels: channels.compiled,
     triggers,
   };
+}
+
+/** The entry names of a section as written, whether or not their blocks are valid. */
+function declaredNames(raw: unknown, section: string): Set<string> {
+  const entries = (raw as Record<string, unknown> | null)?.[section];
+  return new Set(entries !== null && typeof entries === 'object' ? Object.keys(entries) : []);
 }

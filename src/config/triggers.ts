@@ -1,7 +1,6 @@
 import { DEFAULT_BACKOFF } from '../engine/backoff.js';
 import type {
   CompiledAction,
-  CompiledPlugin,
   CompiledTrigger,
   PreferencePredicate,
   RecipientSpec,
@@ -21,21 +20,30 @@ import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js
 import { FilterCompileError, type Matcher } from '../filters/types.js';
 import { compileTree, type Template, type TemplateTree } from '../templates/index.js';
 import type { ConfigIssues, ConfigPath } from './issues.js';
+import { parsePart } from './part.js';
+import type { CompiledPlugins } from './plugins.js';
 import type { BackoffConfig, RawConfig } from './schema.js';
+import { closestMatch, objectKeysAt } from './suggest.js';
+
+type RawAction = RawConfig['triggers'][string]['actions'][number];
+
+/** Keys of an action that are not its channel kind's: checked before the kind's schema sees it. */
+const ACTION_BASE_KEYS = ['channel', 'to', 'followUp'];
 
 /**
  * The enabled triggers: each filter compiled, each action checked against its channel (the
  * channel kind's action schema and its own check of the pair) and its recipients and follow-up
- * compiled. An action naming a declared channel that has issues of its own is left unjudged.
+ * compiled. An action naming a declared channel that has issues of its own is still checked
+ * against its channel's kind, when that is known.
  */
 export function compileTriggers(
   triggers: RawConfig['triggers'],
-  declaredChannels: RawConfig['channels'],
-  channels: CompiledPlugin<ChannelKind>[],
+  declaredChannels: ReadonlySet<string>,
+  channels: CompiledPlugins<ChannelKind>,
   dialects: readonly FilterDialect[],
   issues: ConfigIssues,
 ): CompiledTrigger[] {
-  const channelByName = new Map(channels.map((c) => [c.name, c]));
+  const channelByName = new Map(channels.compiled.map((c) => [c.name, c]));
   const compiled: CompiledTrigger[] = [];
   for (const [name, trigger] of Object.entries(triggers)) {
     if (!trigger.enabled) continue;
@@ -50,25 +58,34 @@ export function compileTriggers(
       }
     }
     const actions: CompiledAction[] = [];
-    trigger.actions.forEach((action, index) => {
+    // Null: an action of a trigger with issues that could not be read (see parseRootSections).
+    (trigger.actions as (RawAction | null)[]).forEach((action, index) => {
+      if (action === null) return;
       const at: ConfigPath = [...base, 'actions', index];
       const { channel: channelName, to, followUp: followUpBlock, ...rest } = action;
       const channel = channelByName.get(channelName);
-      // A declared channel with its own errors is already reported; its actions cannot be checked.
-      if (!channel && channelName in declaredChannels) return;
-      if (!channel) {
-        const known = Object.keys(declaredChannels);
+      const declared = channels.kindOf.get(channelName);
+      if (!declared && !declaredChannels.has(channelName)) {
+        const known = [...declaredChannels];
+        const meant = closestMatch(channelName, known);
         issues.add(
           [...at, 'channel'],
-          `unknown channel "${channelName}"${known.length ? ` (defined: ${known.join(', ')})` : ' (no channels are defined)'}`,
+          `unknown channel "${channelName}"${meant ? ` (did you mean "${meant}"?)` : ''}${known.length ? ` (defined: ${known.join(', ')})` : ' (no channels are defined)'}`,
         );
         return;
       }
-      const result = channel.kind.actionSchema.safeParse(rest, { reportInput: true });
-      if (!result.success) {
-        issues.addZod(at, result.error.issues);
-        return;
-      }
+      // A declared channel of an unknown kind is already reported; its actions cannot be checked.
+      if (!declared) return;
+      // The action is written for the declared kind, and judged by it even while a fallback runs.
+      const written = parsePart(declared.actionSchema, rest, at, issues, { extraKeys: ACTION_BASE_KEYS });
+      if (written.ok) flagNearMisses(declared.actionSchema, rest, at, issues);
+      // A channel with issues of its own cannot run: its actions are only checked.
+      if (!written.ok || !channel) return;
+      const result =
+        channel.kind === declared
+          ? written
+          : parsePart(channel.kind.actionSchema, rest, at, issues, { extraKeys: ACTION_BASE_KEYS });
+      if (!result.ok) return;
       const mismatch = channel.kind.checkAction?.(channel.config, result.data);
       if (mismatch) {
         issues.add(at, mismatch);
@@ -108,6 +125,22 @@ export function compileTriggers(
     });
   }
   return compiled;
+}
+
+/**
+ * A kind whose actions take extra keys as message fields (the inbox) accepts any key, so a slip
+ * such as `tex` for `text` would pass silently: a key that is not the schema's but is one edit or
+ * so from one of its keys is reported as the misspelling it most likely is.
+ */
+function flagNearMisses(
+  actionSchema: ChannelKind['actionSchema'],
+  action: Record<string, unknown>,
+  at: ConfigPath,
+  issues: ConfigIssues,
+): void {
+  const known = [...objectKeysAt(actionSchema, []), ...ACTION_BASE_KEYS];
+  for (const key of Object.keys(action))
+    if (!known.includes(key) && closestMatch(key, known)) issues.addUnknownKey(at, key, known);
 }
 
 function recipientSpec(to: unknown): RecipientSpec {

@@ -84,6 +84,46 @@ describe('herald CLI', () => {
     assert.doesNotMatch(res.stderr, /c2hvcnQtc2VjcmV0/);
   });
 
+  it('validate names every variable a recipe needs in one pass, and where each is used', async () => {
+    const res = await herald(['validate', 'examples/inventory-alerts/herald.yaml']);
+    assert.equal(res.code, 2);
+    const lines = res.stderr.split('\n');
+    const expected = [
+      /^ {2}- `sources\.shop\.url` is empty: set INVENTORY_DATABASE_URL \(.*herald\.yaml:\d+:\d+\)$/,
+      /^ {2}- `slack\.token` is empty: set SLACK_BOT_TOKEN \(/,
+      /^ {2}- `slack\.signingSecret` is empty: set SLACK_SIGNING_SECRET \(/,
+      /^ {2}- `channels\.slack\.token` is empty: set SLACK_BOT_TOKEN \(/,
+      /^set these environment variables: INVENTORY_DATABASE_URL, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET$/,
+    ];
+    assert.equal(lines.filter(Boolean).length, expected.length + 1, res.stderr);
+    for (const [i, pattern] of expected.entries()) assert.match(lines[i + 1]!, pattern, res.stderr);
+    assert.doesNotMatch(res.stderr, /Too small|>=1 characters/);
+  });
+
+  it('start reports the same problems, all at once, before opening anything', async () => {
+    const file = join(dir.path, 'typos.yaml');
+    writeFileSync(
+      file,
+      [
+        'channels:',
+        '  slack: { kind: slack, token: "${SLACK_BOT_TOKEN}", concurrency: "${SLACK_CONCURRENCY:-4}" }',
+        'triggers:',
+        '  t:',
+        '    actions:',
+        '      - { channel: slack, tex: "y" }',
+        '',
+      ].join('\n'),
+    );
+    const res = await herald(['start', '--config', file, '--port', '0', '--data', join(dir.path, 'data')]);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /`channels\.slack\.token` is empty: set SLACK_BOT_TOKEN \(.*typos\.yaml:2:/);
+    assert.match(
+      res.stderr,
+      /unknown key `tex` in triggers\.t\.actions\[0\] \(did you mean `text`\?\) \(.*typos\.yaml:6:/,
+    );
+    assert.doesNotMatch(res.stderr, /concurrency/, 'the interpolated default is a number');
+  });
+
   it('validate names a missing file', async () => {
     const res = await herald(['validate', join(dir.path, 'missing.yaml')]);
     assert.equal(res.code, 2);

@@ -74,7 +74,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       } finally {
         if (m.rebuildsTable) db.pragma('foreign_keys = ON');
       }
-      options.logger?.info({ version: m.version, name: m.name }, 'store migrated');
+      options.logger?.info({ version: m.version, migration: m.name }, 'store migrated');
     }
   };
   // Statements need the tables: migrate before preparing them (migrate() stays idempotent).
