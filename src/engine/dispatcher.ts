@@ -10,6 +10,13 @@ import { ABORT_GRACE_MS, sendWithDeadline } from './send-deadline.js';
 import type { AttemptOutcome, Delivery, Store } from './store.js';
 import type { Channel, ChannelResult } from './types.js';
 
+/**
+ * Events kept per generation for the deliveries about to be sent. A routed delivery is usually
+ * claimed within milliseconds, so a few seconds' worth at a high rate is plenty; a backlog reads
+ * its events back in one query per claim instead. Bigger held tens of MB under load for nothing.
+ */
+const RECENT_EVENTS = 5_000;
+
 export interface DispatcherHooks {
   onAttempt?(
     delivery: Delivery,
@@ -98,7 +105,7 @@ export class Dispatcher {
   }
 
   rememberEvent(seq: number, event: CloudEvent): void {
-    if (this.recentEvents.size >= 20_000) {
+    if (this.recentEvents.size >= RECENT_EVENTS) {
       this.olderEvents = this.recentEvents;
       this.recentEvents = new Map();
     }
