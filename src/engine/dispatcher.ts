@@ -136,7 +136,9 @@ export class Dispatcher {
         this.logger.debug({ err: errorMessage(err) }, "reading claimed deliveries' events failed");
       }
     }
-    return this.leases.startable(claimed, leaseUntil);
+    const { startable, giveBack } = this.leases.startable(claimed, leaseUntil);
+    await this.leases.release(giveBack);
+    return startable;
   }
 
   private cachedEvent(seq: number): CloudEvent | undefined {
@@ -185,7 +187,10 @@ export class Dispatcher {
   /** Holds the delivery's lease while it is sent and its outcome written. */
   private run(pump: ChannelPump, { delivery, leaseUntil }: Claimed, slot: SendSlot): void {
     const held = this.leases.hold(delivery.id, leaseUntil);
-    const task = this.attempt(pump, delivery, held, () => slot.sent())
+    const task = this.attempt(pump, delivery, held, () => {
+      held.sent = true;
+      slot.sent();
+    })
       .catch((err) =>
         this.logger.error({ deliveryId: delivery.id, err: errorMessage(err) }, 'recording an attempt failed'),
       )
