@@ -11,7 +11,7 @@ import type { StoredEvent } from './engine/store.js';
 import { HeraldError } from './errors.js';
 import { createLogger, isPrettyLogger } from './logger.js';
 import { combineHooks, HeraldMetrics } from './observability/metrics.js';
-import { createTracing } from './observability/tracing.js';
+import { tracesEndpoint } from './observability/traces-endpoint.js';
 import { registries } from './plugins.js';
 import { registerViewRoutes } from './projections/api.js';
 import { Projector } from './projections/projector.js';
@@ -19,7 +19,7 @@ import { isLoopbackHost } from './server/access.js';
 import { dashboardExtension } from './server/dashboard.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
 import { LiveFeed, type LiveFeedOptions } from './server/live.js';
-import { createSlackApp, type SlackApp } from './slack-app/app.js';
+import type { SlackApp } from './slack-app/app.js';
 import { openStore, type Store, storeFromEnv } from './store/index.js';
 import { registerSubscriptionRoutes } from './subscriptions/admin.js';
 import { Subscriptions } from './subscriptions/index.js';
@@ -118,7 +118,11 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     onSampleError: (what, error) => logger.warn({ what, err: error }, 'a metrics sample failed'),
   });
   const live = new LiveFeed(options.live);
-  const tracing = createTracing(env);
+  // The OpenTelemetry SDK and Slack's Bolt are loaded only when used: together they are a third
+  // of an idle process's memory.
+  const tracing = tracesEndpoint(env)
+    ? (await import('./observability/tracing.js')).createTracing(env)
+    : null;
   const subscriptions = new Subscriptions(
     store.subscriptions,
     config.subscriptions,
@@ -126,7 +130,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     logger,
   );
   const slackApp = config.slack
-    ? createSlackApp(config.slack, subscriptions, logger, env, {
+    ? (await import('./slack-app/app.js')).createSlackApp(config.slack, subscriptions, logger, env, {
         list: (view, query) => store.projections.list(view, query),
       })
     : undefined;
