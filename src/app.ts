@@ -143,6 +143,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
       ? [{ onRouted: (e: StoredEvent) => subscriptions.recordRouted(e) }]
       : []),
   );
+  for (const plugin of config.channels) await plugin.kind.prepare?.(plugin.config);
   const engine = new Engine({
     config,
     store,

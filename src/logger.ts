@@ -1,5 +1,5 @@
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
 import { HeraldError } from './errors.js';
 
 /** Keys whose values never reach a log line. */
@@ -64,6 +64,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   };
   if (format === 'pretty') {
     // In this process and synchronous: no worker thread, and no line lost when Herald exits.
+    // Required here, not imported up front: a process logging JSON never loads the formatter.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
     const stream = pretty({
       colorize: !options.destination && Boolean(process.stdout.isTTY) && !process.env.NO_COLOR,
       translateTime: 'SYS:HH:MM:ss',

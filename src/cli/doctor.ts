@@ -50,6 +50,7 @@ export async function runDoctor(
       const context: ChannelContext = { logger, kv: store.kv, inbox: store.inbox, emit: async () => {}, env };
       for (const plugin of config.channels) {
         const name = `channel ${plugin.name} (${plugin.kind.kind})`;
+        await plugin.kind.prepare?.(plugin.config);
         const channel = plugin.kind.create(plugin.name, plugin.config, context);
         try {
           const result = channel.check ? await channel.check() : { ok: true, detail: 'nothing to check' };

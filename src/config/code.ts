@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
 import { Document, LineCounter } from 'yaml';
 import { HeraldError } from '../errors.js';
 import { UnsetVariables } from './interpolate.js';
@@ -57,6 +56,8 @@ async function evaluate(file: string, env: NodeJS.ProcessEnv): Promise<unknown> 
   let module: { default?: unknown };
   try {
     // tsImport loads the file in its own namespace: a second load reads the file again.
+    // Loaded here, not up front: a YAML config never needs the TypeScript loader (and its esbuild).
+    const { tsImport } = await import('tsx/esm/api');
     module = await tsImport(pathToFileURL(file).href, import.meta.url);
   } catch (err) {
     throw new HeraldError('CONFIG_INVALID', `cannot load config ${file}: ${(err as Error).message}`, {

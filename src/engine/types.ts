@@ -107,6 +107,11 @@ export interface ChannelKind<C = unknown, A = unknown> {
   configSchema: z.ZodType<C>;
   /** An action block under `triggers.<name>.actions[i]` (without `channel` and `to`). */
   actionSchema: z.ZodType<A>;
+  /**
+   * Loads what `create` needs for this config and is not loaded up front (a client library only
+   * one mode uses). Awaited before `create`, for every channel of the kind.
+   */
+  prepare?(config: C): Promise<void>;
   create(name: string, config: C, context: ChannelContext): Channel<A>;
   /**
    * Checks an action against the channel block it names, for rules one schema cannot express

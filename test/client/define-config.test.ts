@@ -82,7 +82,7 @@ describe('herald.config.ts', () => {
     const err = await loadCodeConfig(file, registries, { env: {} }).catch((e) => e);
     assert.ok(err instanceof ConfigError, String(err));
     const message = err.message;
-    assert.match(message, /server\.prot: unknown key/);
+    assert.match(message, /unknown key `prot` in server/);
     assert.equal(err.file, file);
     for (const issue of err.issues) assert.equal(issue.line, undefined, 'no YAML lines for code');
   });

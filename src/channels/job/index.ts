@@ -14,8 +14,14 @@ import { followUpDraft } from '../../events/hops.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
-import { jobName, kubernetesConfigSchema } from './kubernetes.js';
-import { type KubernetesJobs, kubernetesJobs } from './kubernetes-jobs.js';
+import { jobName, kubernetesConfigSchema } from './kubernetes-config.js';
+import type { KubernetesJobs } from './kubernetes-jobs.js';
+
+/**
+ * The Kubernetes client, loaded by `prepare` only for a channel in kubernetes mode: the library
+ * is most of an idle Herald's memory otherwise.
+ */
+let kubernetesModule: typeof import('./kubernetes-jobs.js') | undefined;
 
 const TAIL_BYTES = 4096;
 const LOCAL_TIMEOUT_MS = 60_000;
@@ -111,6 +117,14 @@ const tail = (chunks: Buffer[]) => {
  * stdout and stderr are kept on the delivery. Stdout lines that are CloudEvents are emitted as
  * follow-up events.
  */
+function kubernetesClient(): typeof import('./kubernetes-jobs.js') {
+  if (!kubernetesModule)
+    throw new Error(
+      'a job channel in kubernetes mode was created before its kind was prepared (ChannelKind.prepare)',
+    );
+  return kubernetesModule;
+}
+
 export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction> = {
   kind: 'job',
   description:
@@ -130,6 +144,9 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
     }
     return null;
   },
+  async prepare(config) {
+    if (config.mode === 'kubernetes') kubernetesModule ??= await import('./kubernetes-jobs.js');
+  },
   create(name, config, context) {
     /** The CloudEvents a job printed become events; the delivery is done once they are durable. */
     const emitPrinted = async (
@@ -147,7 +164,9 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
       return result;
     };
     const cluster: KubernetesJobs | null =
-      config.mode === 'kubernetes' ? kubernetesJobs(name, config.kubernetes, context.env) : null;
+      config.mode === 'kubernetes'
+        ? kubernetesClient().kubernetesJobs(name, config.kubernetes, context.env)
+        : null;
     if (cluster) {
       return {
         concurrency: config.concurrency,
