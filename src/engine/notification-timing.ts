@@ -29,6 +29,8 @@ export function notificationTiming(
     } catch (err) {
       throw new Error(`${name}: ${(err as Error).message}`);
     }
+    // PostgreSQL text cannot hold NUL; a key is compared, never shown raw, so stand it in.
+    text = text.replaceAll('\u0000', '\uFFFD');
     return text.length > MAX_KEY_LENGTH
       ? `${text.slice(0, 40)}…sha256:${createHash('sha256').update(text).digest('base64url')}`
       : text;

@@ -39,7 +39,7 @@ export interface KeyRef {
 export function keysOf(d: NewDelivery): KeyRef[] {
   const g = d.gates;
   if (!g) return [];
-  const perRecipient = `${g.scope}\u0000${d.recipient ?? ''}`;
+  const perRecipient = JSON.stringify([g.scope, d.recipient]);
   const refs: KeyRef[] = [];
   if (g.dedupe) refs.push({ scope: perRecipient, kind: 'dedupe', key: g.dedupe.key });
   if (g.replace) refs.push({ scope: perRecipient, kind: 'replace', key: g.replace.key });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
+import { runNotificationKeyContract } from '../../../test/contracts/notification-keys.js';
 import { runStoreContract } from '../../../test/contracts/store.js';
 import type { StoredEvent } from '../types.js';
 import { createPostgresStore } from './index.js';
@@ -46,6 +47,13 @@ runStoreContract(
   'postgres',
   async () => createPostgresStore({ url: TEST_DATABASE_URL, schema, poolSize: 4 }),
   () => dropSchema(schema),
+);
+
+const keysSchema = `${schema}_keys`;
+runNotificationKeyContract(
+  'postgres',
+  async () => createPostgresStore({ url: TEST_DATABASE_URL, schema: keysSchema, poolSize: 4 }),
+  () => dropSchema(keysSchema),
 );
 
 describe('postgres upgrade: a projection cursor from before the transaction ids', () => {
