@@ -26,7 +26,10 @@ export function runNotificationKeyContract(
     /** Appends an event and returns its seq and id. */
     const event = async (): Promise<{ seq: number; id: string }> => {
       const id = `nk-${++n}`;
-      const [r] = await store.events.append([{ specversion: '1.0', id, source: 'keys', type: 'keys.test' }], 1);
+      const [r] = await store.events.append(
+        [{ specversion: '1.0', id, source: 'keys', type: 'keys.test' }],
+        1,
+      );
       return { seq: r!.seq, id };
     };
     /** A delivery of `ev` for action scope `scope`, with the given keys, planned at `at`. */
@@ -80,7 +83,10 @@ export function runNotificationKeyContract(
       assert.deepEqual(await fate(first), [{ recipient: 'U1', status: 'pending', lastError: null }]);
       const [deduped] = await fate(repeat);
       assert.equal(deduped!.status, 'suppressed');
-      assert.match(deduped!.lastError!, new RegExp(`^deduped by key "run-1:failed": event ${first.id} was notified`));
+      assert.match(
+        deduped!.lastError!,
+        new RegExp(`^deduped by key "run-1:failed": event ${first.id} was notified`),
+      );
       assert.equal((await fate(atEdge))[0]!.status, 'pending');
       assert.equal((await fate(inNewWindow))[0]!.status, 'suppressed');
       assert.match((await fate(inNewWindow))[0]!.lastError!, new RegExp(`event ${atEdge.id}`));
@@ -140,7 +146,12 @@ export function runNotificationKeyContract(
       ]);
       assert.deepEqual(await fate(newer), [{ recipient: 'U1', status: 'pending', lastError: null }]);
       // Nothing suppressed is claimed.
-      const claimed = await store.deliveries.claim({ channel: 'keys', limit: 100, now: 400_000, leaseMs: 1000 });
+      const claimed = await store.deliveries.claim({
+        channel: 'keys',
+        limit: 100,
+        now: 400_000,
+        leaseMs: 1000,
+      });
       const ids = new Set((await store.deliveries.list({ limit: 10, eventSeq: older.seq })).map((d) => d.id));
       assert.ok(claimed.every((d) => !ids.has(d.id)));
       await store.deliveries.release(claimed.map((d) => d.id));
@@ -192,7 +203,10 @@ export function runNotificationKeyContract(
 
     it('dedupe before throttle: a deduped repeat takes no throttle slot', async () => {
       const scope = 'dedupe-throttle';
-      const keys = { dedupe: { key: 'same', windowMs: 60_000 }, throttle: { key: 'U1', limit: 2, perMs: 60_000 } };
+      const keys = {
+        dedupe: { key: 'same', windowMs: 60_000 },
+        throttle: { key: 'U1', limit: 2, perMs: 60_000 },
+      };
       const fates: string[] = [];
       for (const key of ['same', 'same', 'same', 'other']) {
         const ev = await event();
