@@ -251,16 +251,24 @@ export const throttleSchema = z
 
 export const delaySchema = z
   .union([
-    durationSchema(),
+    z.string(),
     z.strictObject({
       until: templateSchema().describe(
         'A time to send at (a template rendering an ISO 8601 time with a zone, or epoch milliseconds); a time past sends now.',
       ),
     }),
   ])
-  .describe(
-    'Sends later: after a duration (`5m`) or at a time (`{ until: "{{ … }}" }`). Durable across restarts.',
-  );
+  // The duration is parsed after the union, so a bad one is reported as such, not as "Invalid input".
+  .transform((delay, ctx) => {
+    if (typeof delay !== 'string') return delay;
+    const ms = parseDuration(delay);
+    if (ms instanceof Error) {
+      ctx.addIssue({ code: 'custom', message: ms.message });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .describe('Sends later: after a duration (`5m`) or at a time (`{ until: "{{ … }}" }`). Durable across restarts.');
 
 export const replaceSchema = z
   .strictObject({
