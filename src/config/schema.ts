@@ -268,7 +268,9 @@ export const delaySchema = z
     }
     return ms;
   })
-  .describe('Sends later: after a duration (`5m`) or at a time (`{ until: "{{ … }}" }`). Durable across restarts.');
+  .describe(
+    'Sends later: after a duration (`5m`) or at a time (`{ until: "{{ … }}" }`). Durable across restarts.',
+  );
 
 export const replaceSchema = z
   .strictObject({
