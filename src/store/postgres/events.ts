@@ -261,14 +261,16 @@ async function commitGated(
   if (candidates.length > 0) {
     const rows = (
       await client.query(
-        `SELECT idempotency_key, status, attempts, next_attempt_at FROM deliveries
+        `SELECT idempotency_key, status, attempts, next_attempt_at, lease_until FROM deliveries
          WHERE idempotency_key = ANY($1::text[]) ORDER BY id FOR UPDATE`,
         [candidates],
       )
     ).rows as Row[];
+    // A delivery a dispatcher holds (its clock ahead of this one's) is in flight: not replaceable.
+    const now = Date.now();
     for (const r of rows)
       held.set(r.idempotency_key as string, {
-        status: String(r.status),
+        status: r.lease_until !== null && int(r.lease_until) >= now ? 'claimed' : String(r.status),
         attempts: int(r.attempts),
         nextAttemptAt: int(r.next_attempt_at),
       });
