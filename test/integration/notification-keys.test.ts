@@ -156,6 +156,16 @@ describe('notification keys on the embedded store', () => {
     assert.equal(third!.status, 'suppressed');
     assert.equal(third!.lastError, 'throttled: 2/1h for key "#ops"');
     assert.deepEqual((await inbox('#ops')).map((m) => m.message.text).sort(), ['0', '1']);
+    // "Why didn't #ops get this?" — explain names the throttle as the delivery's fate.
+    const explained = (await (await herald.get(`/api/events/${ids[2]}/explain`)).json()) as {
+      triggers: { actions: { recipients: { delivery?: { fate: string; summary: string } }[] }[] }[];
+    };
+    const fates = explained.triggers.flatMap((t) =>
+      t.actions.flatMap((a) => a.recipients.map((r) => r.delivery)),
+    );
+    assert.deepEqual(fates, [
+      { ...fates[0], fate: 'suppressed', summary: 'suppressed: throttled: 2/1h for key "#ops"' },
+    ]);
   });
 
   it('delay: the delivery waits in the store, due later, and is then sent', async () => {
