@@ -106,13 +106,13 @@ describe('config errors in the user’s words', () => {
 triggers:
   t:
     actions:
-      - { channel: s, text: hi, delai: 3s }
+      - { channel: s, text: hi, priority: 3 }
 `;
     assert.deepEqual(lines(yaml), [
-      'unknown key `delai` in triggers.t.actions[0] (known: text, blocks, thread, update, channel, to, followUp)',
+      'unknown key `priority` in triggers.t.actions[0] (known: text, blocks, thread, update, channel, to, followUp, dedupe, replace, throttle, delay)',
     ]);
     // Without the stray key the same config runs, on the inbox.
-    const config = loadConfig(yaml.replace(', delai: 3s', ''), registries, { env: {} });
+    const config = loadConfig(yaml.replace(', priority: 3', ''), registries, { env: {} });
     assert.equal(config.channels[0]!.kind.kind, 'inbox');
   });
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { busSchema } from '../bus/config.js';
 import { DEFAULT_BACKOFF } from '../engine/backoff.js';
+import { parseDuration } from '../engine/duration.js';
 import type { RateLimit } from '../engine/model.js';
 import { projectionsSchema } from '../projections/config.js';
 import { slackAppSchema } from '../slack-app/config.js';
@@ -213,11 +214,83 @@ export const recipientSchema = z
   ])
   .describe('Recipient(s): a channel, user, email or URL (templates), a list of them, or { subscribersOf }.');
 
+/** `500ms`, `30s`, `10m`, `24h`, `7d`, converted to milliseconds. */
+export function durationSchema() {
+  return z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms instanceof Error) {
+      ctx.addIssue({ code: 'custom', message: ms.message });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+export const dedupeSchema = z
+  .strictObject({
+    key: templateSchema().describe(
+      'What makes two notifications the same (a template; `event` and `recipient` in scope), e.g. "{{ event.data.run_id }}:{{ event.data.status }}". Compared per recipient.',
+    ),
+    window: durationSchema().describe(
+      'How long a key stays taken, from its first notified occurrence (500ms, 30s, 10m, 24h, 7d).',
+    ),
+  })
+  .describe('Drops a notification whose key was notified to the same recipient within the window.');
+
+export const throttleSchema = z
+  .strictObject({
+    key: templateSchema().describe(
+      'Whose budget a notification takes (a template), e.g. "{{ recipient }}"; a constant key is one budget for the whole action.',
+    ),
+    limit: z.number().int().min(1).max(1_000_000).describe('Notifications allowed per key and period.'),
+    per: durationSchema().describe('The period, counted from the first notification of the key in it.'),
+  })
+  .describe(
+    'At most `limit` notifications per key in each period; the rest are dropped (recorded as throttled).',
+  );
+
+export const delaySchema = z
+  .union([
+    z.string(),
+    z.strictObject({
+      until: templateSchema().describe(
+        'A time to send at (a template rendering an ISO 8601 time with a zone, or epoch milliseconds); a time past sends now.',
+      ),
+    }),
+  ])
+  // The duration is parsed after the union, so a bad one is reported as such, not as "Invalid input".
+  .transform((delay, ctx) => {
+    if (typeof delay !== 'string') return delay;
+    const ms = parseDuration(delay);
+    if (ms instanceof Error) {
+      ctx.addIssue({ code: 'custom', message: ms.message });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .describe(
+    'Sends later: after a duration (`5m`) or at a time (`{ until: "{{ … }}" }`). Durable across restarts.',
+  );
+
+export const replaceSchema = z
+  .strictObject({
+    key: templateSchema().describe(
+      'What a newer notification replaces (a template), e.g. "{{ event.data.run_id }}". Compared per recipient.',
+    ),
+  })
+  .describe(
+    'A newer event with the same key replaces a notification of that key that is still waiting (e.g. delayed).',
+  );
+
 /** Channel-independent part of an action; the rest is checked against the channel kind's schema. */
 export const actionBaseSchema = z
   .object({
     channel: nameSchema.describe('Name of a channel under `channels`.'),
     to: recipientSchema.optional(),
+    dedupe: dedupeSchema.optional(),
+    replace: replaceSchema.optional(),
+    throttle: throttleSchema.optional(),
+    delay: delaySchema.optional(),
     followUp: z
       .record(z.string(), z.unknown())
       .optional()

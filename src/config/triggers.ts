@@ -2,6 +2,7 @@ import { DEFAULT_BACKOFF } from '../engine/backoff.js';
 import type {
   CompiledAction,
   CompiledTrigger,
+  NotificationRules,
   PreferencePredicate,
   RecipientSpec,
   RetryPolicy,
@@ -28,7 +29,7 @@ import { closestMatch, objectKeysAt } from './suggest.js';
 type RawAction = RawConfig['triggers'][string]['actions'][number];
 
 /** Keys of an action that are not its channel kind's: checked before the kind's schema sees it. */
-const ACTION_BASE_KEYS = ['channel', 'to', 'followUp'];
+const ACTION_BASE_KEYS = ['channel', 'to', 'followUp', 'dedupe', 'replace', 'throttle', 'delay'];
 
 /**
  * The enabled triggers: each filter compiled, each action checked against its channel (the
@@ -62,7 +63,16 @@ export function compileTriggers(
     (trigger.actions as (RawAction | null)[]).forEach((action, index) => {
       if (action === null) return;
       const at: ConfigPath = [...base, 'actions', index];
-      const { channel: channelName, to, followUp: followUpBlock, ...rest } = action;
+      const {
+        channel: channelName,
+        to,
+        followUp: followUpBlock,
+        dedupe,
+        replace,
+        throttle,
+        delay,
+        ...rest
+      } = action;
       const channel = channelByName.get(channelName);
       const declared = channels.kindOf.get(channelName);
       if (!declared && !declaredChannels.has(channelName)) {
@@ -111,7 +121,8 @@ export function compileTriggers(
           return;
         }
       }
-      actions.push({ index, channel: channelName, to: recipients, params: result.data, followUp });
+      const notify = notificationRules({ dedupe, replace, throttle, delay });
+      actions.push({ index, channel: channelName, to: recipients, params: result.data, followUp, notify });
     });
     compiled.push({
       name,
@@ -141,6 +152,22 @@ function flagNearMisses(
   const known = [...objectKeysAt(actionSchema, []), ...ACTION_BASE_KEYS];
   for (const key of Object.keys(action))
     if (!known.includes(key) && closestMatch(key, known)) issues.addUnknownKey(at, key, known);
+}
+
+function notificationRules(keys: {
+  dedupe?: RawAction['dedupe'];
+  replace?: RawAction['replace'];
+  throttle?: RawAction['throttle'];
+  delay?: RawAction['delay'];
+}): NotificationRules | undefined {
+  const rules: NotificationRules = {};
+  if (keys.dedupe) rules.dedupe = { key: keys.dedupe.key, windowMs: keys.dedupe.window };
+  if (keys.replace) rules.replace = { key: keys.replace.key };
+  if (keys.throttle)
+    rules.throttle = { key: keys.throttle.key, limit: keys.throttle.limit, perMs: keys.throttle.per };
+  if (keys.delay !== undefined)
+    rules.delay = typeof keys.delay === 'number' ? { ms: keys.delay } : { until: keys.delay.until };
+  return Object.keys(rules).length > 0 ? rules : undefined;
 }
 
 function recipientSpec(to: unknown): RecipientSpec {

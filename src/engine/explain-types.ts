@@ -5,11 +5,11 @@ import type { DeliveryStatus } from './store.js';
 // answer types (src/server/api-types.ts) and the dashboard use them as they are.
 
 /**
- * What became of a delivery. Today a delivery is `pending` (not tried yet), `retrying`,
- * `delivered` or `dead`; suppression reasons (deduplicated, throttled, held until a time…) join
- * this list as fates of their own, each with its reason in `summary`.
+ * What became of a delivery: `pending` (not tried yet; a delayed one says when it is due),
+ * `retrying`, `delivered`, `dead`, or `suppressed` by a notification key, with the reason
+ * (`deduped by key …`, `throttled: 5/1h for key …`, `replaced by event …`) in `summary`.
  */
-export type DeliveryFateKind = 'pending' | 'retrying' | 'delivered' | 'dead';
+export type DeliveryFateKind = 'pending' | 'retrying' | 'delivered' | 'dead' | 'suppressed';
 
 export interface DeliveryFate {
   id: number;

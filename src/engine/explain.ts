@@ -173,6 +173,9 @@ export function fateOf(d: Delivery): DeliveryFate {
   } else if (d.status === 'dead') {
     fate = 'dead';
     summary = `dead-lettered after ${attempts}: ${d.lastError ?? 'no reason recorded'}`;
+  } else if (d.status === 'suppressed') {
+    fate = 'suppressed';
+    summary = `suppressed: ${d.lastError ?? 'no reason recorded'}`;
   } else if (d.attempts === 0) {
     fate = 'pending';
     summary = `pending: first attempt due ${new Date(d.nextAttemptAt).toISOString()}`;

@@ -30,6 +30,16 @@ export interface CompiledAction {
   params: unknown;
   /** Follow-up event emitted once the action is delivered. */
   followUp?: TemplateTree;
+  /** How often and when this action notifies (see docs/notifications.md). */
+  notify?: NotificationRules;
+}
+
+/** An action's notification keys; each key template is rendered per delivery (`event`, `recipient`). */
+export interface NotificationRules {
+  dedupe?: { key: Template; windowMs: number };
+  replace?: { key: Template };
+  throttle?: { key: Template; limit: number; perMs: number };
+  delay?: { ms: number } | { until: Template };
 }
 
 export interface RetryPolicy {

@@ -5,7 +5,15 @@ import type { FilterEvaluationError } from '../filters/types.js';
 import type { SubscriberVerdict } from './explain-types.js';
 import { idempotencyKey } from './idempotency.js';
 import type { CompiledAction, CompiledTrigger, PreferencePredicate } from './model.js';
-import type { NewDelivery, PlannedRouting, RoutingRecord, Store, StoredEvent } from './store.js';
+import { notificationTiming } from './notification-timing.js';
+import type {
+  DeliveryGates,
+  NewDelivery,
+  PlannedRouting,
+  RoutingRecord,
+  Store,
+  StoredEvent,
+} from './store.js';
 
 /**
  * Finds who subscribed to a key (`product:42`), for `to: { subscribersOf }` actions. Provided by
@@ -123,6 +131,22 @@ export class Router {
           continue;
         }
         for (const recipient of recipients) {
+          let timing: { notBefore: number; gates?: DeliveryGates };
+          try {
+            timing = action.notify
+              ? notificationTiming(action.notify, trigger.name, action.index, event, recipient, now)
+              : { notBefore: now };
+          } catch (err) {
+            // A key that cannot be rendered must not turn into a flood or a silent drop: the
+            // delivery goes out unkeyed, and the routing record says why.
+            record.errors.push({
+              trigger: trigger.name,
+              dialect: 'notify',
+              kind: 'key',
+              message: errorMessage(err),
+            });
+            timing = { notBefore: now };
+          }
           deliveries.push({
             eventSeq: stored.seq,
             trigger: trigger.name,
@@ -131,7 +155,7 @@ export class Router {
             recipient,
             idempotencyKey: idempotencyKey(trigger.name, action.index, recipient, event.source, event.id),
             maxAttempts: trigger.policy.maxAttempts,
-            notBefore: now,
+            ...timing,
           });
         }
       }

@@ -116,6 +116,28 @@ export interface NewDelivery {
   maxAttempts: number;
   /** Epoch ms of the first attempt. */
   notBefore: number;
+  /** The action's dedupe, replace and throttle keys, decided when the delivery is stored. */
+  gates?: DeliveryGates;
+}
+
+/**
+ * The notification keys of one planned delivery, rendered. The store decides them in the
+ * transaction that stores the delivery (keys live in the store, shared by every process): a
+ * delivery they suppress is stored with status `suppressed` and the reason in `lastError`.
+ */
+export interface DeliveryGates {
+  /** The action the keys belong to: a key of one action never meets another action's. */
+  scope: string;
+  /** The triggering event's id, named in the reasons of deliveries it suppresses. */
+  eventId: string;
+  /** Epoch ms of the occurrence (when the event was routed); windows are measured in it. */
+  at: number;
+  /** Suppressed while an accepted delivery of the key is younger than the window. */
+  dedupe?: { key: string; windowMs: number };
+  /** A not yet due pending delivery of the key is suppressed in favour of this one. */
+  replace?: { key: string };
+  /** At most `limit` accepted deliveries of the key per `perMs`, counted from the first. */
+  throttle?: { key: string; limit: number; perMs: number };
 }
 
 /** The routing of one event planned before it is stored; its deliveries' `eventSeq` is ignored. */
@@ -137,8 +159,11 @@ export interface RoutingStore {
 
 /* ---------------------------------------------------------------- deliveries */
 
-/** pending: waiting or in flight; delivered: done; dead: in the dead-letter queue. */
-export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
+/**
+ * pending: waiting or in flight; delivered: done; dead: in the dead-letter queue; suppressed: never
+ * sent, because a notification key (dedupe, throttle, replace) held it back — `lastError` says why.
+ */
+export type DeliveryStatus = 'pending' | 'delivered' | 'dead' | 'suppressed';
 
 export interface Delivery {
   id: number;

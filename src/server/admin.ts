@@ -176,7 +176,7 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
       z.object({
         limit,
         before: cursor,
-        status: z.enum(['pending', 'delivered', 'dead']).optional(),
+        status: z.enum(['pending', 'delivered', 'dead', 'suppressed']).optional(),
         channel: z.string().optional(),
         trigger: z.string().optional(),
       }),

@@ -133,7 +133,7 @@ export function postgresDeliveries(query: Query): DeliveryStore {
     },
     async counts() {
       const rows = await query('SELECT status, count(*) AS n FROM deliveries GROUP BY status');
-      const out: Record<DeliveryStatus, number> = { pending: 0, delivered: 0, dead: 0 };
+      const out: Record<DeliveryStatus, number> = { pending: 0, delivered: 0, dead: 0, suppressed: 0 };
       for (const r of rows) out[r.status as DeliveryStatus] = int(r.n);
       return out;
     },

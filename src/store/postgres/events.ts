@@ -1,8 +1,17 @@
+import type pg from 'pg';
 import { HeraldError } from '../../errors.js';
 import { eventJson } from '../../events/serialize.js';
 import type { CloudEvent } from '../../events/types.js';
+import {
+  type Decision,
+  type HeldDelivery,
+  KeyLedger,
+  type KeyRef,
+  type KeyRow,
+  keysOf,
+} from '../notification-keys.js';
 import type { AppendResult, EventLog, NewDelivery, RoutingStore } from '../types.js';
-import { eventRow, int, type Query } from './rows.js';
+import { eventRow, int, intOrNull, type Query, type Row, type Tx } from './rows.js';
 
 /** Events with their routing outcome (null until routed), which lives beside them (migration 7). */
 const SELECT_EVENTS =
@@ -151,41 +160,164 @@ export function postgresEvents(query: Query): EventLog {
   };
 }
 
-/** Routing commits: the planned deliveries and the routed marks of a batch in one statement. */
-export function postgresRouting(query: Query): RoutingStore {
+/**
+ * One statement is one transaction: the deliveries and the routed marks commit together, in one
+ * round trip instead of four (BEGIN, INSERT, UPDATE, COMMIT). A delivery carries its status and
+ * reason: `suppressed` when a notification key held it back.
+ */
+const COMMIT_ROUTING = `WITH planned AS (
+   INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
+     idempotency_key, status, attempts, max_attempts, next_attempt_at, last_error, created_at, updated_at)
+   SELECT d."eventSeq", e.id, e.source, e.type, d.trigger, d.action, d.channel, d.recipient,
+     d."idempotencyKey", COALESCE(d.status, 'pending'), 0, d."maxAttempts", d."notBefore", d.reason, $2, $2
+   FROM jsonb_to_recordset($1::jsonb) AS d("eventSeq" bigint, trigger text, action int, channel text,
+     recipient text, "idempotencyKey" text, "maxAttempts" int, "notBefore" bigint, status text, reason text)
+   JOIN events e ON e.seq = d."eventSeq"
+   ON CONFLICT (idempotency_key) DO NOTHING
+   RETURNING 1
+ ), routed AS (
+   INSERT INTO event_routing (seq, routed_at, routing)
+   SELECT t.seq, $2, t.record FROM jsonb_to_recordset($3::jsonb) AS t(seq bigint, record jsonb)
+   ON CONFLICT (seq) DO UPDATE SET routed_at = EXCLUDED.routed_at, routing = EXCLUDED.routing
+ ), dequeued AS (
+   DELETE FROM unrouted_events WHERE seq = ANY($4::bigint[])
+ )
+ SELECT count(*) AS inserted FROM planned`;
+
+type Batch = Parameters<RoutingStore['commit']>[0];
+type Decided = NewDelivery & { status?: string; reason?: string | null };
+
+const commitValues = (batch: Batch, deliveries: Decided[], routedAt: number) => [
+  JSON.stringify(deliveries.map(({ gates: _gates, ...d }) => d)),
+  routedAt,
+  JSON.stringify(batch.map((b) => ({ seq: b.seq, record: b.record }))),
+  batch.map((b) => b.seq),
+];
+
+/** Routing commits: the planned deliveries and the routed marks of a batch. */
+export function postgresRouting(query: Query, tx: Tx): RoutingStore {
   return {
     async commit(batch, routedAt) {
       if (batch.length === 0) return 0;
       const deliveries: NewDelivery[] = batch.flatMap((b) => b.deliveries);
-      // One statement is one transaction: the deliveries and the routed marks commit together,
-      // in one round trip instead of four (BEGIN, INSERT, UPDATE, COMMIT).
-      const [r] = await query(
-        `WITH planned AS (
-           INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
-             idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
-           SELECT d."eventSeq", e.id, e.source, e.type, d.trigger, d.action, d.channel, d.recipient,
-             d."idempotencyKey", 'pending', 0, d."maxAttempts", d."notBefore", $2, $2
-           FROM jsonb_to_recordset($1::jsonb) AS d("eventSeq" bigint, trigger text, action int, channel text,
-             recipient text, "idempotencyKey" text, "maxAttempts" int, "notBefore" bigint)
-           JOIN events e ON e.seq = d."eventSeq"
-           ON CONFLICT (idempotency_key) DO NOTHING
-           RETURNING 1
-         ), routed AS (
-           INSERT INTO event_routing (seq, routed_at, routing)
-           SELECT t.seq, $2, t.record FROM jsonb_to_recordset($3::jsonb) AS t(seq bigint, record jsonb)
-           ON CONFLICT (seq) DO UPDATE SET routed_at = EXCLUDED.routed_at, routing = EXCLUDED.routing
-         ), dequeued AS (
-           DELETE FROM unrouted_events WHERE seq = ANY($4::bigint[])
-         )
-         SELECT count(*) AS inserted FROM planned`,
-        [
-          JSON.stringify(deliveries),
-          routedAt,
-          JSON.stringify(batch.map((b) => ({ seq: b.seq, record: b.record }))),
-          batch.map((b) => b.seq),
-        ],
-      );
+      if (deliveries.some((d) => d.gates))
+        return tx((client) => commitGated(client, batch, deliveries, routedAt));
+      const [r] = await query(COMMIT_ROUTING, commitValues(batch, deliveries, routedAt));
       return int(r!.inserted);
     },
   };
+}
+
+/**
+ * A batch with notification keys, in one transaction: the keys' rows are created if absent and
+ * locked (in one order, so routers never deadlock on them), so routers in several processes
+ * decide a key one after the other; then the deliveries, keys and replacements are written.
+ */
+async function commitGated(
+  client: pg.PoolClient,
+  batch: Batch,
+  deliveries: NewDelivery[],
+  routedAt: number,
+): Promise<number> {
+  const refs = new Map<string, KeyRef>();
+  for (const d of deliveries)
+    for (const r of keysOf(d)) refs.set(JSON.stringify([r.scope, r.kind, r.key]), r);
+  const sorted = [...refs.keys()].sort().map((k) => refs.get(k)!);
+  const columns = [sorted.map((r) => r.scope), sorted.map((r) => r.kind), sorted.map((r) => r.key)];
+  await client.query(
+    `INSERT INTO notification_keys (scope, kind, key)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
+    columns,
+  );
+  const keyRows = (
+    await client.query(
+      `SELECT k.* FROM notification_keys k
+       JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(scope, kind, key)
+         ON k.scope = t.scope AND k.kind = t.kind AND k.key = t.key
+       ORDER BY k.scope, k.kind, k.key FOR UPDATE OF k`,
+      columns,
+    )
+  ).rows as Row[];
+  const keys = new Map<string, KeyRow>();
+  for (const r of keyRows) {
+    if (r.window_start === null) continue;
+    keys.set(JSON.stringify([r.scope, r.kind, r.key]), {
+      windowStart: int(r.window_start),
+      count: int(r.count),
+      deliveryKey: (r.delivery_key as string | null) ?? null,
+      eventSeq: intOrNull(r.event_seq),
+      eventId: (r.event_id as string | null) ?? null,
+    });
+  }
+  const candidates = [...new Set([...keys.values()].map((k) => k.deliveryKey).filter((k) => k !== null))];
+  const existing = new Set(
+    (
+      await client.query('SELECT idempotency_key FROM deliveries WHERE idempotency_key = ANY($1::text[])', [
+        deliveries.map((d) => d.idempotencyKey),
+      ])
+    ).rows.map((r) => r.idempotency_key as string),
+  );
+  const held = new Map<string, HeldDelivery>();
+  if (candidates.length > 0) {
+    const rows = (
+      await client.query(
+        `SELECT idempotency_key, status, attempts, next_attempt_at, lease_until FROM deliveries
+         WHERE idempotency_key = ANY($1::text[]) ORDER BY id FOR UPDATE`,
+        [candidates],
+      )
+    ).rows as Row[];
+    // A delivery a dispatcher holds (its clock ahead of this one's) is in flight: not replaceable.
+    const now = Date.now();
+    for (const r of rows)
+      held.set(r.idempotency_key as string, {
+        status: r.lease_until !== null && int(r.lease_until) >= now ? 'claimed' : String(r.status),
+        attempts: int(r.attempts),
+        nextAttemptAt: int(r.next_attempt_at),
+      });
+  }
+  const ledger = new KeyLedger(
+    (ref) => keys.get(JSON.stringify([ref.scope, ref.kind, ref.key])) ?? null,
+    (idempotencyKey) => held.get(idempotencyKey) ?? null,
+  );
+  // Decisions are objects a later delivery of the batch may still change (a replacement).
+  const decided: { delivery: NewDelivery; decision: Decision | null }[] = deliveries.map((d) => ({
+    delivery: d,
+    // Routed before (same idempotency key): the insert skips it, and its keys stay as they are.
+    decision: d.gates && !existing.has(d.idempotencyKey) ? ledger.decide(d, d.eventSeq) : null,
+  }));
+  const rows: Decided[] = decided.map(({ delivery, decision }) =>
+    decision ? { ...delivery, status: decision.status, reason: decision.reason } : delivery,
+  );
+  const [r] = (await client.query(COMMIT_ROUTING, commitValues(batch, rows, routedAt))).rows as Row[];
+  const changed = ledger.changedKeys();
+  if (changed.length > 0)
+    await client.query(
+      `UPDATE notification_keys k SET window_start = t.window_start, count = t.count,
+         delivery_key = t.delivery_key, event_seq = t.event_seq, event_id = t.event_id
+       FROM jsonb_to_recordset($1::jsonb) AS t(scope text, kind text, key text, window_start bigint, count int,
+         delivery_key text, event_seq bigint, event_id text)
+       WHERE k.scope = t.scope AND k.kind = t.kind AND k.key = t.key`,
+      [
+        JSON.stringify(
+          changed.map(({ ref, row }) => ({
+            scope: ref.scope,
+            kind: ref.kind,
+            key: ref.key,
+            window_start: row.windowStart,
+            count: row.count,
+            delivery_key: row.deliveryKey,
+            event_seq: row.eventSeq,
+            event_id: row.eventId,
+          })),
+        ),
+      ],
+    );
+  if (ledger.replacedStored.length > 0)
+    await client.query(
+      `UPDATE deliveries d SET status = 'suppressed', last_error = t.reason, lease_until = NULL, updated_at = $2
+       FROM jsonb_to_recordset($1::jsonb) AS t("idempotencyKey" text, reason text)
+       WHERE d.idempotency_key = t."idempotencyKey" AND d.status = 'pending' AND d.attempts = 0`,
+      [JSON.stringify(ledger.replacedStored), routedAt],
+    );
+  return int(r!.inserted);
 }

@@ -136,7 +136,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     },
 
     events: postgresEvents(query),
-    routing: postgresRouting(query),
+    routing: postgresRouting(query, tx),
     deliveries: postgresDeliveries(query),
     dlq: postgresDeadLetters(query),
     sourceDlq: postgresSourceDeadLetters(query),

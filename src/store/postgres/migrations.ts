@@ -240,4 +240,22 @@ CREATE TABLE source_dead_letters (
 CREATE INDEX source_dead_letters_by_source ON source_dead_letters (source, id DESC);
 `,
   },
+  {
+    version: 10,
+    name: 'notification keys: dedupe, replace and throttle state per action and key',
+    // A row is created (empty) before it is locked, so concurrent routers serialise on it.
+    sql: `
+CREATE TABLE notification_keys (
+  scope TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  window_start BIGINT,
+  count INTEGER NOT NULL DEFAULT 0,
+  delivery_key TEXT,
+  event_seq BIGINT,
+  event_id TEXT,
+  PRIMARY KEY (scope, kind, key)
+);
+`,
+  },
 ];

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
+import { runNotificationKeyContract } from '../../../test/contracts/notification-keys.js';
 import { runStoreContract } from '../../../test/contracts/store.js';
 import type { StoredEvent } from '../types.js';
 import { createPostgresStore } from './index.js';
@@ -46,6 +47,13 @@ runStoreContract(
   'postgres',
   async () => createPostgresStore({ url: TEST_DATABASE_URL, schema, poolSize: 4 }),
   () => dropSchema(schema),
+);
+
+const keysSchema = `${schema}_keys`;
+runNotificationKeyContract(
+  'postgres',
+  async () => createPostgresStore({ url: TEST_DATABASE_URL, schema: keysSchema, poolSize: 4 }),
+  () => dropSchema(keysSchema),
 );
 
 describe('postgres upgrade: a projection cursor from before the transaction ids', () => {
@@ -185,6 +193,82 @@ describe('postgres upgrade: source dead letters', () => {
       );
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('postgres notification keys across two stores (two pools, as two processes have)', () => {
+  const shared = `herald_keys_race_${process.pid}_${Date.now()}`;
+  after(() => dropSchema(shared));
+
+  it('concurrent routers never let more through a throttle or a dedupe key than it allows', async () => {
+    const a = createPostgresStore({ url: TEST_DATABASE_URL, schema: shared, poolSize: 4 });
+    await a.migrate();
+    const b = createPostgresStore({ url: TEST_DATABASE_URL, schema: shared, poolSize: 4 });
+    try {
+      const ids = Array.from({ length: 40 }, (_, i) => `race-${i}`);
+      const appended = await a.events.append(
+        ids.map((id) => ({ specversion: '1.0', id, source: 'race', type: 'race.test' })),
+        1,
+      );
+      // Each event is routed by one of the two stores, one routing batch per event, all at once.
+      await Promise.all(
+        appended.map((r, i) =>
+          (i % 2 === 0 ? a : b).routing.commit(
+            [
+              {
+                seq: r.seq,
+                record: { matched: ['race'], errors: [], deliveries: 2 },
+                deliveries: [
+                  {
+                    eventSeq: r.seq,
+                    trigger: 'race',
+                    action: 0,
+                    channel: 'race',
+                    recipient: 'U1',
+                    idempotencyKey: `throttle:${ids[i]}`,
+                    maxAttempts: 3,
+                    notBefore: 1_000,
+                    gates: {
+                      scope: 'race#0',
+                      eventId: ids[i]!,
+                      at: 1_000,
+                      throttle: { key: 'U1', limit: 7, perMs: 60_000 },
+                    },
+                  },
+                  {
+                    eventSeq: r.seq,
+                    trigger: 'race',
+                    action: 1,
+                    channel: 'race',
+                    recipient: 'U1',
+                    idempotencyKey: `dedupe:${ids[i]}`,
+                    maxAttempts: 3,
+                    notBefore: 1_000,
+                    gates: {
+                      scope: 'race#1',
+                      eventId: ids[i]!,
+                      at: 1_000,
+                      dedupe: { key: 'same', windowMs: 60_000 },
+                    },
+                  },
+                ],
+              },
+            ],
+            2,
+          ),
+        ),
+      );
+      const all = await a.deliveries.list({ limit: 200 });
+      const pendingOf = (action: number) =>
+        all.filter((d) => d.action === action && d.status === 'pending').length;
+      assert.equal(all.length, 80);
+      assert.equal(pendingOf(0), 7);
+      assert.equal(pendingOf(1), 1);
+      assert.equal(all.filter((d) => d.lastError === 'throttled: 7/1m for key "U1"').length, 33);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });

@@ -170,7 +170,7 @@ export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Le
       }),
     counts: () =>
       guard(() => {
-        const out: Record<DeliveryStatus, number> = { pending: 0, delivered: 0, dead: 0 };
+        const out: Record<DeliveryStatus, number> = { pending: 0, delivered: 0, dead: 0, suppressed: 0 };
         for (const r of s.counts.all() as { status: DeliveryStatus; n: number }[]) out[r.status] = r.n;
         return out;
       }),

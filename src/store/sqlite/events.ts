@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { HeraldError } from '../../errors.js';
 import { eventJson } from '../../events/serialize.js';
 import type { CloudEvent } from '../../events/types.js';
+import { type HeldDelivery, KeyLedger, type KeyRef, type KeyRow } from '../notification-keys.js';
 import type {
   AppendResult,
   EventLog,
@@ -74,6 +75,85 @@ export function sqliteEvents(
        ON CONFLICT (idempotency_key) DO NOTHING`,
     ),
     markRouted: db.prepare('UPDATE events SET routed_at = ?, routing = ? WHERE seq = ?'),
+    deliveryExists: db.prepare('SELECT 1 FROM deliveries WHERE idempotency_key = ?'),
+    insertDecided: db.prepare(
+      `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
+         idempotency_key, status, attempts, max_attempts, next_attempt_at, last_error, created_at, updated_at)
+       SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ? FROM events e WHERE e.seq = ?
+       ON CONFLICT (idempotency_key) DO NOTHING`,
+    ),
+    getKey: db.prepare(
+      `SELECT window_start, count, delivery_key, event_seq, event_id FROM notification_keys
+       WHERE scope = ? AND kind = ? AND key = ? AND window_start IS NOT NULL`,
+    ),
+    putKey: db.prepare(
+      `INSERT INTO notification_keys (scope, kind, key, window_start, count, delivery_key, event_seq, event_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (scope, kind, key) DO UPDATE SET window_start = excluded.window_start, count = excluded.count,
+         delivery_key = excluded.delivery_key, event_seq = excluded.event_seq, event_id = excluded.event_id`,
+    ),
+    getHeld: db.prepare('SELECT status, attempts, next_attempt_at FROM deliveries WHERE idempotency_key = ?'),
+    suppressHeld: db.prepare(
+      `UPDATE deliveries SET status = 'suppressed', last_error = ?, updated_at = ?
+       WHERE idempotency_key = ? AND status = 'pending' AND attempts = 0`,
+    ),
+  };
+
+  const loadKey = (ref: KeyRef): KeyRow | null => {
+    const r = s.getKey.get(ref.scope, ref.kind, ref.key) as Row | undefined;
+    if (!r) return null;
+    return {
+      windowStart: Number(r.window_start),
+      count: Number(r.count),
+      deliveryKey: (r.delivery_key as string | null) ?? null,
+      eventSeq: r.event_seq === null ? null : Number(r.event_seq),
+      eventId: (r.event_id as string | null) ?? null,
+    };
+  };
+  const loadHeld = (idempotencyKey: string): HeldDelivery | null => {
+    const r = s.getHeld.get(idempotencyKey) as Row | undefined;
+    return r
+      ? { status: String(r.status), attempts: Number(r.attempts), nextAttemptAt: Number(r.next_attempt_at) }
+      : null;
+  };
+
+  /**
+   * A delivery with notification keys: decided against the keys as stored (one writer, inside the
+   * caller's transaction), stored pending or suppressed, and the keys and replaced deliveries
+   * written back. Routing an event again changes nothing: its deliveries exist already.
+   */
+  const insertGated = (d: NewDelivery, eventSeq: number, routedAt: number): number => {
+    if (s.deliveryExists.get(d.idempotencyKey)) return 0;
+    const ledger = new KeyLedger(loadKey, loadHeld);
+    const decision = ledger.decide(d, eventSeq);
+    const inserted = s.insertDecided.run(
+      d.trigger,
+      d.action,
+      d.channel,
+      d.recipient,
+      d.idempotencyKey,
+      decision.status,
+      d.maxAttempts,
+      d.notBefore,
+      decision.reason,
+      routedAt,
+      routedAt,
+      eventSeq,
+    ).changes;
+    if (inserted === 0) return 0;
+    for (const { ref, row } of ledger.changedKeys())
+      s.putKey.run(
+        ref.scope,
+        ref.kind,
+        ref.key,
+        row.windowStart,
+        row.count,
+        row.deliveryKey,
+        row.eventSeq,
+        row.eventId,
+      );
+    for (const r of ledger.replacedStored) s.suppressHeld.run(r.reason, routedAt, r.idempotencyKey);
+    return inserted;
   };
 
   // Events by subject: the index table trails the log by up to SUBJECT_BATCH events and is
@@ -129,18 +209,20 @@ export function sqliteEvents(
 
   /** 1 when inserted, 0 when its idempotency key was planned before. */
   const insertDelivery = (d: NewDelivery, eventSeq: number, routedAt: number): number =>
-    s.insertDelivery.run(
-      d.trigger,
-      d.action,
-      d.channel,
-      d.recipient,
-      d.idempotencyKey,
-      d.maxAttempts,
-      d.notBefore,
-      routedAt,
-      routedAt,
-      eventSeq,
-    ).changes;
+    d.gates
+      ? insertGated(d, eventSeq, routedAt)
+      : s.insertDelivery.run(
+          d.trigger,
+          d.action,
+          d.channel,
+          d.recipient,
+          d.idempotencyKey,
+          d.maxAttempts,
+          d.notBefore,
+          routedAt,
+          routedAt,
+          eventSeq,
+        ).changes;
 
   /**
    * Appends in one transaction, deduplicating on (source, id) against the log and within the

@@ -232,4 +232,23 @@ CREATE TABLE source_dead_letters (
 CREATE INDEX source_dead_letters_by_source ON source_dead_letters (source, id);
 `,
   },
+  {
+    version: 8,
+    name: 'notification keys: dedupe, replace and throttle state per action and key',
+    // Suppressed deliveries are delivery rows (status `suppressed`, the reason in last_error), so
+    // the only new state is what each key has let through.
+    sql: `
+CREATE TABLE notification_keys (
+  scope TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  window_start INTEGER,
+  count INTEGER NOT NULL DEFAULT 0,
+  delivery_key TEXT,
+  event_seq INTEGER,
+  event_id TEXT,
+  PRIMARY KEY (scope, kind, key)
+);
+`,
+  },
 ];

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { runNotificationKeyContract } from '../../../test/contracts/notification-keys.js';
 import { runStoreContract } from '../../../test/contracts/store.js';
 import { createSqliteStore } from './index.js';
 import { migrations } from './migrations.js';
@@ -15,6 +16,7 @@ runStoreContract('sqlite (file, synchronous=full)', async () =>
   createSqliteStore({ path: join(dir, 'contract.db') }),
 );
 runStoreContract('sqlite (memory)', async () => createSqliteStore({ path: ':memory:' }));
+runNotificationKeyContract('sqlite', async () => createSqliteStore({ path: ':memory:' }));
 
 describe('sqlite durability', () => {
   it('committed data survives closing and reopening the file', async () => {

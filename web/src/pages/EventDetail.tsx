@@ -98,6 +98,7 @@ export function EventDetailPage({ seq, id, source }: { seq?: number; id?: string
 }
 
 export function statusKind(status: string): string {
+  if (status === 'suppressed') return 'muted';
   return status === 'delivered' ? 'good' : status === 'dead' ? 'bad' : 'warn';
 }
 
@@ -124,7 +125,16 @@ function DeliveryCard({
           Next attempt <Time ms={d.nextAttemptAt} /> ({ago(d.nextAttemptAt)})
         </p>
       )}
-      {d.lastError && <p class={d.status === 'dead' ? 'error' : 'warn'}>{d.lastError}</p>}
+      {d.status === 'pending' && d.attempts === 0 && d.nextAttemptAt > Date.now() && (
+        <p>
+          Delayed until <Time ms={d.nextAttemptAt} />
+        </p>
+      )}
+      {d.lastError && (
+        <p class={d.status === 'dead' ? 'error' : d.status === 'suppressed' ? 'muted' : 'warn'}>
+          {d.lastError}
+        </p>
+      )}
       {d.remoteId && <p class="muted mono">remote id {d.remoteId}</p>}
       {d.status === 'dead' && (
         <p>

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { inboxChannel } from '../channels/inbox/index.js';
+import type { ChannelKind, SourceKind } from '../engine/types.js';
+import { builtInDialects } from '../filters/index.js';
+import { ConfigError, loadConfig, type Registries } from './load.js';
+
+const registries: Registries = {
+  channels: [inboxChannel] as ChannelKind[],
+  sources: [] as SourceKind[],
+  dialects: builtInDialects,
+};
+
+const withAction = (keys: string) =>
+  `channels: { box: { kind: inbox } }\ntriggers:\n  t:\n    actions:\n      - channel: box\n        text: hi\n${keys}`;
+
+function issuesOf(yaml: string) {
+  try {
+    loadConfig(yaml, registries, { env: {} });
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+    return err.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  }
+  assert.fail('expected the config to be rejected');
+}
+
+describe('notification keys in the config', () => {
+  it('compiles every key into the action, durations in milliseconds, and leaves them out of the channel params', () => {
+    const config = loadConfig(
+      withAction(`        dedupe: { key: "{{ event.subject }}", window: 24h }
+        replace: { key: "{{ event.data.run }}" }
+        throttle: { key: "{{ recipient }}", limit: 5, per: 1h }
+        delay: 500ms
+`),
+      registries,
+      { env: {} },
+    );
+    const action = config.triggers[0]!.actions[0]!;
+    const notify = action.notify!;
+    assert.equal(notify.dedupe!.windowMs, 86_400_000);
+    assert.equal(notify.dedupe!.key.source, '{{ event.subject }}');
+    assert.equal(notify.replace!.key.source, '{{ event.data.run }}');
+    assert.deepEqual([notify.throttle!.limit, notify.throttle!.perMs], [5, 3_600_000]);
+    assert.deepEqual(notify.delay, { ms: 500 });
+    assert.equal((action.params as Record<string, unknown>).dedupe, undefined);
+  });
+
+  it('takes `delay: { until }` as a template', () => {
+    const config = loadConfig(withAction('        delay: { until: "{{ event.data.at }}" }\n'), registries, {
+      env: {},
+    });
+    const delay = config.triggers[0]!.actions[0]!.notify!.delay as { until: { source: string } };
+    assert.equal(delay.until.source, '{{ event.data.at }}');
+  });
+
+  it('an action without keys has no rules', () => {
+    const config = loadConfig(withAction(''), registries, { env: {} });
+    assert.equal(config.triggers[0]!.actions[0]!.notify, undefined);
+  });
+
+  it('names the key and what is wrong: a bad duration, a missing limit, an unknown field', () => {
+    assert.deepEqual(issuesOf(withAction('        delay: 5 minutes\n')).length, 1);
+    assert.match(
+      issuesOf(withAction('        delay: 5 minutes\n'))[0]!,
+      /delay.*"5 minutes" is not a duration/,
+    );
+    assert.match(
+      issuesOf(withAction('        dedupe: { key: x, window: 2y }\n'))[0]!,
+      /actions\.0\.dedupe\.window: "2y" is not a duration/,
+    );
+    assert.match(
+      issuesOf(withAction('        throttle: { key: x, per: 1h }\n'))[0]!,
+      /actions\.0\.throttle\.limit/,
+    );
+    assert.match(
+      issuesOf(withAction('        replace: { key: x, window: 1h }\n'))[0]!,
+      /actions\.0\.replace.*window/,
+    );
+  });
+});

@@ -1,0 +1,73 @@
+import { createHash } from 'node:crypto';
+import type { CloudEvent } from '../events/types.js';
+import type { NotificationRules } from './model.js';
+import type { DeliveryGates } from './store.js';
+
+/** Longer rendered keys are stored as a digest, so a key never grows a row without bound. */
+const MAX_KEY_LENGTH = 200;
+
+/** The longest `delay.until` may reach ahead of routing, like a duration. */
+const MAX_DELAY_MS = 365 * 86_400_000;
+
+/**
+ * When a delivery is first due and its rendered keys (`gates`), from the action's rules. Throws,
+ * naming the key, when a template does not render or `until` is not a time.
+ */
+export function notificationTiming(
+  rules: NotificationRules,
+  trigger: string,
+  action: number,
+  event: CloudEvent,
+  recipient: string | null,
+  now: number,
+): { notBefore: number; gates?: DeliveryGates } {
+  const scope = { event, recipient };
+  const render = (name: string, template: { render(s: Record<string, unknown>): string }): string => {
+    let text: string;
+    try {
+      text = template.render(scope);
+    } catch (err) {
+      throw new Error(`${name}: ${(err as Error).message}`);
+    }
+    // PostgreSQL text cannot hold NUL; a key is compared, never shown raw, so stand it in.
+    text = text.replaceAll('\u0000', '\uFFFD');
+    return text.length > MAX_KEY_LENGTH
+      ? `${text.slice(0, 40)}…sha256:${createHash('sha256').update(text).digest('base64url')}`
+      : text;
+  };
+  let gates: DeliveryGates | undefined;
+  if (rules.dedupe || rules.replace || rules.throttle) {
+    gates = { scope: `${trigger}#${action}`, eventId: event.id, at: now };
+    if (rules.dedupe)
+      gates.dedupe = { key: render('dedupe.key', rules.dedupe.key), windowMs: rules.dedupe.windowMs };
+    if (rules.replace) gates.replace = { key: render('replace.key', rules.replace.key) };
+    if (rules.throttle)
+      gates.throttle = {
+        key: render('throttle.key', rules.throttle.key),
+        limit: rules.throttle.limit,
+        perMs: rules.throttle.perMs,
+      };
+  }
+  let notBefore = now;
+  if (rules.delay && 'ms' in rules.delay) notBefore = now + rules.delay.ms;
+  else if (rules.delay) {
+    const text = render('delay.until', rules.delay.until).trim();
+    const at = parseInstant(text);
+    if (at === null)
+      throw new Error(
+        `delay.until rendered "${text.slice(0, 60)}", which is not an ISO 8601 time or epoch milliseconds`,
+      );
+    if (at - now > MAX_DELAY_MS) throw new Error(`delay.until rendered "${text}", more than 365d ahead`);
+    // A time already past sends now.
+    notBefore = Math.max(now, at);
+  }
+  return gates ? { notBefore, gates } : { notBefore };
+}
+
+/** An ISO 8601 date-time (with a zone or `Z`), or epoch milliseconds; null otherwise. */
+export function parseInstant(text: string): number | null {
+  if (/^\d{1,15}$/.test(text)) return Number(text);
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i.test(text)) return null;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? null : ms;
+}

@@ -1,0 +1,170 @@
+import { formatDuration } from '../engine/duration.js';
+import type { NewDelivery } from './types.js';
+
+/**
+ * The decisions of notification keys (dedupe → replace → throttle), shared by the stores. A store
+ * runs them inside the transaction that stores the deliveries, over key rows it has read (and, on
+ * PostgreSQL, locked), then writes back the rows and suppressions the ledger reports.
+ */
+
+export type KeyKind = 'dedupe' | 'replace' | 'throttle';
+
+/** One row of `notification_keys`: what a key has let through so far. */
+export interface KeyRow {
+  /** Epoch ms of the first accepted occurrence of the current window. */
+  windowStart: number;
+  /** Deliveries accepted in the current window (throttle). */
+  count: number;
+  /** Idempotency key of the newest accepted delivery (replace). */
+  deliveryKey: string | null;
+  /** Seq and id of that delivery's event: an older event never replaces a newer one. */
+  eventSeq: number | null;
+  eventId: string | null;
+}
+
+/** A stored delivery a replace key points at. */
+export interface HeldDelivery {
+  status: string;
+  attempts: number;
+  nextAttemptAt: number;
+}
+
+export interface KeyRef {
+  scope: string;
+  kind: KeyKind;
+  key: string;
+}
+
+/** Dedupe and replace are about one person's notification, so their keys are per recipient. */
+export function keysOf(d: NewDelivery): KeyRef[] {
+  const g = d.gates;
+  if (!g) return [];
+  const perRecipient = JSON.stringify([g.scope, d.recipient]);
+  const refs: KeyRef[] = [];
+  if (g.dedupe) refs.push({ scope: perRecipient, kind: 'dedupe', key: g.dedupe.key });
+  if (g.replace) refs.push({ scope: perRecipient, kind: 'replace', key: g.replace.key });
+  if (g.throttle) refs.push({ scope: g.scope, kind: 'throttle', key: g.throttle.key });
+  return refs;
+}
+
+const refId = (r: KeyRef) => `${r.scope}\u0001${r.kind}\u0001${r.key}`;
+
+export interface Decision {
+  status: 'pending' | 'suppressed';
+  reason: string | null;
+}
+
+interface PlannedHold extends HeldDelivery {
+  decision: Decision;
+}
+
+export class KeyLedger {
+  private readonly rows = new Map<string, { ref: KeyRef; row: KeyRow | null; dirty: boolean }>();
+  private readonly held = new Map<string, HeldDelivery | PlannedHold | null>();
+  /** Stored deliveries this batch replaced: set them `suppressed` with the reason. */
+  readonly replacedStored: { idempotencyKey: string; reason: string }[] = [];
+
+  constructor(
+    private readonly loadKey: (ref: KeyRef) => KeyRow | null,
+    private readonly loadHeld: (idempotencyKey: string) => HeldDelivery | null,
+  ) {}
+
+  /** Key rows changed by the decisions so far, to write back. */
+  changedKeys(): { ref: KeyRef; row: KeyRow }[] {
+    const out: { ref: KeyRef; row: KeyRow }[] = [];
+    for (const entry of this.rows.values())
+      if (entry.dirty && entry.row) out.push({ ref: entry.ref, row: entry.row });
+    return out;
+  }
+
+  /**
+   * Decides one delivery (of the event at `eventSeq`) and records what it changes. Decisions of
+   * deliveries planned earlier in the batch may still change: a later one can replace them.
+   */
+  decide(d: NewDelivery, eventSeq: number): Decision {
+    const decision: Decision = { status: 'pending', reason: null };
+    const g = d.gates;
+    if (!g) return decision;
+    const refs = new Map(keysOf(d).map((r) => [r.kind, r]));
+    const suppress = (reason: string) => {
+      decision.status = 'suppressed';
+      decision.reason = reason;
+      return decision;
+    };
+
+    const dedupeRef = refs.get('dedupe');
+    if (g.dedupe && dedupeRef) {
+      const row = this.row(dedupeRef);
+      if (row && g.at < row.windowStart + g.dedupe.windowMs)
+        return suppress(
+          `deduped by key "${g.dedupe.key}": event ${row.eventId} was notified ${formatDuration(Math.max(1, g.at - row.windowStart))} before, within the ${formatDuration(g.dedupe.windowMs)} window`,
+        );
+    }
+
+    const replaceRef = refs.get('replace');
+    let replacing: { idempotencyKey: string; target: HeldDelivery | PlannedHold } | undefined;
+    if (replaceRef) {
+      const row = this.row(replaceRef);
+      if (row?.deliveryKey && row.eventSeq !== null) {
+        if (row.eventSeq > eventSeq)
+          return suppress(`replaced by event ${row.eventId} (newer, same key "${replaceRef.key}")`);
+        const target = this.heldDelivery(row.deliveryKey);
+        // Only a delivery no dispatcher can have taken yet: pending, never attempted, not yet due.
+        if (target && target.status === 'pending' && target.attempts === 0 && target.nextAttemptAt > g.at)
+          replacing = { idempotencyKey: row.deliveryKey, target };
+      }
+    }
+
+    const throttleRef = refs.get('throttle');
+    const throttleRow = throttleRef ? this.row(throttleRef) : null;
+    const throttleOpen =
+      throttleRow !== null && g.throttle !== undefined && g.at < throttleRow.windowStart + g.throttle.perMs;
+    // A replacement takes the slot of the delivery it replaces: the recipient is not told more often.
+    if (g.throttle && throttleRef && !replacing && throttleOpen && throttleRow!.count >= g.throttle.limit)
+      return suppress(
+        `throttled: ${g.throttle.limit}/${formatDuration(g.throttle.perMs)} for key "${g.throttle.key}"`,
+      );
+
+    // Accepted: the keys remember it.
+    const fresh = (): KeyRow => ({
+      windowStart: g.at,
+      count: 1,
+      deliveryKey: d.idempotencyKey,
+      eventSeq,
+      eventId: g.eventId,
+    });
+    if (dedupeRef) this.write(dedupeRef, fresh());
+    if (replaceRef) this.write(replaceRef, fresh());
+    if (g.throttle && throttleRef && !replacing)
+      this.write(throttleRef, throttleOpen ? { ...throttleRow!, count: throttleRow!.count + 1 } : fresh());
+    if (replacing) {
+      const reason = `replaced by event ${g.eventId}`;
+      replacing.target.status = 'suppressed';
+      if ('decision' in replacing.target) {
+        replacing.target.decision.status = 'suppressed';
+        replacing.target.decision.reason = reason;
+      } else this.replacedStored.push({ idempotencyKey: replacing.idempotencyKey, reason });
+    }
+    this.held.set(d.idempotencyKey, { status: 'pending', attempts: 0, nextAttemptAt: d.notBefore, decision });
+    return decision;
+  }
+
+  private row(ref: KeyRef): KeyRow | null {
+    const id = refId(ref);
+    let entry = this.rows.get(id);
+    if (!entry) {
+      entry = { ref, row: this.loadKey(ref), dirty: false };
+      this.rows.set(id, entry);
+    }
+    return entry.row;
+  }
+
+  private write(ref: KeyRef, row: KeyRow): void {
+    this.rows.set(refId(ref), { ref, row, dirty: true });
+  }
+
+  private heldDelivery(idempotencyKey: string): HeldDelivery | PlannedHold | null {
+    if (!this.held.has(idempotencyKey)) this.held.set(idempotencyKey, this.loadHeld(idempotencyKey));
+    return this.held.get(idempotencyKey) ?? null;
+  }
+}
