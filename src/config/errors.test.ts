@@ -222,7 +222,8 @@ describe('interpolated values take the type the schema asks for', () => {
   it('coerceScalar reads decimal numbers and true/false, and nothing else', () => {
     fc.assert(
       fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (n) => {
-        assert.equal(coerceScalar(String(n), 'number'), n);
+        // What the text says: -0 is written "0".
+        assert.equal(coerceScalar(String(n), 'number'), Number(String(n)));
       }),
     );
     fc.assert(
