@@ -69,6 +69,8 @@ export class Engine {
   readonly store: Store;
   readonly config: EngineModel;
   readonly channels = new Map<string, Channel>();
+  /** The projections' channels: no recipients, no messages; a replay applies the event again. */
+  private readonly internalChannels: ReadonlySet<string>;
   readonly sources = new Map<string, Source>();
   private readonly logger: Logger;
   private readonly batcher: IngestBatcher;
@@ -135,6 +137,7 @@ export class Engine {
     // Each projection's failed events are dead deliveries of an internal channel: the DLQ lists
     // them and a replay applies them through that channel.
     const projectionChannels = this.projector?.channels() ?? new Map<string, Channel>();
+    this.internalChannels = new Set(projectionChannels.keys());
     this.router = new Router(this.store, this.config.triggers, this.logger, this.hooks, options.subscribers);
     this.dispatcher = new Dispatcher(
       this.store,
@@ -277,7 +280,12 @@ export class Engine {
     options: { asRecorded?: boolean },
   ): Promise<DeadLetterReplayResult> {
     const result = await replayDeadDelivery(
-      { store: this.store, triggers: this.config.triggers, router: this.router },
+      {
+        store: this.store,
+        triggers: this.config.triggers,
+        router: this.router,
+        internalChannels: this.internalChannels,
+      },
       delivery,
       options,
       Date.now(),

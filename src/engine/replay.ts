@@ -25,6 +25,11 @@ export interface ReplayContext {
   store: Store;
   triggers: readonly CompiledTrigger[];
   router: Router;
+  /**
+   * Channels with no recipients to plan (each projection's): their dead letters are applied again
+   * as recorded, since there is nothing to render.
+   */
+  internalChannels?: ReadonlySet<string>;
 }
 
 const AS_RECORDED_HINT =
@@ -52,6 +57,14 @@ export async function replayDeadDelivery(
   const name = `delivery ${delivery.id}`;
   const trigger = context.triggers.find((t) => t.name === delivery.trigger);
   const action = trigger?.actions.find((a) => a.index === delivery.action);
+  if (context.internalChannels?.has(delivery.channel)) {
+    const replayed = await context.store.dlq.replay({ ids: [delivery.id] }, now);
+    return {
+      replayed,
+      mode: 'as-recorded',
+      message: `${name} replayed: ${delivery.channel} applies its event again (it has no recipient or message to render)`,
+    };
+  }
   if (options.asRecorded) {
     const replayed = await context.store.dlq.replay({ ids: [delivery.id] }, now);
     const missing = action

@@ -39,7 +39,9 @@ describe('GET /metrics', () => {
     }
     const after = await eventually(async () => {
       const text = await scrape();
-      return value(text, 'herald_deliveries_total', 'channel="box",status="delivered"') >= 3
+      // The counters move when each attempt ends; the queue gauge once its outcome is on disk.
+      return value(text, 'herald_deliveries_total', 'channel="box",status="delivered"') >= 3 &&
+        value(text, 'herald_queue_depth') === 0
         ? text
         : undefined;
     });
