@@ -11,7 +11,13 @@ if (!existsSync(compiled)) {
 // The first run after an install reads several hundred modules from a cold disk cache, which can
 // take many seconds; on a terminal, say so rather than sit silent.
 const slowLoadNotice = process.stderr.isTTY
-  ? setTimeout(() => process.stderr.write('herald: loading (the first run after an install reads its modules from disk)…\n'), 1500)
+  ? setTimeout(
+      () =>
+        process.stderr.write(
+          'herald: loading (the first run after an install reads its modules from disk)…\n',
+        ),
+      1500,
+    )
   : undefined;
 slowLoadNotice?.unref();
 try {

@@ -39,7 +39,11 @@ const child = spawn(process.execPath, args, {
   cwd: root,
   stdio: 'inherit',
   // A `node` spawned by a test (a job's `command: node`) is this same Node, first on PATH.
-  env: { ...process.env, NODE_ENV: 'test', PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` },
+  env: {
+    ...process.env,
+    NODE_ENV: 'test',
+    PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`,
+  },
 });
 child.on('exit', (code, signal) => {
   // A plain closing line, whatever the reporter above printed.
