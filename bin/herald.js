@@ -2,6 +2,7 @@
 // The compiled CLI. `npm ci` / `npm install` build it (the `prepare` script), so a first run never
 // compiles anything. In a checkout without a build, run: npm run build
 import { existsSync } from 'node:fs';
+import module from 'node:module';
 
 const compiled = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(compiled)) {
@@ -20,6 +21,8 @@ const slowLoadNotice = process.stderr.isTTY
     )
   : undefined;
 slowLoadNotice?.unref();
+// Compiled bytecode is kept on disk (Node's compile cache), so every run after the first starts faster.
+module.enableCompileCache?.();
 try {
   await import(compiled.href);
 } finally {
