@@ -4,16 +4,27 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 
 export const repoRoot = new URL('..', import.meta.url).pathname;
 
-/** A webhook sink that records receive times and the latency carried in each body (data.t or t). */
+/**
+ * A webhook sink that records receive times and the latency carried in each body (data.t or t, a
+ * Date.now() in ms). Bodies that carry `benchSeq` are also counted per sequence number (first
+ * receipt, duplicates), and when they carry `benchAtUs` too (a `nowUs()` of this process, the time the
+ * send was scheduled for), the latency from that instant to this receipt, in µs.
+ */
 export interface LatencySink {
   url: string;
   received: number;
   latencies: number[];
   firstAt: number;
   lastAt: number;
+  /** benchSeq → µs from the scheduled send to the first receipt (-1 when the body had no benchAtUs). */
+  firstReceipt: Map<number, number>;
+  /** Receipts of a benchSeq already received, in all and per benchSeq. */
+  duplicates: number;
+  duplicatesOf: Map<number, number>;
   waitFor(count: number, timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -25,6 +36,9 @@ export async function startLatencySink(): Promise<LatencySink> {
     latencies: [],
     firstAt: 0,
     lastAt: 0,
+    firstReceipt: new Map(),
+    duplicates: 0,
+    duplicatesOf: new Map(),
     waitFor: async () => false,
     close: async () => {},
   };
@@ -35,12 +49,24 @@ export async function startLatencySink(): Promise<LatencySink> {
       body += c;
     });
     req.on('end', () => {
+      const atUs = nowUs();
       const now = Date.now();
       if (sink.received === 0) sink.firstAt = now;
       sink.lastAt = now;
       sink.received++;
       const match = /"t":"?(\d{13})/.exec(body);
       if (match) sink.latencies.push(now - Number(match[1]));
+      const seq = /"benchSeq":"?(\d+)/.exec(body);
+      if (seq) {
+        const n = Number(seq[1]);
+        if (sink.firstReceipt.has(n)) {
+          sink.duplicates++;
+          sink.duplicatesOf.set(n, (sink.duplicatesOf.get(n) ?? 0) + 1);
+        } else {
+          const sentAt = /"benchAtUs":"?(\d+)/.exec(body);
+          sink.firstReceipt.set(n, sentAt ? atUs - Number(sentAt[1]) : -1);
+        }
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
     });
@@ -61,6 +87,11 @@ export async function startLatencySink(): Promise<LatencySink> {
   return sink;
 }
 
+/** This process's monotonic clock in whole µs: the sender stamps bodies with it, the sink reads them. */
+export function nowUs(): number {
+  return Math.round(performance.now() * 1000);
+}
+
 export interface Child {
   child: ChildProcess;
   url: string;
@@ -78,22 +109,30 @@ function vmHwm(pid: number): number {
   }
 }
 
+const OUTPUT_TAIL = 16_384;
+
 async function waitForListening(child: ChildProcess, pattern: RegExp): Promise<string> {
+  // The child's output is read for as long as it runs (a full pipe would stall it), but only its
+  // tail is kept, for the error if it exits, and only the start is searched for the address: a
+  // system under load that logs must not cost the bench process (which sends and receives) CPU.
   let output = '';
+  let listening = false;
+  const keep = (c: Buffer) => {
+    output = (output + c.toString()).slice(-OUTPUT_TAIL);
+  };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`did not start:\n${output}`)), 30_000);
-    const onData = (c: Buffer) => {
-      output += c.toString();
+    child.stdout!.on('data', (c: Buffer) => {
+      keep(c);
+      if (listening) return;
       const m = pattern.exec(output);
       if (m) {
+        listening = true;
         clearTimeout(timer);
         resolve(m[1]!);
       }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (c: Buffer) => {
-      output += c.toString();
     });
+    child.stderr!.on('data', keep);
     child.on('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
   });
 }
@@ -124,13 +163,17 @@ function wrap(child: ChildProcess, url: string, cleanup = () => {}): Child {
   };
 }
 
-/** Starts the compiled Herald (`dist/`) with a config, on a free port and a fresh data dir. */
-export async function startHerald(configYaml: string): Promise<Child> {
+/**
+ * Starts the compiled Herald (`dist/`) with a config, on a free port and a fresh data dir.
+ * `nodeArgs` go before the script (e.g. `--cpu-prof`, which writes its profile when Herald exits).
+ */
+export async function startHerald(configYaml: string, nodeArgs: string[] = []): Promise<Child> {
   const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'));
   writeFileSync(join(dir, 'herald.yaml'), configYaml);
   const child = spawn(
     process.execPath,
     [
+      ...nodeArgs,
       join(repoRoot, 'bin/herald.js'),
       'start',
       '--config',

@@ -9,12 +9,12 @@ import ts from 'typescript';
 
 /** Bottom first: a file may import its own layer (without a cycle) and the layers below it. */
 export const LAYERS: readonly (readonly string[])[] = [
-  ['errors', 'logger', 'redact', 'events', 'templates', 'filters', 'http-input', 'signing'],
+  ['errors', 'logger', 'redact', 'events', 'templates', 'filters', 'http-input', 'signing', 'nats'],
   ['engine'],
   ['store', 'bus', 'sources', 'channels', 'projections', 'subscriptions', 'slack-app', 'observability'],
   ['config', 'plugins'],
   ['server'],
-  ['app', 'cli'],
+  ['app', 'cli', 'client', 'index'],
 ];
 
 export const LAYER_NAMES = ['ground', 'engine', 'implementations', 'config', 'server', 'entry points'];

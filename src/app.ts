@@ -1,16 +1,17 @@
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { busFromEnv, createBus } from './bus/index.js';
-import { type HeraldConfig, loadConfigFile } from './config/load.js';
+import { loadConfigFromFile } from './config/code.js';
+import type { HeraldConfig } from './config/load.js';
 import { Engine, type EngineHooks } from './engine/engine.js';
 import type { SubscriberDirectory } from './engine/router.js';
 import type { StoredEvent } from './engine/store.js';
 import { HeraldError } from './errors.js';
-import { createLogger } from './logger.js';
+import { createLogger, isPrettyLogger } from './logger.js';
 import { combineHooks, HeraldMetrics } from './observability/metrics.js';
-import { createTracing } from './observability/tracing.js';
+import { tracesEndpoint } from './observability/traces-endpoint.js';
 import { registries } from './plugins.js';
 import { registerViewRoutes } from './projections/api.js';
 import { Projector } from './projections/projector.js';
@@ -18,7 +19,7 @@ import { isLoopbackHost } from './server/access.js';
 import { dashboardExtension } from './server/dashboard.js';
 import { HeraldServer, type ServerExtension } from './server/index.js';
 import { LiveFeed, type LiveFeedOptions } from './server/live.js';
-import { createSlackApp, type SlackApp } from './slack-app/app.js';
+import type { SlackApp } from './slack-app/app.js';
 import { openStore, type Store, storeFromEnv } from './store/index.js';
 import { registerSubscriptionRoutes } from './subscriptions/admin.js';
 import { Subscriptions } from './subscriptions/index.js';
@@ -27,7 +28,7 @@ import { Subscriptions } from './subscriptions/index.js';
 export const DEMO_CONFIG = fileURLToPath(new URL('../examples/notify-router/herald.yaml', import.meta.url));
 
 export interface StartOptions {
-  /** Config file; default ./herald.yaml when present, else the demo. */
+  /** Config file (YAML, or a herald.config.ts / .js); default ./herald.yaml or ./herald.config.ts when present, else the demo. */
   configFile?: string;
   port?: number;
   host?: string;
@@ -61,17 +62,26 @@ export interface RunningHerald {
   stop(): Promise<void>;
 }
 
+/** Looked for in the working directory when no config file is named, in this order. */
+export const DEFAULT_CONFIG_FILES = [
+  'herald.yaml',
+  'herald.config.ts',
+  'herald.config.mts',
+  'herald.config.js',
+  'herald.config.mjs',
+];
+
 export function resolveConfigFile(configFile: string | undefined, cwd = process.cwd()): string {
   if (configFile) return resolve(cwd, configFile);
-  const local = resolve(cwd, 'herald.yaml');
-  return existsSync(local) ? local : DEMO_CONFIG;
+  const local = DEFAULT_CONFIG_FILES.map((name) => resolve(cwd, name)).find((path) => existsSync(path));
+  return local ?? DEMO_CONFIG;
 }
 
 export async function startHerald(options: StartOptions = {}): Promise<RunningHerald> {
   const env = options.env ?? process.env;
   const logger = options.logger ?? createLogger();
   const file = resolveConfigFile(options.configFile);
-  const config = loadConfigFile(file, registries, { env });
+  const config = await loadConfigFromFile(file, registries, { env });
   const adminToken = config.server.adminToken ?? (env.HERALD_ADMIN_TOKEN || undefined);
   const ingestToken = config.server.ingestToken ?? (env.HERALD_INGEST_TOKEN || undefined);
   const port = options.port ?? config.server.port;
@@ -103,9 +113,16 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     requestTimeoutMs: config.server.requestTimeoutMs,
     headersTimeoutMs: config.server.headersTimeoutMs,
   });
-  const metrics = new HeraldMetrics();
+  const metrics = new HeraldMetrics({
+    projections: config.projections.map((p) => p.name),
+    onSampleError: (what, error) => logger.warn({ what, err: error }, 'a metrics sample failed'),
+  });
   const live = new LiveFeed(options.live);
-  const tracing = createTracing(env);
+  // The OpenTelemetry SDK and Slack's Bolt are loaded only when used: together they are a third
+  // of an idle process's memory.
+  const tracing = tracesEndpoint(env)
+    ? (await import('./observability/tracing.js')).createTracing(env)
+    : null;
   const subscriptions = new Subscriptions(
     store.subscriptions,
     config.subscriptions,
@@ -113,7 +130,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     logger,
   );
   const slackApp = config.slack
-    ? createSlackApp(config.slack, subscriptions, logger, env, {
+    ? (await import('./slack-app/app.js')).createSlackApp(config.slack, subscriptions, logger, env, {
         list: (view, query) => store.projections.list(view, query),
       })
     : undefined;
@@ -126,6 +143,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
       ? [{ onRouted: (e: StoredEvent) => subscriptions.recordRouted(e) }]
       : []),
   );
+  for (const plugin of config.channels) await plugin.kind.prepare?.(plugin.config);
   const engine = new Engine({
     config,
     store,
@@ -177,10 +195,26 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
       `the admin API has no token and Herald listens on ${host}: only requests naming localhost or server.allowedHosts as Host are answered, and nothing else protects it`,
     );
   }
-  logger.info(
-    { url, config: file, store: store.kind, bus: engine.bus.kind, ingestToken: Boolean(ingestToken) },
-    `Herald listening on ${url}; ${describeRouting(config)}`,
-  );
+  const roles = options.roles ?? { ingest: true, router: true, dispatcher: true };
+  const start: StartSummary = {
+    url,
+    dashboard: `${url}/`,
+    config: displayPath(file),
+    store: store.kind,
+    dataDir: store.kind === 'sqlite' ? displayPath(resolve(options.dataDir ?? '.herald')) : undefined,
+    bus: engine.bus.kind,
+    roles: Object.entries(roles)
+      .filter(([, on]) => on)
+      .map(([role]) => role),
+    adminAuth: adminToken ? 'token' : isLoopbackHost(host) ? 'local-only' : 'host-check',
+    ingestAuth: ingestToken ? 'token' : 'open',
+  };
+  if (isPrettyLogger(logger)) logger.info(startBanner(start, describeRouting(config)));
+  else
+    logger.info(
+      { ...start, ingestToken: Boolean(ingestToken) },
+      `Herald listening on ${url}; ${describeRouting(config)}`,
+    );
 
   let stopping: Promise<void> | null = null;
   const stop = () => {
@@ -210,4 +244,51 @@ export function describeRouting(config: HeraldConfig): string {
         `${t.name} → ${[...new Set(t.actions.map((a) => `${a.channel} (${kinds.get(a.channel)})`))].join(', ')}`,
     )
     .join('; ')}`;
+}
+
+/** What a started Herald tells its operator first: where it listens, on what, guarded how. */
+export interface StartSummary {
+  url: string;
+  dashboard: string;
+  config: string;
+  store: string;
+  /** The embedded store's directory. */
+  dataDir?: string;
+  bus: string;
+  roles: string[];
+  /** `token`: the admin API needs the admin token; `local-only`/`host-check`: it answers by Host. */
+  adminAuth: 'token' | 'local-only' | 'host-check';
+  ingestAuth: 'token' | 'open';
+}
+
+/** The start banner for a terminal: one fact a line, the URL first. */
+export function startBanner(start: StartSummary, routing: string): string {
+  const admin = {
+    token: 'needs the admin token (Authorization: Bearer …)',
+    'local-only': 'no token: answers this machine only (set HERALD_ADMIN_TOKEN to share it)',
+    'host-check': 'no token: answers requests naming localhost or server.allowedHosts',
+  }[start.adminAuth];
+  const ingest =
+    start.ingestAuth === 'token'
+      ? 'POST /events and http routes need the ingest token'
+      : 'POST /events and http routes are open (set HERALD_INGEST_TOKEN to require a token)';
+  const rows: [string, string][] = [
+    ['dashboard', start.dashboard],
+    ['config', start.config],
+    ['store', `${start.store}${start.dataDir ? ` in ${start.dataDir}` : ''} · bus ${start.bus}`],
+    ['roles', start.roles.join(', ')],
+    ['admin API', admin],
+    ['ingest', ingest],
+    ['routing', routing],
+  ];
+  return [
+    `Herald listening on ${start.url}`,
+    ...rows.map(([label, value]) => `  ${label.padEnd(10)} ${value}`),
+  ].join('\n');
+}
+
+/** A path relative to the working directory when it is below it: shorter to read. */
+function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
 }

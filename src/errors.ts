@@ -22,6 +22,8 @@ export type HeraldErrorCode =
   | 'NOT_FOUND'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
+  /** A dead delivery cannot be replayed the way asked (e.g. re-rendered when its trigger is gone). */
+  | 'REPLAY_CONFLICT'
   | 'CHANNEL_ERROR'
   | 'SOURCE_ERROR'
   | 'INTERNAL';
@@ -64,6 +66,8 @@ function defaultStatus(code: HeraldErrorCode): number {
       return 403;
     case 'NOT_FOUND':
       return 404;
+    case 'REPLAY_CONFLICT':
+      return 409;
     case 'STORE_UNAVAILABLE':
     case 'SHUTTING_DOWN':
       return 503;

@@ -3,6 +3,7 @@ import { emitChannel } from './channels/emit/index.js';
 import { inboxChannel } from './channels/inbox/index.js';
 import { jobChannel } from './channels/job/index.js';
 import { logChannel } from './channels/log/index.js';
+import { natsChannel } from './channels/nats/index.js';
 import { slackChannel } from './channels/slack/index.js';
 import { webhookChannel } from './channels/webhook/index.js';
 import type { Registries } from './config/load.js';
@@ -27,6 +28,7 @@ export const channelKinds: ChannelKind[] = [
   logChannel,
   emailChannel,
   emitChannel,
+  natsChannel,
   jobChannel,
   slackChannel,
 ] as ChannelKind[];

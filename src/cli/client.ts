@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { request } from 'undici';
+import { createClient, HeraldApiError, type HeraldClient } from '../client/index.js';
 
 export type Roles = { ingest: boolean; router: boolean; dispatcher: boolean };
 
@@ -18,38 +18,25 @@ export function parseRoles(value: string): Roles {
   return roles;
 }
 
+/** The client of the `send` and `dlq` commands: the tokens come from the environment. */
+export function cliClient(url: string): HeraldClient {
+  return createClient({
+    url,
+    token: process.env.HERALD_ADMIN_TOKEN || undefined,
+    ingestToken: process.env.HERALD_INGEST_TOKEN || undefined,
+  });
+}
+
 /**
- * Calls a running Herald; the bearer token is HERALD_ADMIN_TOKEN unless `options` names one. A POST always carries a JSON
- * body (`{}` when there is nothing to say): the admin API refuses other content types.
+ * Runs one call of a command: Herald's JSON error body goes to stdout (what a script reads) with
+ * exit 1; an unreachable Herald is one line on stderr, also exit 1.
  */
-export async function adminRequest(
-  baseUrl: string,
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-  options: { contentType?: string; token?: string } = {},
-): Promise<{ status: number; body: unknown }> {
-  const headers: Record<string, string> = {};
-  const token = 'token' in options ? options.token : process.env.HERALD_ADMIN_TOKEN;
-  if (token) headers.authorization = `Bearer ${token}`;
-  const payload = body === undefined && method === 'POST' ? {} : body;
-  if (payload !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+export async function runCall<T>(call: () => Promise<T>): Promise<T> {
   try {
-    const res = await request(new URL(path, baseUrl), {
-      method,
-      headers,
-      body: payload === undefined ? undefined : JSON.stringify(payload),
-    });
-    const text = await res.body.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // Not JSON: show as is.
-    }
-    return { status: res.statusCode, body: parsed };
+    return await call();
   } catch (err) {
-    console.error(`cannot reach Herald at ${baseUrl}: ${(err as Error).message}`);
+    if (err instanceof HeraldApiError) console.log(JSON.stringify(err.body));
+    else console.error(`herald: ${(err as Error).message}`);
     process.exit(1);
   }
 }

@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { resolveConfigFile } from '../app.js';
 import type { BusConfig } from '../bus/config.js';
 import { busFromEnv, createBus } from '../bus/index.js';
-import { type HeraldConfig, loadConfigFile } from '../config/load.js';
+import { loadConfigFromFile } from '../config/code.js';
+import type { HeraldConfig } from '../config/load.js';
 import type { ChannelContext, CheckResult } from '../engine/types.js';
 import { errorMessage } from '../errors.js';
 import { createLogger } from '../logger.js';
@@ -26,7 +27,7 @@ export async function runDoctor(
   const file = resolveConfigFile(options.configFile);
   let config: HeraldConfig;
   try {
-    config = loadConfigFile(file, registries, { env });
+    config = await loadConfigFromFile(file, registries, { env });
     rows.push({ component: 'config', ok: true, detail: file });
   } catch (err) {
     rows.push({
@@ -49,6 +50,7 @@ export async function runDoctor(
       const context: ChannelContext = { logger, kv: store.kv, inbox: store.inbox, emit: async () => {}, env };
       for (const plugin of config.channels) {
         const name = `channel ${plugin.name} (${plugin.kind.kind})`;
+        await plugin.kind.prepare?.(plugin.config);
         const channel = plugin.kind.create(plugin.name, plugin.config, context);
         try {
           const result = channel.check ? await channel.check() : { ok: true, detail: 'nothing to check' };

@@ -2,14 +2,16 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolveConfigFile, startHerald } from '../app.js';
+import type { EventInput } from '../client/index.js';
+import { loadConfigFromFile } from '../config/code.js';
 import { configJsonSchema } from '../config/json-schema.js';
-import { ConfigError, loadConfigFile } from '../config/load.js';
+import { ConfigError } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import { registries } from '../plugins.js';
-import type { DeadLetterPage } from '../server/api-types.js';
 import { registerCesqlCommand } from './cesql.js';
-import { adminRequest, parseRoles } from './client.js';
+import { cliClient, parseRoles, runCall } from './client.js';
 import { formatDoctor, runDoctor } from './doctor.js';
+import { registerExplainCommand } from './explain.js';
 
 const program = new Command();
 program
@@ -32,7 +34,7 @@ program
   )
   .option(
     '-c, --config <file>',
-    'config file (default: ./herald.yaml if present, else the bundled notify-router demo)',
+    'config file: YAML, or herald.config.ts/.js (default: ./herald.yaml or ./herald.config.ts if present, else the bundled notify-router demo)',
   )
   .option('-p, --port <n>', 'HTTP port (default: server.port in the config, 8080)', port)
   .option('--host <addr>', 'interface to listen on (default: server.host in the config, 127.0.0.1)')
@@ -50,7 +52,8 @@ program
     'after',
     '\nEnvironment: HERALD_ADMIN_TOKEN protects the admin API, the dashboard’s data and /metrics;\n' +
       'HERALD_INGEST_TOKEN protects POST /events, http source routes and /debezium;\n' +
-      'HERALD_LOG_LEVEL (info) sets logging; channels read their secrets through ${VARS} in the config\n' +
+      'HERALD_LOG_LEVEL (info) sets logging; HERALD_LOG_FORMAT=json|pretty its form (default: pretty on\n' +
+      'a terminal, JSON lines otherwise); channels read their secrets through ${VARS} in the config\n' +
       '(e.g. SLACK_BOT_TOKEN, SMTP_URL). Server keys (timeouts, allowedHosts, publicMetrics): see\n' +
       'docs/configuration.md; what to set before exposing Herald: docs/security.md.',
   )
@@ -98,11 +101,12 @@ program
 program
   .command('validate')
   .description('Check a config file; print every problem with its path and line. Exits 2 when invalid.')
-  .argument('[file]', 'config file (default: ./herald.yaml, else the demo)')
-  .action((file?: string) => {
-    const path = resolveConfigFile(file);
+  .argument('[file]', 'config file: YAML or herald.config.ts/.js (default: ./herald.yaml, else the demo)')
+  .option('-c, --config <file>', 'config file (the same as the argument)')
+  .action(async (file: string | undefined, opts: { config?: string }) => {
+    const path = resolveConfigFile(file ?? opts.config);
     try {
-      const config = loadConfigFile(path, registries);
+      const config = await loadConfigFromFile(path, registries);
       console.log(
         `${path}: ok (${config.sources.length} source(s), ${config.channels.length} channel(s), ${config.triggers.length} trigger(s))`,
       );
@@ -162,12 +166,8 @@ program
         console.error(`herald send: ${errorMessage(err)}`);
         process.exit(2);
       }
-      const res = await adminRequest(opts.url, 'POST', '/events', event, {
-        contentType: 'application/cloudevents+json',
-        token: process.env.HERALD_INGEST_TOKEN,
-      });
-      console.log(JSON.stringify(res.body));
-      if (res.status >= 300) process.exit(1);
+      const answer = await runCall(() => cliClient(opts.url).send(event as EventInput));
+      console.log(JSON.stringify(answer));
     },
   );
 
@@ -182,15 +182,14 @@ dlq
   .option('--channel <name>', 'only this channel')
   .option('--trigger <name>', 'only this trigger')
   .action(async (opts: { url: string; limit: string; channel?: string; trigger?: string }) => {
-    const q = new URLSearchParams({ limit: opts.limit });
-    if (opts.channel) q.set('channel', opts.channel);
-    if (opts.trigger) q.set('trigger', opts.trigger);
-    const res = await adminRequest(opts.url, 'GET', `/api/dlq?${q}`);
-    if (res.status >= 300) {
-      console.error(JSON.stringify(res.body));
-      process.exit(1);
-    }
-    const rows = (res.body as DeadLetterPage).deadLetters;
+    const page = await runCall(() =>
+      cliClient(opts.url).dlq.list({
+        limit: Number(opts.limit),
+        channel: opts.channel,
+        trigger: opts.trigger,
+      }),
+    );
+    const rows = page.deadLetters;
     if (rows.length === 0) console.log('the dead-letter queue is empty');
     for (const r of rows) {
       console.log(
@@ -200,8 +199,11 @@ dlq
   });
 dlq
   .command('replay')
-  .description('Replay dead letters: one by id, or all matching the filter options.')
+  .description(
+    'Replay dead letters: one by id, or all matching the filter options. Each is planned again from the current config (recipient rendered again) unless --as-recorded.',
+  )
   .argument('[id]', 'delivery id to replay')
+  .option('--as-recorded', 'retry the recipient each delivery was planned for, instead of planning it again')
   .option('-u, --url <url>', 'Herald base URL', process.env.HERALD_URL ?? 'http://127.0.0.1:8080')
   .option('--all', 'replay every dead letter matching the filters below')
   .option('--channel <name>', 'only this channel')
@@ -218,22 +220,27 @@ dlq
         trigger?: string;
         type?: string;
         reason?: string;
+        asRecorded?: boolean;
       },
     ) => {
       if (!id && !opts.all) {
         console.error('herald dlq replay: give a delivery id, or --all (with optional filters)');
         process.exit(2);
       }
-      const res = id
-        ? await adminRequest(opts.url, 'POST', `/api/dlq/${encodeURIComponent(id)}/replay`)
-        : await adminRequest(opts.url, 'POST', '/api/dlq/replay', {
-            channel: opts.channel,
-            trigger: opts.trigger,
-            eventType: opts.type,
-            reason: opts.reason,
-          });
-      console.log(JSON.stringify(res.body));
-      if (res.status >= 300) process.exit(1);
+      const client = cliClient(opts.url);
+      const asRecorded = opts.asRecorded ? { asRecorded: true } : {};
+      const answer = await runCall<object>(() =>
+        id
+          ? client.dlq.replay(Number(id), asRecorded)
+          : client.dlq.replayMatching({
+              channel: opts.channel,
+              trigger: opts.trigger,
+              eventType: opts.type,
+              reason: opts.reason,
+              ...asRecorded,
+            }),
+      );
+      console.log(JSON.stringify(answer));
     },
   );
 
@@ -251,6 +258,7 @@ program
   });
 
 registerCesqlCommand(program);
+registerExplainCommand(program);
 
 program.parseAsync(process.argv).catch((err) => {
   console.error(`herald: ${errorMessage(err)}`);

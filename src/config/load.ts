@@ -8,9 +8,9 @@ import { type CompiledProjection, compileProjection } from '../projections/compi
 import type { CompiledFeed } from '../subscriptions/config.js';
 import { configureTemplateLimits } from '../templates/index.js';
 import type { HeraldConfig } from './model.js';
-import { parseConfigText } from './parse.js';
+import { type ParsedConfig, parseConfigText } from './parse.js';
 import { compilePlugins } from './plugins.js';
-import { limitsSchema, rootSchema } from './schema.js';
+import { parseRootSections } from './root.js';
 import { compileTriggers } from './triggers.js';
 
 // Loading reads as its stages: parse.ts (YAML, `${VAR}`), issues.ts (issues located in the file),
@@ -53,30 +53,31 @@ export function loadConfigFile(
 
 /** Parses, interpolates, validates and compiles a herald.yaml. Throws ConfigError listing every issue. */
 export function loadConfig(text: string, registries: Registries, options: LoadOptions = {}): HeraldConfig {
-  const { raw, unset, issues } = parseConfigText(text, options.env ?? process.env, options.file);
+  return compileConfig(parseConfigText(text, options.env ?? process.env, options.file), registries, options);
+}
 
-  // Limits first: templates are compiled while the rest of the config is parsed.
-  const limits = limitsSchema.safeParse((raw as { limits?: unknown }).limits ?? {});
-  if (limits.success) {
-    configureTemplateLimits(limits.data.templates);
-    configureEventLimits(limits.data);
-  }
-  const parsed = rootSchema.safeParse(raw, { reportInput: true });
-  if (!parsed.success) {
-    issues.addZod([], parsed.error.issues);
-    throw issues.error();
-  }
-  const cfg = parsed.data;
+/** Validates and compiles a parsed config: a YAML document's, or a config module's (code.ts). */
+export function compileConfig(
+  { raw, unset, issues }: ParsedConfig,
+  registries: Registries,
+  options: LoadOptions = {},
+): HeraldConfig {
+  const cfg = parseRootSections(raw, issues, (limits) => {
+    configureTemplateLimits(limits.templates);
+    configureEventLimits(limits);
+  });
 
   const channels = compilePlugins('channels', cfg.channels, registries.channels, unset, issues);
   const sources = compilePlugins('sources', cfg.sources, registries.sources, unset, issues);
-  for (const m of unset.unhandled())
-    issues.add(
-      m.path,
-      `environment variable ${m.name} is not set (write \${${m.name}:-default} for a default)`,
-    );
+  for (const [path, names] of unset.unhandledByPath()) issues.addUnset(path, names);
 
-  const triggers = compileTriggers(cfg.triggers, cfg.channels, channels, registries.dialects, issues);
+  const triggers = compileTriggers(
+    cfg.triggers,
+    declaredNames(raw, 'channels'),
+    channels,
+    registries.dialects,
+    issues,
+  );
 
   const feeds: CompiledFeed[] = [];
   for (const [name, feed] of Object.entries(cfg.subscriptions.feeds)) {
@@ -131,8 +132,14 @@ export function loadConfig(text: string, registries: Registries, options: LoadOp
     store: cfg.store,
     bus: cfg.bus,
     dispatcher: cfg.dispatcher,
-    sources,
-    channels,
+    sources: sources.compiled,
+    channels: channels.compiled,
     triggers,
   };
+}
+
+/** The entry names of a section as written, whether or not their blocks are valid. */
+function declaredNames(raw: unknown, section: string): Set<string> {
+  const entries = (raw as Record<string, unknown> | null)?.[section];
+  return new Set(entries !== null && typeof entries === 'object' ? Object.keys(entries) : []);
 }

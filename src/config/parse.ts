@@ -1,5 +1,5 @@
 import { isMap, LineCounter, parseDocument } from 'yaml';
-import { interpolateTree, type UnsetVariable, UnsetVariables } from './interpolate.js';
+import { interpolateTree, type UnsetVariable, UnsetVariables, VariableOrigins } from './interpolate.js';
 import { ConfigIssues } from './issues.js';
 
 export interface ParsedConfig {
@@ -31,7 +31,9 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, file?: str
   issues.throwIfAny();
 
   const missing: UnsetVariable[] = [];
-  const raw = interpolateTree(doc.toJS() ?? {}, [], env, missing);
+  const origins = new VariableOrigins();
+  const raw = interpolateTree(doc.toJS() ?? {}, [], env, missing, origins);
+  issues.useOrigins(origins);
   // Keys of the YAML document are needed for locating issues even when the tree is not a map.
   if (!isMap(doc.contents) && doc.contents !== null) issues.add([], 'the config must be a YAML mapping');
   issues.throwIfAny();

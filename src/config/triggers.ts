@@ -1,7 +1,6 @@
 import { DEFAULT_BACKOFF } from '../engine/backoff.js';
 import type {
   CompiledAction,
-  CompiledPlugin,
   CompiledTrigger,
   PreferencePredicate,
   RecipientSpec,
@@ -9,26 +8,42 @@ import type {
 } from '../engine/model.js';
 import type { ChannelKind } from '../engine/types.js';
 import type { CloudEvent } from '../events/types.js';
-import { CesqlParseError, compilePredicate } from '../filters/cesql/index.js';
+import {
+  type CesqlEvaluationError,
+  type CesqlExplanation,
+  CesqlParseError,
+  type CesqlStep,
+  compile,
+  compileExplainer,
+} from '../filters/cesql/index.js';
 import { compileFilter, type FilterDialect, matchAll } from '../filters/index.js';
 import { FilterCompileError, type Matcher } from '../filters/types.js';
 import { compileTree, type Template, type TemplateTree } from '../templates/index.js';
 import type { ConfigIssues, ConfigPath } from './issues.js';
+import { parsePart } from './part.js';
+import type { CompiledPlugins } from './plugins.js';
 import type { BackoffConfig, RawConfig } from './schema.js';
+import { closestMatch, objectKeysAt } from './suggest.js';
+
+type RawAction = RawConfig['triggers'][string]['actions'][number];
+
+/** Keys of an action that are not its channel kind's: checked before the kind's schema sees it. */
+const ACTION_BASE_KEYS = ['channel', 'to', 'followUp'];
 
 /**
  * The enabled triggers: each filter compiled, each action checked against its channel (the
  * channel kind's action schema and its own check of the pair) and its recipients and follow-up
- * compiled. An action naming a declared channel that has issues of its own is left unjudged.
+ * compiled. An action naming a declared channel that has issues of its own is still checked
+ * against its channel's kind, when that is known.
  */
 export function compileTriggers(
   triggers: RawConfig['triggers'],
-  declaredChannels: RawConfig['channels'],
-  channels: CompiledPlugin<ChannelKind>[],
+  declaredChannels: ReadonlySet<string>,
+  channels: CompiledPlugins<ChannelKind>,
   dialects: readonly FilterDialect[],
   issues: ConfigIssues,
 ): CompiledTrigger[] {
-  const channelByName = new Map(channels.map((c) => [c.name, c]));
+  const channelByName = new Map(channels.compiled.map((c) => [c.name, c]));
   const compiled: CompiledTrigger[] = [];
   for (const [name, trigger] of Object.entries(triggers)) {
     if (!trigger.enabled) continue;
@@ -43,25 +58,34 @@ export function compileTriggers(
       }
     }
     const actions: CompiledAction[] = [];
-    trigger.actions.forEach((action, index) => {
+    // Null: an action of a trigger with issues that could not be read (see parseRootSections).
+    (trigger.actions as (RawAction | null)[]).forEach((action, index) => {
+      if (action === null) return;
       const at: ConfigPath = [...base, 'actions', index];
       const { channel: channelName, to, followUp: followUpBlock, ...rest } = action;
       const channel = channelByName.get(channelName);
-      // A declared channel with its own errors is already reported; its actions cannot be checked.
-      if (!channel && channelName in declaredChannels) return;
-      if (!channel) {
-        const known = Object.keys(declaredChannels);
+      const declared = channels.kindOf.get(channelName);
+      if (!declared && !declaredChannels.has(channelName)) {
+        const known = [...declaredChannels];
+        const meant = closestMatch(channelName, known);
         issues.add(
           [...at, 'channel'],
-          `unknown channel "${channelName}"${known.length ? ` (defined: ${known.join(', ')})` : ' (no channels are defined)'}`,
+          `unknown channel "${channelName}"${meant ? ` (did you mean "${meant}"?)` : ''}${known.length ? ` (defined: ${known.join(', ')})` : ' (no channels are defined)'}`,
         );
         return;
       }
-      const result = channel.kind.actionSchema.safeParse(rest, { reportInput: true });
-      if (!result.success) {
-        issues.addZod(at, result.error.issues);
-        return;
-      }
+      // A declared channel of an unknown kind is already reported; its actions cannot be checked.
+      if (!declared) return;
+      // The action is written for the declared kind, and judged by it even while a fallback runs.
+      const written = parsePart(declared.actionSchema, rest, at, issues, { extraKeys: ACTION_BASE_KEYS });
+      if (written.ok) flagNearMisses(declared.actionSchema, rest, at, issues);
+      // A channel with issues of its own cannot run: its actions are only checked.
+      if (!written.ok || !channel) return;
+      const result =
+        channel.kind === declared
+          ? written
+          : parsePart(channel.kind.actionSchema, rest, at, issues, { extraKeys: ACTION_BASE_KEYS });
+      if (!result.ok) return;
       const mismatch = channel.kind.checkAction?.(channel.config, result.data);
       if (mismatch) {
         issues.add(at, mismatch);
@@ -103,6 +127,22 @@ export function compileTriggers(
   return compiled;
 }
 
+/**
+ * A kind whose actions take extra keys as message fields (the inbox) accepts any key, so a slip
+ * such as `tex` for `text` would pass silently: a key that is not the schema's but is one edit or
+ * so from one of its keys is reported as the misspelling it most likely is.
+ */
+function flagNearMisses(
+  actionSchema: ChannelKind['actionSchema'],
+  action: Record<string, unknown>,
+  at: ConfigPath,
+  issues: ConfigIssues,
+): void {
+  const known = [...objectKeysAt(actionSchema, []), ...ACTION_BASE_KEYS];
+  for (const key of Object.keys(action))
+    if (!known.includes(key) && closestMatch(key, known)) issues.addUnknownKey(at, key, known);
+}
+
 function recipientSpec(to: unknown): RecipientSpec {
   if (to === undefined) return { kind: 'none' };
   if (Array.isArray(to)) return { kind: 'list', templates: to as Template[] };
@@ -119,22 +159,34 @@ function recipientSpec(to: unknown): RecipientSpec {
 export function compileWhere(source: string): PreferencePredicate {
   const text = source.trim();
   const simple = /^(?:(not\s+|!)\s*)?([a-z][a-z0-9_]*)$/i.exec(text);
+  const value = (p: Record<string, string | boolean>, name: string) =>
+    `${name} is ${p[name] === undefined ? 'not a known preference' : JSON.stringify(p[name])}`;
   if (simple) {
     const [, negated, name] = simple;
-    return negated ? (p) => p[name!] === false : (p) => p[name!] === true;
+    const test = negated
+      ? (p: Record<string, string | boolean>) => p[name!] === false
+      : (p: Record<string, string | boolean>) => p[name!] === true;
+    return Object.assign(test, {
+      source: text,
+      explain: (p: Record<string, string | boolean>) => value(p, name!),
+    });
   }
   const comparison = /^([a-z][a-z0-9_]*)\s*(=|==|!=|<>)\s*(?:'([^']*)'|"([^"]*)"|([A-Za-z0-9_.-]+))$/i.exec(
     text,
   );
   if (comparison) {
     const [, name, op, single, double, bare] = comparison;
-    const value = single ?? double ?? bare!;
-    const equal = (p: Record<string, string | boolean>) => String(p[name!]) === value;
-    return op === '=' || op === '==' ? equal : (p) => !equal(p);
+    const wanted = single ?? double ?? bare!;
+    const equal = (p: Record<string, string | boolean>) => String(p[name!]) === wanted;
+    const test = op === '=' || op === '==' ? equal : (p: Record<string, string | boolean>) => !equal(p);
+    return Object.assign(test, {
+      source: text,
+      explain: (p: Record<string, string | boolean>) => value(p, name!),
+    });
   }
-  let matches: (event: CloudEvent) => boolean;
+  let compiled: ReturnType<typeof compile>;
   try {
-    matches = compilePredicate(text);
+    compiled = compile(text);
   } catch (err) {
     if (err instanceof CesqlParseError)
       throw new Error(
@@ -142,8 +194,29 @@ export function compileWhere(source: string): PreferencePredicate {
       );
     throw err;
   }
+  const errors: CesqlEvaluationError[] = [];
+  let explainer: ((event: CloudEvent) => CesqlExplanation) | null = null;
   // Preferences stand in for the event's attributes: CESQL reads them by name.
-  return (p) => matches(p as unknown as CloudEvent);
+  const test = (p: Record<string, string | boolean>) => {
+    errors.length = 0;
+    return compiled.evaluate(p as unknown as CloudEvent, errors) === true && errors.length === 0;
+  };
+  return Object.assign(test, {
+    source: text,
+    explain: (p: Record<string, string | boolean>) => {
+      explainer ??= compileExplainer(compiled.ast);
+      const why = explainer(p as unknown as CloudEvent).why;
+      return why ? decisiveStep(why) : `${text} is true`;
+    },
+  });
+}
+
+/** The sub-expression that made a `where` false, in one line. */
+function decisiveStep(step: CesqlStep): string {
+  let decisive = step;
+  while (decisive.because?.length === 1) decisive = decisive.because[0]!;
+  if (!decisive.because?.length) return decisive.message;
+  return decisive.because.map(decisiveStep).join('; ');
 }
 
 function normaliseBackoff(backoff: BackoffConfig): RetryPolicy['backoff'] {

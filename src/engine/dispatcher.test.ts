@@ -356,6 +356,36 @@ describe('dispatcher: outcomes recorded while the next sends run', () => {
   });
 });
 
+describe('dispatcher: a retry claimed while its outcome waits for the disk', () => {
+  it('is sent again at its retry time, not after the lease the early claim took runs out', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const record = store.deliveries.record.bind(store.deliveries);
+    // As the embedded store does: the outcome is committed (and the retry visible) at once, and
+    // answered only once it is on disk, a while later.
+    store.deliveries.record = async (outcomes) => {
+      await record(outcomes);
+      await sleep(200);
+    };
+    const sends: number[] = [];
+    const flaky: Channel = {
+      concurrency: 1,
+      timeoutMs: 10_000,
+      async send() {
+        sends.push(Date.now());
+        return sends.length === 1 ? retry('first attempt fails') : delivered();
+      },
+    };
+    await plan(store, 'hook', 1);
+    // A 60 s lease and a 100 ms retry: the second attempt waits for the backoff, not the lease.
+    const started = Date.now();
+    await dispatchUntil(store, { hook: flaky }, () => sends.length === 2, 'the retry', 5000);
+    assert.ok(sends[1]! - started < 3000, `the retry went out after ${sends[1]! - started} ms`);
+    const [d] = await store.deliveries.list({ limit: 1 });
+    assert.equal(d?.status, 'delivered');
+    await store.close();
+  });
+});
+
 describe('dispatcher: claiming ahead', () => {
   it('a busy channel claims several sends ahead, so the store sees one claim per batch, never more than 4 × concurrency leased', async () => {
     const store = createSqliteStore({ path: ':memory:' });

@@ -10,6 +10,13 @@ import { ABORT_GRACE_MS, sendWithDeadline } from './send-deadline.js';
 import type { AttemptOutcome, Delivery, Store } from './store.js';
 import type { Channel, ChannelResult } from './types.js';
 
+/**
+ * Events kept per generation for the deliveries about to be sent. A routed delivery is usually
+ * claimed within milliseconds, so a few seconds' worth at a high rate is plenty; a backlog reads
+ * its events back in one query per claim instead. Bigger held tens of MB under load for nothing.
+ */
+const RECENT_EVENTS = 5_000;
+
 export interface DispatcherHooks {
   onAttempt?(
     delivery: Delivery,
@@ -98,7 +105,7 @@ export class Dispatcher {
   }
 
   rememberEvent(seq: number, event: CloudEvent): void {
-    if (this.recentEvents.size >= 20_000) {
+    if (this.recentEvents.size >= RECENT_EVENTS) {
       this.olderEvents = this.recentEvents;
       this.recentEvents = new Map();
     }
@@ -129,7 +136,9 @@ export class Dispatcher {
         this.logger.debug({ err: errorMessage(err) }, "reading claimed deliveries' events failed");
       }
     }
-    return this.leases.startable(claimed, leaseUntil);
+    const { startable, giveBack } = this.leases.startable(claimed, leaseUntil);
+    await this.leases.release(giveBack);
+    return startable;
   }
 
   private cachedEvent(seq: number): CloudEvent | undefined {
@@ -178,7 +187,10 @@ export class Dispatcher {
   /** Holds the delivery's lease while it is sent and its outcome written. */
   private run(pump: ChannelPump, { delivery, leaseUntil }: Claimed, slot: SendSlot): void {
     const held = this.leases.hold(delivery.id, leaseUntil);
-    const task = this.attempt(pump, delivery, held, () => slot.sent())
+    const task = this.attempt(pump, delivery, held, () => {
+      held.sent = true;
+      slot.sent();
+    })
       .catch((err) =>
         this.logger.error({ deliveryId: delivery.id, err: errorMessage(err) }, 'recording an attempt failed'),
       )

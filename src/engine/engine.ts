@@ -4,11 +4,14 @@ import type { CloudEvent } from '../events/types.js';
 import { DEFAULT_BACKOFF } from './backoff.js';
 import type { Bus } from './bus.js';
 import { Dispatcher, type DispatcherHooks } from './dispatcher.js';
+import { explainEvent } from './explain.js';
+import type { EventExplanation } from './explain-types.js';
 import { IngestBatcher } from './ingest.js';
 import type { EngineModel } from './model.js';
+import { type DeadLetterReplayResult, replayDeadDelivery } from './replay.js';
 import { Router, type RouterHooks, type SubscriberDirectory } from './router.js';
 import { SourceDeadLetters } from './source-dead-letters.js';
-import type { PlannedRouting, Store, StoredEvent } from './store.js';
+import type { Delivery, PlannedRouting, Store, StoredEvent } from './store.js';
 import type {
   Channel,
   ChannelContext,
@@ -246,6 +249,41 @@ export class Engine {
    */
   replaySourceDeadLetter(id: number): Promise<{ replayed: number; events: IngestResult[] }> {
     return this.sourceDeadLetters.replay(id, this.sources, (events) => this.ingest(events));
+  }
+
+  /**
+   * Why an event did or did not notify, under the current config: every trigger, whom each
+   * matching action plans to notify, and what became of each delivery (see explain.ts).
+   */
+  explain(stored: StoredEvent, options: { recipient?: string } = {}): Promise<EventExplanation> {
+    return explainEvent(
+      {
+        store: this.store,
+        triggers: this.config.triggers,
+        router: this.router,
+        subscribers: this.options.subscribers,
+      },
+      stored,
+      options,
+    );
+  }
+
+  /**
+   * Replays a dead delivery, planned again from the current config unless `asRecorded` (see
+   * replay.ts), and wakes the channels that now have it due.
+   */
+  async replayDeadLetter(
+    delivery: Delivery,
+    options: { asRecorded?: boolean },
+  ): Promise<DeadLetterReplayResult> {
+    const result = await replayDeadDelivery(
+      { store: this.store, triggers: this.config.triggers, router: this.router },
+      delivery,
+      options,
+      Date.now(),
+    );
+    this.wakeDispatcher(result.to?.[0]?.channel ?? delivery.channel);
+    return result;
   }
 
   /** New deliveries may be due (e.g. after a DLQ replay). */

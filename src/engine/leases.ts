@@ -19,6 +19,8 @@ export interface Held {
   abort: ((reason: Error) => void) | null;
   /** The lease went to another dispatcher: the outcome of this send is not ours to write. */
   lost: boolean;
+  /** The channel is done with the send; only its outcome is left to write. */
+  sent: boolean;
 }
 
 /**
@@ -49,7 +51,7 @@ export class Leases {
   }
 
   hold(id: number, leaseUntil: number): Held {
-    const held: Held = { leaseUntil, abort: null, lost: false };
+    const held: Held = { leaseUntil, abort: null, lost: false, sent: false };
     this.held.set(id, held);
     return held;
   }
@@ -64,18 +66,23 @@ export class Leases {
   }
 
   /**
-   * The claimed deliveries that may start. One still being sent here had its lease run out
-   * (renewals failed), and the claim took it again for the send under way, which must not get a
-   * twin: it keeps the new lease and is left out.
+   * The claimed deliveries that may start, and those to give back at once. One still being sent
+   * here had its lease run out (renewals failed), and the claim took it again for the send under
+   * way, which must not get a twin: it keeps the new lease and is left out. One whose send is over
+   * was claimed because its outcome is already written (a retry due soon) while that write waits for
+   * the disk: the lease the claim just took is given back, or it would sit unused until it expires
+   * and hold the retry back that long.
    */
-  startable(claimed: Delivery[], leaseUntil: number): Claimed[] {
+  startable(claimed: Delivery[], leaseUntil: number): { startable: Claimed[]; giveBack: Claimed[] } {
     const startable: Claimed[] = [];
+    const giveBack: Claimed[] = [];
     for (const delivery of claimed) {
       const held = this.held.get(delivery.id);
-      if (held) held.leaseUntil = leaseUntil;
-      else startable.push({ delivery, leaseUntil });
+      if (!held) startable.push({ delivery, leaseUntil });
+      else if (held.sent) giveBack.push({ delivery, leaseUntil });
+      else held.leaseUntil = leaseUntil;
     }
-    return startable;
+    return { startable, giveBack };
   }
 
   /** Gives claimed but unstarted deliveries back, so another dispatcher need not wait for the lease. */

@@ -7,7 +7,15 @@ import type { ChannelKind, SourceKind } from './types.js';
 // herald.yaml, so the engine never depends on how a configuration is written or parsed.
 
 /** A `where` over one subscriber's preferences (defaults applied). */
-export type PreferencePredicate = (preferences: Record<string, string | boolean>) => boolean;
+export type PreferencePredicate = ((preferences: Record<string, string | boolean>) => boolean) & {
+  /** The condition as written in the config. */
+  source?: string;
+  /**
+   * Why these preferences fail the condition, naming the preferences read and their values,
+   * e.g. `notify_failures is false` (explain's "excluded by preference").
+   */
+  explain?: (preferences: Record<string, string | boolean>) => string;
+};
 
 export type RecipientSpec =
   | { kind: 'none' }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import type { CloudEvent } from '../events/types.js';
 import type { FilterEvaluationError } from '../filters/types.js';
+import type { SubscriberVerdict } from './explain-types.js';
 import { idempotencyKey } from './idempotency.js';
 import type { CompiledAction, CompiledTrigger, PreferencePredicate } from './model.js';
 import type { NewDelivery, PlannedRouting, RoutingRecord, Store, StoredEvent } from './store.js';
@@ -18,6 +19,17 @@ export interface SubscriberDirectory {
     channel: string,
     event: CloudEvent,
   ): Promise<string[]>;
+  /**
+   * Every subscriber of the key, each with the address `recipientsOf` would give and, for those it
+   * leaves out, why (a preference, no address for the channel). For explain; the included ones'
+   * addresses are exactly `recipientsOf`'s answer.
+   */
+  explainRecipients?(
+    key: string,
+    where: PreferencePredicate | undefined,
+    channel: string,
+    event: CloudEvent,
+  ): Promise<SubscriberVerdict[]>;
 }
 
 export interface RouterHooks {
@@ -128,7 +140,8 @@ export class Router {
     return { record, deliveries };
   }
 
-  private async recipients(action: CompiledAction, event: CloudEvent): Promise<(string | null)[]> {
+  /** Whom an action notifies for an event, as routing plans it (explain and replay plan the same way). */
+  async recipients(action: CompiledAction, event: CloudEvent): Promise<(string | null)[]> {
     const to = action.to;
     if (to.kind === 'none') return [null];
     const scope = { event };

@@ -272,6 +272,27 @@ export interface DeadLetterStore {
    * otherwise every dead delivery matching the filter. Returns the ids replayed.
    */
   replay(selection: { ids: number[] } | { filter: DeadLetterFilter }, now: number): Promise<number[]>;
+  /**
+   * Replays one dead delivery planned again with the current config, in one transaction: it
+   * becomes pending (attempts reset, due at `now`) addressed to `as`, and a delivery of the same
+   * event, trigger and action is added for each of `also` (a key already planned is skipped).
+   * Returns the ids made pending, the replayed one first; none when it was not dead or another
+   * delivery already has the key of `as`.
+   */
+  replayReplanned(
+    id: number,
+    as: ReplannedDelivery,
+    also: ReplannedDelivery[],
+    now: number,
+  ): Promise<number[]>;
+}
+
+/** Where a re-rendered replay sends a dead delivery: its channel, recipient and idempotency key. */
+export interface ReplannedDelivery {
+  channel: string;
+  recipient: string | null;
+  idempotencyKey: string;
+  maxAttempts: number;
 }
 
 /* ------------------------------------------------------- source dead letters */

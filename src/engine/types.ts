@@ -107,6 +107,11 @@ export interface ChannelKind<C = unknown, A = unknown> {
   configSchema: z.ZodType<C>;
   /** An action block under `triggers.<name>.actions[i]` (without `channel` and `to`). */
   actionSchema: z.ZodType<A>;
+  /**
+   * Loads what `create` needs for this config and is not loaded up front (a client library only
+   * one mode uses). Awaited before `create`, for every channel of the kind.
+   */
+  prepare?(config: C): Promise<void>;
   create(name: string, config: C, context: ChannelContext): Channel<A>;
   /**
    * Checks an action against the channel block it names, for rules one schema cannot express
@@ -130,6 +135,11 @@ export interface HttpRoute {
   path: string;
   /** A signature the server checks over the raw body instead of the ingest token. */
   auth?: IngestAuth;
+  /**
+   * The handler reads `rawBody` itself and `body` is undefined: for a route that takes bodies
+   * other than JSON (an empty body, a binary-mode CloudEvent without a content type).
+   */
+  readsRawBody?: boolean;
   handler(request: {
     body: unknown;
     rawBody: Buffer | undefined;
@@ -179,6 +189,13 @@ export interface Source {
    * into events.
    */
   replayDeadLetter?(message: SourceMessage & { payload: Uint8Array }): CloudEvent[];
+  /** How far behind upstream the source is, sampled when metrics are scraped (keep it cheap). */
+  lag?(): Promise<SourceLag>;
+}
+
+export interface SourceLag {
+  /** WAL bytes the source's replication slot holds unconfirmed (server WAL position − confirmed_flush_lsn). */
+  replicationSlotLagBytes?: number;
 }
 
 export interface SourceKind<C = unknown> {
@@ -190,8 +207,22 @@ export interface SourceKind<C = unknown> {
 
 /* ---------------------------------------------------------------- projector */
 
+/** What one projector step (or one replayed event) did to a projection. */
+export interface ProjectedBatch {
+  /** Log events applied to the view. */
+  applied: number;
+  /** Events that could not be applied (in the stream or on a replay). */
+  failed: number;
+  /** New dead letters: the stream's failures (a failed replay updates its existing dead letter). */
+  deadLettered: number;
+  /** Threshold alerts the batch raised. */
+  alerts: number;
+  /** Epoch ms of the newest applied event's `time` (for a change: its commit time in the source). */
+  newestChangeAt?: number;
+}
+
 export interface ProjectorHooks {
-  onProjected?(projection: string, events: number, failures: number): void;
+  onProjected?(projection: string, batch: ProjectedBatch): void;
 }
 
 /**

@@ -324,3 +324,178 @@ describe('normalisation property', () => {
     );
   });
 });
+
+/* A Kafka record forwarded by Knative's KafkaSource: its own attributes, the record key in `key`,
+ * the record value (as Debezium's JSON converter wrote it) as data. */
+function kafkaSourceEvent(value: unknown, key?: string, offset = 7): Record<string, unknown> {
+  const event: Record<string, unknown> = {
+    specversion: '1.0',
+    id: `partition:0/offset:${offset}`,
+    source: '/apis/v1/namespaces/shop/kafkasources/debezium-products#dbserver1.public.products',
+    type: 'dev.knative.kafka.event',
+    subject: `partition:0#${offset}`,
+    time: '2026-01-15T10:30:00.000Z',
+    datacontenttype: 'application/json',
+  };
+  if (key !== undefined) event.key = key;
+  if (value !== undefined) event.data = value;
+  return event;
+}
+
+describe('Kafka-bridged Debezium values (Knative KafkaSource)', () => {
+  it('the conformance values, with and without {schema, payload}, become the same events as when posted bare', () => {
+    for (const file of [
+      'postgresql/create.with-schema.json',
+      'postgresql/create.payload-only.json',
+      'postgresql/update.with-schema.json',
+      'postgresql/delete.with-schema.json',
+      'postgresql/truncate.payload-only.json',
+      'upstream-test-resources/serde-with-schema.json',
+    ]) {
+      const bridged = eventOf(normaliseDebezium(kafkaSourceEvent(read(file)), { keyColumns: keys }));
+      assert.deepEqual(bridged, normalised(file), file);
+    }
+  });
+
+  it('takes table and operation from the value, not from extensions', () => {
+    const e = eventOf(normaliseDebezium(kafkaSourceEvent(read('postgresql/update.with-schema.json'))));
+    assert.equal(e.type, 'io.debezium.connector.postgresql.DataChangeEvent');
+    assert.equal(e.iodebeziumop, 'u');
+    assert.equal(e.iodebeziumtable, 'customers');
+    assert.equal(e.iodebeziumschema, 'public');
+    assert.equal(e.iodebeziumdb, 'postgres');
+    assert.equal(e.key, undefined, "the bridge's attributes do not leak into the change event");
+  });
+
+  it('a tombstone (no data) and transaction metadata are ignored, not refused', () => {
+    const tombstone = normaliseDebezium(kafkaSourceEvent(undefined, '{"id":1}'));
+    assert.equal(tombstone.kind, 'ignored');
+    assert.equal(normaliseDebezium(kafkaSourceEvent(null)).kind, 'ignored');
+    assert.equal(
+      normaliseDebezium(kafkaSourceEvent(read('postgresql/transaction-begin.json'))).kind,
+      'ignored',
+    );
+  });
+
+  it('the Kafka key, bare or wrapped, is the subject when no key columns are configured', () => {
+    const value = read('postgresql/create.payload-only.json') as Record<string, unknown>;
+    const after = value.after as Record<string, unknown>;
+    const withoutId = { ...value, after: { ...after, id: undefined, customer_no: 'c-9' } };
+    const wrapped = JSON.stringify({ schema: { type: 'struct' }, payload: { customer_no: 'c-9' } });
+    assert.equal(eventOf(normaliseDebezium(kafkaSourceEvent(withoutId, wrapped))).subject, 'c-9');
+    assert.equal(eventOf(normaliseDebezium(kafkaSourceEvent(value, '{"id":1}'))).subject, '1');
+    const composite = eventOf(normaliseDebezium(kafkaSourceEvent(value, '{"order_id":7,"line":2}')));
+    assert.equal(composite.subject, '{"order_id":7,"line":2}');
+    // A key that is not a JSON row (a plain string key) leaves the row's own id as the subject.
+    assert.equal(eventOf(normaliseDebezium(kafkaSourceEvent(value, 'not json'))).subject, '1');
+    // Configured key columns win over the Kafka key.
+    const configured = normaliseDebezium(kafkaSourceEvent(value, '{"id":1}'), {
+      keyColumns: () => ['email'],
+    });
+    assert.equal(eventOf(configured).subject, 'annek@noanswer.org');
+  });
+
+  it('says what is missing when the data is neither shape', () => {
+    const refused = (input: unknown, message: RegExp) =>
+      assert.throws(
+        () => normaliseDebezium(input),
+        (err: unknown) =>
+          err instanceof HeraldError &&
+          err.code === 'REQUEST_INVALID' &&
+          /no "iodebeziumop" extension/.test(err.message) &&
+          message.test(err.message),
+      );
+    refused(kafkaSourceEvent({ msg: 'This is a test!' }), /neither "op" nor "source"/);
+    refused(kafkaSourceEvent(read('postgresql/key.doc-form.with-schema.json')), /neither/);
+    refused(kafkaSourceEvent({ op: 'c', source: { connector: 'postgresql' }, after: {} }), /source.name/);
+    refused(kafkaSourceEvent('a string'), /expected a JSON object, got string/);
+    assert.throws(
+      () => normaliseDebezium(kafkaSourceEvent(kafkaSourceEvent({}))),
+      /data is itself a CloudEvent/,
+    );
+  });
+});
+
+describe('Kafka-bridged normalisation properties', () => {
+  const scalar = fc.oneof(fc.integer(), fc.string(), fc.boolean(), fc.constant(null));
+  const row = fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), scalar, { maxKeys: 5 });
+  const change = fc
+    .record({
+      op: fc.constantFrom('c', 'u', 'd', 'r'),
+      id: fc.integer({ min: 1 }),
+      before: row,
+      after: row,
+      table: fc.stringMatching(/^[a-z_]{1,10}$/),
+      lsn: fc.integer({ min: 0 }),
+      tsMs: fc.integer({ min: 1, max: 4_000_000_000_000 }),
+    })
+    .map(({ op, id, before, after, table, lsn, tsMs }) => ({
+      before: op === 'c' || op === 'r' ? null : { ...before, id },
+      after: op === 'd' ? null : { ...after, id },
+      source: {
+        connector: 'postgresql',
+        name: 'shop',
+        db: 'shop',
+        schema: 'public',
+        table,
+        lsn,
+        ts_ms: tsMs,
+      },
+      op,
+      ts_ms: tsMs + 3,
+    }));
+  const wrap = (value: unknown) => ({ schema: { type: 'struct', optional: false }, payload: value });
+
+  it('with or without the envelope, any offset or key: the same event as the value posted bare', () => {
+    fc.assert(
+      fc.property(change, fc.boolean(), fc.nat(), (value, wrapped, offset) => {
+        const key = JSON.stringify(wrapped ? wrap({ id: value.after?.id ?? value.before?.id }) : { id: 1 });
+        const bridged = normaliseDebezium(kafkaSourceEvent(wrapped ? wrap(value) : value, key, offset));
+        const plain = normaliseDebezium(value);
+        if (wrapped) assert.deepEqual(bridged, plain);
+        const event = eventOf(bridged);
+        assert.equal(event.iodebeziumop, value.op);
+        assert.equal(event.iodebeziumtable, value.source.table);
+        assert.equal(event.id, eventOf(plain).id, 'a change keeps its id whichever way it came');
+      }),
+    );
+  });
+
+  const required = ['op', 'source', 'source.connector', 'source.name', 'row'] as const;
+  it('a value missing a required field is refused naming it, never a crash', () => {
+    fc.assert(
+      fc.property(change, fc.constantFrom(...required), fc.boolean(), (value, missing, wrapped) => {
+        const broken = structuredClone(value) as Record<string, unknown>;
+        const source = broken.source as Record<string, unknown>;
+        if (missing === 'op') delete broken.op;
+        else if (missing === 'source') delete broken.source;
+        else if (missing === 'source.connector') delete source.connector;
+        else if (missing === 'source.name') delete source.name;
+        else delete broken[value.op === 'd' ? 'before' : 'after'];
+        const named =
+          missing === 'row'
+            ? new RegExp(`needs "${value.op === 'd' ? 'before' : 'after'}"`)
+            : new RegExp(missing.replace('.', '\\.'));
+        assert.throws(
+          () => normaliseDebezium(kafkaSourceEvent(wrapped ? wrap(broken) : broken)),
+          (err: unknown) =>
+            err instanceof HeraldError && err.code === 'REQUEST_INVALID' && named.test(err.message),
+        );
+      }),
+    );
+  });
+
+  it('any JSON as the data is an event, ignored, or a REQUEST_INVALID error', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 5 }), fc.option(fc.string(), { nil: undefined }), (data, key) => {
+        try {
+          const result = normaliseDebezium(kafkaSourceEvent(data, key));
+          if (result.kind === 'event') eventOf(result);
+        } catch (err) {
+          assert.ok(err instanceof HeraldError && err.code === 'REQUEST_INVALID', String(err));
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

@@ -114,6 +114,8 @@ export interface NormaliseOptions {
    * key cannot be found gets no subject and a `warning`.
    */
   keyColumns?(schema: string | undefined, table: string | undefined): readonly string[] | undefined;
+  /** The row key a Kafka bridge carried beside the value: the subject when no key columns are configured. */
+  kafkaKey?: Row;
 }
 
 export type Normalised =
@@ -141,9 +143,7 @@ export function normaliseDebezium(input: unknown, options: NormaliseOptions = {}
   if (!isObject(input))
     throw invalid(`expected a JSON object, got ${Array.isArray(input) ? 'an array' : typeof input}`);
   if (typeof input.specversion === 'string') return normaliseCloudEvent(input, options);
-  if ('payload' in input && 'schema' in input && Object.keys(input).length === 2) {
-    return normaliseDebezium(input.payload, options);
-  }
+  if (isJsonConverterWrapper(input)) return normaliseDebezium(input.payload, options);
   if (
     typeof input.status === 'string' &&
     (input.status === 'BEGIN' || input.status === 'END') &&
@@ -187,8 +187,10 @@ function finish(envelope: DebeziumEnvelope, options: NormaliseOptions): Normalis
   if (envelope.op !== 't' && envelope.op !== 'm') {
     const row = envelope.after ?? envelope.before;
     const configured = options.keyColumns?.(s.schema, s.table);
+    if (!configured && options.kafkaKey)
+      subject = keySubject(options.kafkaKey, Object.keys(options.kafkaKey));
     const columns = configured ?? (row && 'id' in row ? ['id'] : []);
-    subject = keySubject(row, columns);
+    subject ??= keySubject(row, columns);
     if (subject === undefined) {
       const table = [s.schema, s.table].filter(Boolean).join('.');
       warning = configured
@@ -236,15 +238,50 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/* Debezium's CloudEvents converter: the envelope's `source` fields travel as `iodebezium*`
- * extensions (all strings) and `data` holds only before/after. */
+/** The JSON converter's `{schema, payload}` wrapper (`schemas.enable=true`). */
+function isJsonConverterWrapper(value: unknown): value is { schema: unknown; payload: unknown } {
+  return isObject(value) && 'payload' in value && 'schema' in value && Object.keys(value).length === 2;
+}
+
+/** Past this a Kafka key is not a row key anyone would write; it is ignored rather than parsed. */
+const MAX_KAFKA_KEY_LENGTH = 8192;
+
+/**
+ * The row key from the Kafka record key a bridge (Knative KafkaSource: the `key` extension)
+ * carries: Debezium writes the key columns there as JSON, bare or in the `{schema, payload}`
+ * wrapper. Undefined when it is anything else.
+ */
+export function kafkaKeyRow(key: unknown): Row | undefined {
+  if (typeof key !== 'string' || key === '' || key.length > MAX_KAFKA_KEY_LENGTH) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(key);
+  } catch {
+    return undefined;
+  }
+  if (isJsonConverterWrapper(parsed)) parsed = parsed.payload;
+  if (!isObject(parsed) || Object.keys(parsed).length === 0) return undefined;
+  const scalar = (v: unknown) => v !== null && typeof v !== 'object';
+  return Object.values(parsed).every(scalar) ? parsed : undefined;
+}
+
+/*
+ * A CloudEvent is either Debezium's own (its CloudEvents converter: the envelope's `source` fields
+ * travel as `iodebezium*` extensions and `data` holds only before/after), or a Kafka record
+ * forwarded by a bridge such as Knative's KafkaSource (type `dev.knative.kafka.event`, subject
+ * `partition:<n>#<offset>`, the record key in the `key` extension): then `data` is the record's
+ * value as Debezium's JSON converter wrote it, and table and operation come from it.
+ */
 function normaliseCloudEvent(input: Record<string, unknown>, options: NormaliseOptions): Normalised {
   const contentType = typeof input.datacontenttype === 'string' ? input.datacontenttype : 'application/json';
-  if (!/^application\/(?:[\w.+-]*\+)?json\b/i.test(contentType) || 'data_base64' in input) {
+  const hasData = input.data !== undefined && input.data !== null;
+  if ((hasData && !/^application\/(?:[\w.+-]*\+)?json\b/i.test(contentType)) || 'data_base64' in input) {
     throw invalid(
       `the CloudEvent's data is ${contentType}; Herald reads JSON data only (configure Debezium's CloudEvents converter with value.converter.data.serializer.type=json)`,
     );
   }
+  const hasOpExtension = Object.keys(input).some((k) => k.toLowerCase() === 'iodebeziumop');
+  if (!hasOpExtension) return normaliseBridgedRecord(input, options);
   const data = input.data;
   // A CloudEvent whose data is already a whole envelope (e.g. one Herald produced) passes through.
   if (isObject(data) && 'op' in data && 'source' in data) return normaliseEnvelope(data, options);
@@ -254,7 +291,6 @@ function normaliseCloudEvent(input: Record<string, unknown>, options: NormaliseO
     if (k.toLowerCase().startsWith('iodebezium') && v !== null && v !== undefined)
       ext[k.toLowerCase().slice(10)] = v;
   }
-  if (ext.op === undefined) throw invalid('the CloudEvent has no "iodebeziumop" extension');
   if (data !== undefined && data !== null && !isObject(data))
     throw invalid("the CloudEvent's data must be an object");
   const str = (v: unknown) => (v === undefined ? undefined : String(v));
@@ -288,9 +324,45 @@ function normaliseCloudEvent(input: Record<string, unknown>, options: NormaliseO
   return normaliseEnvelope(envelope, options);
 }
 
+/** A Kafka record's value forwarded as a CloudEvent's data (see normaliseCloudEvent). */
+function normaliseBridgedRecord(input: Record<string, unknown>, options: NormaliseOptions): Normalised {
+  const value = isJsonConverterWrapper(input.data) ? input.data.payload : input.data;
+  // Kafka's null value after a delete arrives as a CloudEvent without data.
+  if (value === undefined || value === null)
+    return {
+      kind: 'ignored',
+      reason: 'tombstone (a CloudEvent without data: the null value that follows a delete)',
+    };
+  if (isObject(value) && typeof value.specversion === 'string')
+    throw invalid("the CloudEvent's data is itself a CloudEvent; send the inner event instead");
+  const keyRow = kafkaKeyRow(input.key);
+  try {
+    return normaliseDebezium(value, keyRow ? { ...options, kafkaKey: keyRow } : options);
+  } catch (err) {
+    if (!(err instanceof HeraldError)) throw err;
+    const reason = err.message.replace(/^not a Debezium change event: /, '');
+    throw invalid(
+      `the CloudEvent has no "iodebeziumop" extension (Debezium's CloudEvents converter) and its data is not a Debezium change event value (as a Kafka bridge forwards it): ${reason}`,
+    );
+  }
+}
+
 /** `snapshot` is a boolean in older envelopes and an enum string (true, last, false, incremental…) in newer ones. */
 function parseSnapshot(value: unknown): boolean | string {
   if (value === true || value === 'true') return true;
   if (value === false || value === 'false') return false;
   return String(value);
+}
+
+/** The type Knative's KafkaSource gives every Kafka record it forwards. */
+export const KAFKA_BRIDGE_TYPE = 'dev.knative.kafka.event';
+
+/**
+ * Whether a CloudEvent is a Kafka record a bridge forwarded with a Debezium change as its data:
+ * `/events` keeps such an event as sent (so `iodebezium*` filters do not match it), and says so.
+ */
+export function isBridgedDebeziumChange(event: CloudEvent): boolean {
+  if (event.type !== KAFKA_BRIDGE_TYPE) return false;
+  const value = isJsonConverterWrapper(event.data) ? event.data.payload : event.data;
+  return isObject(value) && typeof value.op === 'string' && isObject(value.source);
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { CloudEvent } from '../events/types.js';
 import { valuesAt } from './data.js';
+import { clausePath, explainable } from './explain.js';
 import { FilterCompileError, type FilterDialect } from './types.js';
 
 const schema = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
@@ -18,8 +19,10 @@ export const changedDialect: FilterDialect = {
   compile(value, path) {
     const parsed = schema.safeParse(value);
     if (!parsed.success) throw new FilterCompileError(path, 'expected a field name or a list of field names');
-    const fields = (Array.isArray(parsed.data) ? parsed.data : [parsed.data]).map((f) => f.split('.'));
-    return (event: CloudEvent) => {
+    const names = Array.isArray(parsed.data) ? parsed.data : [parsed.data];
+    const fields = names.map((f) => f.split('.'));
+    const at = clausePath(path);
+    const matches = (event: CloudEvent) => {
       const data = event.data as { before?: unknown; after?: unknown } | undefined;
       if (!data || typeof data !== 'object' || !data.before || !data.after) return false;
       for (const segments of fields) {
@@ -29,5 +32,15 @@ export const changedDialect: FilterDialect = {
       }
       return false;
     };
+    return explainable(matches, (event) => {
+      if (matches(event))
+        return { path: at, dialect: 'changed', matched: true, message: `${at}: ${names.join(', ')} changed` };
+      const data = event.data as { before?: unknown; after?: unknown } | undefined;
+      const message =
+        !data || typeof data !== 'object' || !data.before || !data.after
+          ? `${at}: not a row change (the event's data has no before and after)`
+          : `${at}: ${names.join(', ')} did not change`;
+      return { path: at, dialect: 'changed', matched: false, message };
+    });
   },
 };

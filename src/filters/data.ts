@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { CloudEvent } from '../events/types.js';
+import { clausePath, explainable, shown } from './explain.js';
 import { FilterCompileError, type FilterDialect } from './types.js';
 
 type Scalar = string | number | boolean | null;
@@ -67,11 +68,24 @@ export const dataDialect: FilterDialect = {
     const wanted = new Set<Scalar>(
       Array.isArray(parsed.data.value) ? parsed.data.value : [parsed.data.value],
     );
-    return (event: CloudEvent) => {
+    const at = `${clausePath(path)}.${parsed.data.path}`;
+    const expected = Array.isArray(parsed.data.value)
+      ? `one of ${shown(parsed.data.value)}`
+      : shown(parsed.data.value);
+    const matches = (event: CloudEvent) => {
       for (const found of valuesAt(event.data, segments)) {
         if ((found === null || typeof found !== 'object') && wanted.has(found as Scalar)) return true;
       }
       return false;
     };
+    return explainable(matches, (event) => {
+      if (matches(event)) return { path: at, dialect: 'data', matched: true, message: `${at}: ${expected}` };
+      const found = valuesAt(event.data, segments);
+      const got =
+        found.length === 0
+          ? 'nothing is there'
+          : `found ${found.length === 1 ? shown(found[0]) : shown(found.slice(0, 5))}${found.length > 5 ? ` and ${found.length - 5} more` : ''}`;
+      return { path: at, dialect: 'data', matched: false, message: `${at}: wanted ${expected}, ${got}` };
+    });
   },
 };

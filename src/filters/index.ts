@@ -1,6 +1,8 @@
 import { allDialect, anyDialect, exactDialect, notDialect, prefixDialect, suffixDialect } from './basic.js';
+import { explainable } from './explain.js';
 import { FilterCompileError, type FilterDialect, type Matcher } from './types.js';
 
+export { type CesqlStep, type CesqlValue, explainFilter, type FilterClause } from './explain.js';
 export type { FilterDialect, FilterEvaluationError, Matcher } from './types.js';
 export { FilterCompileError } from './types.js';
 
@@ -14,7 +16,11 @@ export const builtInDialects: FilterDialect[] = [
   notDialect,
 ];
 
-export const matchAll: Matcher = () => true;
+/** No filter: every event matches. */
+export const matchAll: Matcher = explainable(
+  () => true,
+  () => ({ path: 'filter', dialect: 'none', matched: true, message: 'no filter: every event matches' }),
+);
 
 /**
  * Compiles a Subscriptions-API filter: an object with exactly one dialect key (`{exact: {…}}`),

@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { type CesqlEvaluationError, CesqlParseError, compile, defaultFunctions } from './cesql/index.js';
+import type { CloudEvent } from '../events/types.js';
+import {
+  type CesqlEvaluationError,
+  type CesqlExplanation,
+  CesqlParseError,
+  compile,
+  compileExplainer,
+  defaultFunctions,
+  type Node,
+} from './cesql/index.js';
+import { type CesqlStep, clausePath, explainable } from './explain.js';
 import { FilterCompileError, type FilterDialect } from './types.js';
 
 /**
@@ -17,20 +27,47 @@ export const sqlDialect: FilterDialect = {
       throw new FilterCompileError(path, 'expected a CESQL expression (a non-empty string)');
     }
     let evaluate: ReturnType<typeof compile>['evaluate'];
+    let ast: Node;
     try {
-      evaluate = compile(value, defaultFunctions).evaluate;
+      ({ evaluate, ast } = compile(value, defaultFunctions));
     } catch (err) {
       if (err instanceof CesqlParseError)
         throw new FilterCompileError(path, `CESQL: ${err.message}`, { cause: err });
       throw err;
     }
     const scratch: CesqlEvaluationError[] = [];
-    return (event, errors) => {
-      scratch.length = 0;
-      const result = evaluate(event, scratch);
-      if (scratch.length === 0) return result === true;
-      for (const e of scratch) errors.push({ dialect: 'sql', kind: e.kind, message: e.message });
-      return false;
-    };
+    const at = clausePath(path);
+    // Built on first use: most filters are never explained.
+    let explainer: ((event: CloudEvent) => CesqlExplanation) | null = null;
+    return explainable(
+      (event, errors) => {
+        scratch.length = 0;
+        const result = evaluate(event, scratch);
+        if (scratch.length === 0) return result === true;
+        for (const e of scratch) errors.push({ dialect: 'sql', kind: e.kind, message: e.message });
+        return false;
+      },
+      (event) => {
+        explainer ??= compileExplainer(ast, { functions: defaultFunctions });
+        const explained = explainer(event);
+        if (explained.matched) return { path: at, dialect: 'sql', matched: true, message: `${at}: true` };
+        return {
+          path: at,
+          dialect: 'sql',
+          matched: false,
+          message: `${at}: ${summary(explained.why!)}`,
+          sql: explained.why,
+          ...(explained.errors.length > 0 ? { errors: explained.errors.map((e) => e.message) } : {}),
+        };
+      },
+    );
   },
 };
+
+/** The step that decided a false result, in one line: down single causes, all of an OR's. */
+function summary(step: CesqlStep): string {
+  let decisive = step;
+  while (decisive.because?.length === 1) decisive = decisive.because[0]!;
+  if (!decisive.because || decisive.because.length === 0) return decisive.message;
+  return `${decisive.expression} is false: ${decisive.because.map(summary).join('; ')}`;
+}

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { CloudEvent } from '../events/types.js';
+import type { FilterClause } from './explain-types.js';
 
 /** Something that went wrong while evaluating a filter against one event (never thrown). */
 export interface FilterEvaluationError {
@@ -13,7 +14,10 @@ export interface FilterEvaluationError {
  * A compiled filter. It answers true only on a clean match; evaluation problems are pushed to
  * `errors` (and make the filter not match) instead of being thrown.
  */
-export type Matcher = (event: CloudEvent, errors: FilterEvaluationError[]) => boolean;
+export type Matcher = ((event: CloudEvent, errors: FilterEvaluationError[]) => boolean) & {
+  /** Why the event matched or not, clause by clause (the admin API's explain); see explainable(). */
+  explain?: (event: CloudEvent) => FilterClause;
+};
 
 /** Compiles a nested filter expression (used by `all`, `any`, `not`). */
 export type CompileNested = (filter: unknown, path: (string | number)[]) => Matcher;

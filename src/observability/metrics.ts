@@ -2,6 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine, EngineHooks } from '../engine/engine.js';
 import { BoundedPairs } from './bounded.js';
+import { CdcMetrics } from './cdc.js';
+
+export interface HeraldMetricsOptions {
+  /** Names of the configured projections, whose lag is sampled at scrape. */
+  projections?: readonly string[];
+  /** A scrape-time sample failed (it is left out of that scrape). */
+  onSampleError?(what: string, error: string): void;
+}
 
 /**
  * Prometheus metrics. Counters move on engine hooks (no work on the hot path beyond an increment);
@@ -74,8 +82,17 @@ export class HeraldMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  /** Views and change-data-capture: see cdc.ts. */
+  readonly cdc: CdcMetrics;
+
+  constructor(options: HeraldMetricsOptions = {}) {
     collectDefaultMetrics({ register: this.registry, prefix: 'herald_' });
+    this.cdc = new CdcMetrics(
+      this.registry,
+      () => this.engine,
+      options.projections ?? [],
+      options.onSampleError,
+    );
     const metrics = this;
     new Gauge({
       name: 'herald_queue_depth',
@@ -118,7 +135,9 @@ export class HeraldMetrics {
         const [source, type] = this.sourceTypes.of(event.source, event.type);
         this.eventsIngested.inc({ source, type });
       }
+      this.cdc.hooks.onIngested?.(events);
     },
+    onProjected: (projection, batch) => this.cdc.hooks.onProjected?.(projection, batch),
     onRouted: (_event, record) => {
       for (const trigger of record.matched) this.routingMatches.inc({ trigger });
       if (record.deliveries > 0) this.deliveriesPlanned.inc(record.deliveries);
@@ -158,6 +177,7 @@ export function combineHooks(...sets: EngineHooks[]): EngineHooks {
   const filterErrors = pick('onFilterError');
   const attempts = pick('onAttempt');
   const sourceDeadLetters = pick('onSourceDeadLetter');
+  const projected = pick('onProjected');
   return {
     onIngested: (e) => {
       for (const f of ingested) f(e);
@@ -173,6 +193,9 @@ export function combineHooks(...sets: EngineHooks[]): EngineHooks {
     },
     onSourceDeadLetter: (source) => {
       for (const f of sourceDeadLetters) f(source);
+    },
+    onProjected: (projection, batch) => {
+      for (const f of projected) f(projection, batch);
     },
   };
 }

@@ -12,6 +12,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { EngineHooks } from '../engine/engine.js';
 import type { CloudEvent } from '../events/types.js';
+import { tracesEndpoint } from './traces-endpoint.js';
 
 export interface Tracing {
   hooks: EngineHooks;
@@ -45,11 +46,7 @@ const eventAttributes = (event: CloudEvent) => ({
  * `traceparent` extension (CloudEvents distributed tracing), exported over OTLP/HTTP.
  */
 export function createTracing(env: NodeJS.ProcessEnv = process.env): Tracing | null {
-  const url =
-    env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
-    (env.OTEL_EXPORTER_OTLP_ENDPOINT
-      ? `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/$/, '')}/v1/traces`
-      : undefined);
+  const url = tracesEndpoint(env);
   if (!url) return null;
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME ?? 'herald' }),

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ProjectionStore } from '../engine/store.js';
 import { HeraldError } from '../errors.js';
 import { parseQuery } from '../http-input.js';
+import type { ProjectionRow, ViewList, ViewRowPage } from './api-types.js';
 import type { CompiledProjection } from './compile.js';
 
 const listQuery = z.object({
@@ -30,7 +31,7 @@ export function registerViewRoutes(
       );
   };
 
-  app.get('/api/views', async (req) => {
+  app.get('/api/views', async (req): Promise<ViewList> => {
     const { q } = parseQuery(z.object({ q: z.string().optional() }), req.query);
     const counts = await store.counts();
     const cursors = await Promise.all(projections.map((p) => store.cursor(p.name)));
@@ -41,7 +42,7 @@ export function registerViewRoutes(
     };
   });
 
-  app.get<{ Params: { name: string } }>('/api/views/:name', async (req) => {
+  app.get<{ Params: { name: string } }>('/api/views/:name', async (req): Promise<ViewRowPage> => {
     known(req.params.name);
     const q = parseQuery(listQuery, req.query);
     const rows = await store.list(req.params.name, { limit: q.limit, after: q.after, q: q.q || undefined });
@@ -51,11 +52,17 @@ export function registerViewRoutes(
     };
   });
 
-  app.get<{ Params: { name: string; key: string } }>('/api/views/:name/:key', async (req) => {
-    known(req.params.name);
-    const row = await store.get(req.params.name, req.params.key);
-    if (!row)
-      throw new HeraldError('NOT_FOUND', `view "${req.params.name}" has no row with key "${req.params.key}"`);
-    return { key: row.key, value: row.value, updatedAt: row.updatedAt };
-  });
+  app.get<{ Params: { name: string; key: string } }>(
+    '/api/views/:name/:key',
+    async (req): Promise<ProjectionRow> => {
+      known(req.params.name);
+      const row = await store.get(req.params.name, req.params.key);
+      if (!row)
+        throw new HeraldError(
+          'NOT_FOUND',
+          `view "${req.params.name}" has no row with key "${req.params.key}"`,
+        );
+      return { key: row.key, value: row.value, updatedAt: row.updatedAt };
+    },
+  );
 }

@@ -5,6 +5,7 @@ import {
   delivered,
   type EngineProjector,
   failed,
+  type ProjectedBatch,
   type ProjectorHooks,
   retry,
 } from '../engine/types.js';
@@ -107,7 +108,7 @@ export class Projector implements EngineProjector {
       }
     });
     const relevant = planned.filter((p) => p.ops);
-    let failures = 0;
+    let outcome: ProjectedBatch = { applied: 0, failed: 0, deadLettered: 0, alerts: 0 };
     const result = await this.store.projections.apply({
       projection: projection.name,
       keys: relevant.flatMap((p) => p.ops!.map((op) => op.key)),
@@ -116,7 +117,7 @@ export class Projector implements EngineProjector {
       now,
       compute: (loaded, applied) => {
         const change = this.compute(projection, planned, loaded, applied);
-        failures = change.failures.length;
+        outcome = summarise(change, change.failures.length, planned);
         return change;
       },
     });
@@ -125,12 +126,12 @@ export class Projector implements EngineProjector {
       this.logger.debug({ projection: projection.name, cursor: result.cursor }, 'projection cursor moved');
       return events.length;
     }
-    if (failures > 0)
+    if (outcome.failed > 0)
       this.logger.warn(
-        { projection: projection.name, failures },
+        { projection: projection.name, failures: outcome.failed },
         'projection events could not be applied; they are in the dead-letter queue',
       );
-    this.hooks.onProjected?.(projection.name, events.length, failures);
+    this.hooks.onProjected?.(projection.name, outcome);
     return events.length;
   }
 
@@ -176,6 +177,7 @@ export class Projector implements EngineProjector {
     if (!ops) return null;
     const stored = await this.store.events.findById(event.id, event.source);
     let reason: string | null = null;
+    let outcome: ProjectedBatch | null = null;
     await this.store.projections.apply({
       projection: projection.name,
       keys: ops.map((op) => op.key),
@@ -188,10 +190,12 @@ export class Projector implements EngineProjector {
         const change = this.compute(projection, planned, loaded, applied);
         // The dispatcher records the failure on the delivery itself.
         reason = change.failures[0]?.reason ?? null;
+        outcome = summarise(change, 0, planned);
         change.failures = [];
         return change;
       },
     });
+    if (outcome) this.hooks.onProjected?.(projection.name, outcome);
     await this.flushOutbox();
     return reason;
   }
@@ -226,4 +230,21 @@ export class Projector implements EngineProjector {
       });
     }
   }
+}
+
+function summarise(change: ProjectionChange, deadLettered: number, planned: Planned[]): ProjectedBatch {
+  const applied = new Set(change.applied.map((a) => a.eventSeq));
+  let newestChangeAt: number | undefined;
+  for (const p of planned) {
+    if (!applied.has(p.stored.seq) || !p.stored.event.time) continue;
+    const at = Date.parse(p.stored.event.time);
+    if (Number.isFinite(at) && (newestChangeAt === undefined || at > newestChangeAt)) newestChangeAt = at;
+  }
+  return {
+    applied: change.applied.length,
+    failed: change.failures.length,
+    deadLettered,
+    alerts: change.outbox.length,
+    newestChangeAt,
+  };
 }

@@ -19,6 +19,7 @@ import type {
   DeliveryDetail,
   DeliveryPage,
   EventDetail,
+  EventExplanation,
   EventPage,
   InboxMessagePage,
   SourceDeadLetterPage,
@@ -42,6 +43,41 @@ export const eventFilterQuery = z.object({
   subject: z.string().optional(),
   sql: z.string().optional(),
 });
+
+/** Dead deliveries one filtered replay re-renders at most (each is planned on its own). */
+const FILTER_REPLAY_MAX = 10_000;
+const FILTER_REPLAY_PAGE = 200;
+
+const replayOptions = z.strictObject({
+  asRecorded: z
+    .boolean()
+    .optional()
+    .describe('Retry the recipient the delivery was planned for instead of planning it again.'),
+});
+
+/** A JSON body (absent or empty is `{}`) checked against `schema`; names what is wrong. */
+function parseBody<T extends z.ZodType>(
+  schema: T,
+  body: unknown,
+  contentType: string | undefined,
+): z.infer<T> {
+  const raw =
+    body === undefined || (Buffer.isBuffer(body) && body.length === 0)
+      ? {}
+      : parseJsonBody(body, contentType);
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const at = issue.path.join('.');
+    throw new HeraldError(
+      'REQUEST_INVALID',
+      issue.code === 'unrecognized_keys'
+        ? `unknown key ${issue.keys.join(', ')} in the request body`
+        : `${at ? `${at}: ` : ''}${issue.message}`,
+    );
+  }
+  return parsed.data;
+}
 
 const dlqFilter = z.strictObject({
   channel: z.string().optional(),
@@ -108,6 +144,24 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
     const stored = await store.events.findById(id, source);
     if (!stored) throw new HeraldError('NOT_FOUND', `no event with id ${JSON.stringify(id)}`);
     return detail(stored);
+  });
+
+  // Why the event did or did not notify, under the current config (engine/explain.ts).
+  const recipientQuery = z.object({ recipient: z.string().min(1).max(500).optional() });
+  app.get('/api/events/:id/explain', async (req): Promise<EventExplanation> => {
+    const { id } = req.params as { id: string };
+    const q = parseQuery(recipientQuery.extend({ source: z.string().optional() }), req.query);
+    const stored = await store.events.findById(id, q.source);
+    if (!stored) throw new HeraldError('NOT_FOUND', `no event with id ${JSON.stringify(id)}`);
+    return engine.explain(stored, { recipient: q.recipient });
+  });
+
+  app.get('/api/events/by-seq/:seq/explain', async (req): Promise<EventExplanation> => {
+    const seq = parseQuery(z.object({ seq: z.coerce.number().int().positive() }), req.params).seq;
+    const q = parseQuery(recipientQuery, req.query);
+    const stored = await store.events.get(seq);
+    if (!stored) throw new HeraldError('NOT_FOUND', `no event at position ${seq} of the log`);
+    return engine.explain(stored, { recipient: q.recipient });
   });
 
   app.get('/api/events/by-seq/:seq', async (req) => {
@@ -190,6 +244,7 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
 
   app.post('/api/dlq/:id/replay', async (req): Promise<DeadLetterReplay> => {
     const id = parseQuery(z.object({ id: z.coerce.number().int().positive() }), req.params).id;
+    const { asRecorded } = parseBody(replayOptions, req.body, req.headers['content-type']);
     const delivery = await store.deliveries.get(id);
     if (!delivery) throw new HeraldError('NOT_FOUND', `no delivery ${id}`);
     if (delivery.status !== 'dead') {
@@ -201,28 +256,40 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
         },
       );
     }
-    const replayed = await store.dlq.replay({ ids: [id] }, Date.now());
-    engine.wakeDispatcher(delivery.channel);
-    return { replayed };
+    return engine.replayDeadLetter(delivery, { asRecorded });
   });
 
   app.post('/api/dlq/replay', async (req): Promise<DeadLetterFilterReplay> => {
-    const raw =
-      req.body === undefined || (Buffer.isBuffer(req.body) && req.body.length === 0)
-        ? {}
-        : parseJsonBody(req.body, req.headers['content-type']);
-    const parsed = dlqFilter.safeParse(raw);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new HeraldError(
-        'REQUEST_INVALID',
-        `filter ${issue.path.join('.') || ''}: ${issue.message}`.trim(),
-      );
+    const { asRecorded, ...filter } = parseBody(
+      dlqFilter.extend(replayOptions.shape),
+      req.body,
+      req.headers['content-type'],
+    ) as DeadLetterFilter & { asRecorded?: boolean };
+    if (asRecorded) {
+      const replayed = await store.dlq.replay({ filter }, Date.now());
+      engine.wakeDispatcher();
+      return { replayed: replayed.length, ids: replayed, mode: 'as-recorded', skipped: [] };
     }
-    const filter: DeadLetterFilter = parsed.data;
-    const replayed = await store.dlq.replay({ filter }, Date.now());
-    engine.wakeDispatcher();
-    return { replayed: replayed.length, ids: replayed };
+    // Each one planned again on its own: within a bound per request, oldest last like the list.
+    const ids: number[] = [];
+    const skipped: { id: number; reason: string }[] = [];
+    let before: number | undefined;
+    let seen = 0;
+    while (seen < FILTER_REPLAY_MAX) {
+      const page = await store.dlq.list({ limit: FILTER_REPLAY_PAGE, beforeId: before, ...filter });
+      for (const delivery of page) {
+        seen++;
+        before = delivery.id;
+        try {
+          ids.push(...(await engine.replayDeadLetter(delivery, {})).replayed);
+        } catch (err) {
+          if (!(err instanceof HeraldError) || err.code !== 'REPLAY_CONFLICT') throw err;
+          skipped.push({ id: delivery.id, reason: err.message });
+        }
+      }
+      if (page.length < FILTER_REPLAY_PAGE) break;
+    }
+    return { replayed: ids.length, ids, mode: 're-rendered', skipped };
   });
 
   app.get('/api/inbox', async (req): Promise<InboxMessagePage> => {

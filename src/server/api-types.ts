@@ -8,6 +8,14 @@
  */
 
 import type {
+  ActionExplanation,
+  DeliveryFate,
+  DeliveryFateKind,
+  EventExplanation,
+  SubscriberVerdict,
+  TriggerExplanation,
+} from '../engine/explain-types.js';
+import type {
   Attempt,
   Delivery,
   DeliveryStatus,
@@ -17,17 +25,74 @@ import type {
   StoredEvent,
 } from '../engine/store.js';
 import type { CloudEvent } from '../events/types.js';
+import type { CesqlStep, CesqlValue, FilterClause } from '../filters/explain-types.js';
+import type { ProjectionRow, ViewList, ViewRowPage } from '../projections/api-types.js';
+import type {
+  Feed,
+  FeedItem,
+  KeySubscribers,
+  PreferenceDefinition,
+  Subscriber,
+  SubscriberPage,
+  SubscriberView,
+  SubscriptionAdded,
+} from '../subscriptions/api-types.js';
 
 export type {
+  ActionExplanation,
   Attempt,
+  CesqlStep,
+  CesqlValue,
   CloudEvent,
   Delivery,
+  DeliveryFate,
+  DeliveryFateKind,
   DeliveryStatus,
+  EventExplanation,
+  Feed,
+  FeedItem,
+  FilterClause,
   InboxMessage,
+  KeySubscribers,
+  PreferenceDefinition,
+  ProjectionRow,
   RoutingRecord,
   SourceDeadLetter,
   StoredEvent,
+  Subscriber,
+  SubscriberPage,
+  SubscriberVerdict,
+  SubscriberView,
+  SubscriptionAdded,
+  TriggerExplanation,
+  ViewList,
+  ViewRowPage,
 };
+
+/** The JSON body of every error Herald answers: a message a person can act on, and a stable code. */
+export interface ErrorBody {
+  error: string;
+  code: string;
+  attribute?: string;
+  /** Where in the JSON a limit was passed, e.g. `data.items[0][0]…`. */
+  path?: string;
+  /** The limit that was passed. */
+  limit?: number;
+  details?: unknown;
+}
+
+/** `POST /events` with one event (structured or binary mode), and an `http` source route's answer. */
+export interface EventAccepted {
+  id: string;
+  /** The log already held an event with this source and id: it was not stored again. */
+  duplicate: boolean;
+}
+
+/** `POST /events` with a batch (`application/cloudevents-batch+json`). */
+export interface BatchAccepted {
+  accepted: number;
+  duplicates: number;
+}
 
 /** A page of a list, newest first; `next` is the `before` cursor of the following page, null at the end. */
 interface Page {
@@ -69,15 +134,26 @@ export interface SourceDeadLetterPage extends Page {
   total: number;
 }
 
-/** `POST /api/dlq/:id/replay`: the ids made pending again. */
+/**
+ * `POST /api/dlq/:id/replay` (body `{ asRecorded?: boolean }`): the ids made pending again and
+ * how: `re-rendered` (recipient planned again from the current config; `from`/`to` when that
+ * changed it) or `as-recorded` (retried to the recipient it was planned for). A 409 says why a
+ * delivery cannot be re-rendered.
+ */
 export interface DeadLetterReplay {
   replayed: number[];
+  mode: 're-rendered' | 'as-recorded';
+  message: string;
+  from?: { channel: string; recipient: string | null };
+  to?: { channel: string; recipient: string | null }[];
 }
 
-/** `POST /api/dlq/replay` (by filter). */
+/** `POST /api/dlq/replay` (by filter, and `asRecorded`): dead letters that could not be re-rendered are `skipped`. */
 export interface DeadLetterFilterReplay {
   replayed: number;
   ids: number[];
+  mode: 're-rendered' | 'as-recorded';
+  skipped: { id: number; reason: string }[];
 }
 
 /** `POST /api/dlq/source/:id/replay`: the events the source made again, as ingest answered for each. */

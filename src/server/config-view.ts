@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { isCodeConfigFile } from '../config/code.js';
 import { isSecretName, REDACTED, redactUrl } from '../redact.js';
 
 export { REDACTED };
@@ -11,6 +12,8 @@ export { REDACTED };
  * from the loaded config so no interpolated value can ever reach the answer.
  */
 export function redactedConfigFile(file: string): unknown {
+  // A code config's values are computed (from the environment, say): none of them is shown.
+  if (isCodeConfigFile(file)) return null;
   return redactConfig(parse(readFileSync(file, 'utf8')) ?? {});
 }
 

@@ -3,18 +3,9 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { EventValidationError, HeraldError } from '../errors.js';
+import type { ErrorBody } from './api-types.js';
 
-/** The JSON body of every error Herald answers: a message a person can act on, and a stable code. */
-export interface ErrorBody {
-  error: string;
-  code: string;
-  attribute?: string;
-  /** Where in the JSON a limit was passed, e.g. `data.items[0][0]…`. */
-  path?: string;
-  /** The limit that was passed. */
-  limit?: number;
-  details?: unknown;
-}
+export type { ErrorBody };
 
 export function errorBody(err: HeraldError): ErrorBody {
   const body: ErrorBody = { error: err.message, code: err.code };

@@ -3,10 +3,13 @@ import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
 import type { HttpRoute } from '../engine/types.js';
 import { HeraldError } from '../errors.js';
+import { isBridgedDebeziumChange } from '../events/debezium.js';
 import { parseHttpEvents } from '../events/index.js';
+import type { CloudEvent } from '../events/types.js';
 import { parseJsonBody } from '../http-input.js';
 import { type AccessPolicy, checkAccess, classifyRoute } from './access.js';
 import { registerAdminRoutes } from './admin.js';
+import type { BatchAccepted, EventAccepted } from './api-types.js';
 import { clientErrorHandler, errorHandler } from './http-errors.js';
 import { requestVerifier } from './ingest-auth.js';
 
@@ -28,6 +31,8 @@ export interface ServerOptions {
 /** Extra routes mounted by other areas (metrics, Slack app, dashboard), given the engine. */
 export type ServerExtension = (app: FastifyInstance, engine: Engine) => void | Promise<void>;
 
+const MAX_TOLD_BRIDGED_SOURCES = 100;
+
 /**
  * Herald's HTTP server. Created before the engine so HTTP sources can add routes to it, then
  * `attach`ed to the engine (events, admin API, health) and started with `listen`.
@@ -37,8 +42,10 @@ export class HeraldServer {
   private readonly policy: AccessPolicy;
   private boundHost: string | undefined;
   private stopping = false;
+  private readonly logger: Logger;
 
   constructor(options: ServerOptions) {
+    this.logger = options.logger;
     const requestTimeout = options.requestTimeoutMs ?? 30_000;
     const headersTimeout = options.headersTimeoutMs ?? 10_000;
     this.policy = {
@@ -89,7 +96,9 @@ export class HeraldServer {
         handler: async (req, reply) => {
           if (verify) verify(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), req.headers);
           const body =
-            route.method === 'GET' ? undefined : parseJsonBody(req.body, req.headers['content-type']);
+            route.method === 'GET' || route.readsRawBody
+              ? undefined
+              : parseJsonBody(req.body, req.headers['content-type']);
           const result = await route.handler({
             body,
             rawBody: Buffer.isBuffer(req.body) ? req.body : undefined,
@@ -118,17 +127,39 @@ export class HeraldServer {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const { mode, events } = parseHttpEvents({ headers: req.headers, body });
       const results = await engine.ingest(events);
+      this.explainBridgedDebezium(events);
       if (mode === 'batch') {
         const duplicates = results.filter((r) => r.duplicate).length;
-        return reply.status(202).send({ accepted: results.length - duplicates, duplicates });
+        const answer: BatchAccepted = { accepted: results.length - duplicates, duplicates };
+        return reply.status(202).send(answer);
       }
-      return reply.status(202).send({ id: results[0]!.id, duplicate: results[0]!.duplicate });
+      const answer: EventAccepted = { id: results[0]!.id, duplicate: results[0]!.duplicate };
+      return reply.status(202).send(answer);
     });
     registerAdminRoutes(app, engine);
     return extensions.reduce<Promise<void>>(async (prev, ext) => {
       await prev;
       await ext(app, engine);
     }, Promise.resolve());
+  }
+
+  /** Sources already told that their Kafka-bridged Debezium changes belong at /debezium (bounded). */
+  private readonly toldBridgedSources = new Set<string>();
+
+  /**
+   * A Kafka bridge pointed at /events stores Debezium changes as opaque Kafka records, which no
+   * table or operation filter matches: say once per source where they belong instead.
+   */
+  private explainBridgedDebezium(events: CloudEvent[]): void {
+    for (const event of events) {
+      if (this.toldBridgedSources.has(event.source) || !isBridgedDebeziumChange(event)) continue;
+      if (this.toldBridgedSources.size >= MAX_TOLD_BRIDGED_SOURCES) return;
+      this.toldBridgedSources.add(event.source);
+      this.logger.warn(
+        { source: event.source, type: event.type },
+        `events from ${event.source} are Debezium changes forwarded from Kafka; /events stores them as sent, so filters on iodebeziumtable or iodebeziumop and projections do not see them. Send them to a debezium source's path (default /debezium) to have them normalised`,
+      );
+    }
   }
 
   async listen(port: number, host: string): Promise<string> {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Subscriber } from '../engine/store.js';
 import { HeraldError } from '../errors.js';
 import { parseJsonBody } from '../http-input.js';
+import type { Feed, KeySubscribers, SubscriberPage, SubscriberView, SubscriptionAdded } from './api-types.js';
 import type { Subscriptions } from './index.js';
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
@@ -29,7 +30,7 @@ const subscriberBody = z.strictObject({
 /** Admin API for people and what they follow: /api/subscribers, /api/subscriptions, /api/feeds. */
 export function registerSubscriptionRoutes(app: FastifyInstance, subscriptions: Subscriptions): void {
   const store = subscriptions.store;
-  const view = async (s: Subscriber) => ({
+  const view = async (s: Subscriber): Promise<SubscriberView> => ({
     ...s,
     preferences: subscriptions.preferencesOf(s),
     keys: await store.keysOf(s.id),
@@ -40,7 +41,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, subscriptions: 
     return s;
   };
 
-  app.get('/api/subscribers', async (req) => {
+  app.get('/api/subscribers', async (req): Promise<SubscriberPage> => {
     const q = parse(
       z.object({
         limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -92,7 +93,8 @@ export function registerSubscriptionRoutes(app: FastifyInstance, subscriptions: 
     );
     await mustGet(id);
     const created = await store.subscribe(id, key, Date.now());
-    return reply.status(created ? 201 : 200).send({ subscriber: id, key, created });
+    const answer: SubscriptionAdded = { subscriber: id, key, created };
+    return reply.status(created ? 201 : 200).send(answer);
   });
 
   app.delete('/api/subscribers/:id/subscriptions/:key', async (req, reply) => {
@@ -105,13 +107,13 @@ export function registerSubscriptionRoutes(app: FastifyInstance, subscriptions: 
     return reply.status(204).send();
   });
 
-  app.get('/api/subscriptions/:key/subscribers', async (req) => {
+  app.get('/api/subscriptions/:key/subscribers', async (req): Promise<KeySubscribers> => {
     const { key } = req.params as { key: string };
     const list = await store.subscribersOf(key);
     return { key, subscribers: list.map((s) => ({ ...s, preferences: subscriptions.preferencesOf(s) })) };
   });
 
-  app.get('/api/feeds/:key', async (req) => {
+  app.get('/api/feeds/:key', async (req): Promise<Feed> => {
     const { key } = req.params as { key: string };
     const q = parse(
       z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) }),

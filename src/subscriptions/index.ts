@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { SubscriberVerdict } from '../engine/explain-types.js';
 import type { PreferencePredicate } from '../engine/model.js';
 import type { SubscriberDirectory } from '../engine/router.js';
 import type { FeedItem, StoredEvent, Subscriber, SubscriptionStore } from '../engine/store.js';
@@ -10,6 +11,11 @@ import type { CompiledFeed, CompiledSubscriptions } from './config.js';
 export type { PreferenceSpec, SubscriptionsConfig } from './config.js';
 
 type FeedListener = (keys: string[]) => void;
+
+/** The address a channel of this kind reaches a subscriber at: an email channel needs an email. */
+function addressFor(kind: string | undefined, subscriber: Subscriber): string | null {
+  return kind === 'email' ? subscriber.email : (subscriber.slackUserId ?? subscriber.email ?? subscriber.id);
+}
 
 /**
  * People, what they subscribed to, their preferences and their feeds — over the store. It is the
@@ -85,9 +91,38 @@ export class Subscriptions implements SubscriberDirectory {
     const out: string[] = [];
     for (const subscriber of await this.store.subscribersOf(key)) {
       if (where && !where(this.preferencesOf(subscriber))) continue;
-      const address =
-        kind === 'email' ? subscriber.email : (subscriber.slackUserId ?? subscriber.email ?? subscriber.id);
+      const address = addressFor(kind, subscriber);
       if (address) out.push(address);
+    }
+    return out;
+  }
+
+  /** Each subscriber of the key and whether `recipientsOf` includes them; for those it does not, why. */
+  async explainRecipients(
+    key: string,
+    where: PreferencePredicate | undefined,
+    channel: string,
+    _event: CloudEvent,
+  ): Promise<SubscriberVerdict[]> {
+    const kind = this.channelKinds.get(channel);
+    const out: SubscriberVerdict[] = [];
+    for (const subscriber of await this.store.subscribersOf(key)) {
+      const address = addressFor(kind, subscriber);
+      const verdict: SubscriberVerdict = {
+        id: subscriber.id,
+        name: subscriber.name,
+        address,
+        included: false,
+      };
+      const preferences = this.preferencesOf(subscriber);
+      if (where && !where(preferences)) {
+        const why = where.explain?.(preferences) ?? 'the condition is false';
+        verdict.reason = `muted by preference: ${why}${where.source ? ` (where: ${where.source})` : ''}`;
+        if (where.source) verdict.preference = where.source;
+      } else if (!address) {
+        verdict.reason = `has no ${kind === 'email' ? 'email address' : 'address'} for channel ${channel}`;
+      } else verdict.included = true;
+      out.push(verdict);
     }
     return out;
   }

@@ -84,6 +84,46 @@ describe('herald CLI', () => {
     assert.doesNotMatch(res.stderr, /c2hvcnQtc2VjcmV0/);
   });
 
+  it('validate names every variable a recipe needs in one pass, and where each is used', async () => {
+    const res = await herald(['validate', 'examples/inventory-alerts/herald.yaml']);
+    assert.equal(res.code, 2);
+    const lines = res.stderr.split('\n');
+    const expected = [
+      /^ {2}- `sources\.shop\.url` is empty: set INVENTORY_DATABASE_URL \(.*herald\.yaml:\d+:\d+\)$/,
+      /^ {2}- `slack\.token` is empty: set SLACK_BOT_TOKEN \(/,
+      /^ {2}- `slack\.signingSecret` is empty: set SLACK_SIGNING_SECRET \(/,
+      /^ {2}- `channels\.slack\.token` is empty: set SLACK_BOT_TOKEN \(/,
+      /^set these environment variables: INVENTORY_DATABASE_URL, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET$/,
+    ];
+    assert.equal(lines.filter(Boolean).length, expected.length + 1, res.stderr);
+    for (const [i, pattern] of expected.entries()) assert.match(lines[i + 1]!, pattern, res.stderr);
+    assert.doesNotMatch(res.stderr, /Too small|>=1 characters/);
+  });
+
+  it('start reports the same problems, all at once, before opening anything', async () => {
+    const file = join(dir.path, 'typos.yaml');
+    writeFileSync(
+      file,
+      [
+        'channels:',
+        '  slack: { kind: slack, token: "${SLACK_BOT_TOKEN}", concurrency: "${SLACK_CONCURRENCY:-4}" }',
+        'triggers:',
+        '  t:',
+        '    actions:',
+        '      - { channel: slack, tex: "y" }',
+        '',
+      ].join('\n'),
+    );
+    const res = await herald(['start', '--config', file, '--port', '0', '--data', join(dir.path, 'data')]);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /`channels\.slack\.token` is empty: set SLACK_BOT_TOKEN \(.*typos\.yaml:2:/);
+    assert.match(
+      res.stderr,
+      /unknown key `tex` in triggers\.t\.actions\[0\] \(did you mean `text`\?\) \(.*typos\.yaml:6:/,
+    );
+    assert.doesNotMatch(res.stderr, /concurrency/, 'the interpolated default is a number');
+  });
+
   it('validate names a missing file', async () => {
     const res = await herald(['validate', join(dir.path, 'missing.yaml')]);
     assert.equal(res.code, 2);
@@ -211,6 +251,41 @@ describe('herald send and dlq against a running Herald', () => {
     await sink.waitFor(2);
     const empty = await herald(['dlq', 'list', '--url', proc.url]);
     assert.match(empty.stdout, /empty/);
+  });
+
+  it('explain says why an event notified (and --json gives the answer); dlq replay --as-recorded says how it replayed', async () => {
+    sink.setDefault({ status: 422, headers: { 'content-type': 'text/plain' }, body: 'no thanks' });
+    const sent = await herald(['send', '--url', proc.url, '--type', 'cli.explain', '--id', 'cli-2']);
+    assert.equal(sent.code, 0, sent.stderr);
+    let text = await herald(['explain', 'cli-2', '--url', proc.url]);
+    for (let i = 0; i < 50 && !text.stdout.includes('dead-lettered'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      text = await herald(['explain', 'cli-2', '--url', proc.url]);
+    }
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^Event cli-2 \(cli\.explain\) from herald-cli, #\d+ in the log$/m);
+    assert.match(text.stdout, /^Evaluated against the current config\./m);
+    assert.match(text.stdout, /^✓ all: matched$/m);
+    assert.match(text.stdout, /^ {4}action 0 → hook \(no recipient\)$/m);
+    assert.match(text.stdout, /^ {6}\(no recipient\): dead-lettered after 1 attempt: HTTP 422: no thanks$/m);
+
+    const json = await herald(['explain', 'cli-2', '--json', '--url', proc.url]);
+    assert.equal(json.code, 0, json.stderr);
+    const answer = JSON.parse(json.stdout);
+    assert.equal(answer.evaluatedAgainst, 'current-config');
+    const delivery = answer.triggers[0].actions[0].recipients[0].delivery;
+    assert.equal(delivery.fate, 'dead');
+
+    sink.setDefault({ status: 200 });
+    const replay = await herald(['dlq', 'replay', String(delivery.id), '--as-recorded', '--url', proc.url]);
+    assert.equal(replay.code, 0, replay.stderr);
+    const replayed = JSON.parse(replay.stdout);
+    assert.equal(replayed.mode, 'as-recorded');
+    assert.match(replayed.message, /replayed as recorded/);
+
+    const missing = await herald(['explain', 'no-such-event', '--url', proc.url]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /herald explain: no event with id "no-such-event"/);
   });
 
   it('send without --type explains what is missing', async () => {

@@ -63,11 +63,12 @@ function event(): CloudEvent {
 const reasonOf = (result: ChannelResult) => (result.outcome === 'delivered' ? '' : result.reason);
 
 /** A channel of `kind` built as config loading builds it: both blocks parsed by the kind's schemas. */
-function build(kind: ChannelKind, harness: ChannelHarness, setup: SendSetup) {
+async function build(kind: ChannelKind, harness: ChannelHarness, setup: SendSetup) {
   const config = kind.configSchema.parse(setup.config);
   const action = kind.actionSchema.parse(setup.action);
   const problem = kind.checkAction?.(config, action);
   assert.equal(problem ?? null, null, `the fixture's action is valid: ${problem}`);
+  await kind.prepare?.(config);
   const channel = kind.create(`contract-${kind.kind}`, config, harness.context);
   return { channel, action };
 }
@@ -137,7 +138,7 @@ async function withChannel<T>(
       // A case changes some keys of the channel block; the rest stay the fixture's.
       config: { ...harness.config, ...arranged.config },
     };
-    built = build(kind, harness, setup);
+    built = await build(kind, harness, setup);
     return await body(built, harness, setup);
   } finally {
     await built?.channel.close?.();
@@ -259,6 +260,7 @@ for (const fixture of channelFixtures) {
         const before = harness.received();
         const { result } = await sendOnce(built, setup);
         assert.equal(result.outcome, 'delivered', reasonOf(result));
+        await harness.settle?.();
         assert.equal(harness.received(), before + 1, 'the far end took one send');
       });
     });
@@ -363,6 +365,7 @@ for (const fixture of channelFixtures) {
                 run.results.every((r) => r.outcome === 'delivered'),
                 run.results.map(reasonOf).join('; '),
               );
+              await harness.settle?.();
               assert.equal(harness.received(), before + count, 'the far end took every send');
               assert.equal(run.mostAtOnce, configured, `at most and at best ${configured} sends at once`);
               assert.deepEqual(await run.attempts(), { delivered: count });

@@ -478,6 +478,79 @@ export function runStoreContract(
       assert.deepEqual(await store.dlq.list({ limit: 10, channel: 'dlq' }), []);
     });
 
+    it('a re-planned replay readdresses a dead delivery and adds its new siblings, once', async () => {
+      const [e] = await store.events.append([ev({ type: 'replan.type' })], 700);
+      await store.routing.commit(
+        [
+          {
+            seq: e!.seq,
+            record: { matched: ['trig'], errors: [], deliveries: 2 },
+            deliveries: [planned(e!.seq, 'rp-old', 'replan', 0), planned(e!.seq, 'rp-kept', 'replan', 0)],
+          },
+        ],
+        700,
+      );
+      const claimed = await store.deliveries.claim({ channel: 'replan', limit: 10, now: 10, leaseMs: 1000 });
+      const [dead, kept] = [
+        claimed.find((d) => d.idempotencyKey === 'rp-old')!,
+        claimed.find((d) => d.idempotencyKey === 'rp-kept')!,
+      ];
+      await store.deliveries.record([
+        outcome(dead.id, 3, 'dead', { error: 'slack error channel_not_found' }),
+        outcome(kept.id, 1, 'delivered'),
+      ]);
+      const target = (recipient: string, key: string) => ({
+        channel: 'replan-2',
+        recipient,
+        idempotencyKey: key,
+        maxAttempts: 5,
+      });
+      assert.deepEqual(
+        await store.dlq.replayReplanned(dead.id, target('#kept', 'rp-kept'), [], 9000),
+        [],
+        'a key another delivery has is refused',
+      );
+      const ids = await store.dlq.replayReplanned(
+        dead.id,
+        target('#new', 'rp-new'),
+        [target('#also', 'rp-also'), target('#kept', 'rp-kept')],
+        9000,
+      );
+      assert.equal(ids.length, 2, 'the replayed delivery and one new sibling; a planned key is skipped');
+      assert.equal(ids[0], dead.id);
+      const moved = await store.deliveries.get(dead.id);
+      assert.deepEqual(
+        [
+          moved?.status,
+          moved?.attempts,
+          moved?.channel,
+          moved?.recipient,
+          moved?.idempotencyKey,
+          moved?.maxAttempts,
+          moved?.nextAttemptAt,
+        ],
+        ['pending', 0, 'replan-2', '#new', 'rp-new', 5, 9000],
+      );
+      const sibling = await store.deliveries.get(ids[1]!);
+      assert.deepEqual(
+        [
+          sibling?.eventSeq,
+          sibling?.trigger,
+          sibling?.action,
+          sibling?.recipient,
+          sibling?.status,
+          sibling?.eventType,
+        ],
+        [e!.seq, 'trig', 0, '#also', 'pending', 'replan.type'],
+      );
+      assert.deepEqual(
+        await store.dlq.replayReplanned(dead.id, target('#other', 'rp-other'), [target('#x', 'rp-x')], 9001),
+        [],
+        'only a dead delivery is replayed, and nothing is added then',
+      );
+      assert.equal((await store.deliveries.list({ limit: 10, eventSeq: e!.seq })).length, 3);
+    });
+
     it('source dead letters: kept once per source and position, listed newest first per source, removed', async () => {
       const letter = (source: string, position: string, reason = 'type renders empty') => ({
         source,

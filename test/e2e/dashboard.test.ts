@@ -120,6 +120,35 @@ describe('dashboard', { timeout: 120_000 }, () => {
       );
       await shot(page, 'event-detail');
 
+      // "Why?": the trigger that matched and whom it notified; the one that did not, and why not.
+      const why = page.getByTestId('why');
+      const matched = why.getByTestId('why-trigger').and(page.locator('[data-matched=true]'));
+      await matched.getByText(': delivered', { exact: false }).waitFor();
+      assert.match(
+        await matched.innerText(),
+        /sales-to-slack[\s\S]*action 0 → slack-sales[\s\S]*#sales: delivered/,
+      );
+      assert.match(
+        await why.getByTestId('why-trigger').filter({ hasText: 'pricing-to-email' }).innerText(),
+        /did not match[\s\S]*exact\.subject: wanted "pricing", got "sales"/,
+      );
+      assert.match(await why.innerText(), /Evaluated against the current config/);
+
+      // An event no trigger matched says so, trigger by trigger.
+      const salesPage = page.url();
+      await page.goto(herald.url);
+      await rows.filter({ hasText: 'legal' }).getByRole('link', { name: 'notification.created' }).click();
+      await why.getByTestId('why-summary').waitFor();
+      assert.match(await why.getByTestId('why-summary').innerText(), /No trigger matches this event/);
+      assert.deepEqual(await why.getByTestId('why-clause').allInnerTexts(), [
+        'exact.subject: wanted "sales", got "legal"',
+        'exact.subject: wanted "pricing", got "legal"',
+      ]);
+      await shot(page, 'event-why');
+      if (process.env.HERALD_UPDATE_DOCS_SCREENSHOT)
+        await why.screenshot({ path: join(repoRoot, 'docs', 'dashboard-why.png') });
+      await page.goto(salesPage);
+
       // A reload of a page path lands on the same page (Herald answers it with the app).
       await page.reload();
       await page.getByTestId('attributes').getByText(id).waitFor();

@@ -42,7 +42,7 @@ describe('inventory-view crash: 20,000 changes while Herald is SIGKILLed twice',
     await db.query(`SET search_path TO ${schema}`);
     await db.query(readFileSync(join(repoRoot, 'examples/inventory-view/schema.sql'), 'utf8'));
     await db.query(
-      `INSERT INTO products SELECT g, 'product ' || g, 10 + g, 1000000 FROM generate_series(1, ${PRODUCTS}) g`,
+      `INSERT INTO products (id, name, price, stock_quantity) SELECT g, 'product ' || g, 10 + g, 1000000 FROM generate_series(1, ${PRODUCTS}) g`,
     );
   });
   after(async () => {

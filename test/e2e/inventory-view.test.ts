@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
-import { eventually, repoRoot, startTestHerald, type TestHerald } from '../support/herald.js';
+import { eventually, metricValue, repoRoot, startTestHerald, type TestHerald } from '../support/herald.js';
 import { cdcNames, PG_URL, pgClient } from '../support/postgres.js';
 
 const conformance = (file: string) =>
@@ -27,6 +27,11 @@ async function viewRows(h: TestHerald, name: string): Promise<ViewRow[]> {
   }
 }
 
+/** The commit time in the shop's database of the change at `lsn` (a second apart). */
+const committedAt = (lsn: number) => 1_736_936_400_000 + lsn * 1000;
+/** Debezium reads each change a quarter of a second after its commit. */
+const readAt = (lsn: number) => committedAt(lsn) + 250;
+
 /** A Debezium envelope for a products/order_items change posted to /debezium. */
 function change(table: string, op: string, before: unknown, after: unknown, lsn: number) {
   return {
@@ -40,10 +45,10 @@ function change(table: string, op: string, before: unknown, after: unknown, lsn:
       table,
       txId: lsn,
       lsn,
-      ts_ms: 1,
+      ts_ms: committedAt(lsn),
     },
     op,
-    ts_ms: 1,
+    ts_ms: readAt(lsn),
   };
 }
 
@@ -102,7 +107,13 @@ describe('inventory-view: Debezium events over HTTP (embedded store)', () => {
 
   it('bad input goes to the DLQ with its reason, the stream keeps flowing, and a replay after the fix applies it', async () => {
     const posts = [
-      change('products', 'c', null, { id: 7, name: 'Lamp', price: '19.90', stock_quantity: 12 }, 100),
+      change(
+        'products',
+        'c',
+        null,
+        { id: 7, name: 'Lamp', description: 'Desk lamp, brass', price: '19.90', stock_quantity: 12 },
+        100,
+      ),
       // An order for a product the view does not have yet: cannot be applied.
       change('order_items', 'c', null, { id: 1, product_id: 8, quantity: 2 }, 101),
       // Without product_id: no key.
@@ -120,7 +131,16 @@ describe('inventory-view: Debezium events over HTTP (embedded store)', () => {
       5000,
       'lamp decremented after the bad events',
     );
-    assert.deepEqual(lamp.value, { id: 7, name: 'Lamp', price: 19.9, stock_quantity: 9 });
+    // The seed's item shape; the order item (lsn 104) was the row's last change.
+    assert.deepEqual(lamp.value, {
+      id: 7,
+      name: 'Lamp',
+      description: 'Desk lamp, brass',
+      price: 19.9,
+      stock_quantity: 9,
+      last_updated: new Date(committedAt(104)).toISOString(),
+      cdc_timestamp: readAt(104),
+    });
 
     const dead = await eventually(
       async () => {
@@ -181,6 +201,19 @@ describe('inventory-view: Debezium events over HTTP (embedded store)', () => {
       5000,
       'replayed delivery delivered',
     );
+    // What the inventory service's operators watched, on /metrics: the three customers changes of
+    // the first test and the three bad events are dead letters; the replayed order item was
+    // applied (lamp, its order, desk, the replay) and raised the second low-stock alert.
+    const metric = (name: string) => metricValue(h, `${name}{projection="inventory"}`);
+    await eventually(
+      async () => (await metric('herald_projection_events_applied_total')) === 4,
+      5000,
+      'four changes applied to the inventory',
+    );
+    assert.equal(await metric('herald_projection_dead_letters_total'), 6);
+    assert.equal(await metric('herald_projection_events_failed_total'), 6);
+    assert.equal(await metric('herald_projection_alerts_total'), 2);
+    assert.equal(await metric('herald_projection_lag_events'), 0);
     const views = (await (await h.get('/api/views')).json()) as { views: { name: string; rows: number }[] };
     assert.deepEqual(
       views.views.map((v) => [v.name, v.rows]),
@@ -204,7 +237,7 @@ describe('inventory-view: PostgreSQL CDC (the recipe as written)', () => {
     await db.query(readFileSync(join(repoRoot, 'examples/inventory-view/schema.sql'), 'utf8'));
     // Rows before the start arrive through the snapshot (op r).
     await db.query(
-      `INSERT INTO products VALUES (1, 'Lamp', 19.90, 12), (2, 'Desk', 120.00, 50), (3, 'Chair', 45.50, 30)`,
+      `INSERT INTO products VALUES (1, 'Lamp', 'Desk lamp, brass', 19.90, 12), (2, 'Desk', 'Oak', 120.00, 50), (3, 'Chair', NULL, 45.50, 30)`,
     );
     await db.query('INSERT INTO order_items (product_id, quantity) VALUES (2, 5)');
     h = await startTestHerald(recipe, {
@@ -223,16 +256,20 @@ describe('inventory-view: PostgreSQL CDC (the recipe as written)', () => {
     await db.end();
   });
 
+  const startedAt = Date.now();
   const groundTruth = async () =>
     (
       await db.query(
-        `SELECT p.id, p.name, p.price::float8 AS price, p.stock_quantity - coalesce(sum(o.quantity), 0)::int AS stock
+        `SELECT p.id, p.name, p.description, p.price::float8 AS price,
+                p.stock_quantity - coalesce(sum(o.quantity), 0)::int AS stock
          FROM products p LEFT JOIN order_items o ON o.product_id = p.id GROUP BY p.id ORDER BY p.id::text`,
       )
     ).rows.map((r) => ({
       key: String(r.id),
-      value: { id: r.id, name: r.name, price: r.price, stock_quantity: r.stock },
+      value: { id: r.id, name: r.name, description: r.description, price: r.price, stock_quantity: r.stock },
     }));
+  /** The row without its times, which the database cannot say in advance. */
+  const withoutTimes = ({ last_updated, cdc_timestamp, ...rest }: Record<string, unknown>) => rest;
 
   const lowStockTexts = async () => {
     const inbox = (await (await h.get('/api/inbox?limit=100')).json()) as {
@@ -246,26 +283,46 @@ describe('inventory-view: PostgreSQL CDC (the recipe as written)', () => {
     for (const q of orders)
       await db.query('INSERT INTO order_items (product_id, quantity) VALUES (1, $1)', [q]);
     await db.query(`UPDATE products SET price = 17.50, stock_quantity = stock_quantity + 20 WHERE id = 1`); // restock → 28
+    const beforeLastOrder = Date.now();
     await db.query('INSERT INTO order_items (product_id, quantity) VALUES (1, 20)'); // 8: the second crossing
+    const afterLastOrder = Date.now();
     await db.query(`UPDATE products SET name = 'Big desk' WHERE id = 2`);
-    await db.query(`INSERT INTO products VALUES (4, 'Shelf', 80.00, 9)`); // born below: no crossing
+    await db.query(`INSERT INTO products VALUES (4, 'Shelf', 'Pine', 80.00, 9)`); // born below: no crossing
     await db.query('DELETE FROM products WHERE id = 3');
     const truth = await groundTruth();
     const rows = await eventually(
       async () => {
         const view = (await viewRows(h, 'inventory')).map((r) => ({ key: r.key, value: r.value }));
-        return JSON.stringify(view) === JSON.stringify(truth) ? view : undefined;
+        const comparable = view.map((r) => ({ key: r.key, value: withoutTimes(r.value) }));
+        return JSON.stringify(comparable) === JSON.stringify(truth) ? view : undefined;
       },
       15_000,
       'the view to equal the ground truth',
     );
     assert.equal(rows.length, 3);
-    assert.deepEqual(rows.find((r) => r.key === '1')?.value, {
+    const lamp = rows.find((r) => r.key === '1')!.value;
+    assert.deepEqual(withoutTimes(lamp), {
       id: 1,
       name: 'Lamp',
+      description: 'Desk lamp, brass',
       price: 17.5,
       stock_quantity: 8,
     });
+    // last_updated: the commit time of the row's last change; cdc_timestamp: when the change was
+    // read, after its commit.
+    for (const { value } of rows) {
+      assert.equal(typeof value.last_updated, 'string');
+      assert.equal(typeof value.cdc_timestamp, 'number');
+      const committed = Date.parse(value.last_updated as string);
+      assert.ok(committed >= startedAt - 60_000 && committed <= Date.now(), `${value.last_updated}`);
+      assert.ok((value.cdc_timestamp as number) >= committed, 'read after the commit');
+    }
+    // The lamp's last change was the 20-unit order item (the same machine's clock, a second's slack).
+    const lampUpdated = Date.parse(lamp.last_updated as string);
+    assert.ok(
+      lampUpdated >= beforeLastOrder - 1000 && lampUpdated <= afterLastOrder + 1000,
+      `lamp last_updated ${lamp.last_updated} is the last order's commit`,
+    );
     await eventually(async () => (await lowStockTexts()).length >= 2, 5000, 'two low-stock messages');
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(await lowStockTexts(), [

@@ -131,14 +131,12 @@ describe('channels end a send when its signal is aborted', () => {
     });
 
     it('kubernetes: a Job create the API server does not answer is abandoned at the deadline', async () => {
-      const cluster = jobChannel.create(
-        'cluster',
-        jobConfigSchema.parse({
-          mode: 'kubernetes',
-          kubernetes: { kubeconfig: k8s.writeKubeconfig(dir.path) },
-        }),
-        context(),
-      );
+      const config = jobConfigSchema.parse({
+        mode: 'kubernetes',
+        kubernetes: { kubeconfig: k8s.writeKubeconfig(dir.path) },
+      });
+      await jobChannel.prepare?.(config);
+      const cluster = jobChannel.create('cluster', config, context());
       k8s.stallNext();
       const manifest = {
         spec: {

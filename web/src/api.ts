@@ -133,7 +133,9 @@ export async function readStream(
 
 // The server's answers, from the one module both sides compile against (erased from the bundle).
 export type {
+  ActionExplanation,
   Attempt,
+  CesqlStep,
   CloudEvent,
   ConfigView,
   DeadLetterFilterReplay,
@@ -143,7 +145,9 @@ export type {
   DeliveryDetail,
   DeliveryStatus,
   EventDetail,
+  EventExplanation,
   EventPage,
+  FilterClause,
   Health,
   InboxMessage,
   InboxMessagePage,
@@ -156,4 +160,5 @@ export type {
   SourceDeadLetterReplay,
   Status,
   StoredEvent,
+  TriggerExplanation,
 } from '../../src/server/api-types.js';

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
-// Step "save": writes the registered customer, its users and their roles in one transaction, then
-// prints the follow-up CloudEvents (one JSON per line) that Herald appends to its log.
-// Idempotent: a redelivered event finds its rows and reports them again without duplicating.
+// Step "save": writes the registered customer (with its subscription tier), its users and their
+// role assignments in one transaction, then prints the follow-up CloudEvents (one JSON per line)
+// that Herald appends to its log. Idempotent: a redelivered event finds its rows and reports them
+// again without duplicating. Exit 3 (permanent) when the event itself is malformed; exit 1
+// (retried) when the database refuses it, e.g. a tier or role missing from the catalogue: adding
+// it and replaying the dead letter completes the step.
 import pg from 'pg';
 
 const event = JSON.parse(process.argv[2] ?? '{}');
 const customerId = event.subject;
 const data = event.data ?? {};
-if (!customerId || !data.company_name || !Array.isArray(data.users)) {
-  console.error('customer-registered needs subject (customer UUID), data.company_name and data.users');
+if (!customerId || !data.company_name || !data.subscription_tier || !Array.isArray(data.users)) {
+  console.error(
+    'customer-registered needs subject (customer UUID), data.company_name, data.subscription_tier and data.users',
+  );
   process.exit(3); // permanent: listed in permanentExitCodes
 }
 const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
@@ -16,9 +21,9 @@ await client.connect();
 try {
   await client.query('BEGIN');
   await client.query(
-    `INSERT INTO corporate_customers (id, company_name, contact_email) VALUES ($1, $2, $3)
+    `INSERT INTO corporate_customers (id, company_name, contact_email, subscription_tier) VALUES ($1, $2, $3, $4)
      ON CONFLICT (id) DO NOTHING`,
-    [customerId, data.company_name, data.contact_email],
+    [customerId, data.company_name, data.contact_email, data.subscription_tier],
   );
   for (const user of data.users) {
     await client.query(
@@ -26,16 +31,18 @@ try {
       [user.id, customerId, user.name, user.email],
     );
     for (const role of user.roles ?? []) {
-      await client.query('INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
-        user.id,
-        role,
-      ]);
+      await client.query(
+        'INSERT INTO user_role_assignments (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+        [user.id, role],
+      );
     }
   }
   await client.query('COMMIT');
 } catch (err) {
   await client.query('ROLLBACK').catch(() => {});
-  console.error(`could not save customer ${customerId}: ${err.message}`);
+  console.error(
+    `could not save customer ${customerId}: ${err.message}${err.detail ? ` (${err.detail})` : ''}`,
+  );
   process.exit(1); // retried
 } finally {
   await client.end();
@@ -47,7 +54,12 @@ console.log(
     id: `customer-saved-${customerId}`,
     type: 'disco.knapscen.customer.saved',
     subject: customerId,
-    data: { company_name: data.company_name, contact_email: data.contact_email, users: data.users.length },
+    data: {
+      company_name: data.company_name,
+      contact_email: data.contact_email,
+      subscription_tier: data.subscription_tier,
+      users: data.users.length,
+    },
   }),
 );
 for (const user of data.users) {

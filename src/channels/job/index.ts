@@ -1,14 +1,31 @@
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
-import { type ChannelKind, delivered, failed, retry, SendTimeoutError } from '../../engine/types.js';
+import {
+  type ChannelKind,
+  type ChannelResult,
+  type DeliveryRequest,
+  delivered,
+  failed,
+  retry,
+  SendTimeoutError,
+} from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
 import { followUpDraft } from '../../events/hops.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
-import { jobName, type KubernetesJobs, kubernetesConfigSchema, kubernetesJobs } from './kubernetes.js';
+import { jobName, kubernetesConfigSchema } from './kubernetes-config.js';
+import type { KubernetesJobs } from './kubernetes-jobs.js';
+
+/**
+ * The Kubernetes client, loaded by `prepare` only for a channel in kubernetes mode: the library
+ * is most of an idle Herald's memory otherwise.
+ */
+let kubernetesModule: typeof import('./kubernetes-jobs.js') | undefined;
 
 const TAIL_BYTES = 4096;
+const LOCAL_TIMEOUT_MS = 60_000;
+const KUBERNETES_TIMEOUT_MS = 3_600_000;
 
 export const jobConfigSchema = z.strictObject({
   mode: z
@@ -18,16 +35,24 @@ export const jobConfigSchema = z.strictObject({
       '`local` runs a program on Herald’s machine; `kubernetes` creates a batch/v1 Job from the action’s `manifest`.',
     ),
   kubernetes: kubernetesConfigSchema
-    .default({ namespace: 'default' })
+    .default({ namespace: 'default', logTailLines: 20 })
     .describe('Where and how Jobs are created in kubernetes mode.'),
-  concurrency: z.number().int().positive().default(2).describe('Jobs running at once.'),
+  concurrency: z
+    .number()
+    .int()
+    .positive()
+    .default(2)
+    .describe('Jobs running at once (kubernetes mode: Jobs waited for at once, per Herald process).'),
   timeoutMs: z
     .number()
     .int()
     .positive()
-    .default(60_000)
+    .optional()
     .describe(
-      'local mode: a job running longer is killed, with its whole process group, and retried. kubernetes mode: the most creating the Job may take.',
+      'local mode (default 60000): a job running longer is killed, with its whole process group, and retried. ' +
+        'kubernetes mode (default 3600000): how long one attempt waits for its Job to finish; make it longer ' +
+        'than the Job may run (its activeDeadlineSeconds). At this deadline the Job is left running and the ' +
+        'attempt counts as a retry: the next attempt finds the same Job and waits for it again.',
     ),
   cwd: z.string().optional().describe('Working directory of the jobs (default: Herald’s).'),
   inheritEnv: z
@@ -45,8 +70,10 @@ export const jobActionSchema = z.strictObject({
   manifest: templateTreeSchema()
     .optional()
     .describe(
-      'kubernetes mode: the batch/v1 Job to create; its strings are templates. Without `metadata.name`, ' +
-        'the name comes from the delivery, so a retry never creates a second Job.',
+      'kubernetes mode: the batch/v1 Job to create; its strings are templates. The delivery counts as ' +
+        'delivered when the Job succeeds. Without `metadata.name`, the name comes from the delivery; a ' +
+        'templated name must be unique per event (e.g. `save-customer-{{ event.id }}`). A retry after the Job ' +
+        'failed creates the next run, named `<name>-r2`, `-r3`…',
     ),
   args: z
     .array(templateSchema())
@@ -65,12 +92,16 @@ export const jobActionSchema = z.strictObject({
   permanentExitCodes: z
     .array(z.number().int())
     .default([])
-    .describe('Exit codes that mean "do not retry": the delivery goes to the DLQ at once.'),
+    .describe(
+      'Exit codes that mean "do not retry": the delivery goes to the DLQ at once (kubernetes mode: the ' +
+        'exit code of the failed Job’s last pod).',
+    ),
   emitEvents: z
     .boolean()
     .default(true)
     .describe(
-      'Lines the job prints on stdout that are CloudEvents (JSON with specversion) become new events.',
+      'Lines the job prints on stdout that are CloudEvents (JSON with specversion) become new events ' +
+        '(kubernetes mode: lines of the succeeded pod’s log, its first MiB).',
     ),
 });
 export type JobAction = Omit<z.infer<typeof jobActionSchema>, 'manifest'> & { manifest?: TemplateTree };
@@ -86,6 +117,14 @@ const tail = (chunks: Buffer[]) => {
  * stdout and stderr are kept on the delivery. Stdout lines that are CloudEvents are emitted as
  * follow-up events.
  */
+function kubernetesClient(): typeof import('./kubernetes-jobs.js') {
+  if (!kubernetesModule)
+    throw new Error(
+      'a job channel in kubernetes mode was created before its kind was prepared (ChannelKind.prepare)',
+    );
+  return kubernetesModule;
+}
+
 export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction> = {
   kind: 'job',
   description:
@@ -105,28 +144,53 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
     }
     return null;
   },
+  async prepare(config) {
+    if (config.mode === 'kubernetes') kubernetesModule ??= await import('./kubernetes-jobs.js');
+  },
   create(name, config, context) {
+    /** The CloudEvents a job printed become events; the delivery is done once they are durable. */
+    const emitPrinted = async (
+      printed: string,
+      req: DeliveryRequest<JobAction>,
+      result: ChannelResult,
+    ): Promise<ChannelResult> => {
+      const followUps = followUpEvents(printed, req.event, name, req.idempotencyKey);
+      if (followUps.length === 0) return result;
+      try {
+        await context.emit(followUps);
+      } catch (err) {
+        return retry(`could not append the job's events: ${errorMessage(err)}`, undefined, result.rendered);
+      }
+      return result;
+    };
     const cluster: KubernetesJobs | null =
-      config.mode === 'kubernetes' ? kubernetesJobs(name, config.kubernetes, context.env) : null;
+      config.mode === 'kubernetes'
+        ? kubernetesClient().kubernetesJobs(name, config.kubernetes, context.env)
+        : null;
     if (cluster) {
       return {
         concurrency: config.concurrency,
-        timeoutMs: config.timeoutMs,
-        send(req) {
+        timeoutMs: config.timeoutMs ?? KUBERNETES_TIMEOUT_MS,
+        async send(req) {
           const manifest = renderTree(req.action.manifest ?? null, {
             event: req.event,
             recipient: req.recipient,
           });
-          return cluster.create(
+          const { result, output } = await cluster.run({
             manifest,
-            jobName(name, req.idempotencyKey),
-            {
+            defaultName: jobName(name, req.idempotencyKey),
+            idempotencyKey: req.idempotencyKey,
+            annotations: {
               'herald.events/idempotency-key': req.idempotencyKey,
               'herald.events/event-id': req.event.id,
               'herald.events/trigger': req.trigger,
             },
-            req.signal,
-          );
+            permanentExitCodes: req.action.permanentExitCodes,
+            readOutput: req.action.emitEvents,
+            signal: req.signal,
+          });
+          if (result.outcome !== 'delivered' || output === undefined) return result;
+          return emitPrinted(output, req, result);
         },
         check: () => cluster.check(),
       };
@@ -138,7 +202,7 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
     }
     return {
       concurrency: config.concurrency,
-      timeoutMs: config.timeoutMs,
+      timeoutMs: config.timeoutMs ?? LOCAL_TIMEOUT_MS,
       async send(req) {
         const scope = { event: req.event, recipient: req.recipient };
         const args = req.action.args.map((a) => a.render(scope));
@@ -213,21 +277,8 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
             ? failed(reason, result)
             : retry(reason, undefined, result);
         }
-        if (req.action.emitEvents) {
-          const followUps = followUpEvents(
-            Buffer.concat(stdout).toString('utf8'),
-            req.event,
-            name,
-            req.idempotencyKey,
-          );
-          if (followUps.length > 0) {
-            try {
-              await context.emit(followUps);
-            } catch (err) {
-              return retry(`could not append the job's events: ${(err as Error).message}`, undefined, result);
-            }
-          }
-        }
+        if (req.action.emitEvents)
+          return emitPrinted(Buffer.concat(stdout).toString('utf8'), req, delivered(undefined, result));
         return delivered(undefined, result);
       },
     };

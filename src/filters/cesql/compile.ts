@@ -24,7 +24,20 @@ export interface CompileOptions {
   functions?: FunctionRegistry;
   /** Work one evaluation may do before it stops with a `budget` error (see DEFAULT_WORK_BUDGET). */
   workBudget?: number;
+  /**
+   * Told each node's value as the evaluation produces it, with the errors array and its length
+   * before the node ran (the explaining evaluator records why an expression was false this way,
+   * so it shares every rule of this one). Costs a call per node: leave it out for filtering.
+   */
+  observe?: NodeObserver;
 }
+
+export type NodeObserver = (
+  node: Node,
+  value: Value,
+  errors: CesqlEvaluationError[],
+  errorsBefore: number,
+) => void;
 
 /**
  * Turns an AST into nested closures. Each operator evaluates its operands, and when an operand
@@ -38,7 +51,12 @@ export interface CompileOptions {
 export function compileAst(root: Node, options: CompileOptions = {}): Evaluator {
   const budget = options.workBudget ?? DEFAULT_WORK_BUDGET;
   const meter: WorkMeter = { remaining: budget };
-  const fn = compileNode(root, { functions: options.functions ?? defaultFunctions, meter, budget }).fn;
+  const fn = compileNode(root, {
+    functions: options.functions ?? defaultFunctions,
+    meter,
+    budget,
+    observe: options.observe,
+  }).fn;
   return (event, errors) => {
     meter.remaining = budget;
     return fn(event, errors);
@@ -49,6 +67,7 @@ interface Scope {
   functions: FunctionRegistry;
   meter: WorkMeter;
   budget: number;
+  observe?: NodeObserver;
 }
 
 function budgetError(scope: Scope, errors: CesqlEvaluationError[]): void {
@@ -59,6 +78,22 @@ function budgetError(scope: Scope, errors: CesqlEvaluationError[]): void {
 }
 
 function compileNode(node: Node, scope: Scope): Compiled {
+  const compiled = compileBare(node, scope);
+  const observe = scope.observe;
+  if (!observe) return compiled;
+  const fn = compiled.fn;
+  return {
+    type: compiled.type,
+    fn: (event, errors) => {
+      const before = errors.length;
+      const value = fn(event, errors);
+      observe(node, value, errors, before);
+      return value;
+    },
+  };
+}
+
+function compileBare(node: Node, scope: Scope): Compiled {
   switch (node.kind) {
     case 'literal': {
       const value = node.value;

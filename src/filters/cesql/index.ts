@@ -5,9 +5,11 @@ import { type CesqlErrorKind, type CesqlEvaluationError, CesqlParseError } from 
 import { builtInFunctions, defaultFunctions, FunctionRegistry } from './functions.js';
 import { parse } from './parser.js';
 
+export type { CesqlStep } from '../explain-types.js';
 export type { CesqlType, Node, Value } from './ast.js';
 export { type CompileOptions, DEFAULT_WORK_BUDGET } from './compile.js';
 export { type CesqlErrorKind, type CesqlEvaluationError, CesqlParseError, type Position } from './errors.js';
+export { type CesqlExplanation, compileExplainer } from './explain.js';
 export { builtInFunctions, type CesqlFunction, defaultFunctions, FunctionRegistry } from './functions.js';
 export { compileLike, type LikePattern, likeMatches } from './like.js';
 export { MAX_HEIGHT, MAX_NESTING, parse } from './parser.js';

@@ -4,8 +4,9 @@ import { HeraldError } from '../../errors.js';
 import { normaliseDebezium } from '../../events/debezium.js';
 import { decodeHeaderValue } from '../../events/http.js';
 import { validateEvent } from '../../events/index.js';
-import { checkBatchSize } from '../../events/limits.js';
+import { checkBatchSize, eventLimits, parseJsonText } from '../../events/limits.js';
 import type { CloudEvent } from '../../events/types.js';
+import { parseJsonBody } from '../../http-input.js';
 import { ingestAuthSchema } from '../../signing/ingest-auth.js';
 
 export const debeziumSourceConfigSchema = z.strictObject({
@@ -14,7 +15,7 @@ export const debeziumSourceConfigSchema = z.strictObject({
     .regex(/^\/[A-Za-z0-9/_.:-]*$/, 'a path starts with "/"')
     .default('/debezium')
     .describe(
-      'URL path that accepts Debezium events (POST): the bare envelope, the JSON converter’s {schema, payload}, a CloudEvent from Debezium’s CloudEvents converter (structured or binary), or a JSON array of these.',
+      'URL path that accepts Debezium events (POST): the bare envelope, the JSON converter’s {schema, payload}, a CloudEvent from Debezium’s CloudEvents converter (structured or binary), a CloudEvent whose data is a Debezium value as a Kafka bridge (Knative KafkaSource) forwards it, or a JSON array of these.',
     ),
   keys: z
     .record(z.string(), z.array(z.string()).min(1))
@@ -26,19 +27,34 @@ export const debeziumSourceConfigSchema = z.strictObject({
 });
 export type DebeziumSourceConfig = z.infer<typeof debeziumSourceConfigSchema>;
 
-/** A CloudEvent in binary mode: attributes in ce-* headers, the body is the data. */
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]*\+)?json$/i;
+
+/**
+ * A CloudEvent in binary mode: attributes in ce-* headers, the body is the data. An empty body is
+ * no data (a Kafka tombstone forwarded by a bridge); a body without a content type is read as
+ * JSON, since a bridge forwarding a Kafka record does not always know the value's type.
+ */
 function fromBinary(
   headers: Record<string, string | string[] | undefined>,
-  body: unknown,
+  raw: Buffer,
 ): Record<string, unknown> {
-  const event: Record<string, unknown> = { data: body };
+  const event: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith('ce-') && typeof value === 'string') event[name.slice(3)] = decodeHeaderValue(value);
   }
   const contentType = headers['content-type'];
-  if (typeof contentType === 'string') event.datacontenttype = contentType;
+  const mediaType = typeof contentType === 'string' ? contentType.split(';')[0]!.trim() : '';
+  if (mediaType) event.datacontenttype = contentType;
+  if (raw.length === 0) return event;
+  // Data of another type is kept as text: the normaliser refuses it, naming the type.
+  event.data =
+    !mediaType || JSON_MEDIA_TYPE.test(mediaType)
+      ? parseJsonText(raw.toString('utf8'), 'body', eventLimits().jsonDepth)
+      : raw.toString('utf8');
   return event;
 }
+
+const firstHeader = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
 export const debeziumHttpSource: SourceKind<DebeziumSourceConfig> = {
   kind: 'debezium',
@@ -56,13 +72,13 @@ export const debeziumHttpSource: SourceKind<DebeziumSourceConfig> = {
           method: 'POST',
           path: config.path,
           auth: config.auth,
+          readsRawBody: true,
           async handler(req) {
+            const raw = req.rawBody ?? Buffer.alloc(0);
             const body =
               typeof req.headers['ce-specversion'] === 'string'
-                ? fromBinary(req.headers, req.body)
-                : req.body;
-            if (body === undefined)
-              throw new HeraldError('REQUEST_INVALID', 'expected a JSON body', { status: 400 });
+                ? fromBinary(req.headers, raw)
+                : parseJsonBody(raw, firstHeader(req.headers['content-type']));
             const inputs = Array.isArray(body) ? body : [body];
             checkBatchSize(inputs.length, 'the request');
             const events: CloudEvent[] = [];

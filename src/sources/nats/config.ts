@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { eventMapSchema, urlSchema } from '../map.js';
-
-const natsUrl = urlSchema(['nats:', 'tls:'], 'must be a nats:// or tls:// URL, e.g. nats://127.0.0.1:4222');
+import { natsUrlSchema } from '../../nats/index.js';
+import { eventMapSchema } from '../map.js';
 
 const jetstreamSchema = z.strictObject({
   stream: z.string().min(1).describe('Name of an existing JetStream stream holding the subjects.'),
@@ -40,7 +39,7 @@ const jetstreamSchema = z.strictObject({
 });
 
 export const natsSourceConfigSchema = z.strictObject({
-  url: natsUrl
+  url: natsUrlSchema
     .default('nats://127.0.0.1:4222')
     .describe('NATS server URL; user:password@ or token@ credentials may be part of it (never logged).'),
   subjects: z

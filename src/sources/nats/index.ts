@@ -3,18 +3,18 @@ import type { Logger } from 'pino';
 import type { CheckResult, SourceContext, SourceKind, SourceMessage } from '../../engine/types.js';
 import { errorMessage, HeraldError } from '../../errors.js';
 import type { CloudEvent } from '../../events/types.js';
+import { nats, natsConnectOptions, within } from '../../nats/index.js';
 import { redactUrl } from '../../redact.js';
 import { type NatsSourceConfig, natsSourceConfigSchema } from './config.js';
-import { nats, natsConnectOptions, within } from './connection.js';
 import { CoreReceiver } from './core.js';
 import { JetStreamReceiver } from './jetstream.js';
 import { natsMessageToEvents } from './message.js';
 
+export { natsConnectOptions } from '../../nats/index.js';
 // The source reads as its parts: config.ts (the schema), connection.ts, core.ts (core NATS
 // subscriptions), jetstream.ts (a durable pull consumer), message.ts (mapping a message to events
 // and setting it aside).
 export { type NatsSourceConfig, natsSourceConfigSchema } from './config.js';
-export { natsConnectOptions } from './connection.js';
 export { natsMessageToEvents } from './message.js';
 
 export const natsSource: SourceKind<NatsSourceConfig> = {

@@ -2,10 +2,10 @@ import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstre
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { errorMessage, HeraldError } from '../../errors.js';
 import type { CloudEvent } from '../../events/types.js';
+import { nats, within } from '../../nats/index.js';
 import { ingestIsolating } from '../isolate.js';
 import { TickBatcher } from '../tick-batcher.js';
 import type { NatsJetStreamConfig } from './config.js';
-import { nats, within } from './connection.js';
 import { deadLetterOf, eventsOf, headerRecord, type NatsMessage, type ReceiverContext } from './message.js';
 
 /** A pulled message, as read, and why it cannot become a stored event. */

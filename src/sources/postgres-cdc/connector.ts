@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { CheckResult, Source, SourceContext, SourceMessage } from '../../engine/types.js';
+import type { CheckResult, Source, SourceContext, SourceLag, SourceMessage } from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
 import type { CloudEvent } from '../../events/types.js';
 import { validateEvent } from '../../events/validate.js';
@@ -17,6 +17,8 @@ import {
 } from './setup.js';
 import { takeSnapshot } from './snapshot.js';
 import { ChangeStream } from './streaming.js';
+
+const LAG_SAMPLE_TIMEOUT_MS = 2_000;
 
 /**
  * One postgres-cdc source: sets up its slot and publication (setup.ts), reads the first snapshot
@@ -129,6 +131,34 @@ export class PostgresCdc implements Source {
         },
         reason,
       );
+    }
+  }
+
+  /**
+   * The slot's lag: WAL written since the position Herald last confirmed. A short-lived
+   * connection per sample (metrics reuse a sample for seconds), bounded by a statement timeout.
+   */
+  async lag(): Promise<SourceLag> {
+    const client = this.link.client({
+      connectionTimeoutMillis: LAG_SAMPLE_TIMEOUT_MS,
+      statement_timeout: LAG_SAMPLE_TIMEOUT_MS,
+    });
+    try {
+      await this.link.connect(client, 'a connection for the slot lag');
+      const result = await client.query<{ lag: string | null }>(
+        // On a standby pg_current_wal_lsn() fails; the last replayed position stands in for it there.
+        `SELECT pg_wal_lsn_diff(
+           CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
+           confirmed_flush_lsn)::text AS lag
+         FROM pg_replication_slots WHERE slot_name = $1`,
+        [this.target.slot],
+      );
+      const lag = result.rows[0]?.lag;
+      return lag === undefined || lag === null ? {} : { replicationSlotLagBytes: Math.max(0, Number(lag)) };
+    } catch (err) {
+      throw this.link.explain(err, `reading the lag of slot ${this.target.slot}`);
+    } finally {
+      await client.end().catch(() => {});
     }
   }
 

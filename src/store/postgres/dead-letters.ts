@@ -59,6 +59,30 @@ export function postgresDeadLetters(query: Query): DeadLetterStore {
       }
       return rows.map((r) => int(r.id)).sort((a, b) => a - b);
     },
+    async replayReplanned(id, as, also, now) {
+      // One statement, so one transaction: the siblings exist only if the replayed one moved.
+      const rows = await query(
+        `WITH moved AS (
+           UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL,
+             updated_at = $2, channel = $3, recipient = $4, idempotency_key = $5, max_attempts = $6
+           WHERE id = $1 AND status = 'dead'
+             AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.idempotency_key = $5 AND o.id <> $1)
+           RETURNING id, event_seq, event_id, event_source, event_type, trigger, action
+         ), added AS (
+           INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel,
+             recipient, idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
+           SELECT m.event_seq, m.event_id, m.event_source, m.event_type, m.trigger, m.action, d.channel,
+             d.recipient, d."idempotencyKey", 'pending', 0, d."maxAttempts", $2, $2, $2
+           FROM moved m, jsonb_to_recordset($7::jsonb) AS d(channel text, recipient text, "idempotencyKey" text,
+             "maxAttempts" int)
+           ON CONFLICT (idempotency_key) DO NOTHING
+           RETURNING id
+         )
+         SELECT id, 0 AS o FROM moved UNION ALL SELECT id, 1 AS o FROM added ORDER BY o, id`,
+        [id, now, as.channel, as.recipient, as.idempotencyKey, as.maxAttempts, JSON.stringify(also)],
+      );
+      return rows.map((r) => int(r.id));
+    },
   };
 }
 

@@ -1,5 +1,10 @@
 import type Database from 'better-sqlite3';
-import type { DeadLetterFilter, DeadLetterStore, SourceDeadLetterStore } from '../types.js';
+import type {
+  DeadLetterFilter,
+  DeadLetterStore,
+  ReplannedDelivery,
+  SourceDeadLetterStore,
+} from '../types.js';
 import type { Leases } from './deliveries.js';
 import { deliveryRow, type Guard, type Row, sourceDeadLetterRow } from './rows.js';
 
@@ -28,6 +33,42 @@ function dlqWhere(filter: DeadLetterFilter): { where: string[]; values: unknown[
 /** Dead deliveries; a replay makes them pending again and drops any lease they still had. */
 export function sqliteDeadLetters(db: Database.Database, guard: Guard, leases: Leases): DeadLetterStore {
   const countDead = db.prepare(`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`);
+  const retarget = db.prepare(
+    `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = @now, lease_until = NULL,
+       updated_at = @now, channel = @channel, recipient = @recipient, idempotency_key = @key,
+       max_attempts = @maxAttempts
+     WHERE id = @id AND status = 'dead'
+       AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.idempotency_key = @key AND o.id <> @id)
+     RETURNING id`,
+  );
+  const addSibling = db.prepare(
+    `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
+       idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
+     SELECT event_seq, event_id, event_source, event_type, trigger, action, @channel, @recipient, @key,
+       'pending', 0, @maxAttempts, @now, @now, @now FROM deliveries WHERE id = @id
+     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
+  );
+  const replayReplanned = db.transaction(
+    (id: number, as: ReplannedDelivery, also: ReplannedDelivery[], now: number): number[] => {
+      const params = (d: ReplannedDelivery) => ({
+        id,
+        now,
+        channel: d.channel,
+        recipient: d.recipient,
+        key: d.idempotencyKey,
+        maxAttempts: d.maxAttempts,
+      });
+      const moved = retarget.get(params(as)) as { id: number } | undefined;
+      if (!moved) return [];
+      leases.delete(id);
+      const ids = [id];
+      for (const d of also) {
+        const added = addSibling.get(params(d)) as { id: number } | undefined;
+        if (added) ids.push(added.id);
+      }
+      return ids;
+    },
+  );
   return {
     list: (q) =>
       guard(() => {
@@ -60,6 +101,7 @@ export function sqliteDeadLetters(db: Database.Database, guard: Guard, leases: L
         for (const r of rows) leases.delete(r.id);
         return rows.map((r) => r.id).sort((a, b) => a - b);
       }),
+    replayReplanned: (id, as, also, now) => guard(() => replayReplanned(id, as, also, now)),
   };
 }
 

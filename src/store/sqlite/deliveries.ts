@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { Attempt, Delivery, DeliveryQuery, DeliveryStatus, DeliveryStore } from '../types.js';
+import type { Attempt, DeliveryQuery, DeliveryStatus, DeliveryStore } from '../types.js';
 import { deliveryRow, type Guard, json, type Row } from './rows.js';
 
 /**
@@ -22,9 +22,16 @@ function leased(leases: Leases, id: number, now: number): boolean {
 /** Deliveries, their attempts and leases. */
 export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Leases): DeliveryStore {
   const s = {
-    dueForChannel: db.prepare(
-      `SELECT * FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?
-       ORDER BY next_attempt_at, id LIMIT ?`,
+    // Ids only, from the deliveries_due index alone: a claim walks past the deliveries leased here
+    // (those being sent) without reading their rows.
+    dueIdsForChannel: db
+      .prepare(
+        `SELECT id FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?
+         ORDER BY next_attempt_at, id LIMIT ?`,
+      )
+      .pluck(),
+    deliveriesById: db.prepare(
+      'SELECT * FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at, id',
     ),
     pendingForChannel: db.prepare(
       `SELECT id, next_attempt_at FROM deliveries WHERE channel = ? AND status = 'pending'
@@ -74,14 +81,19 @@ export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Le
   return {
     claim: ({ channel, limit, now, leaseMs }) =>
       guard(() => {
-        const out: Delivery[] = [];
-        for (const r of s.dueForChannel.iterate(channel, now, limit + leases.size) as IterableIterator<Row>) {
-          if (leased(leases, r.id as number, now)) continue;
-          leases.set(r.id as number, now + leaseMs);
-          out.push(deliveryRow(r));
-          if (out.length >= limit) break;
+        const ids: number[] = [];
+        for (const id of s.dueIdsForChannel.iterate(
+          channel,
+          now,
+          limit + leases.size,
+        ) as IterableIterator<number>) {
+          if (leased(leases, id, now)) continue;
+          leases.set(id, now + leaseMs);
+          ids.push(id);
+          if (ids.length >= limit) break;
         }
-        return out;
+        if (ids.length === 0) return [];
+        return (s.deliveriesById.all(JSON.stringify(ids)) as Row[]).map(deliveryRow);
       }),
     record: (outcomes) =>
       guard(() => {

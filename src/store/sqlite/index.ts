@@ -13,19 +13,24 @@ import { migrations } from './migrations.js';
 import { sqliteProjections } from './projections.js';
 import { type Guard, json, parse } from './rows.js';
 import { sqliteSubscriptions } from './subscriptions.js';
+import { WalSync } from './wal-sync.js';
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. Parent directories are created. */
   path: string;
-  /** `full` (default) survives power loss; `normal` may lose the last commits on a power cut. */
+  /**
+   * `full` (default): a write is answered once it is on disk, so it survives power loss. `normal`
+   * answers at commit and may lose the last commits on a power cut.
+   */
   synchronous?: 'full' | 'normal';
   logger?: Logger;
 }
 
 /**
  * The embedded store: one SQLite file in WAL mode. better-sqlite3 is synchronous, so each batch
- * method is one short transaction on the event loop; the engine batches calls (group commit) so
- * one fsync serves many events.
+ * method is one short transaction on the event loop; the engine batches calls (group commit).
+ * Commits do not wait for the disk on the event loop: the WAL's fsync runs on a libuv thread
+ * and a write is answered when it is done (wal-sync.ts), one fsync serving every commit before it.
  */
 export function createSqliteStore(options: SqliteStoreOptions): Store {
   let db: Database.Database;
@@ -33,7 +38,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     db = new Database(options.path);
     db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    // With `full`, WalSync makes each write durable before it is answered (see wal-sync.ts).
+    db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
   } catch (err) {
@@ -46,7 +52,22 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     );
   }
 
-  const guard: Guard = <T>(work: () => T): Promise<T> => {
+  const walSync =
+    options.path !== ':memory:' && options.synchronous !== 'normal'
+      ? new WalSync(`${options.path}-wal`)
+      : null;
+  const totalChanges = db.prepare('SELECT total_changes()').pluck();
+  const guard: Guard = <T>(work: () => T): Promise<T> =>
+    unguarded(() => {
+      if (!walSync) return Promise.resolve(work());
+      const before = totalChanges.get();
+      const result = work();
+      // Reads answer at once; a write answers once its commit is on disk.
+      if (totalChanges.get() === before) return Promise.resolve(result);
+      return walSync.flush().then(() => result);
+    });
+  /** Like guard, for work after which the connection may be gone (close). */
+  const unguarded = <T>(work: () => T | Promise<T>): Promise<T> => {
     try {
       return Promise.resolve(work());
     } catch (err) {
@@ -74,7 +95,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       } finally {
         if (m.rebuildsTable) db.pragma('foreign_keys = ON');
       }
-      options.logger?.info({ version: m.version, name: m.name }, 'store migrated');
+      options.logger?.info({ version: m.version, migration: m.name }, 'store migrated');
     }
   };
   // Statements need the tables: migrate before preparing them (migrate() stays idempotent).
@@ -104,10 +125,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     kind: 'sqlite',
     migrate: () => guard(migrate),
     close: () =>
-      guard(() => {
+      unguarded(async () => {
         if (closed) return;
         closed = true;
         db.close();
+        await walSync?.close();
       }),
     ping: () =>
       guard(() => {

@@ -3,6 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { type Attempt, type Delivery, type EventDetail, get, post, query } from '../api';
 import { ago, Badge, duration, ErrorNote, Json, Time, useLoad } from '../components';
 import { Link } from '../router';
+import { WhyPanel } from './Why';
 
 const CONTEXT = ['id', 'source', 'type', 'subject', 'time', 'datacontenttype', 'dataschema', 'specversion'];
 
@@ -81,6 +82,10 @@ export function EventDetailPage({ seq, id, source }: { seq?: number; id?: string
           ))}
         </>
       )}
+      <WhyPanel
+        seq={data.seq}
+        version={`${data.routedAt}:${data.deliveries.map((d) => `${d.status}${d.attempts}`).join()}`}
+      />
       <h2>Deliveries ({data.deliveries.length})</h2>
       {data.deliveries.length === 0 && (
         <p class="empty">No deliveries: no trigger sent this event anywhere.</p>
