@@ -3,7 +3,7 @@
 // Usage: node scripts/test.mjs [path-or-substring …]  — with arguments, only matching files run.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { delimiter, dirname, join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 function collect(dir, out) {
@@ -38,7 +38,12 @@ const args = [
 const child = spawn(process.execPath, args, {
   cwd: root,
   stdio: 'inherit',
-  env: { ...process.env, NODE_ENV: 'test' },
+  // A `node` spawned by a test (a job's `command: node`) is this same Node, first on PATH.
+  env: {
+    ...process.env,
+    NODE_ENV: 'test',
+    PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`,
+  },
 });
 child.on('exit', (code, signal) => {
   // A plain closing line, whatever the reporter above printed.
