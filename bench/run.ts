@@ -34,6 +34,10 @@ const { values: args } = parseArgs({
     'open-loop-seconds': { type: 'string' },
     rates: { type: 'string' },
     'sender-connections': { type: 'string', default: '512' },
+    // 0: the sender sleeps on timers and sends what is due when one fires (up to a millisecond
+    // late, which counts in the latency). Above 0 it spins that close to the next send, which keeps
+    // a core busy at 1,000 ev/s and more: on two cores that starves the system it measures.
+    'sender-spin-ms': { type: 'string', default: '0' },
     'no-readme': { type: 'boolean', default: false },
   },
 });
@@ -60,6 +64,8 @@ const RATES = (args.rates ?? '200,1000,3000')
   .split(',')
   .map((r) => Math.round(positive('rates', r, 100_000)));
 const SENDER_CONNECTIONS = Math.round(positive('sender-connections', args['sender-connections'], 10_000));
+const SENDER_SPIN_MS =
+  args['sender-spin-ms'] === '0' ? 0 : positive('sender-spin-ms', args['sender-spin-ms'], 10);
 // How long the sink may stay quiet before the accepted events it lacks count as lost.
 const DRAIN_IDLE_MS = quick ? 3000 : 10_000;
 const startedAt = new Date().toISOString();
@@ -190,7 +196,7 @@ async function openLoop(scenario: string, target: Target, rate: number): Promise
     rate,
     body: openLoopNotifyBody,
     timeoutMs,
-    spinBelowMs: 1,
+    spinBelowMs: SENDER_SPIN_MS,
   };
   // A fresh process compiles its hot paths during the first requests; those are not measured.
   const warmUp = await sendOpenLoop({ ...common, durationMs: WARM_UP_MS, firstSeq: 0 });
