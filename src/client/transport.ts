@@ -149,16 +149,40 @@ export async function call<T>(options: TransportOptions, req: HttpRequest): Prom
   throw new HeraldUnreachableError(options.url, attempts, lastError);
 }
 
-async function answer<T>(response: Response): Promise<T> {
+/**
+ * The answer's text, read up to MAX_ANSWER_BYTES: a declared length over it is refused before
+ * reading, and a chunked answer without one is cut off once it passes the limit.
+ */
+async function boundedText(response: Response): Promise<string> {
+  const tooLarge = (size: string) =>
+    new HeraldApiError(response.status, {
+      error: `the answer is ${size}, more than the client reads (${MAX_ANSWER_BYTES} bytes)`,
+      code: 'ANSWER_TOO_LARGE',
+    });
   const declared = Number(response.headers.get('content-length'));
   if (declared > MAX_ANSWER_BYTES) {
     await response.body?.cancel();
-    throw new HeraldApiError(response.status, {
-      error: `the answer is ${declared} bytes, more than the client reads (${MAX_ANSWER_BYTES})`,
-      code: 'ANSWER_TOO_LARGE',
-    });
+    throw tooLarge(`${declared} bytes`);
   }
-  const text = await response.text();
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_ANSWER_BYTES) {
+      await reader.cancel();
+      throw tooLarge(`over ${MAX_ANSWER_BYTES} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function answer<T>(response: Response): Promise<T> {
+  const text = await boundedText(response);
   let parsed: unknown;
   try {
     parsed = text === '' ? undefined : JSON.parse(text);

@@ -142,6 +142,34 @@ describe('herald/client against a running Herald', () => {
     }
   });
 
+  it('stops reading an endless chunked answer at its limit instead of filling memory', async () => {
+    // A broken or hostile peer: 200, no Content-Length, and bytes for as long as anyone reads.
+    let written = 0;
+    const server: Server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(1 << 20, 0x20);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk)) written += chunk.length;
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      res.on('close', () => res.removeAllListeners('drain'));
+      pump();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const peer = createClient({ url: `http://127.0.0.1:${port}`, token: ADMIN, retries: 0 });
+      const err = await peer.status().catch((e) => e);
+      assert.ok(err instanceof HeraldApiError, String(err));
+      assert.equal(err.code, 'ANSWER_TOO_LARGE');
+      assert.match(err.message, /over 67108864 bytes/);
+      assert.ok(written < 256 * (1 << 20), `the peer wrote ${written} bytes before the client stopped`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it('reports an unreachable Herald after its retries', async () => {
     const closedPort = await freePort();
     const lost = createClient({ url: `http://127.0.0.1:${closedPort}`, retries: 1, retryDelayMs: 1 });
