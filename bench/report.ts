@@ -1,4 +1,5 @@
 // The bench's tables (markdown) and the README block they are written into.
+import type { Accounting } from './open-loop.js';
 import type { ProfileSummary } from './profile-top.js';
 
 export type System = 'herald' | 'limit';
@@ -25,23 +26,11 @@ export interface ThroughputRow {
 }
 
 /** An open-loop row: a fixed rate, latency from each request's scheduled send to the sink. */
-export interface OpenLoopRow {
+export interface OpenLoopRow extends Accounting {
   scenario: string;
   system: System;
   rate: number;
   seconds: number;
-  sent: number;
-  accepted: number;
-  rejected: number;
-  failed: number;
-  delivered: number;
-  duplicates: number;
-  lost: number;
-  deliveredUnacknowledged: number;
-  p50Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  maxMs: number;
   senderLagP50Ms: number;
   senderLagP99Ms: number;
   senderLagMaxMs: number;
