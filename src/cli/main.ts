@@ -1,17 +1,25 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { resolveConfigFile, startHerald } from '../app.js';
+import type { startHerald } from '../app.js';
 import type { EventInput } from '../client/index.js';
-import { loadConfigFromFile } from '../config/code.js';
-import { configJsonSchema } from '../config/json-schema.js';
-import { ConfigError } from '../config/load.js';
 import { errorMessage } from '../errors.js';
-import { registries } from '../plugins.js';
 import { registerCesqlCommand } from './cesql.js';
 import { cliClient, parseRoles, runCall } from './client.js';
-import { formatDoctor, runDoctor } from './doctor.js';
 import { registerExplainCommand } from './explain.js';
+
+// The app, the config loader and every plugin are imported by the commands that use them, so
+// `--version`, `--help` and the client commands answer without loading them.
+const loadApp = () => import('../app.js');
+const loadConfigModules = async () => {
+  const [{ loadConfigFromFile }, { configJsonSchema }, { ConfigError }, { registries }] = await Promise.all([
+    import('../config/code.js'),
+    import('../config/json-schema.js'),
+    import('../config/load.js'),
+    import('../plugins.js'),
+  ]);
+  return { loadConfigFromFile, configJsonSchema, ConfigError, registries };
+};
 
 const program = new Command();
 program
@@ -68,6 +76,7 @@ program
     }) => {
       let running: Awaited<ReturnType<typeof startHerald>>;
       try {
+        const { startHerald } = await loadApp();
         running = await startHerald({
           configFile: opts.config,
           port: opts.port,
@@ -78,6 +87,7 @@ program
         });
       } catch (err) {
         console.error(`herald: ${errorMessage(err)}`);
+        const { ConfigError } = await loadConfigModules();
         process.exit(err instanceof ConfigError ? 2 : 1);
       }
       let signals = 0;
@@ -104,6 +114,10 @@ program
   .argument('[file]', 'config file: YAML or herald.config.ts/.js (default: ./herald.yaml, else the demo)')
   .option('-c, --config <file>', 'config file (the same as the argument)')
   .action(async (file: string | undefined, opts: { config?: string }) => {
+    const [{ resolveConfigFile }, { loadConfigFromFile, registries }] = await Promise.all([
+      loadApp(),
+      loadConfigModules(),
+    ]);
     const path = resolveConfigFile(file ?? opts.config);
     try {
       const config = await loadConfigFromFile(path, registries);
@@ -119,7 +133,8 @@ program
 program
   .command('schema')
   .description('Print the JSON Schema of herald.yaml (for editor completion and validation).')
-  .action(() => {
+  .action(async () => {
+    const { configJsonSchema, registries } = await loadConfigModules();
     console.log(JSON.stringify(configJsonSchema(registries), null, 2));
   });
 
@@ -252,6 +267,7 @@ program
   .option('-c, --config <file>', 'config file (default: ./herald.yaml, else the demo)')
   .option('-d, --data <dir>', 'data directory of the embedded store', '.herald')
   .action(async (opts: { config?: string; data: string }) => {
+    const { formatDoctor, runDoctor } = await import('./doctor.js');
     const rows = await runDoctor({ configFile: opts.config, dataDir: opts.data });
     console.log(formatDoctor(rows));
     process.exit(rows.every((r) => r.ok) ? 0 : 1);

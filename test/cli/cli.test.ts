@@ -33,6 +33,29 @@ describe('herald CLI', () => {
   const dir = tempDir('herald-cli-');
   after(() => dir.remove());
 
+  it('--version and --help answer without loading the app, the config loader or any plugin', async () => {
+    // A load hook names every Herald module the command reads; neither answer needs the server.
+    const watch = `data:text/javascript,${encodeURIComponent(
+      'import { registerHooks } from "node:module";' +
+        'registerHooks({ load(url, context, next) { if (url.includes("/src/")) process.stderr.write("loaded " + url + "\\n"); return next(url, context); } });',
+    )}`;
+    for (const flag of ['--version', '--help']) {
+      const { stdout, stderr } = await run(
+        process.execPath,
+        ['--import', 'tsx', '--import', watch, join(repoRoot, 'src/cli/main.ts'), flag],
+        { cwd: repoRoot, env: { PATH: process.env.PATH, HOME: process.env.HOME } },
+      );
+      assert.match(stdout, flag === '--version' ? /^\d+\.\d+\.\d+/ : /Usage: herald/);
+      const loaded = stderr.match(/^loaded .*$/gm) ?? [];
+      assert.ok(
+        loaded.some((l) => l.includes('/src/cli/main.ts')),
+        'the hook sees Herald modules',
+      );
+      for (const heavy of ['/src/app.ts', '/src/config/', '/src/plugins.ts', '/src/store/', '/src/server/'])
+        assert.ok(!loaded.some((l) => l.includes(heavy)), `${flag} loaded ${heavy}:\n${loaded.join('\n')}`);
+    }
+  });
+
   it('validate accepts the demo config', async () => {
     const res = await herald(['validate', 'examples/notify-router/herald.yaml']);
     assert.equal(res.code, 0, res.stderr);
