@@ -132,6 +132,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
   const slackApp = config.slack
     ? (await import('./slack-app/app.js')).createSlackApp(config.slack, subscriptions, logger, env, {
         list: (view, query) => store.projections.list(view, query),
+        get: (view, key) => store.projections.get(view, key),
       })
     : undefined;
   const hooks = combineHooks(

@@ -7,10 +7,12 @@ import { FilterCompileError, type Matcher } from '../filters/types.js';
 import { type CompiledProjection, compileProjection } from '../projections/compile.js';
 import type { CompiledFeed } from '../subscriptions/config.js';
 import { configureTemplateLimits } from '../templates/index.js';
+import type { ConfigPath } from './config-path.js';
 import type { HeraldConfig } from './model.js';
 import { type ParsedConfig, parseConfigText } from './parse.js';
 import { compilePlugins } from './plugins.js';
 import { parseRootSections } from './root.js';
+import { closestMatch } from './suggest.js';
 import { compileTriggers } from './triggers.js';
 
 // Loading reads as its stages: parse.ts (YAML, `${VAR}`), issues.ts (issues located in the file),
@@ -120,6 +122,20 @@ export function compileConfig(
       else issues.add(['projections', name], (err as Error).message);
     }
   }
+
+  // The Slack app reads views by name at run time; a wrong name would only show as empty answers.
+  const views = [...declaredNames(raw, 'projections')];
+  const checkView = (path: ConfigPath, view: string | undefined) => {
+    if (view === undefined || views.includes(view)) return;
+    const meant = closestMatch(view, views);
+    issues.add(
+      path,
+      `unknown view "${view}"${meant ? ` (did you mean "${meant}"?)` : ''}${views.length ? ` (projections: ${views.join(', ')})` : ' (no projections are defined)'}`,
+    );
+  };
+  checkView(['slack', 'search', 'view'], cfg.slack?.search?.view);
+  for (const [i, label] of (cfg.slack?.labels ?? []).entries())
+    checkView(['slack', 'labels', i, 'view'], label.view);
 
   issues.throwIfAny();
   return {

@@ -9,6 +9,7 @@ import type { Subscriptions } from '../subscriptions/index.js';
 import { compileTemplate } from '../templates/index.js';
 import type { SlackAppConfig } from './config.js';
 import { homeRenderers } from './home.js';
+import { createKeyLabeler, keyText } from './labels.js';
 import { SeenSignatures } from './replay.js';
 import { isValidSlackSignature } from './signature.js';
 
@@ -138,12 +139,13 @@ export interface SlackApp {
   idle(): Promise<void>;
 }
 
-/** Rows of materialized views, for `/herald search` (the projections store). */
+/** Rows of materialized views, for `/herald search` and key labels (the projections store). */
 export interface ViewReader {
   list(
     view: string,
     query: { limit: number; q?: string },
   ): Promise<{ key: string; value: Record<string, unknown> }[]>;
+  get(view: string, key: string): Promise<{ key: string; value: Record<string, unknown> } | null>;
 }
 
 export function createSlackApp(
@@ -176,6 +178,15 @@ export function createSlackApp(
   const subscribeKey = compileTemplate(config.subscribeKey);
   const renderer = homeRenderers[config.home.renderer];
   const store = subscriptions.store;
+  const labelsOf = createKeyLabeler(
+    config.labels,
+    views ? (view, key) => views.get(view, key) : undefined,
+    (key, err) => log.warn({ key, err: err.message }, 'could not label a followed key; showing the key'),
+  );
+  const keyList = async (keys: string[]) => {
+    const labels = await labelsOf(keys);
+    return keys.map((k) => keyText(k, labels)).join(', ');
+  };
 
   const subscriberFor = async (userId: string, name?: string): Promise<Subscriber> => {
     const existing = await store.getSubscriber(`slack:${userId}`);
@@ -203,6 +214,7 @@ export function createSlackApp(
     const blocks = renderer({
       items,
       keys,
+      labels: await labelsOf(keys),
       preferences,
       specs: subscriptions.config.preferences,
       config: config.home,
@@ -321,7 +333,7 @@ export function createSlackApp(
         for (const key of wanted) if (await store.unsubscribe(id, key)) removed.push(key);
         await say(
           removed.length
-            ? `Unsubscribed from ${removed.map((k) => `\`${k}\``).join(', ')}.`
+            ? `Unsubscribed from ${await keyList(removed)}.`
             : arg
               ? `You do not follow \`${wanted[0]}\`.`
               : 'You follow nothing.',
@@ -337,7 +349,7 @@ export function createSlackApp(
           .map(([k, v]) => `${k}=${String(v)}`)
           .join(', ');
         await say(
-          `${keys.length ? `You follow ${keys.map((k) => `\`${k}\``).join(', ')}.` : 'You follow nothing.'}${prefText ? `\nPreferences: ${prefText}` : ''}`,
+          `${keys.length ? `You follow ${await keyList(keys)}.` : 'You follow nothing.'}${prefText ? `\nPreferences: ${prefText}` : ''}`,
         );
         return;
       }

@@ -1,4 +1,28 @@
 import { z } from 'zod';
+import { templateSchema } from '../templates/index.js';
+
+/** How a family of subscription keys is shown to people: a name instead of `product:1`. */
+export const keyLabelSchema = z
+  .strictObject({
+    prefix: z
+      .string()
+      .min(1)
+      .max(200)
+      .describe(
+        'The keys this label is for: those starting with it, e.g. "product:". The rest of the key is `id` in `text`.',
+      ),
+    view: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'A projection (materialized view) whose row with key `id` is looked up when the label is shown; `row` in `text`. A key whose row is gone is shown as the key.',
+      ),
+    text: templateSchema().describe(
+      'The label (Liquid; `key`, `id` and `row` in scope), e.g. "{{ row.name }}". When it renders empty, the key is shown.',
+    ),
+  })
+  .describe('A label for subscription keys that start with `prefix`.');
 
 export const slackAppSchema = z
   .strictObject({
@@ -46,6 +70,13 @@ export const slackAppSchema = z
       })
       .optional()
       .describe('`/herald search`: find rows of a view and follow them with Notify me / Stop buttons.'),
+    labels: z
+      .array(keyLabelSchema)
+      .max(20)
+      .default([])
+      .describe(
+        'How the keys people follow are named in the App Home and `/herald status`: the first label whose `prefix` a key starts with names it (e.g. a product by its current name from a view); keys no label covers are shown as they are. At most 20.',
+      ),
     home: z
       .strictObject({
         renderer: z

@@ -3,11 +3,14 @@ import type { FeedItem } from '../engine/store.js';
 import type { PreferenceSpec } from '../subscriptions/config.js';
 import { compileTemplate } from '../templates/index.js';
 import type { SlackAppConfig } from './config.js';
+import { keyText } from './labels.js';
 
 /** What a Home renderer gets: the person's feed (newest first), preferences and their specs. */
 export interface HomeInput {
   items: FeedItem[];
   keys: string[];
+  /** Names of followed keys (`slack.labels`); a key without one is shown as it is. */
+  labels?: ReadonlyMap<string, string>;
   preferences: Record<string, string | boolean>;
   specs: Record<string, PreferenceSpec>;
   config: SlackAppConfig['home'];
@@ -76,11 +79,11 @@ function emptyState(input: HomeInput): KnownBlock[] {
           `You follow nothing yet. Type \`${input.command} subscribe\` to follow what concerns your email address.`,
         ),
       ]
-    : [markdown(`Nothing new for ${input.keys.map((k) => `\`${k}\``).join(', ')}.`)];
+    : [markdown(`Nothing new for ${input.keys.map((k) => keyText(k, input.labels)).join(', ')}.`)];
 }
 
 /** What the person follows, each with a Stop button (at most 20, the rest summarised). */
-function followingBlocks(keys: string[]): KnownBlock[] {
+function followingBlocks(keys: string[], labels: HomeInput['labels']): KnownBlock[] {
   if (keys.length === 0) return [];
   const shown = keys.slice(0, 20);
   return [
@@ -88,7 +91,7 @@ function followingBlocks(keys: string[]): KnownBlock[] {
     ...shown.map(
       (key): KnownBlock => ({
         type: 'section',
-        text: { type: 'mrkdwn', text: `\`${key}\`` },
+        text: { type: 'mrkdwn', text: keyText(key, labels) },
         accessory: {
           type: 'button',
           action_id: 'sub:off',
@@ -108,7 +111,7 @@ export function renderFeedHome(input: HomeInput): KnownBlock[] {
   const blocks: KnownBlock[] = [
     header(input.config.title),
     ...toggleBlocks(input),
-    ...followingBlocks(input.keys),
+    ...followingBlocks(input.keys, input.labels),
     { type: 'divider' },
   ];
   const items = input.items.slice(0, input.config.limit);

@@ -15,6 +15,8 @@ import {
 
 const SECRET = 'ci-feed-signing-secret';
 const recipe = join(repoRoot, 'examples/ci-feed');
+/** The recipe's settle delay (CI_FEED_SETTLE), short so the test does not wait 30 s per DM. */
+const SETTLE_MS = 1000;
 
 interface Block {
   type: string;
@@ -44,6 +46,38 @@ const buttons = (blocks: Block[]) =>
 const sample = (name: string) =>
   JSON.parse(readFileSync(join(recipe, 'events', name), 'utf8')) as Record<string, unknown>;
 
+/** An update of CI run `run` of PR 301 by carol, shaped like the samples, with these job statuses. */
+const carolRun = (id: string, run: number, type: 'running' | 'completed', jobs: Record<string, string>) => {
+  const failing = Object.values(jobs).some((s) => s === 'failure' || s === 'error');
+  const status = type === 'running' ? 'running' : failing ? 'failure' : 'success';
+  return {
+    specversion: '1.0',
+    id,
+    source: 'https://ci.example.com',
+    type: 'ci.workflow.updated',
+    subject: 'pr/301',
+    datacontenttype: 'application/json',
+    data: {
+      type,
+      author_email: 'carol@example.com',
+      pr_number: 301,
+      pr_status: 'open',
+      pr_title: 'Cache the index',
+      parent_pr_number: 0,
+      linked_pr_number: 0,
+      ci_status: status,
+      result: {
+        status,
+        start_time: '2026-11-21T09:00:00Z',
+        duration: type === 'running' ? 0 : 600,
+        results: Object.entries(jobs).map(([name, s]) => ({ name, status: s })),
+        ext: { report_url: `https://ci.example.com/reports/${run}` },
+        links: ['https://git.example.com/acme/index/pull/301', `https://ci.example.com/runs/${run}`],
+      },
+    },
+  };
+};
+
 describe('ci-feed recipe end to end (Slack-compatible server, signed requests)', () => {
   let slack: SlackServer;
   let herald: TestHerald;
@@ -51,7 +85,12 @@ describe('ci-feed recipe end to end (Slack-compatible server, signed requests)',
     slack = await startSlackServer();
     slack.addUser({ id: 'UALICE', name: 'alice', email: 'alice@example.com' });
     herald = await startTestHerald(readFileSync(join(recipe, 'herald.yaml'), 'utf8'), {
-      env: { SLACK_BOT_TOKEN: slack.token, SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: slack.url },
+      env: {
+        SLACK_BOT_TOKEN: slack.token,
+        SLACK_SIGNING_SECRET: SECRET,
+        SLACK_API_URL: slack.url,
+        CI_FEED_SETTLE: `${SETTLE_MS}ms`,
+      },
     });
   });
   after(async () => {
@@ -62,9 +101,9 @@ describe('ci-feed recipe end to end (Slack-compatible server, signed requests)',
   const publishesFor = (user: string) =>
     slack.callsTo('views.publish').filter((c) => c.args.user_id === user);
   /** Waits for a Home publish after `since` calls whose text satisfies `check`. */
-  const nextHome = (since: number, check: (text: string, blocks: Block[]) => boolean) =>
+  const nextHome = (since: number, check: (text: string, blocks: Block[]) => boolean, user = 'UALICE') =>
     eventually(() => {
-      const calls = publishesFor('UALICE').slice(since);
+      const calls = publishesFor(user).slice(since);
       const last = calls[calls.length - 1];
       if (!last) return undefined;
       const blocks = blocksOf(last);
@@ -72,22 +111,47 @@ describe('ci-feed recipe end to end (Slack-compatible server, signed requests)',
     }, 10_000);
   const send = (event: Record<string, unknown>) =>
     herald.post('/events', event, { 'content-type': 'application/cloudevents+json' });
-  const toggle = async (actionId: string, blocks: Block[]) => {
+  const toggle = async (actionId: string, blocks: Block[], user = 'UALICE') => {
     const button = blocks.flatMap((b) => b.elements ?? []).find((e) => e.action_id === actionId);
     assert.ok(button, `a ${actionId} button`);
     const res = await postSignedToSlackApp(
       herald.url,
       '/slack/interactions',
       SECRET,
-      form({ payload: JSON.stringify(blockActionPayload('UALICE', actionId, button.value!)) }),
+      form({ payload: JSON.stringify(blockActionPayload(user, actionId, button.value!)) }),
       'application/x-www-form-urlencoded',
     );
     assert.equal(res.status, 200);
   };
-  const dms = () =>
+  const dms = (user = 'UALICE') =>
     slack
       .callsTo('chat.postMessage')
-      .filter((c) => c.args.channel === 'DALICE' || c.args.channel === 'UALICE');
+      .filter((c) => c.args.channel === `D${user.slice(1)}` || c.args.channel === user);
+  const subscribe = async (user: string) => {
+    const responseUrl = slack.createResponseUrl();
+    await postSignedToSlackApp(
+      herald.url,
+      '/slack/commands',
+      SECRET,
+      form(
+        slashCommandBody({ command: '/herald', text: 'subscribe', user_id: user, response_url: responseUrl }),
+      ),
+      'application/x-www-form-urlencoded',
+    );
+    await eventually(() => slack.responses.get(responseUrl)?.[0]);
+  };
+  interface EventDetail {
+    routing: { matched: string[]; deliveries: number } | null;
+    deliveries: { trigger: string; recipient: string; status: string; lastError: string | null }[];
+  }
+  const detail = async (id: string) => (await (await herald.get(`/api/events/${id}`)).json()) as EventDetail;
+  /** The event's deliveries once its routing is recorded. */
+  const routed = (id: string) =>
+    eventually(async () => {
+      const e = await detail(id);
+      return e.routing ? e : undefined;
+    });
+  const settled = () => new Promise((r) => setTimeout(r, SETTLE_MS + 700));
 
   it('the recipe ships sample events for every step', () => {
     assert.deepEqual(readdirSync(join(recipe, 'events')).sort(), [
@@ -100,22 +164,7 @@ describe('ci-feed recipe end to end (Slack-compatible server, signed requests)',
   });
 
   it('subscribe, then CI events → Home shows the PR as merged with its failing job; failure DM lists the jobs', async () => {
-    const responseUrl = slack.createResponseUrl();
-    await postSignedToSlackApp(
-      herald.url,
-      '/slack/commands',
-      SECRET,
-      form(
-        slashCommandBody({
-          command: '/herald',
-          text: 'subscribe',
-          user_id: 'UALICE',
-          response_url: responseUrl,
-        }),
-      ),
-      'application/x-www-form-urlencoded',
-    );
-    await eventually(() => slack.responses.get(responseUrl)?.[0]);
+    await subscribe('UALICE');
 
     for (const file of [
       '1-pr-running.json',
@@ -148,7 +197,7 @@ describe('ci-feed recipe end to end (Slack-compatible server, signed requests)',
     assert.match(String(failureDm.args.text), /Failing: e2e-tests/);
     assert.doesNotMatch(String(failureDm.args.text), /lint/);
     // notify_on_complete is off by default: the completed events sent no "completed" DM.
-    await new Promise((r) => setTimeout(r, 300));
+    await settled();
     assert.equal(dms().filter((c) => String(c.args.text).includes('CI completed')).length, 0);
   });
 
@@ -209,6 +258,117 @@ describe('ci-feed recipe end to end (Slack-compatible server, signed requests)',
     assert.equal((await send(sample('5-auxiliary-pr-completed.json'))).status, 202);
     const completed = await eventually(() => dms().find((c) => String(c.args.text).includes('CI completed')));
     assert.match(String(completed.args.text), /CI completed \(success\) for PR #102/);
+  });
+
+  describe('one DM per run and kind, the newest update wins (someone who wants failures and completions)', () => {
+    const failed = () => dms('UCAROL').filter((c) => String(c.args.text).includes('CI failed'));
+    const completed = () => dms('UCAROL').filter((c) => String(c.args.text).includes('CI completed'));
+
+    before(async () => {
+      slack.addUser({ id: 'UCAROL', name: 'carol', email: 'carol@example.com' });
+      await subscribe('UCAROL');
+      const blocks = await nextHome(0, (_t, b) => buttons(b).includes('Notify complete: Off'), 'UCAROL');
+      const seen = publishesFor('UCAROL').length;
+      await toggle('pref:notify_on_complete', blocks, 'UCAROL');
+      await nextHome(seen, (_t, b) => buttons(b).includes('Notify complete: On'), 'UCAROL');
+    });
+
+    it('two progress updates of a failing run → one failure DM, with the newest update’s jobs', async () => {
+      assert.equal(
+        (
+          await send(
+            carolRun('run-9301-1', 9301, 'running', {
+              lint: 'success',
+              'unit-tests': 'failure',
+              'e2e-tests': 'running',
+            }),
+          )
+        ).status,
+        202,
+      );
+      assert.equal(
+        (
+          await send(
+            carolRun('run-9301-2', 9301, 'running', {
+              lint: 'success',
+              'unit-tests': 'failure',
+              'e2e-tests': 'failure',
+            }),
+          )
+        ).status,
+        202,
+      );
+      const dm = await eventually(() => failed()[0], 10_000, 'the failure DM');
+      assert.match(String(dm.args.text), /CI failed for PR #301 Cache the index\./);
+      assert.match(String(dm.args.text), /Failing: unit-tests e2e-tests/, 'the newer update lists both jobs');
+      assert.match(String(dm.args.text), /https:\/\/ci\.example\.com\/runs\/9301/);
+      const first = (await routed('run-9301-1')).deliveries.find((d) => d.recipient === 'UCAROL');
+      assert.equal(first?.status, 'suppressed');
+      assert.match(String(first?.lastError), /replaced by event run-9301-2/);
+      await settled();
+      assert.equal(failed().length, 1);
+    });
+
+    it('the run then completes with the failure: no second failure DM and no complete DM', async () => {
+      const before = dms('UCAROL').length;
+      assert.equal(
+        (
+          await send(
+            carolRun('run-9301-3', 9301, 'completed', {
+              lint: 'success',
+              'unit-tests': 'failure',
+              'e2e-tests': 'failure',
+            }),
+          )
+        ).status,
+        202,
+      );
+      const e = await routed('run-9301-3');
+      assert.deepEqual(
+        e.routing?.matched,
+        ['ci-failure-dm'],
+        'a completed run with a failing job is not "complete"',
+      );
+      const mine = e.deliveries.filter((d) => d.recipient === 'UCAROL');
+      assert.equal(mine.length, 1);
+      assert.equal(mine[0]!.status, 'suppressed');
+      assert.match(String(mine[0]!.lastError), /throttled: 1\/7d/, 'its failure DM already went out');
+      await settled();
+      assert.equal(dms('UCAROL').length, before);
+    });
+
+    it('a run that completes with a failing job → the failure DM only', async () => {
+      assert.equal(
+        (await send(carolRun('run-9302-1', 9302, 'completed', { lint: 'success', 'unit-tests': 'error' })))
+          .status,
+        202,
+      );
+      const dm = await eventually(
+        () => failed().find((c) => String(c.args.text).includes('runs/9302')),
+        10_000,
+        'the failure DM of run 9302',
+      );
+      assert.match(String(dm.args.text), /Failing: unit-tests/);
+      assert.deepEqual((await routed('run-9302-1')).routing?.matched, ['ci-failure-dm']);
+      await settled();
+      assert.equal(completed().length, 0);
+      assert.equal(failed().filter((c) => String(c.args.text).includes('runs/9302')).length, 1);
+    });
+
+    it('a clean completed run → the complete DM, once even when CI reports the completion twice', async () => {
+      const clean = { lint: 'success', 'unit-tests': 'success' };
+      assert.equal((await send(carolRun('run-9303-1', 9303, 'completed', clean))).status, 202);
+      const dm = await eventually(() => completed()[0], 10_000, 'the complete DM');
+      assert.match(String(dm.args.text), /CI completed \(success\) for PR #301 Cache the index\./);
+      assert.match(String(dm.args.text), /runs\/9303/);
+      assert.equal((await send(carolRun('run-9303-2', 9303, 'completed', clean))).status, 202);
+      const again = (await routed('run-9303-2')).deliveries.find((d) => d.recipient === 'UCAROL');
+      assert.equal(again?.status, 'suppressed');
+      assert.match(String(again?.lastError), /deduped by key/);
+      await settled();
+      assert.equal(completed().length, 1);
+      assert.equal(failed().filter((c) => String(c.args.text).includes('runs/9303')).length, 0);
+    });
   });
 
   it('app_home_opened publishes the Home for someone who follows nothing yet', async () => {

@@ -8,6 +8,7 @@ import { dropSlot, PG_URL, pgClient, uniqueSuffix } from '../support/postgres.js
 import { type SlackCall, type SlackServer, startSlackServer } from '../support/slack/index.js';
 import {
   blockActionPayload,
+  eventCallback,
   form,
   postSignedToSlackApp,
   slashCommandBody,
@@ -154,6 +155,69 @@ describe('inventory-alerts recipe end to end (PostgreSQL CDC → view → Slack 
     assert.equal(dm.args.text, 'Blue Kettle XL is back in stock (7)');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(dmsTo('UALICE').length, before + 1, 'the rename alone sent no DM');
+  });
+
+  it('sold out (n → 0) sends the sold-out DM to subscribers only; a later price change does not repeat it', async () => {
+    const before = dmsTo('UALICE').length;
+    await db.query(`UPDATE ${schema}.products SET stock_quantity = 0 WHERE id = 1`);
+    const dm = await eventually(
+      () => dmsTo('UALICE').find((c) => String(c.args.text).includes('sold out')),
+      20_000,
+    );
+    assert.equal(dm.args.text, 'Red Kettle is sold out');
+    assert.match(blockText(dm), /\*Red Kettle\* is sold out \(was 5 in stock\)/);
+    assert.equal(dmsTo('UBOB').length, 0, 'only subscribers hear about it');
+
+    // Still 0 in stock: the price DM only, not "sold out" again.
+    await db.query(`UPDATE ${schema}.products SET price = 48.00 WHERE id = 1`);
+    await eventually(
+      () => dmsTo('UALICE').find((c) => String(c.args.text).includes('$50.00 → $48.00')),
+      20_000,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const texts = dmsTo('UALICE')
+      .slice(before)
+      .map((c) => String(c.args.text));
+    assert.deepEqual(texts, ['Red Kettle is sold out', 'Price of Red Kettle: $50.00 → $48.00']);
+  });
+
+  it('the App Home and /herald status list what you follow by the product’s current name, not its key', async () => {
+    const seen = slack.callsTo('views.publish').filter((c) => c.args.user_id === 'UALICE').length;
+    const res = await postSignedToSlackApp(
+      herald.url,
+      '/slack/events',
+      SECRET,
+      JSON.stringify(
+        eventCallback({ type: 'app_home_opened', user: 'UALICE', channel: 'DALICE', tab: 'home' }),
+      ),
+      'application/json',
+    );
+    assert.equal(res.status, 200);
+    const publish = await eventually(
+      () => slack.callsTo('views.publish').filter((c) => c.args.user_id === 'UALICE')[seen],
+      10_000,
+    );
+    const view = (
+      typeof publish.args.view === 'string' ? JSON.parse(publish.args.view) : publish.args.view
+    ) as {
+      blocks: Section[];
+    };
+    const following = view.blocks.filter((b) => b.accessory?.action_id === 'sub:off');
+    assert.deepEqual(
+      following.map((b) => b.text?.text),
+      ['*Red Kettle*', '*Blue Kettle XL*'],
+      'each followed product by its name, as it is now (product 2 was renamed)',
+    );
+    const shown = view.blocks.map((b) => b.text?.text ?? '').join('\n');
+    assert.doesNotMatch(shown, /product:\d/);
+    assert.deepEqual(
+      following.map((b) => JSON.parse(b.accessory!.value).key),
+      ['product:1', 'product:2'],
+      'Stop still unsubscribes the key',
+    );
+
+    const status = await command('UALICE', 'status');
+    assert.match(status.text, /^You follow \*Red Kettle\*, \*Blue Kettle XL\*\./);
   });
 
   it('Stop unsubscribes: the next price change reaches nobody', async () => {
