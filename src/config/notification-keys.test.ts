@@ -130,5 +130,17 @@ triggers:
       { env: {} },
     );
     assert.equal(config.triggers[0]!.actions[0]!.notify!.digest!.update, true);
+    // A Slack channel without its token runs on its inbox fallback: still a Slack action.
+    const fallback = loadConfig(
+      `channels: { chat: { kind: slack, token: "\${SLACK_BOT_TOKEN}", fallback: { kind: inbox } } }
+triggers:
+  t:
+    actions:
+      - { channel: chat, to: "#ops", text: hi, digest: { key: k, window: 10m, update: true } }
+`,
+      registries,
+      { env: {} },
+    );
+    assert.equal(fallback.triggers[0]!.actions[0]!.notify!.digest!.update, true);
   });
 });

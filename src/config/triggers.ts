@@ -129,10 +129,11 @@ export function compileTriggers(
         );
         return;
       }
-      if (digest?.update && !channel.kind.updatesMessages) {
+      // Judged by the declared kind: a Slack channel running on its inbox fallback posts each digest.
+      if (digest?.update && !declared.updatesMessages) {
         issues.add(
           [...at, 'digest', 'update'],
-          `\`update: true\` needs a channel that can edit a message it sent; channel "${channelName}" is of kind ${channel.kind.kind}, which cannot (slack can)`,
+          `\`update: true\` needs a channel that can edit a message it sent; channel "${channelName}" is of kind ${declared.kind}, which cannot (slack can)`,
         );
         return;
       }
