@@ -387,6 +387,37 @@ export function runNotificationKeyContract(
       assert.equal((await only(b)).status, 'suppressed');
     });
 
+    it('digest: a dead digest replayed to another recipient carries its events, and so does one added', async () => {
+      const digest = { key: 'U1', windowMs: 60_000, max: 10 };
+      const a = await event();
+      const b = await event();
+      await route([digested(a, 'digest-replay', 1_000, digest)]);
+      await route([digested(b, 'digest-replay', 2_000, digest)]);
+      const opener = await only(a);
+      await store.deliveries.record([
+        {
+          deliveryId: opener.id,
+          attempt: {
+            deliveryId: opener.id,
+            number: 1,
+            startedAt: 61_000,
+            durationMs: 1,
+            outcome: 'failed',
+            error: 'gone',
+            nextAttemptAt: null,
+          },
+          status: 'dead',
+          error: 'gone',
+        },
+      ]);
+      const moved = { channel: 'keys', recipient: 'U9', idempotencyKey: 'digest-replay:U9', maxAttempts: 3 };
+      const added = { channel: 'keys', recipient: 'U8', idempotencyKey: 'digest-replay:U8', maxAttempts: 3 };
+      assert.equal((await store.dlq.replayReplanned(opener.id, moved, [added], 70_000)).length, 2);
+      for (const key of [moved.idempotencyKey, added.idempotencyKey])
+        assert.deepEqual(await store.deliveries.digest(key), { key: 'U1', eventSeqs: [a.seq, b.seq] });
+      assert.equal(await store.deliveries.digest(opener.idempotencyKey), null);
+    });
+
     it('suppressed deliveries are counted apart, never claimed and never in the DLQ', async () => {
       const counts = await store.deliveries.counts();
       assert.ok(counts.suppressed >= 5);
