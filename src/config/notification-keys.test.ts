@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { inboxChannel } from '../channels/inbox/index.js';
+import { slackChannel } from '../channels/slack/index.js';
 import type { ChannelKind, SourceKind } from '../engine/types.js';
 import { builtInDialects } from '../filters/index.js';
 import { ConfigError, loadConfig, type Registries } from './load.js';
 
 const registries: Registries = {
-  channels: [inboxChannel] as ChannelKind[],
+  channels: [inboxChannel, slackChannel] as ChannelKind[],
   sources: [] as SourceKind[],
   dialects: builtInDialects,
 };
@@ -76,5 +77,70 @@ describe('notification keys in the config', () => {
       issuesOf(withAction('        replace: { key: x, window: 1h }\n'))[0]!,
       /actions\.0\.replace.*window/,
     );
+  });
+
+  it('compiles `digest` with its defaults: max 100, no update', () => {
+    const config = loadConfig(
+      withAction('        digest: { key: "{{ recipient }}", window: 10m }\n'),
+      registries,
+      {
+        env: {},
+      },
+    );
+    const digest = config.triggers[0]!.actions[0]!.notify!.digest!;
+    assert.deepEqual(
+      [digest.key.source, digest.windowMs, digest.max, digest.update],
+      ['{{ recipient }}', 600_000, 100, false],
+    );
+  });
+
+  it('digest: rejects replace with it, a bad window, a max out of range', () => {
+    assert.deepEqual(
+      issuesOf(withAction('        digest: { key: k, window: 10m }\n        replace: { key: r }\n')),
+      [
+        'triggers.t.actions.0.digest: `digest` and `replace` cannot be used together: a digest already keeps every event of its key in one message (drop `replace`)',
+      ],
+    );
+    assert.match(
+      issuesOf(withAction('        digest: { key: k, window: soon }\n'))[0]!,
+      /actions\.0\.digest\.window: "soon" is not a duration/,
+    );
+    assert.match(
+      issuesOf(withAction('        digest: { key: k, window: 1m, max: 1001 }\n'))[0]!,
+      /actions\.0\.digest\.max: a digest holds at most 1000 events/,
+    );
+    assert.match(
+      issuesOf(withAction('        digest: { key: k, window: 1m, max: 1 }\n'))[0]!,
+      /actions\.0\.digest\.max: a digest must be able to hold at least 2 events/,
+    );
+  });
+
+  it('digest `update: true` only on a channel that can edit a message: slack yes, the inbox no', () => {
+    assert.deepEqual(issuesOf(withAction('        digest: { key: k, window: 10m, update: true }\n')), [
+      'triggers.t.actions.0.digest.update: `update: true` needs a channel that can edit a message it sent; channel "box" is of kind inbox, which cannot (slack can)',
+    ]);
+    const config = loadConfig(
+      `channels: { chat: { kind: slack, token: xoxb-1 } }
+triggers:
+  t:
+    actions:
+      - { channel: chat, to: "#ops", text: "{{ events | size }}", digest: { key: k, window: 10m, update: true } }
+`,
+      registries,
+      { env: {} },
+    );
+    assert.equal(config.triggers[0]!.actions[0]!.notify!.digest!.update, true);
+    // A Slack channel without its token runs on its inbox fallback: still a Slack action.
+    const fallback = loadConfig(
+      `channels: { chat: { kind: slack, token: "\${SLACK_BOT_TOKEN}", fallback: { kind: inbox } } }
+triggers:
+  t:
+    actions:
+      - { channel: chat, to: "#ops", text: hi, digest: { key: k, window: 10m, update: true } }
+`,
+      registries,
+      { env: {} },
+    );
+    assert.equal(fallback.triggers[0]!.actions[0]!.notify!.digest!.update, true);
   });
 });

@@ -282,6 +282,32 @@ export const replaceSchema = z
     'A newer event with the same key replaces a notification of that key that is still waiting (e.g. delayed).',
   );
 
+export const digestSchema = z
+  .strictObject({
+    key: templateSchema().describe(
+      'Which events share a message (a template; `event` and `recipient` in scope), e.g. "{{ recipient }}" or "{{ event.data.repo }}". Compared per recipient.',
+    ),
+    window: durationSchema().describe(
+      'How long a digest collects, from its first event; it is sent when the window ends, later by `delay` if given (500ms, 30s, 10m, 24h, 7d).',
+    ),
+    max: z
+      .number()
+      .int()
+      .min(2, 'a digest must be able to hold at least 2 events')
+      .max(1000, 'a digest holds at most 1000 events')
+      .default(100)
+      .describe('Most events in one digest (2–1000); the event that fills it sends it at once.'),
+    update: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Edit the message of the key’s first digest instead of posting a new one (channels that can edit a message: slack).',
+      ),
+  })
+  .describe(
+    'Collects the events of a key into one message per window: templates see `events` (oldest first) and `event` (the newest). Not together with `replace`.',
+  );
+
 /** Channel-independent part of an action; the rest is checked against the channel kind's schema. */
 export const actionBaseSchema = z
   .object({
@@ -290,6 +316,7 @@ export const actionBaseSchema = z
     dedupe: dedupeSchema.optional(),
     replace: replaceSchema.optional(),
     throttle: throttleSchema.optional(),
+    digest: digestSchema.optional(),
     delay: delaySchema.optional(),
     followUp: z
       .record(z.string(), z.unknown())

@@ -29,7 +29,7 @@ import { closestMatch, objectKeysAt } from './suggest.js';
 type RawAction = RawConfig['triggers'][string]['actions'][number];
 
 /** Keys of an action that are not its channel kind's: checked before the kind's schema sees it. */
-const ACTION_BASE_KEYS = ['channel', 'to', 'followUp', 'dedupe', 'replace', 'throttle', 'delay'];
+const ACTION_BASE_KEYS = ['channel', 'to', 'followUp', 'dedupe', 'replace', 'throttle', 'digest', 'delay'];
 
 /**
  * The enabled triggers: each filter compiled, each action checked against its channel (the
@@ -70,6 +70,7 @@ export function compileTriggers(
         dedupe,
         replace,
         throttle,
+        digest,
         delay,
         ...rest
       } = action;
@@ -121,7 +122,22 @@ export function compileTriggers(
           return;
         }
       }
-      const notify = notificationRules({ dedupe, replace, throttle, delay });
+      if (digest && replace) {
+        issues.add(
+          [...at, 'digest'],
+          '`digest` and `replace` cannot be used together: a digest already keeps every event of its key in one message (drop `replace`)',
+        );
+        return;
+      }
+      // Judged by the declared kind: a Slack channel running on its inbox fallback posts each digest.
+      if (digest?.update && !declared.updatesMessages) {
+        issues.add(
+          [...at, 'digest', 'update'],
+          `\`update: true\` needs a channel that can edit a message it sent; channel "${channelName}" is of kind ${declared.kind}, which cannot (slack can)`,
+        );
+        return;
+      }
+      const notify = notificationRules({ dedupe, replace, throttle, digest, delay });
       actions.push({ index, channel: channelName, to: recipients, params: result.data, followUp, notify });
     });
     compiled.push({
@@ -158,6 +174,7 @@ function notificationRules(keys: {
   dedupe?: RawAction['dedupe'];
   replace?: RawAction['replace'];
   throttle?: RawAction['throttle'];
+  digest?: RawAction['digest'];
   delay?: RawAction['delay'];
 }): NotificationRules | undefined {
   const rules: NotificationRules = {};
@@ -165,6 +182,13 @@ function notificationRules(keys: {
   if (keys.replace) rules.replace = { key: keys.replace.key };
   if (keys.throttle)
     rules.throttle = { key: keys.throttle.key, limit: keys.throttle.limit, perMs: keys.throttle.per };
+  if (keys.digest)
+    rules.digest = {
+      key: keys.digest.key,
+      windowMs: keys.digest.window,
+      max: keys.digest.max,
+      update: keys.digest.update,
+    };
   if (keys.delay !== undefined)
     rules.delay = typeof keys.delay === 'number' ? { ms: keys.delay } : { until: keys.delay.until };
   return Object.keys(rules).length > 0 ? rules : undefined;

@@ -8,7 +8,7 @@ import type { CompiledTrigger, RateLimit } from './model.js';
 import { OutcomeWriter, outcomeOf } from './outcomes.js';
 import { ABORT_GRACE_MS, sendWithDeadline } from './send-deadline.js';
 import type { AttemptOutcome, Delivery, Store } from './store.js';
-import type { Channel, ChannelResult } from './types.js';
+import type { Channel, ChannelResult, DeliveryRequest } from './types.js';
 
 /**
  * Events kept per generation for the deliveries about to be sent. A routed delivery is usually
@@ -202,6 +202,31 @@ export class Dispatcher {
     this.inFlight.add(task);
   }
 
+  /**
+   * The events a digest delivery carries, oldest first, read when it is sent (a retry or a replay
+   * reads the same ones). A delivery stored without a digest (its key did not render) carries its
+   * own event.
+   */
+  private async digestOf(
+    delivery: Delivery,
+    opener: CloudEvent,
+    update: boolean,
+  ): Promise<Pick<DeliveryRequest, 'events' | 'digest'>> {
+    const found = await this.store.deliveries.digest(delivery.idempotencyKey);
+    if (!found) return { events: [opener] };
+    const missing = found.eventSeqs.filter((seq) => !this.cachedEvent(seq));
+    const read = new Map<number, CloudEvent>();
+    if (missing.length > 0)
+      for (const stored of await this.store.events.getMany(missing)) read.set(stored.seq, stored.event);
+    const events: CloudEvent[] = [];
+    for (const seq of found.eventSeqs) {
+      const e = seq === delivery.eventSeq ? opener : (this.cachedEvent(seq) ?? read.get(seq));
+      if (e) events.push(e);
+    }
+    if (events.length === 0) events.push(opener);
+    return { events, digest: { key: found.key, update, action: delivery.action } };
+  }
+
   /** Sends one delivery, calls `onSent` when the channel is done with it, then records the outcome. */
   private async attempt(
     pump: ChannelPump,
@@ -223,8 +248,17 @@ export class Dispatcher {
       };
     } else {
       event = this.cachedEvent(delivery.eventSeq) ?? (await this.store.events.get(delivery.eventSeq))?.event;
+      let digest: Pick<DeliveryRequest, 'events' | 'digest'> | string = {};
+      if (event && action.notify?.digest) {
+        digest = await this.digestOf(delivery, event, action.notify.digest.update).catch(
+          (err) => `reading the digest's events failed: ${errorMessage(err)}`,
+        );
+        if (typeof digest !== 'string' && digest.events) event = digest.events.at(-1)!;
+      }
       if (!event) {
         result = { outcome: 'failed', reason: `event #${delivery.eventSeq} is not in the log` };
+      } else if (typeof digest === 'string') {
+        result = { outcome: 'retry', reason: digest };
       } else {
         result = await sendWithDeadline(
           pump.channel,
@@ -236,6 +270,7 @@ export class Dispatcher {
             trigger: delivery.trigger,
             action: action.params,
             recipient: delivery.recipient,
+            ...digest,
           },
           held,
         );

@@ -39,6 +39,8 @@ export interface NotificationRules {
   dedupe?: { key: Template; windowMs: number };
   replace?: { key: Template };
   throttle?: { key: Template; limit: number; perMs: number };
+  /** `update`: later digests of the key edit the first one's message (channels that can). */
+  digest?: { key: Template; windowMs: number; max: number; update: boolean };
   delay?: { ms: number } | { until: Template };
 }
 

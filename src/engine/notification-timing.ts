@@ -36,7 +36,7 @@ export function notificationTiming(
       : text;
   };
   let gates: DeliveryGates | undefined;
-  if (rules.dedupe || rules.replace || rules.throttle) {
+  if (rules.dedupe || rules.replace || rules.throttle || rules.digest) {
     gates = { scope: `${trigger}#${action}`, eventId: event.id, at: now };
     if (rules.dedupe)
       gates.dedupe = { key: render('dedupe.key', rules.dedupe.key), windowMs: rules.dedupe.windowMs };
@@ -46,6 +46,12 @@ export function notificationTiming(
         key: render('throttle.key', rules.throttle.key),
         limit: rules.throttle.limit,
         perMs: rules.throttle.perMs,
+      };
+    if (rules.digest)
+      gates.digest = {
+        key: render('digest.key', rules.digest.key),
+        windowMs: rules.digest.windowMs,
+        max: rules.digest.max,
       };
   }
   let notBefore = now;
@@ -61,6 +67,8 @@ export function notificationTiming(
     // A time already past sends now.
     notBefore = Math.max(now, at);
   }
+  // A delivery that opens a digest is sent when its window ends; the delay shifts the window.
+  if (gates?.digest) notBefore += gates.digest.windowMs;
   return gates ? { notBefore, gates } : { notBefore };
 }
 

@@ -116,7 +116,7 @@ export interface NewDelivery {
   maxAttempts: number;
   /** Epoch ms of the first attempt. */
   notBefore: number;
-  /** The action's dedupe, replace and throttle keys, decided when the delivery is stored. */
+  /** The action's dedupe, replace, throttle and digest keys, decided when the delivery is stored. */
   gates?: DeliveryGates;
 }
 
@@ -138,6 +138,12 @@ export interface DeliveryGates {
   replace?: { key: string };
   /** At most `limit` accepted deliveries of the key per `perMs`, counted from the first. */
   throttle?: { key: string; limit: number; perMs: number };
+  /**
+   * Joins the key's open digest delivery (still waiting, fewer than `max` events) instead of
+   * becoming a message of its own; with none open, this delivery opens one (its `notBefore` is
+   * the end of the window).
+   */
+  digest?: { key: string; windowMs: number; max: number };
 }
 
 /** The routing of one event planned before it is stored; its deliveries' `eventSeq` is ignored. */
@@ -161,7 +167,8 @@ export interface RoutingStore {
 
 /**
  * pending: waiting or in flight; delivered: done; dead: in the dead-letter queue; suppressed: never
- * sent, because a notification key (dedupe, throttle, replace) held it back — `lastError` says why.
+ * sent, because a notification key (dedupe, throttle, replace, digest) held it back — `lastError`
+ * says why (a digested one is carried by its digest's delivery).
  */
 export type DeliveryStatus = 'pending' | 'delivered' | 'dead' | 'suppressed';
 
@@ -187,6 +194,12 @@ export interface Delivery {
   rendered: unknown;
   createdAt: number;
   updatedAt: number;
+}
+
+/** What a digest delivery collected (see `DeliveryGates.digest`). */
+export interface DigestContents {
+  key: string;
+  eventSeqs: number[];
 }
 
 export interface Attempt {
@@ -243,6 +256,11 @@ export interface DeliveryStore {
   renewLeases(leases: { id: number; leaseUntil: number }[], until: number): Promise<number[]>;
   /** Drops the leases of claimed deliveries that will not be attempted (a dispatcher stopping). */
   release(ids: number[]): Promise<void>;
+  /**
+   * The digest a delivery carries, by its idempotency key: the rendered digest key and the seqs of
+   * its events in seq order (the opening event's included); null when it is no digest.
+   */
+  digest(idempotencyKey: string): Promise<DigestContents | null>;
   /** Drops every lease (single-process start-up: nothing can be in flight). Returns how many. */
   releaseAllLeases(): Promise<number>;
   get(id: number): Promise<Delivery | null>;

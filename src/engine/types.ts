@@ -43,7 +43,15 @@ export interface DeliveryRequest<A = unknown> {
   idempotencyKey: string;
   /** 1 for the first attempt. */
   attempt: number;
+  /** The triggering event; for a digest, the newest event it collected. */
   event: CloudEvent;
+  /** A digest's events, oldest first (`event` is the last); absent for an action without digest. */
+  events?: CloudEvent[];
+  /**
+   * For a digest delivery: its rendered key, and whether later digests of the key (same trigger,
+   * action and recipient) edit the message this one posted (`digest.update`).
+   */
+  digest?: { key: string; update: boolean; action: number };
   trigger: string;
   /** The action as the channel's `actionSchema` parsed it (templates compiled). */
   action: A;
@@ -55,6 +63,18 @@ export interface DeliveryRequest<A = unknown> {
    * whatever they wait on, stop and answer retry.
    */
   signal: AbortSignal;
+}
+
+/**
+ * What a channel's templates see: `event`, `recipient`, and `events` — a digest's events oldest
+ * first, or the one event for an action without digest, so one template serves both.
+ */
+export function templateScope(req: Pick<DeliveryRequest<unknown>, 'event' | 'events' | 'recipient'>): {
+  event: CloudEvent;
+  events: CloudEvent[];
+  recipient: string | null;
+} {
+  return { event: req.event, events: req.events ?? [req.event], recipient: req.recipient };
 }
 
 /** Why a send's signal was aborted at its deadline. */
@@ -112,6 +132,11 @@ export interface ChannelKind<C = unknown, A = unknown> {
    * one mode uses). Awaited before `create`, for every channel of the kind.
    */
   prepare?(config: C): Promise<void>;
+  /**
+   * The channel can edit a message it sent (Slack's chat.update), so an action may use
+   * `digest: { update: true }`; the config rejects it on other kinds.
+   */
+  updatesMessages?: boolean;
   create(name: string, config: C, context: ChannelContext): Channel<A>;
   /**
    * Checks an action against the channel block it names, for rules one schema cannot express

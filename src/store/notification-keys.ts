@@ -2,20 +2,20 @@ import { formatDuration } from '../engine/duration.js';
 import type { NewDelivery } from './types.js';
 
 /**
- * The decisions of notification keys (dedupe → replace → throttle), shared by the stores. A store
+ * The decisions of notification keys (dedupe → replace → throttle → digest), shared by the stores. A store
  * runs them inside the transaction that stores the deliveries, over key rows it has read (and, on
  * PostgreSQL, locked), then writes back the rows and suppressions the ledger reports.
  */
 
-export type KeyKind = 'dedupe' | 'replace' | 'throttle';
+export type KeyKind = 'dedupe' | 'replace' | 'throttle' | 'digest';
 
 /** One row of `notification_keys`: what a key has let through so far. */
 export interface KeyRow {
   /** Epoch ms of the first accepted occurrence of the current window. */
   windowStart: number;
-  /** Deliveries accepted in the current window (throttle). */
+  /** Deliveries accepted in the current window (throttle); events in the open digest (digest). */
   count: number;
-  /** Idempotency key of the newest accepted delivery (replace). */
+  /** Idempotency key of the newest accepted delivery (replace), of the open digest (digest). */
   deliveryKey: string | null;
   /** Seq and id of that delivery's event: an older event never replaces a newer one. */
   eventSeq: number | null;
@@ -35,7 +35,7 @@ export interface KeyRef {
   key: string;
 }
 
-/** Dedupe and replace are about one person's notification, so their keys are per recipient. */
+/** Dedupe, replace and digest are about one person's notifications, so their keys are per recipient. */
 export function keysOf(d: NewDelivery): KeyRef[] {
   const g = d.gates;
   if (!g) return [];
@@ -44,6 +44,7 @@ export function keysOf(d: NewDelivery): KeyRef[] {
   if (g.dedupe) refs.push({ scope: perRecipient, kind: 'dedupe', key: g.dedupe.key });
   if (g.replace) refs.push({ scope: perRecipient, kind: 'replace', key: g.replace.key });
   if (g.throttle) refs.push({ scope: g.scope, kind: 'throttle', key: g.throttle.key });
+  if (g.digest) refs.push({ scope: perRecipient, kind: 'digest', key: g.digest.key });
   return refs;
 }
 
@@ -52,6 +53,17 @@ const refId = (r: KeyRef) => `${r.scope}\u0001${r.kind}\u0001${r.key}`;
 export interface Decision {
   status: 'pending' | 'suppressed';
   reason: string | null;
+  /** Set when a later delivery of the batch moved this one's first attempt (its digest filled up). */
+  notBefore?: number;
+}
+
+/** An event a digest delivery carries: store it in the same transaction as the decision. */
+export interface DigestMember {
+  /** Idempotency key of the digest's delivery. */
+  deliveryKey: string;
+  eventSeq: number;
+  /** The rendered digest key. */
+  key: string;
 }
 
 interface PlannedHold extends HeldDelivery {
@@ -63,6 +75,10 @@ export class KeyLedger {
   private readonly held = new Map<string, HeldDelivery | PlannedHold | null>();
   /** Stored deliveries this batch replaced: set them `suppressed` with the reason. */
   readonly replacedStored: { idempotencyKey: string; reason: string }[] = [];
+  /** Events the batch's digests collected, openers included: store them with the deliveries. */
+  readonly digestMembers: DigestMember[] = [];
+  /** Stored digest deliveries that filled up: make them due at `at` (if still waiting). */
+  readonly dueStored: { idempotencyKey: string; at: number }[] = [];
 
   constructor(
     private readonly loadKey: (ref: KeyRef) => KeyRow | null,
@@ -115,12 +131,37 @@ export class KeyLedger {
       }
     }
 
+    // A digest is joinable while no dispatcher can have taken it (as for replace) and it has room.
+    const digestRef = refs.get('digest');
+    let joining: { row: KeyRow; deliveryKey: string; target: HeldDelivery | PlannedHold } | undefined;
+    if (g.digest && digestRef && !replacing) {
+      const row = this.row(digestRef);
+      const target = row?.deliveryKey ? this.heldDelivery(row.deliveryKey) : null;
+      if (
+        row?.deliveryKey &&
+        row.count < g.digest.max &&
+        target &&
+        target.status === 'pending' &&
+        target.attempts === 0 &&
+        target.nextAttemptAt > g.at
+      )
+        joining = { row, deliveryKey: row.deliveryKey, target };
+    }
+
     const throttleRef = refs.get('throttle');
     const throttleRow = throttleRef ? this.row(throttleRef) : null;
     const throttleOpen =
       throttleRow !== null && g.throttle !== undefined && g.at < throttleRow.windowStart + g.throttle.perMs;
-    // A replacement takes the slot of the delivery it replaces: the recipient is not told more often.
-    if (g.throttle && throttleRef && !replacing && throttleOpen && throttleRow!.count >= g.throttle.limit)
+    // A replacement takes the slot of the delivery it replaces, and an event joining a digest is
+    // no message of its own: the recipient is not told more often.
+    if (
+      g.throttle &&
+      throttleRef &&
+      !replacing &&
+      !joining &&
+      throttleOpen &&
+      throttleRow!.count >= g.throttle.limit
+    )
       return suppress(
         `throttled: ${g.throttle.limit}/${formatDuration(g.throttle.perMs)} for key "${g.throttle.key}"`,
       );
@@ -135,8 +176,27 @@ export class KeyLedger {
     });
     if (dedupeRef) this.write(dedupeRef, fresh());
     if (replaceRef) this.write(replaceRef, fresh());
-    if (g.throttle && throttleRef && !replacing)
+    if (g.throttle && throttleRef && !replacing && !joining)
       this.write(throttleRef, throttleOpen ? { ...throttleRow!, count: throttleRow!.count + 1 } : fresh());
+    if (g.digest && digestRef && joining) {
+      const count = joining.row.count + 1;
+      this.write(digestRef, { ...joining.row, count });
+      this.digestMembers.push({ deliveryKey: joining.deliveryKey, eventSeq, key: g.digest.key });
+      if (count >= g.digest.max) {
+        // Full: send it now rather than at the end of its window.
+        joining.target.nextAttemptAt = g.at;
+        if ('decision' in joining.target) joining.target.decision.notBefore = g.at;
+        else this.dueStored.push({ idempotencyKey: joining.deliveryKey, at: g.at });
+      }
+      // Not a waiting delivery of its own: nothing can replace or join it.
+      return suppress(
+        `digested into delivery ${joining.deliveryKey} of event ${joining.row.eventId} (key "${g.digest.key}")`,
+      );
+    }
+    if (g.digest && digestRef) {
+      this.write(digestRef, fresh());
+      this.digestMembers.push({ deliveryKey: d.idempotencyKey, eventSeq, key: g.digest.key });
+    }
     if (replacing) {
       const reason = `replaced by event ${g.eventId}`;
       replacing.target.status = 'suppressed';

@@ -230,6 +230,194 @@ export function runNotificationKeyContract(
       assert.equal((await fate(next))[0]!.lastError, 'throttled: 1/1m for key "U1"');
     });
 
+    /** A digest delivery as the router plans it: due at the end of its window. */
+    const digested = (
+      ev: { seq: number; id: string },
+      scope: string,
+      at: number,
+      digest: { key: string; windowMs: number; max: number },
+      extra: Partial<NewDelivery> & { keys?: Omit<DeliveryGates, 'scope' | 'eventId' | 'at'> } = {},
+    ) => {
+      const { keys, ...rest } = extra;
+      return planned(ev, scope, at, { ...keys, digest }, { notBefore: at + digest.windowMs, ...rest });
+    };
+    const only = async (ev: { seq: number }) => {
+      const list = await store.deliveries.list({ limit: 10, eventSeq: ev.seq });
+      assert.equal(list.length, 1);
+      return list[0]!;
+    };
+
+    it('digest: the first event opens one due at the window end; later ones join it; the one reaching max makes it due; then a new one opens', async () => {
+      const scope = 'digest-open';
+      const digest = { key: 'U1', windowMs: 60_000, max: 3 };
+      const [e1, e2, e3, e4] = [await event(), await event(), await event(), await event()];
+      await route([digested(e1!, scope, 1_000, digest)]);
+      const opener = await only(e1!);
+      assert.deepEqual([opener.status, opener.nextAttemptAt], ['pending', 61_000]);
+      await route([digested(e2!, scope, 2_000, digest)]);
+      const joined = await only(e2!);
+      assert.equal(joined.status, 'suppressed');
+      assert.equal(
+        joined.lastError,
+        `digested into delivery ${opener.idempotencyKey} of event ${e1!.id} (key "U1")`,
+      );
+      assert.equal((await only(e1!)).nextAttemptAt, 61_000, 'joining does not move the window');
+      await route([digested(e3!, scope, 3_000, digest)]);
+      assert.equal((await only(e3!)).status, 'suppressed');
+      assert.equal((await only(e1!)).nextAttemptAt, 3_000, 'full: due at once');
+      assert.deepEqual(await store.deliveries.digest(opener.idempotencyKey), {
+        key: 'U1',
+        eventSeqs: [e1!.seq, e2!.seq, e3!.seq],
+      });
+      await route([digested(e4!, scope, 3_000, digest)]);
+      const next = await only(e4!);
+      assert.deepEqual([next.status, next.nextAttemptAt], ['pending', 63_000]);
+      assert.deepEqual(await store.deliveries.digest(next.idempotencyKey), {
+        key: 'U1',
+        eventSeqs: [e4!.seq],
+      });
+      assert.equal(await store.deliveries.digest('no-such-delivery'), null);
+    });
+
+    it('digest: an event at or after the due time, or while the digest is claimed, opens a new one', async () => {
+      const digest = { key: 'k', windowMs: 10_000, max: 100 };
+      const a = await event();
+      const b = await event();
+      await route([digested(a, 'digest-edge', 0, digest)]);
+      await route([digested(b, 'digest-edge', 10_000, digest)]);
+      assert.equal((await only(b)).status, 'pending');
+      assert.deepEqual((await store.deliveries.digest((await only(b)).idempotencyKey))!.eventSeqs, [b.seq]);
+
+      // Claimed by a dispatcher (it may be reading the digest's events to send it): not joined.
+      const channel = 'keys-digest-claimed';
+      const c = await event();
+      const d = await event();
+      await route([digested(c, 'digest-claimed', 1_000, { ...digest, windowMs: 1_000 }, { channel })]);
+      const claimed = await store.deliveries.claim({ channel, limit: 10, now: Date.now(), leaseMs: 60_000 });
+      assert.equal(claimed.length, 1);
+      await route([digested(d, 'digest-claimed', 1_500, { ...digest, windowMs: 1_000 }, { channel })]);
+      assert.equal((await only(d)).status, 'pending');
+      assert.deepEqual((await store.deliveries.digest(claimed[0]!.idempotencyKey))!.eventSeqs, [c.seq]);
+      await store.deliveries.release(claimed.map((x) => x.id));
+    });
+
+    it('digest is per recipient: each recipient gets their own digest of a key', async () => {
+      const digest = { key: 'same', windowMs: 60_000, max: 10 };
+      const a = await event();
+      const b = await event();
+      await route([
+        digested(a, 'digest-recipients', 1_000, digest, { recipient: 'U1' }),
+        digested(a, 'digest-recipients', 1_000, digest, { recipient: 'U2' }),
+      ]);
+      await route([
+        digested(b, 'digest-recipients', 2_000, digest, { recipient: 'U1' }),
+        digested(b, 'digest-recipients', 2_000, digest, { recipient: 'U2' }),
+      ]);
+      const openers = await store.deliveries.list({ limit: 10, eventSeq: a.seq });
+      assert.deepEqual(
+        openers.map((o) => o.status),
+        ['pending', 'pending'],
+      );
+      for (const o of openers)
+        assert.deepEqual((await store.deliveries.digest(o.idempotencyKey))!.eventSeqs, [a.seq, b.seq]);
+      const joined = await store.deliveries.list({ limit: 10, eventSeq: b.seq });
+      assert.ok(joined.every((j) => j.status === 'suppressed'));
+    });
+
+    it('dedupe + digest: a repeated key is dropped, not collected', async () => {
+      const digest = { key: 'U1', windowMs: 60_000, max: 10 };
+      const fates: string[] = [];
+      const events: { seq: number; id: string }[] = [];
+      for (const run of ['r1', 'r1', 'r2']) {
+        const ev = await event();
+        events.push(ev);
+        await route([
+          digested(ev, 'digest-dedupe', 1_000, digest, { keys: { dedupe: { key: run, windowMs: 60_000 } } }),
+        ]);
+        fates.push((await only(ev)).lastError?.split(' ')[0] ?? 'pending');
+      }
+      assert.deepEqual(fates, ['pending', 'deduped', 'digested']);
+      const opener = await only(events[0]!);
+      assert.deepEqual((await store.deliveries.digest(opener.idempotencyKey))!.eventSeqs, [
+        events[0]!.seq,
+        events[2]!.seq,
+      ]);
+    });
+
+    it('throttle + digest: joined events take no slot; an event that would open a digest is throttled', async () => {
+      const digest = { key: 'U1', windowMs: 10_000, max: 100 };
+      const keys = { throttle: { key: 'U1', limit: 2, perMs: 3_600_000 } };
+      const fates: string[] = [];
+      // Two digests (each one message) fill the limit of two; events joining them do not count.
+      for (const at of [0, 100, 200, 10_000, 10_100, 20_100]) {
+        const ev = await event();
+        await route([digested(ev, 'digest-throttle', at, digest, { keys })]);
+        fates.push((await only(ev)).lastError ?? 'pending');
+      }
+      assert.deepEqual(
+        fates.map((f) => f.split(' ')[0]),
+        ['pending', 'digested', 'digested', 'pending', 'digested', 'throttled:'],
+      );
+      assert.equal(fates[5], 'throttled: 2/1h for key "U1"');
+    });
+
+    it('digest inside one routing batch: the event that fills it makes the planned opener due', async () => {
+      const digest = { key: 'batch', windowMs: 60_000, max: 2 };
+      const [a, b, c] = [await event(), await event(), await event()];
+      await route([a!, b!, c!].map((ev) => digested(ev, 'digest-batch', 5_000, digest)));
+      const opener = await only(a!);
+      assert.deepEqual([opener.status, opener.nextAttemptAt], ['pending', 5_000]);
+      assert.equal((await only(b!)).status, 'suppressed');
+      assert.deepEqual([(await only(c!)).status, (await only(c!)).nextAttemptAt], ['pending', 65_000]);
+      assert.deepEqual((await store.deliveries.digest(opener.idempotencyKey))!.eventSeqs, [a!.seq, b!.seq]);
+    });
+
+    it('digest: routing an event again changes nothing', async () => {
+      const digest = { key: 'U1', windowMs: 60_000, max: 3 };
+      const a = await event();
+      const b = await event();
+      await route([digested(a, 'digest-reroute', 1_000, digest)]);
+      const joiner = digested(b, 'digest-reroute', 2_000, digest);
+      await route([joiner]);
+      assert.equal(await route([joiner]), 0);
+      assert.equal(await route([digested(a, 'digest-reroute', 3_000, digest)]), 0);
+      const opener = await only(a);
+      assert.deepEqual((await store.deliveries.digest(opener.idempotencyKey))!.eventSeqs, [a.seq, b.seq]);
+      assert.equal(opener.nextAttemptAt, 61_000, 'the count did not reach max by routing again');
+      assert.equal((await only(b)).status, 'suppressed');
+    });
+
+    it('digest: a dead digest replayed to another recipient carries its events, and so does one added', async () => {
+      const digest = { key: 'U1', windowMs: 60_000, max: 10 };
+      const a = await event();
+      const b = await event();
+      await route([digested(a, 'digest-replay', 1_000, digest)]);
+      await route([digested(b, 'digest-replay', 2_000, digest)]);
+      const opener = await only(a);
+      await store.deliveries.record([
+        {
+          deliveryId: opener.id,
+          attempt: {
+            deliveryId: opener.id,
+            number: 1,
+            startedAt: 61_000,
+            durationMs: 1,
+            outcome: 'failed',
+            error: 'gone',
+            nextAttemptAt: null,
+          },
+          status: 'dead',
+          error: 'gone',
+        },
+      ]);
+      const moved = { channel: 'keys', recipient: 'U9', idempotencyKey: 'digest-replay:U9', maxAttempts: 3 };
+      const added = { channel: 'keys', recipient: 'U8', idempotencyKey: 'digest-replay:U8', maxAttempts: 3 };
+      assert.equal((await store.dlq.replayReplanned(opener.id, moved, [added], 70_000)).length, 2);
+      for (const key of [moved.idempotencyKey, added.idempotencyKey])
+        assert.deepEqual(await store.deliveries.digest(key), { key: 'U1', eventSeqs: [a.seq, b.seq] });
+      assert.equal(await store.deliveries.digest(opener.idempotencyKey), null);
+    });
+
     it('suppressed deliveries are counted apart, never claimed and never in the DLQ', async () => {
       const counts = await store.deliveries.counts();
       assert.ok(counts.suppressed >= 5);

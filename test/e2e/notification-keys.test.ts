@@ -96,6 +96,67 @@ triggers:
   });
 });
 
+describe('an open digest window survives SIGKILL (embedded store)', () => {
+  let sink: HttpSink;
+  const dir = tempDir('herald-digest-crash-');
+  before(async () => {
+    sink = await startHttpSink();
+    writeFileSync(
+      join(dir.path, 'herald.yaml'),
+      `
+channels:
+  hook: { kind: webhook, url: ${sink.url} }
+triggers:
+  digest:
+    actions:
+      - channel: hook
+        body: { type: keys.digest, ids: "{% for e in events %}{{ e.id }} {% endfor %}" }
+        digest: { key: "{{ event.subject }}", window: 8s }
+`,
+    );
+  });
+  after(async () => {
+    await sink.close();
+    dir.remove();
+  });
+
+  it('events joined before the kill and after the restart arrive in one message', async () => {
+    const args = ['--config', join(dir.path, 'herald.yaml'), '--data', join(dir.path, 'data'), '--port', '0'];
+    const first = await spawnHerald(args);
+    let second: HeraldProcess | undefined;
+    const ev = (id: string) => ({
+      specversion: '1.0',
+      id,
+      source: 'crash',
+      type: 'keys.digest',
+      subject: 'repo',
+    });
+    try {
+      await post(first.url, [ev('d-1'), ev('d-2')]);
+      assert.equal((await eventually(() => deliveriesOf(first.url, 'd-1')))[0]!.status, 'pending');
+      assert.match(
+        (await eventually(() => deliveriesOf(first.url, 'd-2')))[0]!.lastError!,
+        /^digested into delivery msg_\S+ of event d-1 \(key "repo"\)$/,
+      );
+      await first.kill('SIGKILL');
+
+      second = await spawnHerald(args);
+      await post(second.url, [ev('d-3')]);
+      const joined = await eventually(() => deliveriesOf(second!.url, 'd-3'));
+      assert.equal(joined[0]!.status, 'suppressed', 'joined the digest opened before the kill');
+      await sink.waitFor(1, 20_000);
+      await eventually(async () => (await deliveriesOf(second!.url, 'd-1'))?.[0]?.status === 'delivered');
+      assert.deepEqual(
+        sink.requests.map((r) => JSON.parse(r.body)),
+        [{ type: 'keys.digest', ids: 'd-1 d-2 d-3 ' }],
+      );
+    } finally {
+      await first.kill('SIGKILL');
+      await second?.kill();
+    }
+  });
+});
+
 describe('notification keys across two processes (PostgreSQL + JetStream)', () => {
   let sink: HttpSink;
   const dir = tempDir('herald-keys-dist-');
@@ -126,6 +187,12 @@ triggers:
     filter: { exact: { type: keys.dedupe } }
     actions:
       - { channel: hook, dedupe: { key: "{{ event.data.run }}", window: 1h } }
+  digested:
+    filter: { exact: { type: keys.digest } }
+    actions:
+      - channel: hook
+        body: { type: keys.digest, ids: "{% for e in events %}{{ e.id }} {% endfor %}" }
+        digest: { key: "all", window: 5s }
 `,
     );
     const args = ['--config', join(dir.path, 'herald.yaml'), '--data', join(dir.path, 'data'), '--port', '0'];
@@ -183,5 +250,33 @@ triggers:
     assert.equal(deduped.filter((d) => d.lastError?.startsWith('deduped by key "run-1"')).length, 29);
     assert.equal(received(sink, 'keys.throttle').length, 5);
     assert.equal(received(sink, 'keys.dedupe').length, 1);
+  });
+
+  it('one digest collects the events both processes route for a key', async () => {
+    const events = Array.from({ length: 12 }, (_, k) => ({
+      specversion: '1.0',
+      id: `keys.digest-${k}`,
+      source: 'keys-dist',
+      type: 'keys.digest',
+    }));
+    const posts: Promise<void>[] = [];
+    for (let batch = 0; batch < 6; batch++)
+      posts.push(post(processes[batch % 2]!.url, events.slice(batch * 2, batch * 2 + 2)));
+    await Promise.all(posts);
+    const fates = async () => {
+      const out: { status: string; lastError: string | null }[] = [];
+      for (const e of events) {
+        const list = await deliveriesOf(processes[1]!.url, e.id);
+        if (!list || list.some((d) => d.status === 'pending')) return undefined;
+        out.push(...list);
+      }
+      return out;
+    };
+    const settled = await eventually(fates, 30_000, 'the digest sent');
+    assert.equal(settled.filter((d) => d.status === 'delivered').length, 1);
+    assert.equal(settled.filter((d) => d.lastError?.startsWith('digested into delivery ')).length, 11);
+    const sent = received(sink, 'keys.digest') as unknown as { ids: string }[];
+    assert.equal(sent.length, 1);
+    assert.deepEqual(sent[0]!.ids.trim().split(' ').sort(), events.map((e) => e.id).sort());
   });
 });

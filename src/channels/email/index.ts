@@ -1,6 +1,6 @@
 import nodemailer from 'nodemailer';
 import { z } from 'zod';
-import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { type ChannelKind, delivered, failed, retry, templateScope } from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
 import { redactUrl } from '../../redact.js';
 import { templateSchema } from '../../templates/index.js';
@@ -73,7 +73,7 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
       timeoutMs: config.timeoutMs,
       async send(req) {
         if (!req.recipient) return failed(`channel ${name}: the action has no \`to\` address`);
-        const scope = { event: req.event, recipient: req.recipient };
+        const scope = templateScope(req);
         const message = {
           from: req.action.from?.render(scope) || config.from,
           to: req.recipient,

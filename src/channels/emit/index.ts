@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { type ChannelKind, delivered, failed, retry, templateScope } from '../../engine/types.js';
 import { EventValidationError, errorMessage } from '../../errors.js';
 import { followUpDraft, nextHop } from '../../events/hops.js';
 import { validateEvent } from '../../events/index.js';
@@ -46,10 +46,7 @@ export const emitChannel: ChannelKind<z.infer<typeof emitConfigSchema>, EmitActi
             `hop limit of ${config.maxHops} reached: event ${req.event.id} (${req.event.type}) was already re-emitted ${hops - 1} times`,
           );
         }
-        const rendered = renderTree(req.action.event as TemplateTree, {
-          event: req.event,
-          recipient: req.recipient,
-        });
+        const rendered = renderTree(req.action.event as TemplateTree, templateScope(req));
         if (rendered === null || typeof rendered !== 'object' || Array.isArray(rendered)) {
           return failed('the emit action’s `event` must be an object');
         }

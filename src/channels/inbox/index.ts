@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type ChannelKind, delivered } from '../../engine/types.js';
+import { type ChannelKind, delivered, templateScope } from '../../engine/types.js';
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
 
 export const inboxConfigSchema = z.strictObject({
@@ -36,7 +36,7 @@ export const inboxChannel: ChannelKind<z.infer<typeof inboxConfigSchema>, InboxA
       concurrency: config.concurrency,
       timeoutMs: config.timeoutMs,
       async send(req) {
-        const scope = { event: req.event, recipient: req.recipient };
+        const scope = templateScope(req);
         const message: Record<string, unknown> = {};
         for (const [key, value] of Object.entries(req.action)) {
           if (value !== undefined) message[key] = renderTree(value as TemplateTree, scope);

@@ -8,6 +8,7 @@ import {
   failed,
   retry,
   SendTimeoutError,
+  templateScope,
 } from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
 import { followUpDraft } from '../../events/hops.js';
@@ -172,10 +173,7 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
         concurrency: config.concurrency,
         timeoutMs: config.timeoutMs ?? KUBERNETES_TIMEOUT_MS,
         async send(req) {
-          const manifest = renderTree(req.action.manifest ?? null, {
-            event: req.event,
-            recipient: req.recipient,
-          });
+          const manifest = renderTree(req.action.manifest ?? null, templateScope(req));
           const { result, output } = await cluster.run({
             manifest,
             defaultName: jobName(name, req.idempotencyKey),
@@ -204,7 +202,7 @@ export const jobChannel: ChannelKind<z.infer<typeof jobConfigSchema>, JobAction>
       concurrency: config.concurrency,
       timeoutMs: config.timeoutMs ?? LOCAL_TIMEOUT_MS,
       async send(req) {
-        const scope = { event: req.event, recipient: req.recipient };
+        const scope = templateScope(req);
         const args = req.action.args.map((a) => a.render(scope));
         const env: Record<string, string> = {
           ...baseEnv,

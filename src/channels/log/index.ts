@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type ChannelKind, delivered } from '../../engine/types.js';
+import { type ChannelKind, delivered, templateScope } from '../../engine/types.js';
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
 
 export const logConfigSchema = z.strictObject({
@@ -31,7 +31,7 @@ export const logChannel: ChannelKind<z.infer<typeof logConfigSchema>, LogAction>
       concurrency: 1,
       timeoutMs: config.timeoutMs,
       async send(req) {
-        const scope = { event: req.event, recipient: req.recipient };
+        const scope = templateScope(req);
         const message =
           req.action.message !== undefined
             ? renderTree(req.action.message as TemplateTree, scope)

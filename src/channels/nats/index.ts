@@ -1,6 +1,13 @@
 import type { MsgHdrs } from '@nats-io/transport-node';
 import { z } from 'zod';
-import { type ChannelKind, type ChannelResult, delivered, failed, retry } from '../../engine/types.js';
+import {
+  type ChannelKind,
+  type ChannelResult,
+  delivered,
+  failed,
+  retry,
+  templateScope,
+} from '../../engine/types.js';
 import { EventValidationError, errorMessage } from '../../errors.js';
 import { followUpDraft, nextHop } from '../../events/hops.js';
 import { toBinaryNats, toStructuredNats, validateEvent } from '../../events/index.js';
@@ -91,7 +98,7 @@ export const natsChannel: ChannelKind<NatsChannelConfig, NatsAction> = {
       concurrency: config.concurrency,
       timeoutMs: config.timeoutMs,
       async send(req): Promise<ChannelResult> {
-        const scope = { event: req.event, recipient: req.recipient };
+        const scope = templateScope(req);
         const subject = req.action.subject.render(scope);
         if (subject.length > MAX_SUBJECT_LENGTH || !PUBLISH_SUBJECT.test(subject)) {
           const shown = subject.length > 80 ? `${subject.slice(0, 80)}…` : subject;
@@ -161,14 +168,14 @@ function templatedEvent(
   channel: string,
   maxHops: number,
   template: TemplateTree,
-  req: { event: CloudEvent; recipient: string | null; idempotencyKey: string },
+  req: { event: CloudEvent; events?: CloudEvent[]; recipient: string | null; idempotencyKey: string },
 ): { event: CloudEvent } | { reason: string } {
   const hops = nextHop(req.event);
   if (hops > maxHops)
     return {
       reason: `hop limit of ${maxHops} reached: event ${req.event.id} (${req.event.type}) was already re-published ${hops - 1} times`,
     };
-  const rendered = renderTree(template, { event: req.event, recipient: req.recipient });
+  const rendered = renderTree(template, templateScope(req));
   if (rendered === null || typeof rendered !== 'object' || Array.isArray(rendered))
     return { reason: 'the nats action’s `event` must be an object' };
   const draft = followUpDraft(req.event, rendered as Record<string, unknown>, {

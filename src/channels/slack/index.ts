@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, type WebAPICallResult, WebClient } from '@slack/web-api';
 import { z } from 'zod';
-import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { type ChannelKind, delivered, failed, retry, templateScope } from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
 
@@ -111,6 +111,7 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
   description: 'Posts, threads and updates Slack messages (Web API); DMs users by id or email.',
   configSchema: slackConfigSchema,
   actionSchema: slackActionSchema,
+  updatesMessages: true,
   create(name, config, context) {
     const client = new WebClient(config.token, {
       slackApiUrl: config.apiUrl ?? context.env.SLACK_API_URL ?? undefined,
@@ -174,7 +175,7 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
         sendSignal.run(req.signal, async () => {
           if (!req.recipient)
             return failed(`channel ${name}: the action has no \`to\` (a #channel, a user id or an email)`);
-          const scope = { event: req.event, recipient: req.recipient };
+          const scope = templateScope(req);
           const text = req.action.text?.render(scope);
           const blocks =
             req.action.blocks === undefined
@@ -189,7 +190,11 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
             if ('dmUser' in target) dmUser = target.dmUser;
             if ('error' in target)
               return failed(`slack error ${target.error} for ${req.recipient}`, rendered);
-            const updateKey = req.action.update?.render(scope);
+            // A digest with `update: true` edits the message of the first digest of its key, for
+            // this trigger, action and recipient; otherwise the action's own `update` key decides.
+            const updateKey = req.digest?.update
+              ? `digest:${JSON.stringify([req.trigger, req.digest.action, req.recipient, req.digest.key])}`
+              : req.action.update?.render(scope);
             const threadKey = req.action.thread?.render(scope);
             if (updateKey) {
               const earlier = await context.kv.get<{ channel: string; ts: string }>(

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import type { Agent, Dispatcher } from 'undici';
 import { z } from 'zod';
-import { type ChannelKind, delivered, failed, retry } from '../../engine/types.js';
+import { type ChannelKind, delivered, failed, retry, templateScope } from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
 import { toStructuredHttp } from '../../events/index.js';
 import { redactUrl } from '../../redact.js';
@@ -114,7 +114,7 @@ export function createWebhookChannelKind(
         concurrency: config.concurrency,
         timeoutMs: config.timeoutMs,
         async send(req) {
-          const scope = { event: req.event, recipient: req.recipient };
+          const scope = templateScope(req);
           // A constant action URL was written in the config; a template or a recipient was not.
           const fromConfig = req.action.url ? req.action.url.constant : req.recipient === null;
           const url = req.action.url ? req.action.url.render(scope) : (req.recipient ?? config.url);

@@ -62,7 +62,9 @@ export function postgresDeadLetters(query: Query): DeadLetterStore {
     async replayReplanned(id, as, also, now) {
       // One statement, so one transaction: the siblings exist only if the replayed one moved.
       const rows = await query(
-        `WITH moved AS (
+        `WITH old AS (
+           SELECT idempotency_key FROM deliveries WHERE id = $1
+         ), moved AS (
            UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL,
              updated_at = $2, channel = $3, recipient = $4, idempotency_key = $5, max_attempts = $6
            WHERE id = $1 AND status = 'dead'
@@ -76,7 +78,16 @@ export function postgresDeadLetters(query: Query): DeadLetterStore {
            FROM moved m, jsonb_to_recordset($7::jsonb) AS d(channel text, recipient text, "idempotencyKey" text,
              "maxAttempts" int)
            ON CONFLICT (idempotency_key) DO NOTHING
-           RETURNING id
+           RETURNING id, idempotency_key
+         ), digest_moved AS (
+           -- A readdressed digest keeps its events, and a recipient added to it gets them too.
+           UPDATE digest_events g SET delivery_key = $5 FROM old, moved
+           WHERE g.delivery_key = old.idempotency_key AND old.idempotency_key <> $5
+         ), digest_copied AS (
+           INSERT INTO digest_events (delivery_key, event_seq, digest_key)
+           SELECT a.idempotency_key, g.event_seq, g.digest_key FROM added a, old
+           JOIN digest_events g ON g.delivery_key = old.idempotency_key
+           ON CONFLICT DO NOTHING
          )
          SELECT id, 0 AS o FROM moved UNION ALL SELECT id, 1 AS o FROM added ORDER BY o, id`,
         [id, now, as.channel, as.recipient, as.idempotencyKey, as.maxAttempts, JSON.stringify(also)],

@@ -85,6 +85,14 @@ export function postgresDeliveries(query: Query): DeliveryStore {
       );
       return rows.length;
     },
+    async digest(idempotencyKey) {
+      const rows = await query(
+        'SELECT event_seq, digest_key FROM digest_events WHERE delivery_key = $1 ORDER BY event_seq',
+        [idempotencyKey],
+      );
+      if (rows.length === 0) return null;
+      return { key: String(rows[0]!.digest_key), eventSeqs: rows.map((r) => int(r.event_seq)) };
+    },
     async get(id) {
       const [r] = await query('SELECT * FROM deliveries WHERE id = $1', [id]);
       return r ? deliveryRow(r) : null;

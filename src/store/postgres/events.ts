@@ -286,7 +286,14 @@ async function commitGated(
     decision: d.gates && !existing.has(d.idempotencyKey) ? ledger.decide(d, d.eventSeq) : null,
   }));
   const rows: Decided[] = decided.map(({ delivery, decision }) =>
-    decision ? { ...delivery, status: decision.status, reason: decision.reason } : delivery,
+    decision
+      ? {
+          ...delivery,
+          status: decision.status,
+          reason: decision.reason,
+          notBefore: decision.notBefore ?? delivery.notBefore,
+        }
+      : delivery,
   );
   const [r] = (await client.query(COMMIT_ROUTING, commitValues(batch, rows, routedAt))).rows as Row[];
   const changed = ledger.changedKeys();
@@ -318,6 +325,21 @@ async function commitGated(
        FROM jsonb_to_recordset($1::jsonb) AS t("idempotencyKey" text, reason text)
        WHERE d.idempotency_key = t."idempotencyKey" AND d.status = 'pending' AND d.attempts = 0`,
       [JSON.stringify(ledger.replacedStored), routedAt],
+    );
+  if (ledger.digestMembers.length > 0)
+    await client.query(
+      `INSERT INTO digest_events (delivery_key, event_seq, digest_key)
+       SELECT t."deliveryKey", t."eventSeq", t.key
+       FROM jsonb_to_recordset($1::jsonb) AS t("deliveryKey" text, "eventSeq" bigint, key text)
+       ON CONFLICT DO NOTHING`,
+      [JSON.stringify(ledger.digestMembers)],
+    );
+  if (ledger.dueStored.length > 0)
+    await client.query(
+      `UPDATE deliveries d SET next_attempt_at = LEAST(d.next_attempt_at, t.at), updated_at = $2
+       FROM jsonb_to_recordset($1::jsonb) AS t("idempotencyKey" text, at bigint)
+       WHERE d.idempotency_key = t."idempotencyKey" AND d.status = 'pending' AND d.attempts = 0`,
+      [JSON.stringify(ledger.dueStored), routedAt],
     );
   return int(r!.inserted);
 }

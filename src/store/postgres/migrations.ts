@@ -258,4 +258,18 @@ CREATE TABLE notification_keys (
 );
 `,
   },
+  {
+    version: 11,
+    name: 'digests: the events each digest delivery carries',
+    // Written with the digest's key row (locked) in the routing transaction, so an open window
+    // survives a restart and routers in every process add to the same digest.
+    sql: `
+CREATE TABLE digest_events (
+  delivery_key TEXT NOT NULL,
+  event_seq BIGINT NOT NULL,
+  digest_key TEXT NOT NULL,
+  PRIMARY KEY (delivery_key, event_seq)
+);
+`,
+  },
 ];

@@ -48,6 +48,13 @@ export function sqliteDeadLetters(db: Database.Database, guard: Guard, leases: L
        'pending', 0, @maxAttempts, @now, @now, @now FROM deliveries WHERE id = @id
      ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
   );
+  const keyOf = db.prepare('SELECT idempotency_key FROM deliveries WHERE id = ?').pluck();
+  // A readdressed digest keeps its events, and a recipient added to it gets them too.
+  const moveDigest = db.prepare('UPDATE digest_events SET delivery_key = ? WHERE delivery_key = ?');
+  const copyDigest = db.prepare(
+    `INSERT OR IGNORE INTO digest_events (delivery_key, event_seq, digest_key)
+     SELECT ?, event_seq, digest_key FROM digest_events WHERE delivery_key = ?`,
+  );
   const replayReplanned = db.transaction(
     (id: number, as: ReplannedDelivery, also: ReplannedDelivery[], now: number): number[] => {
       const params = (d: ReplannedDelivery) => ({
@@ -58,13 +65,18 @@ export function sqliteDeadLetters(db: Database.Database, guard: Guard, leases: L
         key: d.idempotencyKey,
         maxAttempts: d.maxAttempts,
       });
+      const oldKey = keyOf.get(id) as string | undefined;
       const moved = retarget.get(params(as)) as { id: number } | undefined;
       if (!moved) return [];
       leases.delete(id);
+      if (oldKey !== undefined && oldKey !== as.idempotencyKey) moveDigest.run(as.idempotencyKey, oldKey);
       const ids = [id];
       for (const d of also) {
         const added = addSibling.get(params(d)) as { id: number } | undefined;
-        if (added) ids.push(added.id);
+        if (added) {
+          ids.push(added.id);
+          copyDigest.run(d.idempotencyKey, as.idempotencyKey);
+        }
       }
       return ids;
     },

@@ -51,6 +51,9 @@ export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Le
     attempts: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number, started_at'),
     counts: db.prepare('SELECT status, count(*) AS n FROM deliveries GROUP BY status'),
     oldestPending: db.prepare(`SELECT min(created_at) AS oldest FROM deliveries WHERE status = 'pending'`),
+    digest: db.prepare(
+      'SELECT event_seq, digest_key FROM digest_events WHERE delivery_key = ? ORDER BY event_seq',
+    ),
   };
 
   const recordTx = db.transaction((outcomes: Parameters<DeliveryStore['record']>[0], now: number) => {
@@ -120,6 +123,12 @@ export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Le
         const n = leases.size;
         leases.clear();
         return n;
+      }),
+    digest: (idempotencyKey) =>
+      guard(() => {
+        const rows = s.digest.all(idempotencyKey) as Row[];
+        if (rows.length === 0) return null;
+        return { key: String(rows[0]!.digest_key), eventSeqs: rows.map((r) => Number(r.event_seq)) };
       }),
     get: (id) =>
       guard(() => {

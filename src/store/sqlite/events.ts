@@ -12,6 +12,7 @@ import type {
   PlannedRouting,
   RoutingStore,
 } from '../types.js';
+import type { Leases } from './deliveries.js';
 import { eventRow, type Guard, type Row } from './rows.js';
 
 /** How far the subject index may trail the log: the most events a subject lookup reads unindexed. */
@@ -46,6 +47,7 @@ export function sqliteEvents(
   db: Database.Database,
   guard: Guard,
   logger: Logger | undefined,
+  leases: Leases,
 ): { events: EventLog; routing: RoutingStore } {
   const s = {
     insertEvent: db.prepare(
@@ -92,9 +94,18 @@ export function sqliteEvents(
        ON CONFLICT (scope, kind, key) DO UPDATE SET window_start = excluded.window_start, count = excluded.count,
          delivery_key = excluded.delivery_key, event_seq = excluded.event_seq, event_id = excluded.event_id`,
     ),
-    getHeld: db.prepare('SELECT status, attempts, next_attempt_at FROM deliveries WHERE idempotency_key = ?'),
+    getHeld: db.prepare(
+      'SELECT id, status, attempts, next_attempt_at FROM deliveries WHERE idempotency_key = ?',
+    ),
     suppressHeld: db.prepare(
       `UPDATE deliveries SET status = 'suppressed', last_error = ?, updated_at = ?
+       WHERE idempotency_key = ? AND status = 'pending' AND attempts = 0`,
+    ),
+    addDigestEvent: db.prepare(
+      'INSERT OR IGNORE INTO digest_events (delivery_key, event_seq, digest_key) VALUES (?, ?, ?)',
+    ),
+    digestDue: db.prepare(
+      `UPDATE deliveries SET next_attempt_at = min(next_attempt_at, ?), updated_at = ?
        WHERE idempotency_key = ? AND status = 'pending' AND attempts = 0`,
     ),
   };
@@ -112,9 +123,14 @@ export function sqliteEvents(
   };
   const loadHeld = (idempotencyKey: string): HeldDelivery | null => {
     const r = s.getHeld.get(idempotencyKey) as Row | undefined;
-    return r
-      ? { status: String(r.status), attempts: Number(r.attempts), nextAttemptAt: Number(r.next_attempt_at) }
-      : null;
+    if (!r) return null;
+    // Leased: the dispatcher may be reading a digest's events to send it, so it is in flight.
+    const until = leases.get(Number(r.id));
+    return {
+      status: until !== undefined && until >= Date.now() ? 'claimed' : String(r.status),
+      attempts: Number(r.attempts),
+      nextAttemptAt: Number(r.next_attempt_at),
+    };
   };
 
   /**
@@ -134,7 +150,7 @@ export function sqliteEvents(
       d.idempotencyKey,
       decision.status,
       d.maxAttempts,
-      d.notBefore,
+      decision.notBefore ?? d.notBefore,
       decision.reason,
       routedAt,
       routedAt,
@@ -153,6 +169,8 @@ export function sqliteEvents(
         row.eventId,
       );
     for (const r of ledger.replacedStored) s.suppressHeld.run(r.reason, routedAt, r.idempotencyKey);
+    for (const m of ledger.digestMembers) s.addDigestEvent.run(m.deliveryKey, m.eventSeq, m.key);
+    for (const r of ledger.dueStored) s.digestDue.run(r.at, routedAt, r.idempotencyKey);
     return inserted;
   };
 

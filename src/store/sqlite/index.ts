@@ -137,7 +137,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         db.prepare('SELECT 1').get();
       }),
 
-    ...sqliteEvents(db, guard, options.logger),
+    ...sqliteEvents(db, guard, options.logger, leases),
     deliveries: sqliteDeliveries(db, guard, leases),
     dlq: sqliteDeadLetters(db, guard, leases),
     sourceDlq: sqliteSourceDeadLetters(db, guard),

@@ -251,4 +251,18 @@ CREATE TABLE notification_keys (
 );
 `,
   },
+  {
+    version: 9,
+    name: 'digests: the events each digest delivery carries',
+    // Written with the digest's key row in the routing transaction, so an open window survives a
+    // restart. Keyed by the delivery's idempotency key, which exists before its row id does.
+    sql: `
+CREATE TABLE digest_events (
+  delivery_key TEXT NOT NULL,
+  event_seq INTEGER NOT NULL,
+  digest_key TEXT NOT NULL,
+  PRIMARY KEY (delivery_key, event_seq)
+) WITHOUT ROWID;
+`,
+  },
 ];
