@@ -109,12 +109,18 @@ export class KeyLedger {
     };
 
     const dedupeRef = refs.get('dedupe');
+    let dedupeWindow: KeyRow | null = null;
     if (g.dedupe && dedupeRef) {
       const row = this.row(dedupeRef);
-      if (row && g.at < row.windowStart + g.dedupe.windowMs)
+      if (
+        row &&
+        g.at < row.windowStart + g.dedupe.windowMs &&
+        !this.replaces(refs.get('replace'), row, eventSeq, g.at)
+      )
         return suppress(
           `deduped by key "${g.dedupe.key}": event ${row.eventId} was notified ${formatDuration(Math.max(1, g.at - row.windowStart))} before, within the ${formatDuration(g.dedupe.windowMs)} window`,
         );
+      if (row && g.at < row.windowStart + g.dedupe.windowMs) dedupeWindow = row;
     }
 
     const replaceRef = refs.get('replace');
@@ -174,7 +180,10 @@ export class KeyLedger {
       eventSeq,
       eventId: g.eventId,
     });
-    if (dedupeRef) this.write(dedupeRef, fresh());
+    // A repeat that replaced the waiting notification of its key takes its place in the window,
+    // which still runs from the first: replacing never lengthens a dedupe window.
+    if (dedupeRef)
+      this.write(dedupeRef, dedupeWindow ? { ...fresh(), windowStart: dedupeWindow.windowStart } : fresh());
     if (replaceRef) this.write(replaceRef, fresh());
     if (g.throttle && throttleRef && !replacing && !joining)
       this.write(throttleRef, throttleOpen ? { ...throttleRow!, count: throttleRow!.count + 1 } : fresh());
@@ -207,6 +216,20 @@ export class KeyLedger {
     }
     this.held.set(d.idempotencyKey, { status: 'pending', attempts: 0, nextAttemptAt: d.notBefore, decision });
     return decision;
+  }
+
+  /**
+   * Whether this delivery's replace key points at the very delivery a dedupe key remembers, and
+   * that one is still waiting: then the repeat is the newer notification of the same thing, and
+   * replacing it — newest wins — is what dedupe + replace ask for, not dropping the newer.
+   */
+  private replaces(replaceRef: KeyRef | undefined, dedupeRow: KeyRow, eventSeq: number, at: number): boolean {
+    if (!replaceRef || !dedupeRow.deliveryKey) return false;
+    const row = this.row(replaceRef);
+    if (!row || row.deliveryKey !== dedupeRow.deliveryKey || row.eventSeq === null || row.eventSeq > eventSeq)
+      return false;
+    const target = this.heldDelivery(row.deliveryKey);
+    return !!target && target.status === 'pending' && target.attempts === 0 && target.nextAttemptAt > at;
   }
 
   private row(ref: KeyRef): KeyRow | null {

@@ -201,6 +201,39 @@ export function runNotificationKeyContract(
       assert.equal((await fate(d))[0]!.lastError, 'throttled: 1/1m for key "U1"');
     });
 
+    it('dedupe + replace: a repeat of a key still waiting replaces it (newest wins); the window runs from the first', async () => {
+      const scope = 'dedupe-replace';
+      const keys = { dedupe: { key: 'run-1:failed', windowMs: 60_000 }, replace: { key: 'run-1' } };
+      const first = await event();
+      await route([planned(first, scope, 1_000, keys, { notBefore: 31_000 })]);
+      const second = await event();
+      await route([planned(second, scope, 5_000, keys, { notBefore: 35_000 })]);
+      assert.deepEqual(await fate(first), [
+        { recipient: 'U1', status: 'suppressed', lastError: `replaced by event ${second.id}` },
+      ]);
+      assert.deepEqual(await fate(second), [{ recipient: 'U1', status: 'pending', lastError: null }]);
+      // Once the newest is due (it may be sent), a repeat in the window is a repeat: deduped.
+      const third = await event();
+      await route([planned(third, scope, 40_000, keys, { notBefore: 70_000 })]);
+      assert.match((await fate(third))[0]!.lastError!, /^deduped by key "run-1:failed": event /);
+      // The window started with the first occurrence (1 s), not the replacement: at 61 s it is new.
+      const fourth = await event();
+      await route([planned(fourth, scope, 61_000, keys, { notBefore: 91_000 })]);
+      assert.deepEqual(await fate(fourth), [{ recipient: 'U1', status: 'pending', lastError: null }]);
+      // Another key's waiting delivery is not this key's to replace: a different status is new.
+      const other = await event();
+      await route([
+        planned(
+          other,
+          scope,
+          62_000,
+          { ...keys, dedupe: { key: 'run-1:ok', windowMs: 60_000 } },
+          { notBefore: 92_000 },
+        ),
+      ]);
+      assert.equal((await fate(fourth))[0]!.lastError, `replaced by event ${other.id}`);
+    });
+
     it('dedupe before throttle: a deduped repeat takes no throttle slot', async () => {
       const scope = 'dedupe-throttle';
       const keys = {
