@@ -29,7 +29,16 @@ import { closestMatch, objectKeysAt } from './suggest.js';
 type RawAction = RawConfig['triggers'][string]['actions'][number];
 
 /** Keys of an action that are not its channel kind's: checked before the kind's schema sees it. */
-const ACTION_BASE_KEYS = ['channel', 'to', 'followUp', 'dedupe', 'replace', 'throttle', 'delay'];
+const ACTION_BASE_KEYS = [
+  'channel',
+  'to',
+  'followUp',
+  'dedupe',
+  'replace',
+  'throttle',
+  'delay',
+  'quietHours',
+];
 
 /**
  * The enabled triggers: each filter compiled, each action checked against its channel (the
@@ -71,6 +80,7 @@ export function compileTriggers(
         replace,
         throttle,
         delay,
+        quietHours,
         ...rest
       } = action;
       const channel = channelByName.get(channelName);
@@ -121,7 +131,7 @@ export function compileTriggers(
           return;
         }
       }
-      const notify = notificationRules({ dedupe, replace, throttle, delay });
+      const notify = notificationRules({ dedupe, replace, throttle, delay, quietHours });
       actions.push({ index, channel: channelName, to: recipients, params: result.data, followUp, notify });
     });
     compiled.push({
@@ -159,6 +169,7 @@ function notificationRules(keys: {
   replace?: RawAction['replace'];
   throttle?: RawAction['throttle'];
   delay?: RawAction['delay'];
+  quietHours?: RawAction['quietHours'];
 }): NotificationRules | undefined {
   const rules: NotificationRules = {};
   if (keys.dedupe) rules.dedupe = { key: keys.dedupe.key, windowMs: keys.dedupe.window };
@@ -167,6 +178,10 @@ function notificationRules(keys: {
     rules.throttle = { key: keys.throttle.key, limit: keys.throttle.limit, perMs: keys.throttle.per };
   if (keys.delay !== undefined)
     rules.delay = typeof keys.delay === 'number' ? { ms: keys.delay } : { until: keys.delay.until };
+  if (keys.quietHours) {
+    const { from, to, timezone } = keys.quietHours;
+    rules.quietHours = { fromMinute: from, toMinute: to, ...(timezone ? { timezone } : {}) };
+  }
   return Object.keys(rules).length > 0 ? rules : undefined;
 }
 

@@ -34,12 +34,20 @@ export interface CompiledAction {
   notify?: NotificationRules;
 }
 
-/** An action's notification keys; each key template is rendered per delivery (`event`, `recipient`). */
+/**
+ * An action's notification keys; each key template is rendered per delivery (`event`, and
+ * `recipient`: the address, with `.preferences`, `.id` and `.name` of a known subscriber).
+ */
 export interface NotificationRules {
   dedupe?: { key: Template; windowMs: number };
   replace?: { key: Template };
   throttle?: { key: Template; limit: number; perMs: number };
   delay?: { ms: number } | { until: Template };
+  /**
+   * Local times in minutes after midnight (`from > to` spans midnight) and the zone's template;
+   * without one, UTC.
+   */
+  quietHours?: { fromMinute: number; toMinute: number; timezone?: Template };
 }
 
 export interface RetryPolicy {

@@ -116,6 +116,8 @@ export interface NewDelivery {
   maxAttempts: number;
   /** Epoch ms of the first attempt. */
   notBefore: number;
+  /** Why the first attempt waits (quiet hours): kept on the delivery as `note`. */
+  note?: string;
   /** The action's dedupe, replace and throttle keys, decided when the delivery is stored. */
   gates?: DeliveryGates;
 }
@@ -182,6 +184,12 @@ export interface Delivery {
   /** Epoch ms; meaningful while pending. */
   nextAttemptAt: number;
   lastError: string | null;
+  /**
+   * Why the first attempt was due when it was, decided when the delivery was planned: `held until
+   * 07:00 Europe/Berlin` (quiet hours). Not an error: kept once sent; a DLQ replay, which sends
+   * now, clears it.
+   */
+  note: string | null;
   remoteId: string | null;
   /** What the channel sent last (rendered message), for operators. */
   rendered: unknown;

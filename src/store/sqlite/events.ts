@@ -70,16 +70,16 @@ export function sqliteEvents(
     countEvents: db.prepare('SELECT count(*) AS n FROM events'),
     insertDelivery: db.prepare(
       `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
-         idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
-       SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ? FROM events e WHERE e.seq = ?
+         idempotency_key, status, attempts, max_attempts, next_attempt_at, note, created_at, updated_at)
+       SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ? FROM events e WHERE e.seq = ?
        ON CONFLICT (idempotency_key) DO NOTHING`,
     ),
     markRouted: db.prepare('UPDATE events SET routed_at = ?, routing = ? WHERE seq = ?'),
     deliveryExists: db.prepare('SELECT 1 FROM deliveries WHERE idempotency_key = ?'),
     insertDecided: db.prepare(
       `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
-         idempotency_key, status, attempts, max_attempts, next_attempt_at, last_error, created_at, updated_at)
-       SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ? FROM events e WHERE e.seq = ?
+         idempotency_key, status, attempts, max_attempts, next_attempt_at, last_error, note, created_at, updated_at)
+       SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ? FROM events e WHERE e.seq = ?
        ON CONFLICT (idempotency_key) DO NOTHING`,
     ),
     getKey: db.prepare(
@@ -94,7 +94,7 @@ export function sqliteEvents(
     ),
     getHeld: db.prepare('SELECT status, attempts, next_attempt_at FROM deliveries WHERE idempotency_key = ?'),
     suppressHeld: db.prepare(
-      `UPDATE deliveries SET status = 'suppressed', last_error = ?, updated_at = ?
+      `UPDATE deliveries SET status = 'suppressed', last_error = ?, note = NULL, updated_at = ?
        WHERE idempotency_key = ? AND status = 'pending' AND attempts = 0`,
     ),
   };
@@ -136,6 +136,7 @@ export function sqliteEvents(
       d.maxAttempts,
       d.notBefore,
       decision.reason,
+      decision.status === 'pending' ? (d.note ?? null) : null,
       routedAt,
       routedAt,
       eventSeq,
@@ -219,6 +220,7 @@ export function sqliteEvents(
           d.idempotencyKey,
           d.maxAttempts,
           d.notBefore,
+          d.note ?? null,
           routedAt,
           routedAt,
           eventSeq,
