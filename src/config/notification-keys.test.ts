@@ -143,4 +143,41 @@ triggers:
     );
     assert.equal(fallback.triggers[0]!.actions[0]!.notify!.digest!.update, true);
   });
+
+  it('compiles `quietHours`: local times in minutes, the zone as a template, UTC when it is left out', () => {
+    const config = loadConfig(
+      withAction(
+        `        quietHours: { from: "22:00", to: "07:00", timezone: "{{ recipient.preferences.timezone | default: 'UTC' }}" }\n`,
+      ),
+      registries,
+      { env: {} },
+    );
+    const quiet = config.triggers[0]!.actions[0]!.notify!.quietHours!;
+    assert.deepEqual([quiet.fromMinute, quiet.toMinute], [22 * 60, 7 * 60]);
+    assert.equal(quiet.timezone!.source, "{{ recipient.preferences.timezone | default: 'UTC' }}");
+    const plain = loadConfig(withAction('        quietHours: { from: "12:00", to: "13:00" }\n'), registries, {
+      env: {},
+    });
+    assert.equal(plain.triggers[0]!.actions[0]!.notify!.quietHours!.timezone, undefined);
+  });
+
+  it('refuses quiet hours that are no period, a time that is not HH:MM, and a missing `to`', () => {
+    const same = issuesOf(withAction('        quietHours: { from: "22:00", to: "22:00" }\n'));
+    assert.deepEqual(same, [
+      'triggers.t.actions.0.quietHours.to: `from` and `to` are both 22:00: quiet hours need a period between them',
+    ]);
+    const late = issuesOf(withAction('        quietHours: { from: "25:00", to: "07:00" }\n'));
+    assert.equal(late.length, 1);
+    assert.match(
+      late[0]!,
+      /actions\.0\.quietHours\.from: "25:00" is not a local time HH:MM \(00:00 to 23:59\)/,
+    );
+    const missing = issuesOf(withAction('        quietHours: { from: "22:00" }\n'));
+    assert.equal(missing.length, 1);
+    assert.match(missing[0]!, /actions\.0\.quietHours\.to: required/);
+    assert.match(
+      issuesOf(withAction('        quietHours: { from: "22:00", to: "07:00", zone: UTC }\n'))[0]!,
+      /actions\.0\.quietHours.*zone/,
+    );
+  });
 });

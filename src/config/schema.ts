@@ -3,6 +3,7 @@ import { busSchema } from '../bus/config.js';
 import { DEFAULT_BACKOFF } from '../engine/backoff.js';
 import { parseDuration } from '../engine/duration.js';
 import type { RateLimit } from '../engine/model.js';
+import { formatLocalTime, parseLocalTime } from '../engine/quiet-hours.js';
 import { projectionsSchema } from '../projections/config.js';
 import { slackAppSchema } from '../slack-app/config.js';
 import { storeSchema } from '../store/config.js';
@@ -308,6 +309,44 @@ export const digestSchema = z
     'Collects the events of a key into one message per window: templates see `events` (oldest first) and `event` (the newest). Not together with `replace`.',
   );
 
+/** A local time `HH:MM` (24h), as minutes after midnight. */
+function localTimeSchema() {
+  return z.string().transform((text, ctx) => {
+    const minute = parseLocalTime(text);
+    if (minute instanceof Error) {
+      ctx.addIssue({ code: 'custom', message: minute.message });
+      return z.NEVER;
+    }
+    return minute;
+  });
+}
+
+export const quietHoursSchema = z
+  .strictObject({
+    from: localTimeSchema().describe(
+      'Local time the quiet period starts, `HH:MM` (24h); a delivery due exactly then is held.',
+    ),
+    to: localTimeSchema().describe(
+      'Local time it ends, `HH:MM`; earlier than `from` spans midnight. A delivery due exactly then is sent.',
+    ),
+    timezone: templateSchema()
+      .optional()
+      .describe(
+        "IANA time zone the hours are read in (a template rendered per delivery, or a name), e.g. \"{{ recipient.preferences.timezone | default: 'UTC' }}\". Default UTC; a name that is not an IANA zone falls back to UTC and the event's routing errors say so.",
+      ),
+  })
+  .superRefine((hours, ctx) => {
+    if (hours.from === hours.to)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['to'],
+        message: `\`from\` and \`to\` are both ${formatLocalTime(hours.to)}: quiet hours need a period between them`,
+      });
+  })
+  .describe(
+    "Holds a delivery due in the recipient's quiet hours until they end (`to`, local time), checked last. Durable across restarts.",
+  );
+
 /** Channel-independent part of an action; the rest is checked against the channel kind's schema. */
 export const actionBaseSchema = z
   .object({
@@ -318,6 +357,7 @@ export const actionBaseSchema = z
     throttle: throttleSchema.optional(),
     digest: digestSchema.optional(),
     delay: delaySchema.optional(),
+    quietHours: quietHoursSchema.optional(),
     followUp: z
       .record(z.string(), z.unknown())
       .optional()

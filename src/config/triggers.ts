@@ -29,7 +29,17 @@ import { closestMatch, objectKeysAt } from './suggest.js';
 type RawAction = RawConfig['triggers'][string]['actions'][number];
 
 /** Keys of an action that are not its channel kind's: checked before the kind's schema sees it. */
-const ACTION_BASE_KEYS = ['channel', 'to', 'followUp', 'dedupe', 'replace', 'throttle', 'digest', 'delay'];
+const ACTION_BASE_KEYS = [
+  'channel',
+  'to',
+  'followUp',
+  'dedupe',
+  'replace',
+  'throttle',
+  'digest',
+  'delay',
+  'quietHours',
+];
 
 /**
  * The enabled triggers: each filter compiled, each action checked against its channel (the
@@ -72,6 +82,7 @@ export function compileTriggers(
         throttle,
         digest,
         delay,
+        quietHours,
         ...rest
       } = action;
       const channel = channelByName.get(channelName);
@@ -137,7 +148,7 @@ export function compileTriggers(
         );
         return;
       }
-      const notify = notificationRules({ dedupe, replace, throttle, digest, delay });
+      const notify = notificationRules({ dedupe, replace, throttle, digest, delay, quietHours });
       actions.push({ index, channel: channelName, to: recipients, params: result.data, followUp, notify });
     });
     compiled.push({
@@ -176,6 +187,7 @@ function notificationRules(keys: {
   throttle?: RawAction['throttle'];
   digest?: RawAction['digest'];
   delay?: RawAction['delay'];
+  quietHours?: RawAction['quietHours'];
 }): NotificationRules | undefined {
   const rules: NotificationRules = {};
   if (keys.dedupe) rules.dedupe = { key: keys.dedupe.key, windowMs: keys.dedupe.window };
@@ -191,6 +203,10 @@ function notificationRules(keys: {
     };
   if (keys.delay !== undefined)
     rules.delay = typeof keys.delay === 'number' ? { ms: keys.delay } : { until: keys.delay.until };
+  if (keys.quietHours) {
+    const { from, to, timezone } = keys.quietHours;
+    rules.quietHours = { fromMinute: from, toMinute: to, ...(timezone ? { timezone } : {}) };
+  }
   return Object.keys(rules).length > 0 ? rules : undefined;
 }
 

@@ -5,7 +5,8 @@ import type { DeliveryStatus } from './store.js';
 // answer types (src/server/api-types.ts) and the dashboard use them as they are.
 
 /**
- * What became of a delivery: `pending` (not tried yet; a delayed one says when it is due),
+ * What became of a delivery: `pending` (not tried yet; a delayed one says when it is due, a held
+ * one also why: `held until 07:00 Europe/Berlin`),
  * `retrying`, `delivered`, `dead`, or `suppressed` by a notification key, with the reason
  * (`deduped by key …`, `throttled: 5/1h for key …`, `replaced by event …`) in `summary`.
  */
@@ -24,6 +25,8 @@ export interface DeliveryFate {
   attempts: number;
   maxAttempts: number;
   lastError: string | null;
+  /** Why its first attempt waits, e.g. `held until 07:00 Europe/Berlin` (quiet hours). */
+  note: string | null;
   /** While pending: when the next attempt is due (epoch ms). */
   nextAttemptAt: number | null;
   remoteId: string | null;

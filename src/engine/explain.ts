@@ -178,7 +178,7 @@ export function fateOf(d: Delivery): DeliveryFate {
     summary = `suppressed: ${d.lastError ?? 'no reason recorded'}`;
   } else if (d.attempts === 0) {
     fate = 'pending';
-    summary = `pending: first attempt due ${new Date(d.nextAttemptAt).toISOString()}`;
+    summary = `pending: first attempt due ${new Date(d.nextAttemptAt).toISOString()}${d.note ? `, ${d.note}` : ''}`;
   } else {
     fate = 'retrying';
     summary = `retrying: ${attempts} of ${d.maxAttempts} failed (${d.lastError ?? 'no reason recorded'}); next attempt ${new Date(d.nextAttemptAt).toISOString()}`;
@@ -195,6 +195,7 @@ export function fateOf(d: Delivery): DeliveryFate {
     attempts: d.attempts,
     maxAttempts: d.maxAttempts,
     lastError: d.lastError,
+    note: d.note,
     nextAttemptAt: d.status === 'pending' ? d.nextAttemptAt : null,
     remoteId: d.remoteId,
     updatedAt: d.updatedAt,

@@ -34,7 +34,10 @@ export interface CompiledAction {
   notify?: NotificationRules;
 }
 
-/** An action's notification keys; each key template is rendered per delivery (`event`, `recipient`). */
+/**
+ * An action's notification keys; each key template is rendered per delivery (`event`, and
+ * `recipient`: the address, with `.preferences`, `.id` and `.name` of a known subscriber).
+ */
 export interface NotificationRules {
   dedupe?: { key: Template; windowMs: number };
   replace?: { key: Template };
@@ -42,6 +45,11 @@ export interface NotificationRules {
   /** `update`: later digests of the key edit the first one's message (channels that can). */
   digest?: { key: Template; windowMs: number; max: number; update: boolean };
   delay?: { ms: number } | { until: Template };
+  /**
+   * Local times in minutes after midnight (`from > to` spans midnight) and the zone's template;
+   * without one, UTC.
+   */
+  quietHours?: { fromMinute: number; toMinute: number; timezone?: Template };
 }
 
 export interface RetryPolicy {

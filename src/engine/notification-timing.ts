@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { CloudEvent } from '../events/types.js';
 import type { NotificationRules } from './model.js';
+import { heldReason, ianaZone, MAX_ZONE_LENGTH, quietUntil } from './quiet-hours.js';
+import { type PlannedRecipient, recipientScope } from './recipient-scope.js';
 import type { DeliveryGates } from './store.js';
 
 /** Longer rendered keys are stored as a digest, so a key never grows a row without bound. */
@@ -8,6 +10,16 @@ const MAX_KEY_LENGTH = 200;
 
 /** The longest `delay.until` may reach ahead of routing, like a duration. */
 const MAX_DELAY_MS = 365 * 86_400_000;
+
+export interface NotificationTiming {
+  /** Epoch ms of the first attempt. */
+  notBefore: number;
+  gates?: DeliveryGates;
+  /** Why the first attempt waits (quiet hours): `held until 07:00 Europe/Berlin`. */
+  note?: string;
+  /** What went wrong without stopping the delivery (for the event's routing errors). */
+  warnings?: string[];
+}
 
 /**
  * When a delivery is first due and its rendered keys (`gates`), from the action's rules. Throws,
@@ -18,10 +30,10 @@ export function notificationTiming(
   trigger: string,
   action: number,
   event: CloudEvent,
-  recipient: string | null,
+  recipient: PlannedRecipient,
   now: number,
-): { notBefore: number; gates?: DeliveryGates } {
-  const scope = { event, recipient };
+): NotificationTiming {
+  const scope = { event, recipient: recipientScope(recipient) };
   const render = (name: string, template: { render(s: Record<string, unknown>): string }): string => {
     let text: string;
     try {
@@ -69,7 +81,39 @@ export function notificationTiming(
   }
   // A delivery that opens a digest is sent when its window ends; the delay shifts the window.
   if (gates?.digest) notBefore += gates.digest.windowMs;
-  return gates ? { notBefore, gates } : { notBefore };
+  const timing: NotificationTiming = gates ? { notBefore, gates } : { notBefore };
+  // Last: whatever made the delivery due when it is, quiet hours may hold it longer.
+  if (rules.quietHours) {
+    const { timezone, ...period } = rules.quietHours;
+    let zone = 'UTC';
+    if (timezone) {
+      // A zone that cannot be had holds by UTC rather than not at all, and the routing record says so.
+      let text: string | null = null;
+      try {
+        text = timezone.render(scope).trim();
+      } catch (err) {
+        timing.warnings = [`quietHours.timezone: ${(err as Error).message}; quiet hours were read in UTC`];
+      }
+      // Rendered empty (no preference and no default): the documented default.
+      const known = text === null || text === '' ? 'UTC' : ianaZone(text);
+      if (known) zone = known;
+      else if (text !== null)
+        timing.warnings = [
+          `quietHours.timezone rendered ${JSON.stringify(text.length > MAX_ZONE_LENGTH ? `${text.slice(0, MAX_ZONE_LENGTH)}…` : text)}, which is not an IANA time zone; quiet hours were read in UTC`,
+        ];
+    }
+    // A digest this event fills is sent at once, unless that is inside quiet hours too.
+    if (gates?.digest) {
+      const fullAt = quietUntil(now, period, zone);
+      if (fullAt !== now) gates.digest.dueWhenFull = fullAt;
+    }
+    const due = quietUntil(notBefore, period, zone);
+    if (due !== notBefore) {
+      timing.notBefore = due;
+      timing.note = heldReason(due, now, zone);
+    }
+  }
+  return timing;
 }
 
 /** An ISO 8601 date-time (with a zone or `Z`), or epoch milliseconds; null otherwise. */

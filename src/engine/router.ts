@@ -5,28 +5,25 @@ import type { FilterEvaluationError } from '../filters/types.js';
 import type { SubscriberVerdict } from './explain-types.js';
 import { idempotencyKey } from './idempotency.js';
 import type { CompiledAction, CompiledTrigger, PreferencePredicate } from './model.js';
-import { notificationTiming } from './notification-timing.js';
-import type {
-  DeliveryGates,
-  NewDelivery,
-  PlannedRouting,
-  RoutingRecord,
-  Store,
-  StoredEvent,
-} from './store.js';
+import { type NotificationTiming, notificationTiming } from './notification-timing.js';
+import type { PlannedRecipient, RecipientSubscriber } from './recipient-scope.js';
+import type { NewDelivery, PlannedRouting, RoutingRecord, Store, StoredEvent } from './store.js';
 
 /**
  * Finds who subscribed to a key (`product:42`), for `to: { subscribersOf }` actions. Provided by
  * the subscriptions area; absent when the config uses no subscriptions.
  */
 export interface SubscriberDirectory {
-  /** Addresses for `channel` (a Slack user id, an email…) of the key's subscribers matching `where`. */
+  /**
+   * The key's subscribers matching `where` that have an address for `channel` (a Slack user id, an
+   * email…): each address, with the subscriber (preferences with defaults applied) for key templates.
+   */
   recipientsOf(
     key: string,
     where: PreferencePredicate | undefined,
     channel: string,
     event: CloudEvent,
-  ): Promise<string[]>;
+  ): Promise<{ address: string; subscriber: RecipientSubscriber }[]>;
   /**
    * Every subscriber of the key, each with the address `recipientsOf` would give and, for those it
    * leaves out, why (a preference, no address for the channel). For explain; the included ones'
@@ -118,9 +115,9 @@ export class Router {
       if (!matched || errors.length > 0) continue;
       record.matched.push(trigger.name);
       for (const action of trigger.actions) {
-        let recipients: (string | null)[];
+        let recipients: PlannedRecipient[];
         try {
-          recipients = await this.recipients(action, event);
+          recipients = await this.plannedRecipients(action, event);
         } catch (err) {
           record.errors.push({
             trigger: trigger.name,
@@ -130,11 +127,12 @@ export class Router {
           });
           continue;
         }
-        for (const recipient of recipients) {
-          let timing: { notBefore: number; gates?: DeliveryGates };
+        for (const planned of recipients) {
+          const recipient = planned.address;
+          let timing: NotificationTiming;
           try {
             timing = action.notify
-              ? notificationTiming(action.notify, trigger.name, action.index, event, recipient, now)
+              ? notificationTiming(action.notify, trigger.name, action.index, event, planned, now)
               : { notBefore: now };
           } catch (err) {
             // A key that cannot be rendered must not turn into a flood or a silent drop: the
@@ -147,6 +145,8 @@ export class Router {
             });
             timing = { notBefore: now };
           }
+          const { warnings, ...decided } = timing;
+          for (const message of warnings ?? []) noteError(record, trigger.name, message);
           deliveries.push({
             eventSeq: stored.seq,
             trigger: trigger.name,
@@ -155,7 +155,7 @@ export class Router {
             recipient,
             idempotencyKey: idempotencyKey(trigger.name, action.index, recipient, event.source, event.id),
             maxAttempts: trigger.policy.maxAttempts,
-            ...timing,
+            ...decided,
           });
         }
       }
@@ -166,8 +166,13 @@ export class Router {
 
   /** Whom an action notifies for an event, as routing plans it (explain and replay plan the same way). */
   async recipients(action: CompiledAction, event: CloudEvent): Promise<(string | null)[]> {
+    return (await this.plannedRecipients(action, event)).map((r) => r.address);
+  }
+
+  /** The recipients with the subscriber each one is, when known (for key templates). */
+  async plannedRecipients(action: CompiledAction, event: CloudEvent): Promise<PlannedRecipient[]> {
     const to = action.to;
-    if (to.kind === 'none') return [null];
+    if (to.kind === 'none') return [{ address: null }];
     const scope = { event };
     if (to.kind === 'list') {
       const out = new Set<string>();
@@ -178,11 +183,25 @@ export class Router {
           if (trimmed) out.add(trimmed);
         }
       }
-      return [...out];
+      return [...out].map((address) => ({ address }));
     }
     if (!this.subscribers)
       throw new Error('`subscribersOf` needs subscriptions, which this Herald does not run');
     const key = to.key.render(scope);
     return this.subscribers.recipientsOf(key, to.where, action.channel, event);
   }
+}
+
+/** Most notification warnings one event's routing record keeps; the rest are counted. */
+const MAX_NOTIFY_WARNINGS = 50;
+
+/**
+ * A warning of a key that still let the delivery through (a quiet-hours zone that is not one):
+ * recorded once per trigger and text, since every subscriber of an action may hit the same one.
+ */
+function noteError(record: RoutingRecord, trigger: string, message: string): void {
+  const warnings = record.errors.filter((e) => e.dialect === 'notify' && e.kind === 'quietHours');
+  if (warnings.some((e) => e.trigger === trigger && e.message === message)) return;
+  if (warnings.length >= MAX_NOTIFY_WARNINGS) return;
+  record.errors.push({ trigger, dialect: 'notify', kind: 'quietHours', message });
 }

@@ -116,6 +116,8 @@ export interface NewDelivery {
   maxAttempts: number;
   /** Epoch ms of the first attempt. */
   notBefore: number;
+  /** Why the first attempt waits (quiet hours): kept on the delivery as `note`. */
+  note?: string;
   /** The action's dedupe, replace, throttle and digest keys, decided when the delivery is stored. */
   gates?: DeliveryGates;
 }
@@ -143,7 +145,13 @@ export interface DeliveryGates {
    * becoming a message of its own; with none open, this delivery opens one (its `notBefore` is
    * the end of the window).
    */
-  digest?: { key: string; windowMs: number; max: number };
+  digest?: {
+    key: string;
+    windowMs: number;
+    max: number;
+    /** When the digest is due if this event fills it: now, or the end of quiet hours it falls in. */
+    dueWhenFull?: number;
+  };
 }
 
 /** The routing of one event planned before it is stored; its deliveries' `eventSeq` is ignored. */
@@ -189,6 +197,12 @@ export interface Delivery {
   /** Epoch ms; meaningful while pending. */
   nextAttemptAt: number;
   lastError: string | null;
+  /**
+   * Why the first attempt was due when it was, decided when the delivery was planned: `held until
+   * 07:00 Europe/Berlin` (quiet hours). Not an error: kept once sent; a DLQ replay, which sends
+   * now, clears it.
+   */
+  note: string | null;
   remoteId: string | null;
   /** What the channel sent last (rendered message), for operators. */
   rendered: unknown;

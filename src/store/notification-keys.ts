@@ -193,9 +193,10 @@ export class KeyLedger {
       this.digestMembers.push({ deliveryKey: joining.deliveryKey, eventSeq, key: g.digest.key });
       if (count >= g.digest.max) {
         // Full: send it now rather than at the end of its window.
-        joining.target.nextAttemptAt = g.at;
-        if ('decision' in joining.target) joining.target.decision.notBefore = g.at;
-        else this.dueStored.push({ idempotencyKey: joining.deliveryKey, at: g.at });
+        const due = Math.min(joining.target.nextAttemptAt, g.digest.dueWhenFull ?? g.at);
+        joining.target.nextAttemptAt = due;
+        if ('decision' in joining.target) joining.target.decision.notBefore = due;
+        else this.dueStored.push({ idempotencyKey: joining.deliveryKey, at: due });
       }
       // Not a waiting delivery of its own: nothing can replace or join it.
       return suppress(

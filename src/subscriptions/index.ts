@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { SubscriberVerdict } from '../engine/explain-types.js';
 import type { PreferencePredicate } from '../engine/model.js';
+import type { RecipientSubscriber } from '../engine/recipient-scope.js';
 import type { SubscriberDirectory } from '../engine/router.js';
 import type { FeedItem, StoredEvent, Subscriber, SubscriptionStore } from '../engine/store.js';
 import { HeraldError } from '../errors.js';
@@ -86,13 +87,15 @@ export class Subscriptions implements SubscriberDirectory {
     where: PreferencePredicate | undefined,
     channel: string,
     _event: CloudEvent,
-  ): Promise<string[]> {
+  ): Promise<{ address: string; subscriber: RecipientSubscriber }[]> {
     const kind = this.channelKinds.get(channel);
-    const out: string[] = [];
+    const out: { address: string; subscriber: RecipientSubscriber }[] = [];
     for (const subscriber of await this.store.subscribersOf(key)) {
-      if (where && !where(this.preferencesOf(subscriber))) continue;
+      const preferences = this.preferencesOf(subscriber);
+      if (where && !where(preferences)) continue;
       const address = addressFor(kind, subscriber);
-      if (address) out.push(address);
+      if (address)
+        out.push({ address, subscriber: { id: subscriber.id, name: subscriber.name, preferences } });
     }
     return out;
   }

@@ -1,4 +1,4 @@
-import { Liquid, type Template as LiquidTemplate } from 'liquidjs';
+import { Drop, Liquid, type Template as LiquidTemplate } from 'liquidjs';
 import { z } from 'zod';
 import { HeraldError } from '../errors.js';
 
@@ -49,6 +49,14 @@ function createLiquid(limits: TemplateLimits): Liquid {
 export function configureTemplateLimits(limits: TemplateLimits): void {
   liquid = createLiquid(limits);
   parseLimit = limits.parseLimit;
+}
+
+/**
+ * A value templates read as a plain value (its `valueOf()`: output, filters, comparisons) that
+ * also has properties of its own (`{{ recipient.preferences.timezone }}`).
+ */
+export abstract class ScopeValue extends Drop {
+  abstract override valueOf(): string | number | boolean | null;
 }
 
 export interface Template {

@@ -451,6 +451,116 @@ export function runNotificationKeyContract(
       assert.equal(await store.deliveries.digest(opener.idempotencyKey), null);
     });
 
+    it('a held delivery (quiet hours) is pending with its note until due, keyed or not; it is never claimed early', async () => {
+      const note = 'held until 07:00 Europe/Berlin (2026-12-04)';
+      const plain = await event();
+      await route([
+        planned(
+          plain,
+          'quiet-plain',
+          1_000,
+          {},
+          { channel: 'quiet', notBefore: 500_000, note, gates: undefined },
+        ),
+      ]);
+      const keyed = await event();
+      await route([
+        planned(
+          keyed,
+          'quiet-keyed',
+          1_000,
+          { dedupe: { key: 'k', windowMs: 60_000 } },
+          {
+            channel: 'quiet',
+            notBefore: 500_000,
+            note,
+          },
+        ),
+      ]);
+      for (const ev of [plain, keyed]) {
+        const [d] = await store.deliveries.list({ limit: 10, eventSeq: ev.seq });
+        assert.deepEqual(
+          [d!.status, d!.note, d!.lastError, d!.nextAttemptAt],
+          ['pending', note, null, 500_000],
+        );
+      }
+      assert.deepEqual(
+        await store.deliveries.claim({ channel: 'quiet', limit: 10, now: 499_999, leaseMs: 1000 }),
+        [],
+      );
+      const due = await store.deliveries.claim({ channel: 'quiet', limit: 10, now: 500_000, leaseMs: 1000 });
+      assert.equal(due.length, 2);
+      assert.ok(due.every((d) => d.note === note));
+      // Its attempts do not erase why it waited; a DLQ replay, which sends now, does.
+      const [first, second] = due;
+      await store.deliveries.record([
+        {
+          deliveryId: first!.id,
+          attempt: {
+            deliveryId: first!.id,
+            number: 1,
+            startedAt: 500_000,
+            durationMs: 1,
+            outcome: 'delivered',
+            error: null,
+            nextAttemptAt: null,
+          },
+          status: 'delivered',
+        },
+        {
+          deliveryId: second!.id,
+          attempt: {
+            deliveryId: second!.id,
+            number: 1,
+            startedAt: 500_000,
+            durationMs: 1,
+            outcome: 'failed',
+            error: 'gone',
+            nextAttemptAt: null,
+          },
+          status: 'dead',
+          error: 'gone',
+        },
+      ]);
+      assert.equal((await store.deliveries.get(first!.id))!.note, note);
+      assert.deepEqual(await store.dlq.replay({ ids: [second!.id] }, 600_000), [second!.id]);
+      const replayed = (await store.deliveries.get(second!.id))!;
+      assert.deepEqual([replayed.status, replayed.note, replayed.nextAttemptAt], ['pending', null, 600_000]);
+      const again = await store.deliveries.claim({
+        channel: 'quiet',
+        limit: 10,
+        now: 600_000,
+        leaseMs: 1000,
+      });
+      await store.deliveries.release(again.map((d) => d.id));
+    });
+
+    it('a held delivery a newer event replaces is suppressed without its note; a suppressed one never gets one', async () => {
+      const scope = 'quiet-replace';
+      const keys = { replace: { key: 'run-9' } };
+      const note = 'held until 07:00 UTC';
+      const older = await event();
+      await route([planned(older, scope, 1_000, keys, { channel: 'quiet-r', notBefore: 900_000, note })]);
+      const newer = await event();
+      await route([planned(newer, scope, 2_000, keys, { channel: 'quiet-r', notBefore: 900_000, note })]);
+      const [replaced] = await store.deliveries.list({ limit: 10, eventSeq: older.seq });
+      assert.deepEqual(
+        [replaced!.status, replaced!.lastError, replaced!.note],
+        ['suppressed', `replaced by event ${newer.id}`, null],
+      );
+      const deduped = await event();
+      const dedupe = { dedupe: { key: 'same', windowMs: 60_000 } };
+      await route([
+        planned(deduped, 'quiet-dedupe', 3_000, dedupe, { channel: 'quiet-r', notBefore: 900_000, note }),
+      ]);
+      const repeat = await event();
+      await route([
+        planned(repeat, 'quiet-dedupe', 4_000, dedupe, { channel: 'quiet-r', notBefore: 900_000, note }),
+      ]);
+      const [suppressed] = await store.deliveries.list({ limit: 10, eventSeq: repeat.seq });
+      assert.deepEqual([suppressed!.status, suppressed!.note], ['suppressed', null]);
+    });
+
     it('suppressed deliveries are counted apart, never claimed and never in the DLQ', async () => {
       const counts = await store.deliveries.counts();
       assert.ok(counts.suppressed >= 5);

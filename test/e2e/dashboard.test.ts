@@ -235,6 +235,53 @@ describe('dashboard', { timeout: 120_000 }, () => {
     });
   });
 
+  describe('quiet hours', () => {
+    let herald: TestHerald;
+    // A period around the real time (no injectable clock): began an hour ago, ends in two hours.
+    const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+    const to = hhmm(Date.now() + 2 * 3_600_000);
+    before(async () => {
+      herald = await startTestHerald(`
+channels:
+  box: { kind: inbox }
+triggers:
+  night-page:
+    actions:
+      - channel: box
+        to: "#ops"
+        text: "page"
+        quietHours: { from: "${hhmm(Date.now() - 3_600_000)}", to: "${to}", timezone: UTC }
+`);
+    });
+    after(async () => {
+      await herald.close();
+    });
+
+    it('shows a held delivery with the time it is due and why, and says so in the Why? panel', async () => {
+      const res = await herald.post(
+        '/events',
+        { specversion: '1.0', id: 'quiet-1', source: 'dashboard', type: 'ops.page' },
+        { 'content-type': 'application/cloudevents+json' },
+      );
+      assert.equal(res.status, 202);
+      const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+      const errors = watchErrors(page);
+      await page.goto(`${herald.url}/events/id/quiet-1`);
+      const card = page.getByTestId('delivery').and(page.locator('[data-status=pending]'));
+      await card.getByTestId('delivery-note').waitFor();
+      assert.match(await card.innerText(), new RegExp(`Delayed until [^\\n]+ · held until ${to} UTC`));
+      const why = page.getByTestId('why');
+      await why.getByText('held until', { exact: false }).waitFor();
+      assert.match(
+        await why.innerText(),
+        new RegExp(`#ops: pending: first attempt due \\S+, held until ${to} UTC`),
+      );
+      await shot(page, 'event-held');
+      assert.deepEqual(errors, []);
+      await page.close();
+    });
+  });
+
   describe('dead letters', () => {
     let herald: TestHerald;
     let sink: HttpSink;

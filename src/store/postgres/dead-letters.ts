@@ -43,7 +43,7 @@ export function postgresDeadLetters(query: Query): DeadLetterStore {
       let rows: Row[];
       if ('ids' in selection) {
         rows = await query(
-          `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL, updated_at = $2
+          `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL, note = NULL, updated_at = $2
            WHERE id = ANY($1::bigint[]) AND status = 'dead' RETURNING id`,
           [selection.ids, now],
         );
@@ -51,7 +51,7 @@ export function postgresDeadLetters(query: Query): DeadLetterStore {
         const { where, values } = dlqWhere(selection.filter);
         values.push(now);
         rows = await query(
-          `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $${values.length}, lease_until = NULL,
+          `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $${values.length}, lease_until = NULL, note = NULL,
              updated_at = $${values.length}
            WHERE ${where.join(' AND ')} RETURNING id`,
           values,
@@ -66,7 +66,7 @@ export function postgresDeadLetters(query: Query): DeadLetterStore {
            SELECT idempotency_key FROM deliveries WHERE id = $1
          ), moved AS (
            UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL,
-             updated_at = $2, channel = $3, recipient = $4, idempotency_key = $5, max_attempts = $6
+             note = NULL, updated_at = $2, channel = $3, recipient = $4, idempotency_key = $5, max_attempts = $6
            WHERE id = $1 AND status = 'dead'
              AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.idempotency_key = $5 AND o.id <> $1)
            RETURNING id, event_seq, event_id, event_source, event_type, trigger, action

@@ -167,11 +167,13 @@ export function postgresEvents(query: Query): EventLog {
  */
 const COMMIT_ROUTING = `WITH planned AS (
    INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
-     idempotency_key, status, attempts, max_attempts, next_attempt_at, last_error, created_at, updated_at)
+     idempotency_key, status, attempts, max_attempts, next_attempt_at, last_error, note, created_at, updated_at)
    SELECT d."eventSeq", e.id, e.source, e.type, d.trigger, d.action, d.channel, d.recipient,
-     d."idempotencyKey", COALESCE(d.status, 'pending'), 0, d."maxAttempts", d."notBefore", d.reason, $2, $2
+     d."idempotencyKey", COALESCE(d.status, 'pending'), 0, d."maxAttempts", d."notBefore", d.reason,
+     CASE WHEN d.status = 'suppressed' THEN NULL ELSE d.note END, $2, $2
    FROM jsonb_to_recordset($1::jsonb) AS d("eventSeq" bigint, trigger text, action int, channel text,
-     recipient text, "idempotencyKey" text, "maxAttempts" int, "notBefore" bigint, status text, reason text)
+     recipient text, "idempotencyKey" text, "maxAttempts" int, "notBefore" bigint, status text, reason text,
+     note text)
    JOIN events e ON e.seq = d."eventSeq"
    ON CONFLICT (idempotency_key) DO NOTHING
    RETURNING 1
@@ -321,7 +323,8 @@ async function commitGated(
     );
   if (ledger.replacedStored.length > 0)
     await client.query(
-      `UPDATE deliveries d SET status = 'suppressed', last_error = t.reason, lease_until = NULL, updated_at = $2
+      `UPDATE deliveries d SET status = 'suppressed', last_error = t.reason, note = NULL, lease_until = NULL,
+         updated_at = $2
        FROM jsonb_to_recordset($1::jsonb) AS t("idempotencyKey" text, reason text)
        WHERE d.idempotency_key = t."idempotencyKey" AND d.status = 'pending' AND d.attempts = 0`,
       [JSON.stringify(ledger.replacedStored), routedAt],

@@ -272,4 +272,13 @@ CREATE TABLE digest_events (
 );
 `,
   },
+  {
+    version: 12,
+    name: 'deliveries: a note on why the first attempt waits (quiet hours)',
+    // Not last_error: a held delivery has failed nothing, and the note outlives its attempts.
+    // A nullable column without a default: no rewrite of the table.
+    sql: `
+ALTER TABLE deliveries ADD COLUMN note TEXT;
+`,
+  },
 ];

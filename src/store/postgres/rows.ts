@@ -49,6 +49,7 @@ export function deliveryRow(r: Row): Delivery {
     maxAttempts: int(r.max_attempts),
     nextAttemptAt: int(r.next_attempt_at),
     lastError: (r.last_error as string | null) ?? null,
+    note: (r.note as string | null) ?? null,
     remoteId: (r.remote_id as string | null) ?? null,
     rendered: r.rendered ?? null,
     createdAt: int(r.created_at),

@@ -34,7 +34,7 @@ function dlqWhere(filter: DeadLetterFilter): { where: string[]; values: unknown[
 export function sqliteDeadLetters(db: Database.Database, guard: Guard, leases: Leases): DeadLetterStore {
   const countDead = db.prepare(`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`);
   const retarget = db.prepare(
-    `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = @now, lease_until = NULL,
+    `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = @now, lease_until = NULL, note = NULL,
        updated_at = @now, channel = @channel, recipient = @recipient, idempotency_key = @key,
        max_attempts = @maxAttempts
      WHERE id = @id AND status = 'dead'
@@ -106,7 +106,7 @@ export function sqliteDeadLetters(db: Database.Database, guard: Guard, leases: L
         } else ({ where, values } = dlqWhere(selection.filter));
         const rows = db
           .prepare(
-            `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ?
+            `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_until = NULL, note = NULL, updated_at = ?
              WHERE ${where.join(' AND ')} RETURNING id`,
           )
           .all(now, now, ...values) as { id: number }[];

@@ -72,16 +72,16 @@ export function sqliteEvents(
     countEvents: db.prepare('SELECT count(*) AS n FROM events'),
     insertDelivery: db.prepare(
       `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
-         idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
-       SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ? FROM events e WHERE e.seq = ?
+         idempotency_key, status, attempts, max_attempts, next_attempt_at, note, created_at, updated_at)
+       SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ? FROM events e WHERE e.seq = ?
        ON CONFLICT (idempotency_key) DO NOTHING`,
     ),
     markRouted: db.prepare('UPDATE events SET routed_at = ?, routing = ? WHERE seq = ?'),
     deliveryExists: db.prepare('SELECT 1 FROM deliveries WHERE idempotency_key = ?'),
     insertDecided: db.prepare(
       `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
-         idempotency_key, status, attempts, max_attempts, next_attempt_at, last_error, created_at, updated_at)
-       SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ? FROM events e WHERE e.seq = ?
+         idempotency_key, status, attempts, max_attempts, next_attempt_at, last_error, note, created_at, updated_at)
+       SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ? FROM events e WHERE e.seq = ?
        ON CONFLICT (idempotency_key) DO NOTHING`,
     ),
     getKey: db.prepare(
@@ -98,7 +98,7 @@ export function sqliteEvents(
       'SELECT id, status, attempts, next_attempt_at FROM deliveries WHERE idempotency_key = ?',
     ),
     suppressHeld: db.prepare(
-      `UPDATE deliveries SET status = 'suppressed', last_error = ?, updated_at = ?
+      `UPDATE deliveries SET status = 'suppressed', last_error = ?, note = NULL, updated_at = ?
        WHERE idempotency_key = ? AND status = 'pending' AND attempts = 0`,
     ),
     addDigestEvent: db.prepare(
@@ -152,6 +152,7 @@ export function sqliteEvents(
       d.maxAttempts,
       decision.notBefore ?? d.notBefore,
       decision.reason,
+      decision.status === 'pending' ? (d.note ?? null) : null,
       routedAt,
       routedAt,
       eventSeq,
@@ -237,6 +238,7 @@ export function sqliteEvents(
           d.idempotencyKey,
           d.maxAttempts,
           d.notBefore,
+          d.note ?? null,
           routedAt,
           routedAt,
           eventSeq,

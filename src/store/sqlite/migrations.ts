@@ -265,4 +265,12 @@ CREATE TABLE digest_events (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 10,
+    name: 'deliveries: a note on why the first attempt waits (quiet hours)',
+    // Not last_error: a held delivery has failed nothing, and the note outlives its attempts.
+    sql: `
+ALTER TABLE deliveries ADD COLUMN note TEXT;
+`,
+  },
 ];

@@ -47,6 +47,7 @@ export function deliveryRow(r: Row): Delivery {
     maxAttempts: r.max_attempts as number,
     nextAttemptAt: r.next_attempt_at as number,
     lastError: (r.last_error as string | null) ?? null,
+    note: (r.note as string | null) ?? null,
     remoteId: (r.remote_id as string | null) ?? null,
     rendered: parse(r.rendered),
     createdAt: r.created_at as number,

@@ -128,6 +128,12 @@ function DeliveryCard({
       {d.status === 'pending' && d.attempts === 0 && d.nextAttemptAt > Date.now() && (
         <p>
           Delayed until <Time ms={d.nextAttemptAt} />
+          {d.note && (
+            <span class="muted" data-testid="delivery-note">
+              {' '}
+              · {d.note}
+            </span>
+          )}
         </p>
       )}
       {d.lastError && (
