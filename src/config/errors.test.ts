@@ -109,7 +109,7 @@ triggers:
       - { channel: s, text: hi, priority: 3 }
 `;
     assert.deepEqual(lines(yaml), [
-      'unknown key `priority` in triggers.t.actions[0] (known: text, blocks, thread, update, channel, to, followUp, dedupe, replace, throttle, delay)',
+      'unknown key `priority` in triggers.t.actions[0] (known: text, blocks, thread, update, channel, to, followUp, dedupe, replace, throttle, digest, delay, quietHours)',
     ]);
     // Without the stray key the same config runs, on the inbox.
     const config = loadConfig(yaml.replace(', priority: 3', ''), registries, { env: {} });

@@ -40,7 +40,7 @@ export function closestMatch(word: string, candidates: Iterable<string>): string
 export function suggestion(word: string, candidates: readonly string[], quote = '`'): string {
   const match = closestMatch(word, candidates);
   if (match) return ` (did you mean ${quote}${match}${quote}?)`;
-  if (candidates.length > 0 && candidates.length <= 12) return ` (known: ${candidates.join(', ')})`;
+  if (candidates.length > 0 && candidates.length <= 16) return ` (known: ${candidates.join(', ')})`;
   return '';
 }
 
