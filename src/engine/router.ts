@@ -23,6 +23,8 @@ export interface SubscriberDirectory {
     where: PreferencePredicate | undefined,
     channel: string,
     event: CloudEvent,
+    /** Told of each subscriber `where` leaves out, and why (the preference that muted them). */
+    onMuted?: (subscriber: { id: string; name: string | null }, reason: string) => void,
   ): Promise<{ address: string; subscriber: RecipientSubscriber }[]>;
   /**
    * Every subscriber of the key, each with the address `recipientsOf` would give and, for those it
@@ -117,7 +119,9 @@ export class Router {
       for (const action of trigger.actions) {
         let recipients: PlannedRecipient[];
         try {
-          recipients = await this.plannedRecipients(action, event);
+          recipients = await this.plannedRecipients(action, event, (who, reason) =>
+            noteMuted(record, trigger.name, action.index, who, reason),
+          );
         } catch (err) {
           record.errors.push({
             trigger: trigger.name,
@@ -170,7 +174,11 @@ export class Router {
   }
 
   /** The recipients with the subscriber each one is, when known (for key templates). */
-  async plannedRecipients(action: CompiledAction, event: CloudEvent): Promise<PlannedRecipient[]> {
+  async plannedRecipients(
+    action: CompiledAction,
+    event: CloudEvent,
+    onMuted?: (subscriber: { id: string; name: string | null }, reason: string) => void,
+  ): Promise<PlannedRecipient[]> {
     const to = action.to;
     if (to.kind === 'none') return [{ address: null }];
     const scope = { event };
@@ -188,7 +196,7 @@ export class Router {
     if (!this.subscribers)
       throw new Error('`subscribersOf` needs subscriptions, which this Herald does not run');
     const key = to.key.render(scope);
-    return this.subscribers.recipientsOf(key, to.where, action.channel, event);
+    return this.subscribers.recipientsOf(key, to.where, action.channel, event, onMuted);
   }
 }
 
@@ -204,4 +212,22 @@ function noteError(record: RoutingRecord, trigger: string, message: string): voi
   if (warnings.some((e) => e.trigger === trigger && e.message === message)) return;
   if (warnings.length >= MAX_NOTIFY_WARNINGS) return;
   record.errors.push({ trigger, dialect: 'notify', kind: 'quietHours', message });
+}
+
+/** Most muted subscribers one event's routing record names; the rest are counted. */
+const MAX_MUTED = 50;
+
+function noteMuted(
+  record: RoutingRecord,
+  trigger: string,
+  action: number,
+  who: { id: string; name: string | null },
+  reason: string,
+): void {
+  record.muted ??= [];
+  if (record.muted.length >= MAX_MUTED) {
+    record.mutedMore = (record.mutedMore ?? 0) + 1;
+    return;
+  }
+  record.muted.push({ trigger, action, subscriber: who.name ? `${who.name} (${who.id})` : who.id, reason });
 }

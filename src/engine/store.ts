@@ -45,6 +45,12 @@ export interface RoutingRecord {
   errors: { trigger: string; dialect: string; kind: string; message: string }[];
   /** Deliveries planned for this event. */
   deliveries: number;
+  /**
+   * Subscribers a `subscribersOf` action left out because of their preferences (its `where`), with
+   * the preference that muted them: the first 50; `mutedMore` counts the rest.
+   */
+  muted?: { trigger: string; action: number; subscriber: string; reason: string }[];
+  mutedMore?: number;
 }
 
 export interface AppendResult {

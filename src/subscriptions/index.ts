@@ -87,12 +87,16 @@ export class Subscriptions implements SubscriberDirectory {
     where: PreferencePredicate | undefined,
     channel: string,
     _event: CloudEvent,
+    onMuted?: (subscriber: { id: string; name: string | null }, reason: string) => void,
   ): Promise<{ address: string; subscriber: RecipientSubscriber }[]> {
     const kind = this.channelKinds.get(channel);
     const out: { address: string; subscriber: RecipientSubscriber }[] = [];
     for (const subscriber of await this.store.subscribersOf(key)) {
       const preferences = this.preferencesOf(subscriber);
-      if (where && !where(preferences)) continue;
+      if (where && !where(preferences)) {
+        onMuted?.(subscriber, mutedReason(where, preferences));
+        continue;
+      }
       const address = addressFor(kind, subscriber);
       if (address)
         out.push({ address, subscriber: { id: subscriber.id, name: subscriber.name, preferences } });
@@ -119,8 +123,7 @@ export class Subscriptions implements SubscriberDirectory {
       };
       const preferences = this.preferencesOf(subscriber);
       if (where && !where(preferences)) {
-        const why = where.explain?.(preferences) ?? 'the condition is false';
-        verdict.reason = `muted by preference: ${why}${where.source ? ` (where: ${where.source})` : ''}`;
+        verdict.reason = mutedReason(where, preferences);
         if (where.source) verdict.preference = where.source;
       } else if (!address) {
         verdict.reason = `has no ${kind === 'email' ? 'email address' : 'address'} for channel ${channel}`;
@@ -206,4 +209,10 @@ export class Subscriptions implements SubscriberDirectory {
   async settled(): Promise<void> {
     while (this.flushing) await this.flushing;
   }
+}
+
+/** `muted by preference: notify_failures is false (where: notify_failures)`. */
+function mutedReason(where: PreferencePredicate, preferences: Record<string, string | boolean>): string {
+  const why = where.explain?.(preferences) ?? 'the condition is false';
+  return `muted by preference: ${why}${where.source ? ` (where: ${where.source})` : ''}`;
 }

@@ -144,6 +144,19 @@ describe('explain: why an event did or did not notify', () => {
     assert.equal(hook.attempts, 1);
     assert.match(hook.summary, /^dead-lettered after 1 attempt: .*410/);
 
+    // The event itself records who was left out, as routed (not as the config is now).
+    const detail = (await (await herald.get('/api/events/ex-3')).json()) as {
+      routing: { muted?: { trigger: string; action: number; subscriber: string; reason: string }[] };
+    };
+    assert.deepEqual(detail.routing.muted, [
+      {
+        trigger: 'failures-to-followers',
+        action: 0,
+        subscriber: 'Bob (bob)',
+        reason: 'muted by preference: notify_failures is false (where: notify_failures)',
+      },
+    ]);
+
     const forBob = await explain('ex-3', '?recipient=bob');
     assert.deepEqual(forBob.recipient!.verdict, [
       'trigger failures-to-followers action 0 (box) leaves bob out: muted by preference: notify_failures is false (where: notify_failures)',

@@ -80,6 +80,19 @@ export function EventDetailPage({ seq, id, source }: { seq?: number; id?: string
               {err.trigger} ({err.dialect}, {err.kind}): {err.message}
             </p>
           ))}
+          {data.routing.muted?.length ? (
+            <div data-testid="muted">
+              <p>Left out by their preferences:</p>
+              <ul>
+                {data.routing.muted.map((m, i) => (
+                  <li key={i}>
+                    {m.subscriber} ({m.trigger}, action {m.action}): {m.reason}
+                  </li>
+                ))}
+              </ul>
+              {data.routing.mutedMore ? <p class="muted">…and {data.routing.mutedMore} more</p> : null}
+            </div>
+          ) : null}
         </>
       )}
       <WhyPanel
