@@ -11,22 +11,31 @@ interface Pending {
   reject(err: unknown): void;
 }
 
+type Durable = { event: CloudEvent; append: AppendResult; routing?: PlannedRouting }[];
+
 /**
  * Group commit: every caller that arrives while a write is being prepared joins the same
  * transaction, and each is answered when that transaction is durable. One fsync serves many
  * requests; that is where ingest throughput comes from.
+ *
+ * With a log that answers at the commit (`appendCommitted`), the next batch commits while this
+ * one waits for its fsync, rather than waiting a whole fsync before it even starts; batches are
+ * still answered, and their deliveries handed on, in commit order and only once durable.
  */
 export class IngestBatcher {
   private queue: Pending[] = [];
   private queuedEvents = 0;
   private scheduled = false;
+  /** The batch being planned and committed: one at a time. */
   private writing: Promise<void> = Promise.resolve();
+  /** Settles once every batch committed so far is answered. */
+  private answered: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(
     private readonly log: EventLog,
     private readonly onDurable: (
-      results: { event: CloudEvent; append: AppendResult; routing?: PlannedRouting }[],
+      results: Durable,
       receivedAt: number,
       routed: { deliveries: number; at: number } | null,
     ) => void,
@@ -68,6 +77,7 @@ export class IngestBatcher {
     this.closed = true;
     while (this.queue.length > 0 || this.scheduled) await this.flush();
     await this.writing;
+    await this.answered;
   }
 
   private schedule(): void {
@@ -77,7 +87,7 @@ export class IngestBatcher {
   }
 
   private async flush(): Promise<void> {
-    // One write at a time; callers arriving meanwhile form the next batch.
+    // One commit at a time; callers arriving meanwhile form the next batch.
     await this.writing;
     this.scheduled = false;
     if (this.queue.length === 0) return;
@@ -114,34 +124,59 @@ export class IngestBatcher {
       }
     }
     const routedAt = Date.now();
+    let synced: Promise<void>;
     try {
-      if (plans) {
-        const appended = await this.log.appendRouted!(events, plans, receivedAt, routedAt);
-        results = appended.results;
-        routedDeliveries = appended.deliveries;
+      if (this.log.appendCommitted) {
+        const committed = await this.log.appendCommitted(events, receivedAt, plans && { plans, routedAt });
+        results = committed.value.results;
+        if (plans) routedDeliveries = committed.value.deliveries;
+        synced = committed.durable;
       } else {
-        results = await this.log.append(events, receivedAt);
+        if (plans) {
+          const appended = await this.log.appendRouted!(events, plans, receivedAt, routedAt);
+          results = appended.results;
+          routedDeliveries = appended.deliveries;
+        } else {
+          results = await this.log.append(events, receivedAt);
+        }
+        synced = Promise.resolve();
       }
     } catch (err) {
       if (err instanceof HeraldError && err.code === 'EVENT_UNSTORABLE') {
         await this.isolate(batch, err);
         return;
       }
-      this.logger.error(
-        { err: (err as Error).message, events: size },
-        'event log write failed; answering 503',
-      );
-      const failure = new HeraldError(
-        'STORE_UNAVAILABLE',
-        'the event log could not store the event; try again',
-        {
-          cause: err,
-        },
-      );
-      for (const p of batch) p.reject(failure);
+      this.failed(batch, err);
       return;
     }
-    const durable: { event: CloudEvent; append: AppendResult; routing?: PlannedRouting }[] = [];
+    const routed = routedDeliveries === null ? null : { deliveries: routedDeliveries, at: routedAt };
+    // Answered after every batch committed before it, and only once its own commit is durable.
+    const previous = this.answered;
+    this.answered = synced
+      .then(
+        async () => {
+          await previous;
+          this.answer(batch, results, plans, receivedAt, routed);
+        },
+        async (err: unknown) => {
+          await previous;
+          this.failed(batch, err);
+        },
+      )
+      .catch((err: unknown) =>
+        // Only onDurable can throw here; the callers have their answers, and later batches still do.
+        this.logger.error({ err: errorMessage(err) }, 'handing on durable events failed'),
+      );
+  }
+
+  private answer(
+    batch: Pending[],
+    results: AppendResult[],
+    plans: PlannedRouting[] | null,
+    receivedAt: number,
+    routed: { deliveries: number; at: number } | null,
+  ): void {
+    const durable: Durable = [];
     let offset = 0;
     for (const p of batch) {
       const out: IngestResult[] = new Array(p.events.length);
@@ -154,12 +189,22 @@ export class IngestBatcher {
       offset += p.events.length;
       p.resolve(out);
     }
-    if (durable.length > 0)
-      this.onDurable(
-        durable,
-        receivedAt,
-        routedDeliveries === null ? null : { deliveries: routedDeliveries, at: routedAt },
-      );
+    if (durable.length > 0) this.onDurable(durable, receivedAt, routed);
+  }
+
+  /** The store failed (the commit, or making it durable): 503 to this batch's callers. */
+  private failed(batch: Pending[], err: unknown): void {
+    let size = 0;
+    for (const p of batch) size += p.events.length;
+    this.logger.error({ err: errorMessage(err), events: size }, 'event log write failed; answering 503');
+    const failure = new HeraldError(
+      'STORE_UNAVAILABLE',
+      'the event log could not store the event; try again',
+      {
+        cause: err,
+      },
+    );
+    for (const p of batch) p.reject(failure);
   }
 
   /**

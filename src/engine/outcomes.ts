@@ -66,14 +66,18 @@ export function outcomeOf(
 }
 
 /**
- * Writes outcomes in batches (group commit), one write at a time: outcomes that arrive while a
- * batch is being written form the next one. Each send waits for its own to be durable, and a
- * busy dispatcher costs one write per batch rather than one per send.
+ * Writes outcomes in batches (group commit), one commit at a time: outcomes that arrive while a
+ * batch is being committed form the next one. Each send waits for its own to be durable, and a
+ * busy dispatcher costs one write per batch rather than one per send. With a store that answers
+ * at the commit (`recordCommitted`), the next batch commits while this one waits for its fsync,
+ * so an outcome never waits for an earlier batch's fsync before its own commit.
  */
 export class OutcomeWriter {
   private pending: { outcome: AttemptOutcome; done: () => void; fail: (e: unknown) => void }[] = [];
   private flushScheduled = false;
   private writing: Promise<void> | null = null;
+  /** Settles once every batch committed so far is answered. */
+  private answered: Promise<void> = Promise.resolve();
 
   constructor(private readonly store: Store) {}
 
@@ -88,23 +92,46 @@ export class OutcomeWriter {
     });
   }
 
-  /** Writes every outcome waiting, now; resolves when none is left. */
+  /** Writes every outcome waiting, now; resolves when none is left and all are answered. */
   async flush(): Promise<void> {
     this.flushScheduled = false;
     while (this.writing) await this.writing;
     const batch = this.pending;
-    if (batch.length === 0) return;
-    this.pending = [];
-    this.writing = this.store.deliveries.record(batch.map((b) => b.outcome)).then(
-      () => {
+    if (batch.length > 0) {
+      this.pending = [];
+      this.writing = this.commit(batch);
+      await this.writing;
+      this.writing = null;
+      if (this.pending.length > 0 && !this.flushScheduled) await this.flush();
+    }
+    await this.answered;
+  }
+
+  /** Resolves once the batch is committed; its senders are answered when it is durable. */
+  private async commit(batch: OutcomeWriter['pending']): Promise<void> {
+    const outcomes = batch.map((b) => b.outcome);
+    let durable: Promise<void>;
+    try {
+      if (this.store.deliveries.recordCommitted)
+        durable = (await this.store.deliveries.recordCommitted(outcomes)).durable;
+      else {
+        await this.store.deliveries.record(outcomes);
+        durable = Promise.resolve();
+      }
+    } catch (err) {
+      for (const b of batch) b.fail(err);
+      return;
+    }
+    const previous = this.answered;
+    this.answered = durable.then(
+      async () => {
+        await previous;
         for (const b of batch) b.done();
       },
-      (err) => {
+      async (err: unknown) => {
+        await previous;
         for (const b of batch) b.fail(err);
       },
     );
-    await this.writing;
-    this.writing = null;
-    if (this.pending.length > 0 && !this.flushScheduled) await this.flush();
   }
 }

@@ -4,14 +4,14 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HeraldError } from '../../errors.js';
 import { type Bucket, grantable, nextTokenAt, refilled } from '../token-bucket.js';
-import type { Store } from '../types.js';
+import type { Committed, Store } from '../types.js';
 import { sqliteDeadLetters, sqliteSourceDeadLetters } from './dead-letters.js';
 import { type Leases, sqliteDeliveries } from './deliveries.js';
 import { sqliteEvents } from './events.js';
 import { sqliteInbox } from './inbox.js';
 import { migrations } from './migrations.js';
 import { sqliteProjections } from './projections.js';
-import { type Guard, json, parse } from './rows.js';
+import { type CommitGuard, type Guard, json, parse } from './rows.js';
 import { sqliteSubscriptions } from './subscriptions.js';
 import { WalSync } from './wal-sync.js';
 
@@ -24,6 +24,8 @@ export interface SqliteStoreOptions {
    */
   synchronous?: 'full' | 'normal';
   logger?: Logger;
+  /** Replaces the WAL's fsync (tests slow it down to see what waits for it). */
+  fsync?: (fd: number, done: (err: Error | null) => void) => void;
 }
 
 /**
@@ -31,6 +33,9 @@ export interface SqliteStoreOptions {
  * method is one short transaction on the event loop; the engine batches calls (group commit).
  * Commits do not wait for the disk on the event loop: the WAL's fsync runs on a libuv thread
  * and a write is answered when it is done (wal-sync.ts), one fsync serving every commit before it.
+ * Ingest and outcomes take their commit's answer at once (`appendCommitted`, `recordCommitted`)
+ * and commit their next batch while this one's fsync runs; claims leave out deliveries whose
+ * insert is not on disk yet.
  */
 export function createSqliteStore(options: SqliteStoreOptions): Store {
   let db: Database.Database;
@@ -54,9 +59,34 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
   const walSync =
     options.path !== ':memory:' && options.synchronous !== 'normal'
-      ? new WalSync(`${options.path}-wal`)
+      ? new WalSync(`${options.path}-wal`, options.fsync)
       : null;
   const totalChanges = db.prepare('SELECT total_changes()').pluck();
+  /** Commits whose fsync has not finished yet. */
+  let unsynced = 0;
+  /**
+   * Every delivery up to this id was inserted by a commit that is on disk. Ids grow in commit
+   * order (one writer, AUTOINCREMENT), so a claim that stays at or below it never sends a delivery
+   * a power cut could take back together with its event, however early it looks.
+   */
+  let durableDeliveryId = Number.MAX_SAFE_INTEGER;
+  let lastDeliveryId: (() => number) | null = null;
+  /** Resolves once the commit just made is on disk. */
+  const synced = (sync: WalSync): Promise<void> => {
+    const through = lastDeliveryId!();
+    unsynced++;
+    return sync.flush().then(
+      () => {
+        unsynced--;
+        // Flushes resolve in commit order, so the mark only moves forward.
+        durableDeliveryId = Math.max(durableDeliveryId, through);
+      },
+      (err: unknown) => {
+        unsynced--;
+        throw err;
+      },
+    );
+  };
   const guard: Guard = <T>(work: () => T): Promise<T> =>
     unguarded(() => {
       if (!walSync) return Promise.resolve(work());
@@ -64,7 +94,20 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       const result = work();
       // Reads answer at once; a write answers once its commit is on disk.
       if (totalChanges.get() === before) return Promise.resolve(result);
-      return walSync.flush().then(() => result);
+      return synced(walSync).then(() => result);
+    });
+  const commit: CommitGuard = <T>(work: () => T): Promise<Committed<T>> =>
+    unguarded(() => {
+      if (!walSync) return { value: work(), durable: Promise.resolve() };
+      const before = totalChanges.get();
+      const value = work();
+      let durable: Promise<void>;
+      if (totalChanges.get() !== before) durable = synced(walSync);
+      // Nothing written, but what was read may be a commit still waiting for its fsync (a
+      // duplicate of an event of the batch before): answer no earlier than that commit.
+      else if (unsynced > 0) durable = walSync.flush();
+      else durable = Promise.resolve();
+      return { value, durable };
     });
   /** Like guard, for work after which the connection may be gone (close). */
   const unguarded = <T>(work: () => T | Promise<T>): Promise<T> => {
@@ -100,6 +143,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   };
   // Statements need the tables: migrate before preparing them (migrate() stays idempotent).
   migrate();
+  const maxDeliveryId = db.prepare('SELECT max(id) FROM deliveries').pluck();
+  lastDeliveryId = () => (maxDeliveryId.get() as number | null) ?? 0;
+  if (walSync) durableDeliveryId = lastDeliveryId();
 
   const s = {
     kvGet: db.prepare('SELECT value FROM kv WHERE namespace = ? AND key = ?'),
@@ -137,8 +183,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         db.prepare('SELECT 1').get();
       }),
 
-    ...sqliteEvents(db, guard, options.logger, leases),
-    deliveries: sqliteDeliveries(db, guard, leases),
+    ...sqliteEvents(db, guard, commit, options.logger, leases),
+    deliveries: sqliteDeliveries(db, guard, commit, leases, () => durableDeliveryId),
     dlq: sqliteDeadLetters(db, guard, leases),
     sourceDlq: sqliteSourceDeadLetters(db, guard),
     inbox: sqliteInbox(db, guard),

@@ -1,4 +1,4 @@
-import { closeSync, fsync, openSync } from 'node:fs';
+import { closeSync, fsync as fsyncFile, openSync } from 'node:fs';
 import { HeraldError } from '../../errors.js';
 
 interface Waiter {
@@ -26,7 +26,11 @@ export class WalSync {
   private waiting: Waiter[] = [];
   private failure: Error | null = null;
 
-  constructor(private readonly walPath: string) {}
+  constructor(
+    private readonly walPath: string,
+    /** How the WAL is made durable; tests slow it down to see what waits for it. */
+    private readonly fsync: (fd: number, done: (err: Error | null) => void) => void = fsyncFile,
+  ) {}
 
   /** Resolves once everything committed before the call is on disk. */
   flush(): Promise<void> {
@@ -57,7 +61,7 @@ export class WalSync {
       return;
     }
     this.syncing = true;
-    fsync(fd, (err) => {
+    this.fsync(fd, (err) => {
       this.syncing = false;
       if (err) this.fail(batch, err);
       else for (const w of batch) w.resolve();
