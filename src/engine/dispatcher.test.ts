@@ -344,6 +344,10 @@ describe('dispatcher: outcomes recorded while the next sends run', () => {
       if (sendsBeforeFirstWrite < 0) sendsBeforeFirstWrite = hook.sends.length;
       await record(outcomes);
     };
+    store.deliveries.recordCommitted = async (outcomes) => {
+      await store.deliveries.record(outcomes);
+      return { value: undefined, durable: Promise.resolve() };
+    };
     await plan(store, 'hook', 20);
     await dispatchUntil(store, { hook: hook.channel }, () => hook.sends.length === 20, 'every send', 5000);
     // Four sending and four waiting for the slow write: twice the concurrency, neither one
@@ -361,10 +365,14 @@ describe('dispatcher: a retry claimed while its outcome waits for the disk', () 
     const store = createSqliteStore({ path: ':memory:' });
     const record = store.deliveries.record.bind(store.deliveries);
     // As the embedded store does: the outcome is committed (and the retry visible) at once, and
-    // answered only once it is on disk, a while later.
+    // durable only a while later.
     store.deliveries.record = async (outcomes) => {
       await record(outcomes);
       await sleep(200);
+    };
+    store.deliveries.recordCommitted = async (outcomes) => {
+      await record(outcomes);
+      return { value: undefined, durable: sleep(200).then(() => undefined) };
     };
     const sends: number[] = [];
     const flaky: Channel = {

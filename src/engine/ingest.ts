@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
 import { eventJson } from '../events/serialize.js';
 import type { CloudEvent } from '../events/types.js';
-import type { AppendResult, EventLog, PlannedRouting } from './store.js';
+import type { AppendResult, Committed, EventLog, PlannedRouting } from './store.js';
 import type { IngestResult } from './types.js';
 
 interface Pending {
@@ -11,22 +11,32 @@ interface Pending {
   reject(err: unknown): void;
 }
 
+type Durable = { event: CloudEvent; append: AppendResult; routing?: PlannedRouting }[];
+
 /**
  * Group commit: every caller that arrives while a write is being prepared joins the same
  * transaction, and each is answered when that transaction is durable. One fsync serves many
  * requests; that is where ingest throughput comes from.
+ *
+ * With a log that answers at the commit (`appendCommitted`), the next batch goes to the log while
+ * this one waits for its fsync, rather than a whole fsync later: it is then covered by the fsync
+ * right after. Batches are still answered, and their deliveries handed on, in commit order and
+ * only once durable.
  */
 export class IngestBatcher {
   private queue: Pending[] = [];
   private queuedEvents = 0;
   private scheduled = false;
+  /** The batch being planned and committed: one at a time. */
   private writing: Promise<void> = Promise.resolve();
+  /** Settles once every batch committed so far is answered. */
+  private answered: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(
     private readonly log: EventLog,
     private readonly onDurable: (
-      results: { event: CloudEvent; append: AppendResult; routing?: PlannedRouting }[],
+      results: Durable,
       receivedAt: number,
       routed: { deliveries: number; at: number } | null,
     ) => void,
@@ -68,6 +78,11 @@ export class IngestBatcher {
     this.closed = true;
     while (this.queue.length > 0 || this.scheduled) await this.flush();
     await this.writing;
+    // Isolating a refused event adds writes, and their answers, as it goes.
+    for (let last = null as Promise<void> | null; last !== this.answered; ) {
+      last = this.answered;
+      await last;
+    }
   }
 
   private schedule(): void {
@@ -77,7 +92,7 @@ export class IngestBatcher {
   }
 
   private async flush(): Promise<void> {
-    // One write at a time; callers arriving meanwhile form the next batch.
+    // One batch planned and handed to the log at a time; callers arriving meanwhile form the next.
     await this.writing;
     this.scheduled = false;
     if (this.queue.length === 0) return;
@@ -100,10 +115,8 @@ export class IngestBatcher {
     const events: CloudEvent[] = new Array(size);
     let i = 0;
     for (const p of batch) for (const e of p.events) events[i++] = e;
-    let results: AppendResult[];
     const receivedAt = Date.now();
     let plans: PlannedRouting[] | null = null;
-    let routedDeliveries: number | null = null;
     if (this.log.appendRouted && this.planner) {
       try {
         plans = await this.planner(events);
@@ -114,34 +127,64 @@ export class IngestBatcher {
       }
     }
     const routedAt = Date.now();
-    try {
-      if (plans) {
-        const appended = await this.log.appendRouted!(events, plans, receivedAt, routedAt);
-        results = appended.results;
-        routedDeliveries = appended.deliveries;
-      } else {
-        results = await this.log.append(events, receivedAt);
-      }
-    } catch (err) {
-      if (err instanceof HeraldError && err.code === 'EVENT_UNSTORABLE') {
-        await this.isolate(batch, err);
-        return;
-      }
-      this.logger.error(
-        { err: (err as Error).message, events: size },
-        'event log write failed; answering 503',
-      );
-      const failure = new HeraldError(
-        'STORE_UNAVAILABLE',
-        'the event log could not store the event; try again',
-        {
-          cause: err,
+    const routing = plans && { plans, routedAt };
+    // Not awaited when the log answers at the commit: the next batch is planned and sent to the
+    // log while this one commits and waits for its fsync; the log commits in the order given.
+    const committing: Promise<Committed<{ results: AppendResult[]; deliveries: number }>> = this.log
+      .appendCommitted
+      ? this.log.appendCommitted(events, receivedAt, routing)
+      : (routing
+          ? this.log.appendRouted!(events, routing.plans, receivedAt, routedAt)
+          : this.log.append(events, receivedAt).then((results) => ({ results, deliveries: 0 }))
+        ).then((value) => ({ value, durable: Promise.resolve() }));
+    this.answerWhenDurable(batch, routing, receivedAt, committing);
+    if (!this.log.appendCommitted) await committing.catch(() => undefined);
+  }
+
+  /**
+   * Answers the batch once its commit is durable, after every batch committed before it; or
+   * isolates what the log refused, or answers 503 when the store failed.
+   */
+  private answerWhenDurable(
+    batch: Pending[],
+    routing: { plans: PlannedRouting[]; routedAt: number } | null,
+    receivedAt: number,
+    committing: Promise<Committed<{ results: AppendResult[]; deliveries: number }>>,
+  ): void {
+    const previous = this.answered;
+    this.answered = committing
+      .then(
+        async ({ value, durable }) => {
+          try {
+            await durable;
+          } catch (err) {
+            await previous;
+            this.failed(batch, err);
+            return;
+          }
+          await previous;
+          const routed = routing ? { deliveries: value.deliveries, at: routing.routedAt } : null;
+          this.answer(batch, value.results, routing?.plans ?? null, receivedAt, routed);
         },
+        async (err: unknown) => {
+          if (err instanceof HeraldError && err.code === 'EVENT_UNSTORABLE') await this.isolate(batch, err);
+          else this.failed(batch, err);
+        },
+      )
+      .catch((err: unknown) =>
+        // Only onDurable can throw here; the callers have their answers, and later batches still do.
+        this.logger.error({ err: errorMessage(err) }, 'handing on durable events failed'),
       );
-      for (const p of batch) p.reject(failure);
-      return;
-    }
-    const durable: { event: CloudEvent; append: AppendResult; routing?: PlannedRouting }[] = [];
+  }
+
+  private answer(
+    batch: Pending[],
+    results: AppendResult[],
+    plans: PlannedRouting[] | null,
+    receivedAt: number,
+    routed: { deliveries: number; at: number } | null,
+  ): void {
+    const durable: Durable = [];
     let offset = 0;
     for (const p of batch) {
       const out: IngestResult[] = new Array(p.events.length);
@@ -154,12 +197,22 @@ export class IngestBatcher {
       offset += p.events.length;
       p.resolve(out);
     }
-    if (durable.length > 0)
-      this.onDurable(
-        durable,
-        receivedAt,
-        routedDeliveries === null ? null : { deliveries: routedDeliveries, at: routedAt },
-      );
+    if (durable.length > 0) this.onDurable(durable, receivedAt, routed);
+  }
+
+  /** The store failed (the commit, or making it durable): 503 to this batch's callers. */
+  private failed(batch: Pending[], err: unknown): void {
+    let size = 0;
+    for (const p of batch) size += p.events.length;
+    this.logger.error({ err: errorMessage(err), events: size }, 'event log write failed; answering 503');
+    const failure = new HeraldError(
+      'STORE_UNAVAILABLE',
+      'the event log could not store the event; try again',
+      {
+        cause: err,
+      },
+    );
+    for (const p of batch) p.reject(failure);
   }
 
   /**

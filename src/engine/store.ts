@@ -68,6 +68,17 @@ export interface EventQuery {
   subject?: string;
 }
 
+/**
+ * A write the store has committed but may not have made durable yet (the embedded store commits
+ * on the event loop and syncs its log on a libuv thread). Whatever it wrote must not be
+ * acknowledged, nor acted on outside the store, before `durable` resolves; `durable` rejects when
+ * the commit cannot be made durable. Commits made later become durable no earlier.
+ */
+export interface Committed<T> {
+  value: T;
+  durable: Promise<void>;
+}
+
 export interface EventLog {
   /**
    * Appends a batch in one transaction, deduplicating on (source, id) against the log and within
@@ -85,6 +96,16 @@ export interface EventLog {
     receivedAt: number,
     routedAt: number,
   ): Promise<{ results: AppendResult[]; deliveries: number }>;
+  /**
+   * Optional (stores whose commit comes before its durability): `append`, or with `routing`
+   * `appendRouted`, answered at the commit, so the next batch may commit while this one waits to
+   * be durable. Its deliveries are not claimable before then.
+   */
+  appendCommitted?(
+    events: CloudEvent[],
+    receivedAt: number,
+    routing: { plans: PlannedRouting[]; routedAt: number } | null,
+  ): Promise<Committed<{ results: AppendResult[]; deliveries: number }>>;
   get(seq: number): Promise<StoredEvent | null>;
   /** The events with these seqs, in one query, in seq order; seqs not in the log are left out. */
   getMany(seqs: number[]): Promise<StoredEvent[]>;
@@ -261,11 +282,14 @@ export interface DeliveryStore {
   /**
    * Claims up to `limit` pending deliveries of `channel` that are due (`nextAttemptAt <= now`) and
    * not leased, oldest due first, and leases them until `now + leaseMs` so no other dispatcher
-   * takes them meanwhile.
+   * takes them meanwhile. A delivery whose insert is committed but not yet durable is not due:
+   * sending it could notify about an event a power cut then takes back.
    */
   claim(query: { channel: string; limit: number; now: number; leaseMs: number }): Promise<Delivery[]>;
   /** Records attempt outcomes (a batch, one transaction) and releases their leases. */
   record(outcomes: AttemptOutcome[]): Promise<void>;
+  /** Optional: `record`, answered at the commit (see Committed). */
+  recordCommitted?(outcomes: AttemptOutcome[]): Promise<Committed<void>>;
   /**
    * Extends leases their holder still has: each lease is given as its holder last set it (`now +
    * leaseMs` of its claim, or the `until` of its last renewal) and moves to `until` only if the

@@ -51,6 +51,12 @@ function refusing(store: Store, id: string): Store & { appends: number } {
       refuse(list);
       return appendRouted.call(store.events, list, plans, at, routedAt);
     };
+  const appendCommitted = store.events.appendCommitted;
+  if (appendCommitted)
+    events.appendCommitted = async (list, at, routing) => {
+      refuse(list);
+      return appendCommitted.call(store.events, list, at, routing);
+    };
   return wrapped;
 }
 
@@ -130,11 +136,13 @@ function isolationSuite(name: string, storeBlock: () => string, cleanup: () => P
       const herald = await startTestHerald(config(storeBlock()), {
         wrapStore: (s) => {
           const events = Object.create(s.events) as Store['events'];
-          events.append = async () => {
+          const down = async (): Promise<never> => {
             appends++;
             throw new HeraldError('STORE_UNAVAILABLE', 'SQLite: disk I/O error');
           };
+          events.append = down;
           events.appendRouted = undefined;
+          events.appendCommitted = s.events.appendCommitted && down;
           return { ...s, events };
         },
       });

@@ -195,5 +195,9 @@ export function wrapAppends(store: Store, around: <T>(write: () => Promise<T>) =
   if (appendRouted)
     events.appendRouted = (list, plans, at, routedAt) =>
       around(() => appendRouted.call(store.events, list, plans, at, routedAt));
+  const appendCommitted = store.events.appendCommitted;
+  if (appendCommitted)
+    events.appendCommitted = (list, at, routing) =>
+      around(() => appendCommitted.call(store.events, list, at, routing));
   return { ...store, events };
 }

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Attempt, DeliveryQuery, DeliveryStatus, DeliveryStore } from '../types.js';
-import { deliveryRow, type Guard, json, type Row } from './rows.js';
+import { type CommitGuard, deliveryRow, type Guard, json, type Row } from './rows.js';
 
 /**
  * Delivery id → lease expiry (epoch ms). One process owns an embedded store, so leases live in
@@ -20,13 +20,20 @@ function leased(leases: Leases, id: number, now: number): boolean {
 }
 
 /** Deliveries, their attempts and leases. */
-export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Leases): DeliveryStore {
+export function sqliteDeliveries(
+  db: Database.Database,
+  guard: Guard,
+  commit: CommitGuard,
+  leases: Leases,
+  /** The highest delivery id whose insert is on disk: claims never go past it. */
+  durableThrough: () => number,
+): DeliveryStore {
   const s = {
     // Ids only, from the deliveries_due index alone: a claim walks past the deliveries leased here
     // (those being sent) without reading their rows.
     dueIdsForChannel: db
       .prepare(
-        `SELECT id FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?
+        `SELECT id FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ? AND id <= ?
          ORDER BY next_attempt_at, id LIMIT ?`,
       )
       .pluck(),
@@ -34,7 +41,7 @@ export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Le
       'SELECT * FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at, id',
     ),
     pendingForChannel: db.prepare(
-      `SELECT id, next_attempt_at FROM deliveries WHERE channel = ? AND status = 'pending'
+      `SELECT id, next_attempt_at FROM deliveries WHERE channel = ? AND status = 'pending' AND id <= ?
        ORDER BY next_attempt_at, id LIMIT ?`,
     ),
     recordDelivery: db.prepare(
@@ -81,6 +88,12 @@ export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Le
     }
   });
 
+  const recordNow = (outcomes: Parameters<DeliveryStore['record']>[0]): void => {
+    if (outcomes.length === 0) return;
+    recordTx(outcomes, Date.now());
+    for (const o of outcomes) leases.delete(o.deliveryId);
+  };
+
   return {
     claim: ({ channel, limit, now, leaseMs }) =>
       guard(() => {
@@ -88,6 +101,7 @@ export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Le
         for (const id of s.dueIdsForChannel.iterate(
           channel,
           now,
+          durableThrough(),
           limit + leases.size,
         ) as IterableIterator<number>) {
           if (leased(leases, id, now)) continue;
@@ -98,12 +112,8 @@ export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Le
         if (ids.length === 0) return [];
         return (s.deliveriesById.all(JSON.stringify(ids)) as Row[]).map(deliveryRow);
       }),
-    record: (outcomes) =>
-      guard(() => {
-        if (outcomes.length === 0) return;
-        recordTx(outcomes, Date.now());
-        for (const o of outcomes) leases.delete(o.deliveryId);
-      }),
+    record: (outcomes) => guard(() => recordNow(outcomes)),
+    recordCommitted: (outcomes) => commit(() => recordNow(outcomes)),
     renewLeases: (held, until) =>
       guard(() => {
         const renewed: number[] = [];
@@ -172,7 +182,12 @@ export function sqliteDeliveries(db: Database.Database, guard: Guard, leases: Le
       ),
     nextDue: (channel) =>
       guard(() => {
-        for (const r of s.pendingForChannel.iterate(channel, leases.size + 1) as IterableIterator<Row>) {
+        // One not on disk yet is not due: the end of its commit's fsync wakes the pump instead.
+        for (const r of s.pendingForChannel.iterate(
+          channel,
+          durableThrough(),
+          leases.size + 1,
+        ) as IterableIterator<Row>) {
           if (!leases.has(r.id as number)) return r.next_attempt_at as number;
         }
         return null;

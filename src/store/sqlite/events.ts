@@ -13,7 +13,7 @@ import type {
   RoutingStore,
 } from '../types.js';
 import type { Leases } from './deliveries.js';
-import { eventRow, type Guard, type Row } from './rows.js';
+import { type CommitGuard, eventRow, type Guard, type Row } from './rows.js';
 
 /** How far the subject index may trail the log: the most events a subject lookup reads unindexed. */
 const SUBJECT_BATCH = 20_000;
@@ -46,6 +46,7 @@ function refusedEvents<T>(work: () => T): T {
 export function sqliteEvents(
   db: Database.Database,
   guard: Guard,
+  commit: CommitGuard,
   logger: Logger | undefined,
   leases: Leases,
 ): { events: EventLog; routing: RoutingStore } {
@@ -308,6 +309,12 @@ export function sqliteEvents(
       appendRouted: (events, plans, receivedAt, routedAt) =>
         guard(() => {
           const appended = refusedEvents(() => appendTx(events, receivedAt, { plans, routedAt }));
+          afterAppend(appended.results);
+          return appended;
+        }),
+      appendCommitted: (events, receivedAt, routing) =>
+        commit(() => {
+          const appended = refusedEvents(() => appendTx(events, receivedAt, routing ?? undefined));
           afterAppend(appended.results);
           return appended;
         }),

@@ -4,14 +4,14 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HeraldError } from '../../errors.js';
 import { type Bucket, grantable, nextTokenAt, refilled } from '../token-bucket.js';
-import type { Store } from '../types.js';
+import type { Committed, Store } from '../types.js';
 import { sqliteDeadLetters, sqliteSourceDeadLetters } from './dead-letters.js';
 import { type Leases, sqliteDeliveries } from './deliveries.js';
 import { sqliteEvents } from './events.js';
 import { sqliteInbox } from './inbox.js';
 import { migrations } from './migrations.js';
 import { sqliteProjections } from './projections.js';
-import { type Guard, json, parse } from './rows.js';
+import { type CommitGuard, type Guard, json, parse } from './rows.js';
 import { sqliteSubscriptions } from './subscriptions.js';
 import { WalSync } from './wal-sync.js';
 
@@ -24,6 +24,8 @@ export interface SqliteStoreOptions {
    */
   synchronous?: 'full' | 'normal';
   logger?: Logger;
+  /** Replaces the WAL's fsync (tests slow it down to see what waits for it). */
+  fsync?: (fd: number, done: (err: Error | null) => void) => void;
 }
 
 /**
@@ -31,7 +33,15 @@ export interface SqliteStoreOptions {
  * method is one short transaction on the event loop; the engine batches calls (group commit).
  * Commits do not wait for the disk on the event loop: the WAL's fsync runs on a libuv thread
  * and a write is answered when it is done (wal-sync.ts), one fsync serving every commit before it.
+ * Ingest and outcomes take their commit's answer at once (`appendCommitted`, `recordCommitted`)
+ * and commit their next batch while this one's fsync runs; claims leave out deliveries whose
+ * insert is not on disk yet.
  */
+const storeError = (err: unknown): HeraldError =>
+  err instanceof HeraldError
+    ? err
+    : new HeraldError('STORE_UNAVAILABLE', `SQLite: ${(err as Error).message}`, { cause: err });
+
 export function createSqliteStore(options: SqliteStoreOptions): Store {
   let db: Database.Database;
   try {
@@ -41,6 +51,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     // With `full`, WalSync makes each write durable before it is answered (see wal-sync.ts).
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
+    db.pragma('temp_store = MEMORY');
     db.pragma('foreign_keys = ON');
   } catch (err) {
     throw new HeraldError(
@@ -54,9 +65,34 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
   const walSync =
     options.path !== ':memory:' && options.synchronous !== 'normal'
-      ? new WalSync(`${options.path}-wal`)
+      ? new WalSync(`${options.path}-wal`, options.fsync)
       : null;
   const totalChanges = db.prepare('SELECT total_changes()').pluck();
+  /** Commits whose fsync has not finished yet. */
+  let unsynced = 0;
+  /**
+   * Every delivery up to this id was inserted by a commit that is on disk. Ids grow in commit
+   * order (one writer, AUTOINCREMENT), so a claim that stays at or below it never sends a delivery
+   * a power cut could take back together with its event, however early it looks.
+   */
+  let durableDeliveryId = Number.MAX_SAFE_INTEGER;
+  let lastDeliveryId: (() => number) | null = null;
+  /** Resolves once the commit just made is on disk. */
+  const synced = (sync: WalSync): Promise<void> => {
+    const through = lastDeliveryId!();
+    unsynced++;
+    return sync.flush().then(
+      () => {
+        unsynced--;
+        // Flushes resolve in commit order, so the mark only moves forward.
+        durableDeliveryId = Math.max(durableDeliveryId, through);
+      },
+      (err: unknown) => {
+        unsynced--;
+        throw err;
+      },
+    );
+  };
   const guard: Guard = <T>(work: () => T): Promise<T> =>
     unguarded(() => {
       if (!walSync) return Promise.resolve(work());
@@ -64,18 +100,78 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       const result = work();
       // Reads answer at once; a write answers once its commit is on disk.
       if (totalChanges.get() === before) return Promise.resolve(result);
-      return walSync.flush().then(() => result);
+      return synced(walSync).then(() => result);
     });
+  /** Answers `changed` writes: durable once synced, or (unchanged) no earlier than what they read. */
+  const durability = (sync: WalSync, changed: boolean): Promise<void> => {
+    if (changed) return synced(sync);
+    // Nothing written, but what was read may be a commit still waiting for its fsync (a
+    // duplicate of an event of the batch before): answer no earlier than that commit.
+    return unsynced > 0 ? sync.flush() : Promise.resolve();
+  };
+  /**
+   * Writes asked for while an fsync runs. Whenever they commit, they wait for the fsync after the
+   * running one; so they commit just before it starts, together in one transaction: as many
+   * commits as fsyncs, however many batches came meanwhile, rather than one per batch.
+   */
+  let held: { work: () => unknown; resolve(c: Committed<unknown>): void; reject(e: unknown): void }[] = [];
+  const commitHeld = (sync: WalSync) => {
+    if (held.length === 0) return;
+    const writes = held;
+    held = [];
+    const results: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
+    let durable: Promise<void>;
+    try {
+      const before = totalChanges.get();
+      db.transaction(() => {
+        // Each write is a transaction of its own, so a savepoint here: one that fails rolls back
+        // alone and answers its own error, as it would have committing by itself.
+        for (const w of writes) {
+          try {
+            results.push({ ok: true, value: w.work() });
+          } catch (err) {
+            results.push({ ok: false, err });
+          }
+        }
+      })();
+      durable = durability(sync, totalChanges.get() !== before);
+    } catch (err) {
+      for (const w of writes) w.reject(storeError(err));
+      return;
+    }
+    writes.forEach((w, i) => {
+      const r = results[i]!;
+      if (r.ok) w.resolve({ value: r.value, durable });
+      else w.reject(storeError(r.err));
+    });
+  };
+  walSync?.beforeSync(() => commitHeld(walSync));
+  const commit: CommitGuard = <T>(work: () => T): Promise<Committed<T>> => {
+    if (walSync?.busy) {
+      return new Promise<Committed<T>>((resolve, reject) => {
+        held.push({ work, resolve: resolve as (c: Committed<unknown>) => void, reject });
+        // Makes sure an fsync follows the running one (its hook commits the held writes); if the
+        // running one fails, nothing will, and the held writes fail with it.
+        walSync.flush().catch((err: unknown) => {
+          const writes = held;
+          held = [];
+          for (const w of writes) w.reject(err);
+        });
+      });
+    }
+    return unguarded(() => {
+      if (!walSync) return { value: work(), durable: Promise.resolve() };
+      const before = totalChanges.get();
+      const value = work();
+      return { value, durable: durability(walSync, totalChanges.get() !== before) };
+    });
+  };
   /** Like guard, for work after which the connection may be gone (close). */
   const unguarded = <T>(work: () => T | Promise<T>): Promise<T> => {
     try {
       return Promise.resolve(work());
     } catch (err) {
-      return Promise.reject(
-        err instanceof HeraldError
-          ? err
-          : new HeraldError('STORE_UNAVAILABLE', `SQLite: ${(err as Error).message}`, { cause: err }),
-      );
+      return Promise.reject(storeError(err));
     }
   };
 
@@ -100,6 +196,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   };
   // Statements need the tables: migrate before preparing them (migrate() stays idempotent).
   migrate();
+  const maxDeliveryId = db.prepare('SELECT max(id) FROM deliveries').pluck();
+  lastDeliveryId = () => (maxDeliveryId.get() as number | null) ?? 0;
+  if (walSync) durableDeliveryId = lastDeliveryId();
 
   const s = {
     kvGet: db.prepare('SELECT value FROM kv WHERE namespace = ? AND key = ?'),
@@ -128,8 +227,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       unguarded(async () => {
         if (closed) return;
         closed = true;
-        db.close();
+        // First, so writes held for the next fsync commit before the connection goes.
         await walSync?.close();
+        db.close();
       }),
     ping: () =>
       guard(() => {
@@ -137,8 +237,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         db.prepare('SELECT 1').get();
       }),
 
-    ...sqliteEvents(db, guard, options.logger, leases),
-    deliveries: sqliteDeliveries(db, guard, leases),
+    ...sqliteEvents(db, guard, commit, options.logger, leases),
+    deliveries: sqliteDeliveries(db, guard, commit, leases, () => durableDeliveryId),
     dlq: sqliteDeadLetters(db, guard, leases),
     sourceDlq: sqliteSourceDeadLetters(db, guard),
     inbox: sqliteInbox(db, guard),

@@ -1,5 +1,6 @@
 import type { CloudEvent } from '../../events/types.js';
 import type {
+  Committed,
   Delivery,
   DeliveryStatus,
   InboxMessage,
@@ -15,6 +16,9 @@ export type Row = Record<string, unknown>;
  * with anything but a HeraldError turned into STORE_UNAVAILABLE.
  */
 export type Guard = <T>(work: () => T) => Promise<T>;
+
+/** Like Guard for a write, but answers at the commit, with a promise of its durability. */
+export type CommitGuard = <T>(work: () => T) => Promise<Committed<T>>;
 
 export const parse = (text: unknown): unknown =>
   text === null || text === undefined ? null : JSON.parse(text as string);

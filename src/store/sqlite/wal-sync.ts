@@ -1,4 +1,4 @@
-import { closeSync, fsync, openSync } from 'node:fs';
+import { closeSync, fsync as fsyncFile, openSync } from 'node:fs';
 import { HeraldError } from '../../errors.js';
 
 interface Waiter {
@@ -26,7 +26,11 @@ export class WalSync {
   private waiting: Waiter[] = [];
   private failure: Error | null = null;
 
-  constructor(private readonly walPath: string) {}
+  constructor(
+    private readonly walPath: string,
+    /** How the WAL is made durable; tests slow it down to see what waits for it. */
+    private readonly fsync: (fd: number, done: (err: Error | null) => void) => void = fsyncFile,
+  ) {}
 
   /** Resolves once everything committed before the call is on disk. */
   flush(): Promise<void> {
@@ -44,7 +48,29 @@ export class WalSync {
     this.fd = null;
   }
 
+  /** Whether an fsync is running: a commit made now waits for the next one. */
+  get busy(): boolean {
+    return this.syncing;
+  }
+
+  /**
+   * `hook` runs just before each fsync starts: writes held back while the last fsync ran commit
+   * then, together, and the fsync covers them (their flushes join it).
+   */
+  beforeSync(hook: () => void): void {
+    this.hook = hook;
+  }
+
+  private hook: (() => void) | null = null;
+
   private syncNow(): void {
+    // Set first, so flushes asked for by the hook join this fsync rather than start another.
+    this.syncing = true;
+    try {
+      this.hook?.();
+    } catch {
+      // The hook answers its own writes; the fsync goes ahead for the others.
+    }
     const batch = this.waiting;
     this.waiting = [];
     let fd: number;
@@ -53,11 +79,11 @@ export class WalSync {
       // connection is open (a reset rewrites it in place), so one descriptor serves until close.
       fd = this.fd ??= openSync(this.walPath, 'r+');
     } catch (err) {
+      this.syncing = false;
       this.fail(batch, err as Error);
       return;
     }
-    this.syncing = true;
-    fsync(fd, (err) => {
+    this.fsync(fd, (err) => {
       this.syncing = false;
       if (err) this.fail(batch, err);
       else for (const w of batch) w.resolve();

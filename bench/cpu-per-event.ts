@@ -1,0 +1,171 @@
+// CPU time and fsyncs per event of `herald start` under a short open-loop load: figures that stay
+// meaningful on a shared machine, where wall-clock latency is noise. Herald's own utime+stime
+// (from /proc/PID/stat) and its fsync/fdatasync calls (counted by `perf stat` on syscall
+// tracepoints, which needs perf and permission to use them) are read over the measured window only.
+//
+//   node --import tsx bench/cpu-per-event.ts [--rate 1000] [--seconds 10] [--root DIR]
+//
+// `--root` is a checkout whose bin/herald.js and dist/ are measured (default: this one), so two
+// builds can be compared in alternating runs.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { account, drain, senderPool, sendOpenLoop } from './open-loop.js';
+import { repoRoot, startLatencySink } from './support.js';
+
+const { values: args } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '1000' },
+    seconds: { type: 'string', default: '10' },
+    root: { type: 'string', default: repoRoot },
+  },
+});
+const rate = Number(args.rate);
+const seconds = Number(args.seconds);
+const CLK_TCK = 100;
+
+function cpuTicks(pid: number): number {
+  // Fields after the command name (which may hold spaces) start at `state`; utime and stime are the
+  // 14th and 15th fields of the whole line.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(rest[11]) + Number(rest[12]);
+}
+
+function status(pid: number, key: string): number {
+  const m = new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : 0;
+}
+
+function countSyscalls(pid: number): { stop(): Promise<Record<string, number>> } {
+  const events = ['fsync', 'fdatasync', 'pwrite64'].map((s) => `syscalls:sys_enter_${s}`);
+  const perf = spawn('perf', ['stat', '-x', ',', '-e', events.join(','), '-p', String(pid)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let out = '';
+  perf.stderr.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  return {
+    stop: () =>
+      new Promise((resolve) => {
+        perf.once('exit', () => {
+          const counts: Record<string, number> = {};
+          for (const line of out.split('\n')) {
+            const [value, , name] = line.split(',');
+            if (name?.startsWith('syscalls:sys_enter_')) counts[name.slice(19)] = Number(value);
+          }
+          resolve(counts);
+        });
+        perf.kill('SIGINT');
+      }),
+  };
+}
+
+async function startHerald(
+  root: string,
+  sinkUrl: string,
+): Promise<{ child: ChildProcess; url: string; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-cpu-'));
+  writeFileSync(
+    join(dir, 'herald.yaml'),
+    `
+sources:
+  bot:
+    kind: http
+    routes:
+      - path: /notify
+        event: { type: notification.created, subject: "{{ body.topic }}" }
+channels:
+  hook: { kind: webhook, url: ${sinkUrl}, concurrency: 32 }
+triggers:
+  sales:
+    filter: { exact: { subject: sales } }
+    actions: [{ channel: hook }]
+`,
+  );
+  const child = spawn(
+    process.execPath,
+    [
+      join(root, 'bin/herald.js'),
+      'start',
+      '--config',
+      join(dir, 'herald.yaml'),
+      '--data',
+      dir,
+      '--port',
+      '0',
+    ],
+    {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, HERALD_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    output = (output + c.toString()).slice(-8192);
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => {
+      output = (output + c.toString()).slice(-8192);
+      const m = /Herald listening on (http:\/\/[^\s;"]+)/.exec(output);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`herald exited with ${code}:\n${output}`)));
+  });
+  return { child, url, dir };
+}
+
+const sink = await startLatencySink();
+const herald = await startHerald(args.root, sink.url);
+const pid = herald.child.pid!;
+const pool = senderPool(herald.url, 512, 30_000);
+const common = {
+  pool,
+  path: '/notify',
+  contentType: 'application/json',
+  rate,
+  timeoutMs: 30_000,
+  spinBelowMs: 0,
+  body: (benchSeq: number, benchAtUs: number) =>
+    JSON.stringify({ topic: 'sales', description: 'bench', benchSeq, benchAtUs }),
+};
+const idleRssMb = status(pid, 'VmRSS');
+const warm = await sendOpenLoop({ ...common, durationMs: 3000, firstSeq: 0 });
+await drain(sink, warm, 2000, 30_000);
+const counter = countSyscalls(pid);
+await new Promise((r) => setTimeout(r, 300)); // perf attaches
+const before = cpuTicks(pid);
+const sent = await sendOpenLoop({ ...common, durationMs: seconds * 1000, firstSeq: 1e9 });
+await drain(sink, sent, 2000, 60_000);
+const ticks = cpuTicks(pid) - before;
+const syscalls = await counter.stop();
+const a = account(sent, sink);
+const events = a.delivered;
+console.log(
+  JSON.stringify({
+    root: args.root,
+    rate,
+    seconds,
+    sent: a.sent,
+    accepted: a.accepted,
+    delivered: a.delivered,
+    lost: a.lost,
+    duplicates: a.duplicates,
+    cpuMs: (ticks * 1000) / CLK_TCK,
+    cpuUsPerEvent: Math.round((ticks * 1e6) / CLK_TCK / events),
+    fsyncPer1000: Math.round((((syscalls.fsync ?? 0) + (syscalls.fdatasync ?? 0)) * 1000) / events),
+    pwritePerEvent: Math.round(((syscalls.pwrite64 ?? 0) / events) * 100) / 100,
+    p50Ms: a.p50Ms,
+    p99Ms: a.p99Ms,
+    idleRssMb,
+    peakRssMb: status(pid, 'VmHWM'),
+  }),
+);
+await pool.destroy();
+herald.child.kill('SIGTERM');
+await new Promise((r) => herald.child.once('exit', r));
+await sink.close();
+rmSync(herald.dir, { recursive: true, force: true });
