@@ -7,13 +7,11 @@
 //
 // `--root` is a checkout whose bin/herald.js and dist/ are measured (default: this one), so two
 // builds can be compared in alternating runs.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { account, drain, senderPool, sendOpenLoop } from './open-loop.js';
-import { repoRoot, startLatencySink } from './support.js';
+import { notifyConfig, repoRoot, startHerald, startLatencySink } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -64,62 +62,8 @@ function countSyscalls(pid: number): { stop(): Promise<Record<string, number>> }
   };
 }
 
-async function startHerald(
-  root: string,
-  sinkUrl: string,
-): Promise<{ child: ChildProcess; url: string; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-cpu-'));
-  writeFileSync(
-    join(dir, 'herald.yaml'),
-    `
-sources:
-  bot:
-    kind: http
-    routes:
-      - path: /notify
-        event: { type: notification.created, subject: "{{ body.topic }}" }
-channels:
-  hook: { kind: webhook, url: ${sinkUrl}, concurrency: 32 }
-triggers:
-  sales:
-    filter: { exact: { subject: sales } }
-    actions: [{ channel: hook }]
-`,
-  );
-  const child = spawn(
-    process.execPath,
-    [
-      join(root, 'bin/herald.js'),
-      'start',
-      '--config',
-      join(dir, 'herald.yaml'),
-      '--data',
-      dir,
-      '--port',
-      '0',
-    ],
-    {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, HERALD_LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  child.stderr!.on('data', (c: Buffer) => {
-    output = (output + c.toString()).slice(-8192);
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (c: Buffer) => {
-      output = (output + c.toString()).slice(-8192);
-      const m = /Herald listening on (http:\/\/[^\s;"]+)/.exec(output);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`herald exited with ${code}:\n${output}`)));
-  });
-  return { child, url, dir };
-}
-
 const sink = await startLatencySink();
-const herald = await startHerald(args.root, sink.url);
+const herald = await startHerald(notifyConfig(sink.url), [], args.root);
 const pid = herald.child.pid!;
 const pool = senderPool(herald.url, 512, 30_000);
 const common = {
@@ -165,7 +109,5 @@ console.log(
   }),
 );
 await pool.destroy();
-herald.child.kill('SIGTERM');
-await new Promise((r) => herald.child.once('exit', r));
+await herald.stop();
 await sink.close();
-rmSync(herald.dir, { recursive: true, force: true });

@@ -23,7 +23,15 @@ import {
   type ThroughputRow,
 } from './report.js';
 import { benchSlackAck } from './slack-ack.js';
-import { type Child, percentile, repoRoot, startBaseline, startHerald, startLatencySink } from './support.js';
+import {
+  type Child,
+  notifyConfig,
+  percentile,
+  repoRoot,
+  startBaseline,
+  startHerald,
+  startLatencySink,
+} from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -245,22 +253,6 @@ const batchBody = () => {
     })),
   );
 };
-
-const notifyConfig = (sinkUrl: string, extraTriggers = '') => `
-sources:
-  bot:
-    kind: http
-    routes:
-      - path: /notify
-        event: { type: notification.created, subject: "{{ body.topic }}" }
-channels:
-  hook: { kind: webhook, url: ${sinkUrl}, concurrency: 32 }
-triggers:
-${extraTriggers}
-  sales:
-    filter: { exact: { subject: sales } }
-    actions: [{ channel: hook }]
-`;
 
 const batchConfig = (sinkUrl: string) => `
 channels:

@@ -163,18 +163,40 @@ function wrap(child: ChildProcess, url: string, cleanup = () => {}): Child {
   };
 }
 
+/** Row 1's config: `/notify` → one trigger → a webhook to the sink (`extraTriggers` before it). */
+export const notifyConfig = (sinkUrl: string, extraTriggers = '') => `
+sources:
+  bot:
+    kind: http
+    routes:
+      - path: /notify
+        event: { type: notification.created, subject: "{{ body.topic }}" }
+channels:
+  hook: { kind: webhook, url: ${sinkUrl}, concurrency: 32 }
+triggers:
+${extraTriggers}
+  sales:
+    filter: { exact: { subject: sales } }
+    actions: [{ channel: hook }]
+`;
+
 /**
  * Starts the compiled Herald (`dist/`) with a config, on a free port and a fresh data dir.
  * `nodeArgs` go before the script (e.g. `--cpu-prof`, which writes its profile when Herald exits).
  */
-export async function startHerald(configYaml: string, nodeArgs: string[] = []): Promise<Child> {
+export async function startHerald(
+  configYaml: string,
+  nodeArgs: string[] = [],
+  /** The checkout whose bin/herald.js and dist/ run (another build, to compare). */
+  root = repoRoot,
+): Promise<Child> {
   const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'));
   writeFileSync(join(dir, 'herald.yaml'), configYaml);
   const child = spawn(
     process.execPath,
     [
       ...nodeArgs,
-      join(repoRoot, 'bin/herald.js'),
+      join(root, 'bin/herald.js'),
       'start',
       '--config',
       join(dir, 'herald.yaml'),
