@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
-import { eventually, type HeraldProcess, spawnHerald, tempDir } from '../support/herald.js';
+import { eventually, type HeraldProcess, routedDeliveries, spawnHerald, tempDir } from '../support/herald.js';
 import { type HttpSink, startHttpSink } from '../support/http-sink.js';
 
 const DATABASE_URL = process.env.HERALD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -23,18 +23,8 @@ async function post(url: string, events: unknown[]): Promise<void> {
   assert.equal(res.status, 202, await res.text());
 }
 
-async function deliveriesOf(
-  url: string,
-  id: string,
-): Promise<{ status: string; lastError: string | null }[] | undefined> {
-  const res = await fetch(`${url}/api/events/${id}`);
-  if (res.status !== 200) return undefined;
-  const body = (await res.json()) as {
-    routedAt: number | null;
-    deliveries: { status: string; lastError: string | null }[];
-  };
-  return body.routedAt ? body.deliveries : undefined;
-}
+const deliveriesOf = (url: string, id: string) =>
+  routedDeliveries<{ status: string; lastError: string | null }>({ url }, id);
 
 const received = (sink: HttpSink, type: string) =>
   sink.requests.map((r) => JSON.parse(r.body) as { id: string; type: string }).filter((e) => e.type === type);

@@ -3,25 +3,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DateTime } from 'luxon';
-import { eventually, type HeraldProcess, spawnHerald, tempDir } from '../support/herald.js';
+import { eventually, type HeraldProcess, routedDeliveries, spawnHerald, tempDir } from '../support/herald.js';
 import { type HttpSink, startHttpSink } from '../support/http-sink.js';
 
 // A held delivery is a pending delivery with a later due time: nothing about it lives in memory.
 // Quiet hours are minutes of local time, so the period here ends at the first minute boundary at
 // least 8 s away (the test waits for it: up to 68 s) and began two hours before.
 
-async function deliveriesOf(
-  url: string,
-  id: string,
-): Promise<{ status: string; nextAttemptAt: number; note: string | null }[] | undefined> {
-  const res = await fetch(`${url}/api/events/${id}`);
-  if (res.status !== 200) return undefined;
-  const body = (await res.json()) as {
-    routedAt: number | null;
-    deliveries: { status: string; nextAttemptAt: number; note: string | null }[];
-  };
-  return body.routedAt ? body.deliveries : undefined;
-}
+const deliveriesOf = (url: string, id: string) =>
+  routedDeliveries<{ status: string; nextAttemptAt: number; note: string | null }>({ url }, id);
 
 describe('a delivery held by quiet hours survives SIGKILL (embedded store)', { timeout: 150_000 }, () => {
   let sink: HttpSink;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { eventually, startTestHerald, type TestHerald } from '../support/herald.js';
+import { eventually, routedDeliveries, startTestHerald, type TestHerald } from '../support/herald.js';
 import { type HttpSink, startHttpSink } from '../support/http-sink.js';
 import { type SlackServer, startSlackServer } from '../support/slack/index.js';
 
@@ -83,13 +83,7 @@ describe('digest on the embedded store', () => {
     assert.equal(res.status, 202, await res.clone().text());
     return id;
   };
-  const deliveries = (id: string) =>
-    eventually(async () => {
-      const res = await herald.get(`/api/events/${id}`);
-      if (res.status !== 200) return undefined;
-      const body = (await res.json()) as { routedAt: number | null; deliveries: DeliveryView[] };
-      return body.routedAt ? body.deliveries : undefined;
-    });
+  const deliveries = (id: string) => eventually(() => routedDeliveries<DeliveryView>(herald, id));
   const settled = (id: string, status: string, timeoutMs = 8000) =>
     eventually(
       async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { eventually, startTestHerald, type TestHerald } from '../support/herald.js';
+import { eventually, routedDeliveries, startTestHerald, type TestHerald } from '../support/herald.js';
 import { type HttpSink, startHttpSink } from '../support/http-sink.js';
 
 // Notification keys end to end on the embedded store: events over HTTP, the router plans, the
@@ -85,13 +85,7 @@ describe('notification keys on the embedded store', () => {
     return id;
   };
   /** The event's deliveries as `/api/events/:id` shows them, once it is routed. */
-  const deliveries = (id: string) =>
-    eventually(async () => {
-      const res = await herald.get(`/api/events/${id}`);
-      if (res.status !== 200) return undefined;
-      const body = (await res.json()) as { routedAt: number | null; deliveries: DeliveryView[] };
-      return body.routedAt ? body.deliveries : undefined;
-    });
+  const deliveries = (id: string) => eventually(() => routedDeliveries<DeliveryView>(herald, id));
   const settled = (id: string, status: string) =>
     eventually(
       async () => {

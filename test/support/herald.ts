@@ -98,6 +98,17 @@ export async function eventually<T>(
   }
 }
 
+/**
+ * An event's deliveries as `GET /api/events/:id` shows them, once the event is routed; undefined
+ * before (unknown yet, or not routed yet), so it composes with `eventually`.
+ */
+export async function routedDeliveries<D>(herald: { url: string }, id: string): Promise<D[] | undefined> {
+  const res = await fetch(`${herald.url}/api/events/${encodeURIComponent(id)}`);
+  if (res.status !== 200) return undefined;
+  const body = (await res.json()) as { routedAt: number | null; deliveries: D[] };
+  return body.routedAt ? body.deliveries : undefined;
+}
+
 /** The messages a stream source set aside, as `GET /api/dlq?source=` lists them (newest first). */
 export async function sourceDeadLetters(
   herald: { url: string },
