@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
+import { eventJson } from '../events/serialize.js';
 import type { CloudEvent } from '../events/types.js';
 import { ChannelPump, type PumpHost, type SendSlot } from './channel-pump.js';
 import { emitFollowUp } from './follow-up.js';
@@ -9,6 +10,11 @@ import { OutcomeWriter, outcomeOf } from './outcomes.js';
 import { ABORT_GRACE_MS, sendWithDeadline } from './send-deadline.js';
 import type { AttemptOutcome, Delivery, Store } from './store.js';
 import type { Channel, ChannelResult, DeliveryRequest } from './types.js';
+
+/** Most bytes of events (as JSON) one digest's send reads; the oldest beyond are left out. */
+export const DIGEST_READ_BYTES = 8 * 1024 * 1024;
+/** Events read from the log per query while a digest is gathered, so other work runs between. */
+const DIGEST_READ_CHUNK = 25;
 
 /**
  * Events kept per generation for the deliveries about to be sent. A routed delivery is usually
@@ -205,7 +211,9 @@ export class Dispatcher {
   /**
    * The events a digest delivery carries, oldest first, read when it is sent (a retry or a replay
    * reads the same ones). A delivery stored without a digest (its key did not render) carries its
-   * own event.
+   * own event. Read newest first, a chunk at a time, up to DIGEST_READ_BYTES of events: a digest
+   * of many large events keeps its newest that fit, rather than parsing up to `max` × the body
+   * limit in one go while every other send waits.
    */
   private async digestOf(
     delivery: Delivery,
@@ -214,17 +222,33 @@ export class Dispatcher {
   ): Promise<Pick<DeliveryRequest, 'events' | 'digest'>> {
     const found = await this.store.deliveries.digest(delivery.idempotencyKey);
     if (!found) return { events: [opener] };
-    const missing = found.eventSeqs.filter((seq) => !this.cachedEvent(seq));
-    const read = new Map<number, CloudEvent>();
-    if (missing.length > 0)
-      for (const stored of await this.store.events.getMany(missing)) read.set(stored.seq, stored.event);
-    const events: CloudEvent[] = [];
-    for (const seq of found.eventSeqs) {
-      const e = seq === delivery.eventSeq ? opener : (this.cachedEvent(seq) ?? read.get(seq));
-      if (e) events.push(e);
+    const seqs = found.eventSeqs;
+    const newestFirst: CloudEvent[] = [];
+    let bytes = 0;
+    reading: for (let end = seqs.length; end > 0; end -= DIGEST_READ_CHUNK) {
+      const chunk = seqs.slice(Math.max(0, end - DIGEST_READ_CHUNK), end);
+      const missing = chunk.filter((seq) => seq !== delivery.eventSeq && !this.cachedEvent(seq));
+      const read = new Map<number, CloudEvent>();
+      if (missing.length > 0)
+        for (const stored of await this.store.events.getMany(missing)) read.set(stored.seq, stored.event);
+      for (let i = chunk.length - 1; i >= 0; i--) {
+        const seq = chunk[i]!;
+        const e = seq === delivery.eventSeq ? opener : (this.cachedEvent(seq) ?? read.get(seq));
+        if (!e) continue;
+        // Free for recent events (the text the store wrote at ingest is cached on the object).
+        bytes += eventJson(e).length;
+        if (bytes > DIGEST_READ_BYTES && newestFirst.length > 0) {
+          this.logger.warn(
+            { deliveryId: delivery.id, events: seqs.length, sent: newestFirst.length },
+            `digest: the oldest ${seqs.length - newestFirst.length} events are left out, over ${DIGEST_READ_BYTES} bytes`,
+          );
+          break reading;
+        }
+        newestFirst.push(e);
+      }
     }
-    if (events.length === 0) events.push(opener);
-    return { events, digest: { key: found.key, update, action: delivery.action } };
+    if (newestFirst.length === 0) newestFirst.push(opener);
+    return { events: newestFirst.reverse(), digest: { key: found.key, update, action: delivery.action } };
   }
 
   /** Sends one delivery, calls `onSent` when the channel is done with it, then records the outcome. */

@@ -25,6 +25,13 @@ triggers:
       - channel: box
         to: "#plain"
         text: "{{ events | size }} {{ events[0].id }}"
+  big-digest:
+    filter: { exact: { type: digest.big } }
+    actions:
+      - channel: box
+        to: "#big"
+        text: "{{ events | size }}:{% for e in events %} {{ e.data.n }}{% endfor %}"
+        digest: { key: "all", window: 1500ms, max: 50 }
   hook-digest:
     filter: { exact: { type: digest.hook } }
     actions:
@@ -146,6 +153,25 @@ describe('digest on the embedded store', () => {
     assert.deepEqual(await inbox('#dev'), ['3 events: 1 2 3; newest 3']);
     // An action without digest sees `events` as its one event.
     assert.deepEqual((await inbox('#plain')).sort(), ids.map((id) => `1 ${id}`).sort());
+  });
+
+  it('a digest of many large events sends its newest that fit in 8 MiB, not every byte it collected', async () => {
+    // Twelve events of ~900 KB (under the 1 MiB body limit) fill one digest with ~10.8 MB.
+    const pad = 'x'.repeat(900_000);
+    const ids: string[] = [];
+    for (let n = 1; n <= 12; n++) ids.push(await send('digest.big', { n, pad }));
+    await settled(ids[0]!, 'delivered');
+    const [text] = await inbox('#big');
+    const [count, list] = text!.split(':');
+    const kept = Number(count);
+    assert.ok(kept >= 8 && kept < 12, `kept ${kept} of 12`);
+    // The newest, oldest first; the oldest are the ones left out.
+    assert.equal(list!.trim(), Array.from({ length: kept }, (_, i) => 12 - kept + 1 + i).join(' '));
+    assert.ok(
+      herald.logs.some((l) =>
+        String(l.msg).startsWith(`digest: the oldest ${12 - kept} events are left out`),
+      ),
+    );
   });
 
   it('a retry re-sends the same digest with the same events; an event arriving meanwhile opens the next', async () => {
