@@ -12,7 +12,7 @@ import type { HeraldConfig } from './model.js';
 import { type ParsedConfig, parseConfigText } from './parse.js';
 import { compilePlugins } from './plugins.js';
 import { parseRootSections } from './root.js';
-import { closestMatch } from './suggest.js';
+import { suggestion } from './suggest.js';
 import { compileTriggers } from './triggers.js';
 
 // Loading reads as its stages: parse.ts (YAML, `${VAR}`), issues.ts (issues located in the file),
@@ -127,10 +127,9 @@ export function compileConfig(
   const views = [...declaredNames(raw, 'projections')];
   const checkView = (path: ConfigPath, view: string | undefined) => {
     if (view === undefined || views.includes(view)) return;
-    const meant = closestMatch(view, views);
     issues.add(
       path,
-      `unknown view "${view}"${meant ? ` (did you mean "${meant}"?)` : ''}${views.length ? ` (projections: ${views.join(', ')})` : ' (no projections are defined)'}`,
+      `unknown view "${view}"${views.length ? suggestion(view, views, '"') : ' (no projections are defined)'}`,
     );
   };
   checkView(['slack', 'search', 'view'], cfg.slack?.search?.view);

@@ -155,7 +155,7 @@ slack:
 
   it('names a view that is not a projection, and a label that does not parse', () => {
     assert.deepEqual(issues(config('[{ prefix: "product:", view: product, text: "{{ row.name }}" }]')), [
-      'slack.labels.0.view: unknown view "product" (did you mean "products"?) (projections: products)',
+      'slack.labels.0.view: unknown view "product" (did you mean "products"?)',
     ]);
     const [bad] = issues(config('[{ prefix: "product:", text: "{{ row.name " }]'));
     assert.match(String(bad), /^slack\.labels\.0\.text: template does not parse/);
