@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
 import { eventJson } from '../events/serialize.js';
 import type { CloudEvent } from '../events/types.js';
-import type { AppendResult, Committed, EventLog, PlannedRouting } from './store.js';
+import type { AppendResult, EventLog, PlannedRouting } from './store.js';
 import type { IngestResult } from './types.js';
 
 interface Pending {
@@ -18,10 +18,9 @@ type Durable = { event: CloudEvent; append: AppendResult; routing?: PlannedRouti
  * transaction, and each is answered when that transaction is durable. One fsync serves many
  * requests; that is where ingest throughput comes from.
  *
- * With a log that answers at the commit (`appendCommitted`), the next batch goes to the log while
- * this one waits for its fsync, rather than a whole fsync later: it is then covered by the fsync
- * right after. Batches are still answered, and their deliveries handed on, in commit order and
- * only once durable.
+ * With a log that answers at the commit (`appendCommitted`), the next batch commits while this
+ * one waits for its fsync, rather than waiting a whole fsync before it even starts; batches are
+ * still answered, and their deliveries handed on, in commit order and only once durable.
  */
 export class IngestBatcher {
   private queue: Pending[] = [];
@@ -78,11 +77,7 @@ export class IngestBatcher {
     this.closed = true;
     while (this.queue.length > 0 || this.scheduled) await this.flush();
     await this.writing;
-    // Isolating a refused event adds writes, and their answers, as it goes.
-    for (let last = null as Promise<void> | null; last !== this.answered; ) {
-      last = this.answered;
-      await last;
-    }
+    await this.answered;
   }
 
   private schedule(): void {
@@ -92,7 +87,7 @@ export class IngestBatcher {
   }
 
   private async flush(): Promise<void> {
-    // One batch planned and handed to the log at a time; callers arriving meanwhile form the next.
+    // One commit at a time; callers arriving meanwhile form the next batch.
     await this.writing;
     this.scheduled = false;
     if (this.queue.length === 0) return;
@@ -115,8 +110,10 @@ export class IngestBatcher {
     const events: CloudEvent[] = new Array(size);
     let i = 0;
     for (const p of batch) for (const e of p.events) events[i++] = e;
+    let results: AppendResult[];
     const receivedAt = Date.now();
     let plans: PlannedRouting[] | null = null;
+    let routedDeliveries: number | null = null;
     if (this.log.appendRouted && this.planner) {
       try {
         plans = await this.planner(events);
@@ -127,48 +124,43 @@ export class IngestBatcher {
       }
     }
     const routedAt = Date.now();
-    const routing = plans && { plans, routedAt };
-    // Not awaited when the log answers at the commit: the next batch is planned and sent to the
-    // log while this one commits and waits for its fsync; the log commits in the order given.
-    const committing: Promise<Committed<{ results: AppendResult[]; deliveries: number }>> = this.log
-      .appendCommitted
-      ? this.log.appendCommitted(events, receivedAt, routing)
-      : (routing
-          ? this.log.appendRouted!(events, routing.plans, receivedAt, routedAt)
-          : this.log.append(events, receivedAt).then((results) => ({ results, deliveries: 0 }))
-        ).then((value) => ({ value, durable: Promise.resolve() }));
-    this.answerWhenDurable(batch, routing, receivedAt, committing);
-    if (!this.log.appendCommitted) await committing.catch(() => undefined);
-  }
-
-  /**
-   * Answers the batch once its commit is durable, after every batch committed before it; or
-   * isolates what the log refused, or answers 503 when the store failed.
-   */
-  private answerWhenDurable(
-    batch: Pending[],
-    routing: { plans: PlannedRouting[]; routedAt: number } | null,
-    receivedAt: number,
-    committing: Promise<Committed<{ results: AppendResult[]; deliveries: number }>>,
-  ): void {
+    let synced: Promise<void>;
+    try {
+      if (this.log.appendCommitted) {
+        const committed = await this.log.appendCommitted(events, receivedAt, plans && { plans, routedAt });
+        results = committed.value.results;
+        if (plans) routedDeliveries = committed.value.deliveries;
+        synced = committed.durable;
+      } else {
+        if (plans) {
+          const appended = await this.log.appendRouted!(events, plans, receivedAt, routedAt);
+          results = appended.results;
+          routedDeliveries = appended.deliveries;
+        } else {
+          results = await this.log.append(events, receivedAt);
+        }
+        synced = Promise.resolve();
+      }
+    } catch (err) {
+      if (err instanceof HeraldError && err.code === 'EVENT_UNSTORABLE') {
+        await this.isolate(batch, err);
+        return;
+      }
+      this.failed(batch, err);
+      return;
+    }
+    const routed = routedDeliveries === null ? null : { deliveries: routedDeliveries, at: routedAt };
+    // Answered after every batch committed before it, and only once its own commit is durable.
     const previous = this.answered;
-    this.answered = committing
+    this.answered = synced
       .then(
-        async ({ value, durable }) => {
-          try {
-            await durable;
-          } catch (err) {
-            await previous;
-            this.failed(batch, err);
-            return;
-          }
+        async () => {
           await previous;
-          const routed = routing ? { deliveries: value.deliveries, at: routing.routedAt } : null;
-          this.answer(batch, value.results, routing?.plans ?? null, receivedAt, routed);
+          this.answer(batch, results, plans, receivedAt, routed);
         },
         async (err: unknown) => {
-          if (err instanceof HeraldError && err.code === 'EVENT_UNSTORABLE') await this.isolate(batch, err);
-          else this.failed(batch, err);
+          await previous;
+          this.failed(batch, err);
         },
       )
       .catch((err: unknown) =>

@@ -66,17 +66,17 @@ export function outcomeOf(
 }
 
 /**
- * Writes outcomes in batches (group commit), one write at a time: outcomes that arrive while a
- * batch is being written form the next one. Each send waits for its own to be durable, and a
+ * Writes outcomes in batches (group commit), one commit at a time: outcomes that arrive while a
+ * batch is being committed form the next one. Each send waits for its own to be durable, and a
  * busy dispatcher costs one write per batch rather than one per send. With a store that answers
- * at the commit (`recordCommitted`), the next batch goes to the store while this one waits for
- * its fsync, so it is covered by the fsync right after rather than a whole fsync later.
+ * at the commit (`recordCommitted`), the next batch commits while this one waits for its fsync,
+ * so an outcome never waits for an earlier batch's fsync before its own commit.
  */
 export class OutcomeWriter {
   private pending: { outcome: AttemptOutcome; done: () => void; fail: (e: unknown) => void }[] = [];
   private flushScheduled = false;
   private writing: Promise<void> | null = null;
-  /** Settles once every batch handed to the store so far is answered. */
+  /** Settles once every batch committed so far is answered. */
   private answered: Promise<void> = Promise.resolve();
 
   constructor(private readonly store: Store) {}
@@ -99,7 +99,7 @@ export class OutcomeWriter {
     const batch = this.pending;
     if (batch.length > 0) {
       this.pending = [];
-      this.writing = this.write(batch);
+      this.writing = this.commit(batch);
       await this.writing;
       this.writing = null;
       if (this.pending.length > 0 && !this.flushScheduled) await this.flush();
@@ -107,30 +107,31 @@ export class OutcomeWriter {
     await this.answered;
   }
 
-  /** Hands the batch to the store; resolves once the next batch may go (see the class). */
-  private async write(batch: OutcomeWriter['pending']): Promise<void> {
+  /** Resolves once the batch is committed; its senders are answered when it is durable. */
+  private async commit(batch: OutcomeWriter['pending']): Promise<void> {
     const outcomes = batch.map((b) => b.outcome);
-    const deliveries = this.store.deliveries;
-    const committing = deliveries.recordCommitted
-      ? deliveries.recordCommitted(outcomes)
-      : deliveries.record(outcomes).then(() => ({ value: undefined, durable: Promise.resolve() }));
+    let durable: Promise<void>;
+    try {
+      if (this.store.deliveries.recordCommitted)
+        durable = (await this.store.deliveries.recordCommitted(outcomes)).durable;
+      else {
+        await this.store.deliveries.record(outcomes);
+        durable = Promise.resolve();
+      }
+    } catch (err) {
+      for (const b of batch) b.fail(err);
+      return;
+    }
     const previous = this.answered;
-    this.answered = committing
-      .then(async ({ durable }) => {
-        try {
-          await durable;
-        } finally {
-          await previous;
-        }
-      })
-      .then(
-        () => {
-          for (const b of batch) b.done();
-        },
-        (err: unknown) => {
-          for (const b of batch) b.fail(err);
-        },
-      );
-    if (!deliveries.recordCommitted) await this.answered;
+    this.answered = durable.then(
+      async () => {
+        await previous;
+        for (const b of batch) b.done();
+      },
+      async (err: unknown) => {
+        await previous;
+        for (const b of batch) b.fail(err);
+      },
+    );
   }
 }

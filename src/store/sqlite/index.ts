@@ -37,11 +37,6 @@ export interface SqliteStoreOptions {
  * and commit their next batch while this one's fsync runs; claims leave out deliveries whose
  * insert is not on disk yet.
  */
-const storeError = (err: unknown): HeraldError =>
-  err instanceof HeraldError
-    ? err
-    : new HeraldError('STORE_UNAVAILABLE', `SQLite: ${(err as Error).message}`, { cause: err });
-
 export function createSqliteStore(options: SqliteStoreOptions): Store {
   let db: Database.Database;
   try {
@@ -51,7 +46,6 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     // With `full`, WalSync makes each write durable before it is answered (see wal-sync.ts).
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
-    db.pragma('temp_store = MEMORY');
     db.pragma('foreign_keys = ON');
   } catch (err) {
     throw new HeraldError(
@@ -102,76 +96,29 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       if (totalChanges.get() === before) return Promise.resolve(result);
       return synced(walSync).then(() => result);
     });
-  /** Answers `changed` writes: durable once synced, or (unchanged) no earlier than what they read. */
-  const durability = (sync: WalSync, changed: boolean): Promise<void> => {
-    if (changed) return synced(sync);
-    // Nothing written, but what was read may be a commit still waiting for its fsync (a
-    // duplicate of an event of the batch before): answer no earlier than that commit.
-    return unsynced > 0 ? sync.flush() : Promise.resolve();
-  };
-  /**
-   * Writes asked for while an fsync runs. Whenever they commit, they wait for the fsync after the
-   * running one; so they commit just before it starts, together in one transaction: as many
-   * commits as fsyncs, however many batches came meanwhile, rather than one per batch.
-   */
-  let held: { work: () => unknown; resolve(c: Committed<unknown>): void; reject(e: unknown): void }[] = [];
-  const commitHeld = (sync: WalSync) => {
-    if (held.length === 0) return;
-    const writes = held;
-    held = [];
-    const results: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
-    let durable: Promise<void>;
-    try {
-      const before = totalChanges.get();
-      db.transaction(() => {
-        // Each write is a transaction of its own, so a savepoint here: one that fails rolls back
-        // alone and answers its own error, as it would have committing by itself.
-        for (const w of writes) {
-          try {
-            results.push({ ok: true, value: w.work() });
-          } catch (err) {
-            results.push({ ok: false, err });
-          }
-        }
-      })();
-      durable = durability(sync, totalChanges.get() !== before);
-    } catch (err) {
-      for (const w of writes) w.reject(storeError(err));
-      return;
-    }
-    writes.forEach((w, i) => {
-      const r = results[i]!;
-      if (r.ok) w.resolve({ value: r.value, durable });
-      else w.reject(storeError(r.err));
-    });
-  };
-  walSync?.beforeSync(() => commitHeld(walSync));
-  const commit: CommitGuard = <T>(work: () => T): Promise<Committed<T>> => {
-    if (walSync?.busy) {
-      return new Promise<Committed<T>>((resolve, reject) => {
-        held.push({ work, resolve: resolve as (c: Committed<unknown>) => void, reject });
-        // Makes sure an fsync follows the running one (its hook commits the held writes); if the
-        // running one fails, nothing will, and the held writes fail with it.
-        walSync.flush().catch((err: unknown) => {
-          const writes = held;
-          held = [];
-          for (const w of writes) w.reject(err);
-        });
-      });
-    }
-    return unguarded(() => {
+  const commit: CommitGuard = <T>(work: () => T): Promise<Committed<T>> =>
+    unguarded(() => {
       if (!walSync) return { value: work(), durable: Promise.resolve() };
       const before = totalChanges.get();
       const value = work();
-      return { value, durable: durability(walSync, totalChanges.get() !== before) };
+      let durable: Promise<void>;
+      if (totalChanges.get() !== before) durable = synced(walSync);
+      // Nothing written, but what was read may be a commit still waiting for its fsync (a
+      // duplicate of an event of the batch before): answer no earlier than that commit.
+      else if (unsynced > 0) durable = walSync.flush();
+      else durable = Promise.resolve();
+      return { value, durable };
     });
-  };
   /** Like guard, for work after which the connection may be gone (close). */
   const unguarded = <T>(work: () => T | Promise<T>): Promise<T> => {
     try {
       return Promise.resolve(work());
     } catch (err) {
-      return Promise.reject(storeError(err));
+      return Promise.reject(
+        err instanceof HeraldError
+          ? err
+          : new HeraldError('STORE_UNAVAILABLE', `SQLite: ${(err as Error).message}`, { cause: err }),
+      );
     }
   };
 
@@ -227,9 +174,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       unguarded(async () => {
         if (closed) return;
         closed = true;
-        // First, so writes held for the next fsync commit before the connection goes.
-        await walSync?.close();
         db.close();
+        await walSync?.close();
       }),
     ping: () =>
       guard(() => {

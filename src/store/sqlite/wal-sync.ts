@@ -48,29 +48,7 @@ export class WalSync {
     this.fd = null;
   }
 
-  /** Whether an fsync is running: a commit made now waits for the next one. */
-  get busy(): boolean {
-    return this.syncing;
-  }
-
-  /**
-   * `hook` runs just before each fsync starts: writes held back while the last fsync ran commit
-   * then, together, and the fsync covers them (their flushes join it).
-   */
-  beforeSync(hook: () => void): void {
-    this.hook = hook;
-  }
-
-  private hook: (() => void) | null = null;
-
   private syncNow(): void {
-    // Set first, so flushes asked for by the hook join this fsync rather than start another.
-    this.syncing = true;
-    try {
-      this.hook?.();
-    } catch {
-      // The hook answers its own writes; the fsync goes ahead for the others.
-    }
     const batch = this.waiting;
     this.waiting = [];
     let fd: number;
@@ -79,10 +57,10 @@ export class WalSync {
       // connection is open (a reset rewrites it in place), so one descriptor serves until close.
       fd = this.fd ??= openSync(this.walPath, 'r+');
     } catch (err) {
-      this.syncing = false;
       this.fail(batch, err as Error);
       return;
     }
+    this.syncing = true;
     this.fsync(fd, (err) => {
       this.syncing = false;
       if (err) this.fail(batch, err);
