@@ -291,6 +291,51 @@ export function runStoreContract(
       );
     });
 
+    it('a claim after others finds every unleased due delivery, wherever it sorts among the leased', async () => {
+      const route = async (keys: [string, number][], at: number) => {
+        const [e] = await store.events.append([ev()], at);
+        await store.routing.commit(
+          [
+            {
+              seq: e!.seq,
+              record: { matched: ['trig'], errors: [], deliveries: keys.length },
+              deliveries: keys.map(([k, due]) => planned(e!.seq, k, 'walk', due)),
+            },
+          ],
+          at,
+        );
+      };
+      const claim = async (now: number, limit = 10) =>
+        (await store.deliveries.claim({ channel: 'walk', limit, now, leaseMs: 60_000 })).map(
+          (d) => d.idempotencyKey,
+        );
+      await route(
+        [
+          ['w-1', 100],
+          ['w-2', 200],
+          ['w-3', 300],
+        ],
+        700,
+      );
+      assert.deepEqual(await claim(1000, 2), ['w-1', 'w-2']);
+      assert.deepEqual(await claim(1000, 2), ['w-3'], 'the next claim goes on after the leased ones');
+      // Routed later, but due before everything leased so far.
+      await route([['w-early', 50]], 710);
+      assert.deepEqual(await claim(1000), ['w-early'], 'a delivery due before the leased ones');
+      const [w1, w2] = await store.deliveries
+        .list({ limit: 10, channel: 'walk', status: 'pending' })
+        .then((all) => ['w-1', 'w-2'].map((k) => all.find((d) => d.idempotencyKey === k)!));
+      // w-1 fails and is due again at once; w-2 is retried later.
+      await store.deliveries.record([
+        outcome(w1!.id, 1, 'pending', { nextAttemptAt: 100, error: 'HTTP 500' }),
+        outcome(w2!.id, 1, 'pending', { nextAttemptAt: 5000, error: 'HTTP 500' }),
+      ]);
+      assert.deepEqual(await claim(1000), ['w-1'], 'a retry due at once, before the leased ones');
+      assert.equal(await store.deliveries.nextDue('walk'), 5000);
+      assert.deepEqual(await claim(5000), ['w-2']);
+      assert.deepEqual(await claim(5000), []);
+    });
+
     it('renews a lease only for its holder: one taken by another claim or ended by an outcome is lost', async () => {
       const [e] = await store.events.append([ev()], 500);
       await store.routing.commit(

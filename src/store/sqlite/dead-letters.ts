@@ -5,6 +5,7 @@ import type {
   ReplannedDelivery,
   SourceDeadLetterStore,
 } from '../types.js';
+import type { ClaimCursors } from './claim-cursors.js';
 import type { Leases } from './deliveries.js';
 import { deliveryRow, type Guard, type Row, sourceDeadLetterRow } from './rows.js';
 
@@ -31,7 +32,12 @@ function dlqWhere(filter: DeadLetterFilter): { where: string[]; values: unknown[
 }
 
 /** Dead deliveries; a replay makes them pending again and drops any lease they still had. */
-export function sqliteDeadLetters(db: Database.Database, guard: Guard, leases: Leases): DeadLetterStore {
+export function sqliteDeadLetters(
+  db: Database.Database,
+  guard: Guard,
+  leases: Leases,
+  cursors: ClaimCursors,
+): DeadLetterStore {
   const countDead = db.prepare(`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`);
   const retarget = db.prepare(
     `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = @now, lease_until = NULL, note = NULL,
@@ -69,6 +75,7 @@ export function sqliteDeadLetters(db: Database.Database, guard: Guard, leases: L
       const moved = retarget.get(params(as)) as { id: number } | undefined;
       if (!moved) return [];
       leases.delete(id);
+      cursors.forgetAll();
       if (oldKey !== undefined && oldKey !== as.idempotencyKey) moveDigest.run(as.idempotencyKey, oldKey);
       const ids = [id];
       for (const d of also) {
@@ -111,6 +118,7 @@ export function sqliteDeadLetters(db: Database.Database, guard: Guard, leases: L
           )
           .all(now, now, ...values) as { id: number }[];
         for (const r of rows) leases.delete(r.id);
+        if (rows.length > 0) cursors.forgetAll();
         return rows.map((r) => r.id).sort((a, b) => a - b);
       }),
     replayReplanned: (id, as, also, now) => guard(() => replayReplanned(id, as, also, now)),

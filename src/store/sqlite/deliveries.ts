@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Attempt, DeliveryQuery, DeliveryStatus, DeliveryStore } from '../types.js';
+import type { ClaimCursors, DueKey } from './claim-cursors.js';
 import { type CommitGuard, deliveryRow, type Guard, json, type Row } from './rows.js';
 
 /**
@@ -25,25 +26,30 @@ export function sqliteDeliveries(
   guard: Guard,
   commit: CommitGuard,
   leases: Leases,
+  cursors: ClaimCursors,
   /** The highest delivery id whose insert is on disk: claims never go past it. */
   durableThrough: () => number,
 ): DeliveryStore {
   const s = {
-    // Ids only, from the deliveries_due index alone: a claim walks past the deliveries leased here
-    // (those being sent) without reading their rows.
-    dueIdsForChannel: db
+    // From the deliveries_due index alone, starting at the channel's claim cursor. Not limited:
+    // the walk stops once it has claimed enough, and reads rows only as it goes.
+    dueForChannel: db
       .prepare(
-        `SELECT id FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ? AND id <= ?
-         ORDER BY next_attempt_at, id LIMIT ?`,
+        `SELECT id, next_attempt_at FROM deliveries
+         WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ? AND (next_attempt_at, id) > (?, ?)
+         ORDER BY next_attempt_at, id`,
       )
-      .pluck(),
+      .raw(),
     deliveriesById: db.prepare(
       'SELECT * FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at, id',
     ),
-    pendingForChannel: db.prepare(
-      `SELECT id, next_attempt_at FROM deliveries WHERE channel = ? AND status = 'pending' AND id <= ?
-       ORDER BY next_attempt_at, id LIMIT ?`,
-    ),
+    pendingForChannel: db
+      .prepare(
+        `SELECT id, next_attempt_at FROM deliveries
+         WHERE channel = ? AND status = 'pending' AND id <= ? AND (next_attempt_at, id) > (?, ?)
+         ORDER BY next_attempt_at, id LIMIT ?`,
+      )
+      .raw(),
     recordDelivery: db.prepare(
       `UPDATE deliveries SET status = ?, attempts = max(attempts, ?), next_attempt_at = coalesce(?, next_attempt_at),
          lease_until = NULL, last_error = ?, remote_id = coalesce(?, remote_id), rendered = coalesce(?, rendered),
@@ -91,25 +97,46 @@ export function sqliteDeliveries(
   const recordNow = (outcomes: Parameters<DeliveryStore['record']>[0]): void => {
     if (outcomes.length === 0) return;
     recordTx(outcomes, Date.now());
-    for (const o of outcomes) leases.delete(o.deliveryId);
+    for (const o of outcomes) {
+      leases.delete(o.deliveryId);
+      // A retry sorts at its new time; one kept pending at its old time is now behind the cursor.
+      if (o.status === 'pending')
+        cursors.placedSomewhere({
+          nextAttemptAt: o.nextAttemptAt ?? Number.MIN_SAFE_INTEGER,
+          id: o.deliveryId,
+        });
+    }
   };
 
   return {
     claim: ({ channel, limit, now, leaseMs }) =>
       guard(() => {
+        const durable = durableThrough();
+        const from = cursors.from(channel, now, leases);
         const ids: number[] = [];
-        for (const id of s.dueIdsForChannel.iterate(
+        // The cursor moves over the deliveries leased here, up to the first one it must come back
+        // for: one whose insert is not on disk yet.
+        let resume: DueKey | null = null;
+        let contiguous = true;
+        for (const [id, nextAttemptAt] of s.dueForChannel.iterate(
           channel,
           now,
-          durableThrough(),
-          limit + leases.size,
-        ) as IterableIterator<number>) {
+          from?.nextAttemptAt ?? Number.MIN_SAFE_INTEGER,
+          from?.id ?? 0,
+        ) as IterableIterator<[number, number]>) {
+          if (id > durable) {
+            contiguous = false;
+            continue;
+          }
+          if (contiguous) resume = { nextAttemptAt, id };
           if (leased(leases, id, now)) continue;
           leases.set(id, now + leaseMs);
           ids.push(id);
           if (ids.length >= limit) break;
         }
+        cursors.advance(channel, resume);
         if (ids.length === 0) return [];
+        cursors.leased(now + leaseMs);
         return (s.deliveriesById.all(JSON.stringify(ids)) as Row[]).map(deliveryRow);
       }),
     record: (outcomes) => guard(() => recordNow(outcomes)),
@@ -127,11 +154,13 @@ export function sqliteDeliveries(
     release: (ids) =>
       guard(() => {
         for (const id of ids) leases.delete(id);
+        cursors.forgetAll();
       }),
     releaseAllLeases: () =>
       guard(() => {
         const n = leases.size;
         leases.clear();
+        cursors.forgetAll();
         return n;
       }),
     digest: (idempotencyKey) =>
@@ -183,12 +212,15 @@ export function sqliteDeliveries(
     nextDue: (channel) =>
       guard(() => {
         // One not on disk yet is not due: the end of its commit's fsync wakes the pump instead.
-        for (const r of s.pendingForChannel.iterate(
+        const from = cursors.from(channel, Date.now(), leases);
+        for (const [id, nextAttemptAt] of s.pendingForChannel.iterate(
           channel,
           durableThrough(),
+          from?.nextAttemptAt ?? Number.MIN_SAFE_INTEGER,
+          from?.id ?? 0,
           leases.size + 1,
-        ) as IterableIterator<Row>) {
-          if (!leases.has(r.id as number)) return r.next_attempt_at as number;
+        ) as IterableIterator<[number, number]>) {
+          if (!leases.has(id)) return nextAttemptAt;
         }
         return null;
       }),

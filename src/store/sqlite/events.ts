@@ -12,6 +12,7 @@ import type {
   PlannedRouting,
   RoutingStore,
 } from '../types.js';
+import type { ClaimCursors } from './claim-cursors.js';
 import type { Leases } from './deliveries.js';
 import { type CommitGuard, eventRow, type Guard, type Row } from './rows.js';
 
@@ -49,6 +50,7 @@ export function sqliteEvents(
   commit: CommitGuard,
   logger: Logger | undefined,
   leases: Leases,
+  cursors: ClaimCursors,
 ): { events: EventLog; routing: RoutingStore } {
   const s = {
     insertEvent: db.prepare(
@@ -143,7 +145,8 @@ export function sqliteEvents(
     if (s.deliveryExists.get(d.idempotencyKey)) return 0;
     const ledger = new KeyLedger(loadKey, loadHeld);
     const decision = ledger.decide(d, eventSeq);
-    const inserted = s.insertDecided.run(
+    const notBefore = decision.notBefore ?? d.notBefore;
+    const insert = s.insertDecided.run(
       d.trigger,
       d.action,
       d.channel,
@@ -151,14 +154,16 @@ export function sqliteEvents(
       d.idempotencyKey,
       decision.status,
       d.maxAttempts,
-      decision.notBefore ?? d.notBefore,
+      notBefore,
       decision.reason,
       decision.status === 'pending' ? (d.note ?? null) : null,
       routedAt,
       routedAt,
       eventSeq,
-    ).changes;
-    if (inserted === 0) return 0;
+    );
+    if (insert.changes === 0) return 0;
+    if (decision.status === 'pending')
+      cursors.placed(d.channel, { nextAttemptAt: notBefore, id: Number(insert.lastInsertRowid) });
     for (const { ref, row } of ledger.changedKeys())
       s.putKey.run(
         ref.scope,
@@ -173,7 +178,9 @@ export function sqliteEvents(
     for (const r of ledger.replacedStored) s.suppressHeld.run(r.reason, routedAt, r.idempotencyKey);
     for (const m of ledger.digestMembers) s.addDigestEvent.run(m.deliveryKey, m.eventSeq, m.key);
     for (const r of ledger.dueStored) s.digestDue.run(r.at, routedAt, r.idempotencyKey);
-    return inserted;
+    // A digest due sooner may now sort before its channel's claim cursor.
+    if (ledger.dueStored.length > 0) cursors.forgetAll();
+    return 1;
   };
 
   // Events by subject: the index table trails the log by up to SUBJECT_BATCH events and is
@@ -228,22 +235,25 @@ export function sqliteEvents(
   };
 
   /** 1 when inserted, 0 when its idempotency key was planned before. */
-  const insertDelivery = (d: NewDelivery, eventSeq: number, routedAt: number): number =>
-    d.gates
-      ? insertGated(d, eventSeq, routedAt)
-      : s.insertDelivery.run(
-          d.trigger,
-          d.action,
-          d.channel,
-          d.recipient,
-          d.idempotencyKey,
-          d.maxAttempts,
-          d.notBefore,
-          d.note ?? null,
-          routedAt,
-          routedAt,
-          eventSeq,
-        ).changes;
+  const insertDelivery = (d: NewDelivery, eventSeq: number, routedAt: number): number => {
+    if (d.gates) return insertGated(d, eventSeq, routedAt);
+    const insert = s.insertDelivery.run(
+      d.trigger,
+      d.action,
+      d.channel,
+      d.recipient,
+      d.idempotencyKey,
+      d.maxAttempts,
+      d.notBefore,
+      d.note ?? null,
+      routedAt,
+      routedAt,
+      eventSeq,
+    );
+    if (insert.changes === 0) return 0;
+    cursors.placed(d.channel, { nextAttemptAt: d.notBefore, id: Number(insert.lastInsertRowid) });
+    return 1;
+  };
 
   /**
    * Appends in one transaction, deduplicating on (source, id) against the log and within the

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { HeraldError } from '../../errors.js';
 import { type Bucket, grantable, nextTokenAt, refilled } from '../token-bucket.js';
 import type { Committed, Store } from '../types.js';
+import { ClaimCursors } from './claim-cursors.js';
 import { sqliteDeadLetters, sqliteSourceDeadLetters } from './dead-letters.js';
 import { type Leases, sqliteDeliveries } from './deliveries.js';
 import { sqliteEvents } from './events.js';
@@ -160,6 +161,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
   // Shared by claims and DLQ replays (a replayed delivery loses any lease it still had).
   const leases: Leases = new Map();
+  const cursors = new ClaimCursors();
 
   // Rate-limit buckets live in memory for the same reason as leases: one process owns an embedded
   // store, so there is nobody to share them with, and a take costs no write. A restart starts with
@@ -183,9 +185,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         db.prepare('SELECT 1').get();
       }),
 
-    ...sqliteEvents(db, guard, commit, options.logger, leases),
-    deliveries: sqliteDeliveries(db, guard, commit, leases, () => durableDeliveryId),
-    dlq: sqliteDeadLetters(db, guard, leases),
+    ...sqliteEvents(db, guard, commit, options.logger, leases, cursors),
+    deliveries: sqliteDeliveries(db, guard, commit, leases, cursors, () => durableDeliveryId),
+    dlq: sqliteDeadLetters(db, guard, leases, cursors),
     sourceDlq: sqliteSourceDeadLetters(db, guard),
     inbox: sqliteInbox(db, guard),
 
