@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { HeraldError } from '../../errors.js';
 import type { Attempt, DeliveryQuery, DeliveryStatus, DeliveryStore } from '../types.js';
 import type { ClaimCursors, DueKey } from './claim-cursors.js';
 import { type CommitGuard, deliveryRow, type Guard, json, type Row } from './rows.js';
@@ -18,6 +19,14 @@ function leased(leases: Leases, id: number, now: number): boolean {
     return false;
   }
   return true;
+}
+
+const STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'dead', 'suppressed'];
+
+function statusLiteral(status: DeliveryStatus): DeliveryStatus {
+  if (!STATUSES.includes(status))
+    throw new HeraldError('REQUEST_INVALID', `unknown delivery status ${JSON.stringify(status)}`);
+  return status;
 }
 
 /** Deliveries, their attempts and leases. */
@@ -53,16 +62,23 @@ export function sqliteDeliveries(
     recordDelivery: db.prepare(
       `UPDATE deliveries SET status = ?, attempts = max(attempts, ?), next_attempt_at = coalesce(?, next_attempt_at),
          lease_until = NULL, last_error = ?, remote_id = coalesce(?, remote_id), rendered = coalesce(?, rendered),
-         updated_at = ?
+         updated_at = ?, delivered_started_at = ?, delivered_ms = ?
        WHERE id = ?`,
     ),
     insertAttempt: db.prepare(
       `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, error, next_attempt_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
+    deliveredAttempt: db.prepare(
+      'SELECT attempts, delivered_started_at, delivered_ms FROM deliveries WHERE id = ? AND delivered_started_at IS NOT NULL',
+    ),
     getDelivery: db.prepare('SELECT * FROM deliveries WHERE id = ?'),
     attempts: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number, started_at'),
-    counts: db.prepare('SELECT status, count(*) AS n FROM deliveries GROUP BY status'),
+    // The status index leaves delivered deliveries out: they are what the whole table has more.
+    countOthers: db.prepare(
+      `SELECT status, count(*) AS n FROM deliveries WHERE status <> 'delivered' GROUP BY status`,
+    ),
+    countAll: db.prepare('SELECT count(*) FROM deliveries').pluck(),
     oldestPending: db.prepare(`SELECT min(created_at) AS oldest FROM deliveries WHERE status = 'pending'`),
     digest: db.prepare(
       'SELECT event_seq, digest_key FROM digest_events WHERE delivery_key = ? ORDER BY event_seq',
@@ -71,26 +87,31 @@ export function sqliteDeliveries(
 
   const recordTx = db.transaction((outcomes: Parameters<DeliveryStore['record']>[0], now: number) => {
     for (const o of outcomes) {
+      const a = o.attempt;
+      // The attempt that delivers is kept on the delivery itself: one row written, not two.
+      const delivered = o.status === 'delivered' && a.outcome === 'delivered';
       s.recordDelivery.run(
         o.status,
-        o.attempt.number,
+        a.number,
         o.nextAttemptAt ?? null,
         o.error ?? null,
         o.remoteId ?? null,
         json(o.rendered),
         now,
+        delivered ? a.startedAt : null,
+        delivered ? a.durationMs : null,
         o.deliveryId,
       );
-      const a = o.attempt;
-      s.insertAttempt.run(
-        o.deliveryId,
-        a.number,
-        a.startedAt,
-        a.durationMs,
-        a.outcome,
-        a.error,
-        a.nextAttemptAt,
-      );
+      if (!delivered)
+        s.insertAttempt.run(
+          o.deliveryId,
+          a.number,
+          a.startedAt,
+          a.durationMs,
+          a.outcome,
+          a.error,
+          a.nextAttemptAt,
+        );
     }
   });
 
@@ -184,7 +205,8 @@ export function sqliteDeliveries(
           values.push(value);
         };
         add('id < ?', q.beforeId);
-        add('status = ?', q.status);
+        // Inline, so the planner can see that the status index (which leaves delivered out) serves it.
+        if (q.status !== undefined) where.push(`status = '${statusLiteral(q.status)}'`);
         add('event_seq = ?', q.eventSeq);
         add('channel = ?', q.channel);
         add('trigger = ?', q.trigger);
@@ -196,8 +218,8 @@ export function sqliteDeliveries(
         return rows.map(deliveryRow);
       }),
     attempts: (deliveryId) =>
-      guard(() =>
-        (s.attempts.all(deliveryId) as Row[]).map(
+      guard(() => {
+        const attempts = (s.attempts.all(deliveryId) as Row[]).map(
           (r): Attempt => ({
             deliveryId: r.delivery_id as number,
             number: r.number as number,
@@ -207,8 +229,20 @@ export function sqliteDeliveries(
             error: (r.error as string | null) ?? null,
             nextAttemptAt: (r.next_attempt_at as number | null) ?? null,
           }),
-        ),
-      ),
+        );
+        const d = s.deliveredAttempt.get(deliveryId) as Row | undefined;
+        if (d)
+          attempts.push({
+            deliveryId,
+            number: d.attempts as number,
+            startedAt: d.delivered_started_at as number,
+            durationMs: d.delivered_ms as number,
+            outcome: 'delivered',
+            error: null,
+            nextAttemptAt: null,
+          });
+        return attempts.sort((a, b) => a.number - b.number || a.startedAt - b.startedAt);
+      }),
     nextDue: (channel) =>
       guard(() => {
         // One not on disk yet is not due: the end of its commit's fsync wakes the pump instead.
@@ -227,7 +261,12 @@ export function sqliteDeliveries(
     counts: () =>
       guard(() => {
         const out: Record<DeliveryStatus, number> = { pending: 0, delivered: 0, dead: 0, suppressed: 0 };
-        for (const r of s.counts.all() as { status: DeliveryStatus; n: number }[]) out[r.status] = r.n;
+        let others = 0;
+        for (const r of s.countOthers.all() as { status: DeliveryStatus; n: number }[]) {
+          out[r.status] = r.n;
+          others += r.n;
+        }
+        out.delivered = (s.countAll.get() as number) - others;
         return out;
       }),
     oldestPendingAge: (now) =>
