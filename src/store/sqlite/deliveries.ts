@@ -21,6 +21,14 @@ function leased(leases: Leases, id: number, now: number): boolean {
   return true;
 }
 
+/**
+ * How long an outcome may wait for a sync that an event's commit starts anyway, before it starts
+ * its own. Its send holds one of the channel's `concurrency` slots for outcomes meanwhile (there
+ * are as many of those as of sends), so this bounds a channel's rate only when nothing else is
+ * written: `concurrency` outcomes per interval.
+ */
+const OUTCOME_SYNC_WITHIN_MS = 5;
+
 const STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'dead', 'suppressed'];
 
 function statusLiteral(status: DeliveryStatus): DeliveryStatus {
@@ -161,7 +169,8 @@ export function sqliteDeliveries(
         return (s.deliveriesById.all(JSON.stringify(ids)) as Row[]).map(deliveryRow);
       }),
     record: (outcomes) => guard(() => recordNow(outcomes)),
-    recordCommitted: (outcomes) => commit(() => recordNow(outcomes)),
+    // An outcome's sync rides on the next event's; a power cut before it sends the delivery again.
+    recordCommitted: (outcomes) => commit(() => recordNow(outcomes), OUTCOME_SYNC_WITHIN_MS),
     renewLeases: (held, until) =>
       guard(() => {
         const renewed: number[] = [];

@@ -73,10 +73,10 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   let durableDeliveryId = Number.MAX_SAFE_INTEGER;
   let lastDeliveryId: (() => number) | null = null;
   /** Resolves once the commit just made is on disk. */
-  const synced = (sync: WalSync): Promise<void> => {
+  const synced = (sync: WalSync, withinMs?: number): Promise<void> => {
     const through = lastDeliveryId!();
     unsynced++;
-    return sync.flush().then(
+    return (withinMs === undefined ? sync.flush() : sync.flushWithin(withinMs)).then(
       () => {
         unsynced--;
         // Flushes resolve in commit order, so the mark only moves forward.
@@ -97,13 +97,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       if (totalChanges.get() === before) return Promise.resolve(result);
       return synced(walSync).then(() => result);
     });
-  const commit: CommitGuard = <T>(work: () => T): Promise<Committed<T>> =>
+  const commit: CommitGuard = <T>(work: () => T, syncWithinMs?: number): Promise<Committed<T>> =>
     unguarded(() => {
       if (!walSync) return { value: work(), durable: Promise.resolve() };
       const before = totalChanges.get();
       const value = work();
       let durable: Promise<void>;
-      if (totalChanges.get() !== before) durable = synced(walSync);
+      if (totalChanges.get() !== before) durable = synced(walSync, syncWithinMs);
       // Nothing written, but what was read may be a commit still waiting for its fsync (a
       // duplicate of an event of the batch before): answer no earlier than that commit.
       else if (unsynced > 0) durable = walSync.flush();

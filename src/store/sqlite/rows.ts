@@ -18,7 +18,11 @@ export type Row = Record<string, unknown>;
 export type Guard = <T>(work: () => T) => Promise<T>;
 
 /** Like Guard for a write, but answers at the commit, with a promise of its durability. */
-export type CommitGuard = <T>(work: () => T) => Promise<Committed<T>>;
+/**
+ * Runs a write and answers at its commit, with a promise of its durability. `syncWithinMs`: the
+ * write need not be durable at once (nobody waits to be answered about it), only within that long.
+ */
+export type CommitGuard = <T>(work: () => T, syncWithinMs?: number) => Promise<Committed<T>>;
 
 export const parse = (text: unknown): unknown =>
   text === null || text === undefined ? null : JSON.parse(text as string);

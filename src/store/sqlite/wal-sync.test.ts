@@ -24,6 +24,32 @@ describe('WAL sync', () => {
     await sync.close();
   });
 
+  it('lets a write nobody waits on ride on the next sync, or syncs it itself within its delay', async () => {
+    const wal = join(dir, 'c.db-wal');
+    writeFileSync(wal, 'frames');
+    let syncs = 0;
+    const sync = new WalSync(wal, (fd, done) => {
+      syncs++;
+      setTimeout(() => done(null), 1);
+    });
+    const started = Date.now();
+    await sync.flushWithin(50);
+    assert.equal(syncs, 1);
+    assert.ok(Date.now() - started >= 45, 'alone, it waits for its delay before syncing');
+
+    // An outcome, then an event's write: the event's sync covers both.
+    const lazy = sync.flushWithin(10_000);
+    await sync.flush();
+    await lazy;
+    assert.equal(syncs, 2, 'one sync for both');
+
+    // Left waiting at close: closing syncs it rather than dropping it.
+    const left = sync.flushWithin(10_000);
+    await sync.close();
+    await left;
+    assert.equal(syncs, 3);
+  });
+
   it('fails every write from the first failed fsync on, saying why and what to do', async () => {
     const sync = new WalSync(join(dir, 'missing', 'b.db-wal'));
     const err = await sync.flush().then(

@@ -28,6 +28,10 @@ export class WalSync {
   private fd: number | null = null;
   private syncing = false;
   private waiting: Waiter[] = [];
+  /** Some of `waiting` asked for a sync now (not just within a while). */
+  private urgent = false;
+  private lazyTimer: NodeJS.Timeout | null = null;
+  private lazyDelayMs = 0;
   private failure: Error | null = null;
 
   constructor(
@@ -41,18 +45,44 @@ export class WalSync {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ resolve, reject });
+      this.urgent = true;
       if (!this.syncing) this.syncNow();
+    });
+  }
+
+  /**
+   * Like flush, for writes nobody is waiting to be answered about (delivery outcomes): they ride
+   * on the next sync someone else asks for, and start one themselves only after `withinMs`. At a
+   * steady rate every event's commit syncs anyway, so its outcome costs no sync of its own.
+   */
+  flushWithin(withinMs: number): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      if (!this.syncing) this.syncLater(withinMs);
     });
   }
 
   /** Closes the WAL's descriptor once a running fsync is done with it. */
   async close(): Promise<void> {
-    while (this.syncing) await this.flush().catch(() => undefined);
+    while (this.syncing || this.waiting.length > 0) await this.flush().catch(() => undefined);
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }
 
+  private syncLater(withinMs: number): void {
+    this.lazyDelayMs = withinMs;
+    if (this.lazyTimer) return;
+    this.lazyTimer = setTimeout(() => {
+      this.lazyTimer = null;
+      if (!this.syncing && this.waiting.length > 0) this.syncNow();
+    }, withinMs);
+  }
+
   private syncNow(): void {
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimer = null;
+    this.urgent = false;
     const batch = this.waiting;
     this.waiting = [];
     let fd: number;
@@ -71,7 +101,8 @@ export class WalSync {
       else for (const w of batch) w.resolve();
       if (this.waiting.length > 0) {
         if (this.failure) this.fail(this.waiting.splice(0), this.failure);
-        else this.syncNow();
+        else if (this.urgent) this.syncNow();
+        else this.syncLater(this.lazyDelayMs);
       }
     });
   }
