@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only TEXT]... [--profile]`: every scenario on this machine, each with
+// `npm run bench [-- --quick] [--only TEXT]... [--profile] [--root CHECKOUT]`: every scenario on this machine, each with
 // its own freshly started system under test (Herald as a child process with a fresh data dir, or the
 // limit: a bare Node.js forwarder), its own sink and load, one at a time.
 // Closed-loop rows (autocannon) measure throughput; open-loop rows send at fixed rates and measure
@@ -47,6 +47,9 @@ const { values: args } = parseArgs({
     // a core busy at 1,000 ev/s and more: on two cores that starves the system it measures.
     'sender-spin-ms': { type: 'string', default: '0' },
     'no-readme': { type: 'boolean', default: false },
+    // Runs Herald from another checkout (its bin/herald.js and dist/, built), to compare builds
+    // with the same harness; such a run leaves the README and latest.json alone.
+    root: { type: 'string' },
   },
 });
 /** A CLI number, checked: a bench that runs with NaN would measure nothing and say so late. */
@@ -97,7 +100,7 @@ function heraldStarter(label: string, config: (sinkUrl: string) => string) {
     ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}`]
     : [];
   return {
-    start: (sinkUrl: string) => startHerald(config(sinkUrl), nodeArgs),
+    start: (sinkUrl: string) => startHerald(config(sinkUrl), nodeArgs, args.root ?? repoRoot),
     profileFile: args.profile ? join(profileDir, name) : undefined,
   };
 }
@@ -363,7 +366,7 @@ async function main() {
       say(await measure(scenario, target, path, body, contentType, eventsPerRequest));
   };
   console.error(
-    `bench: ${quick ? 'quick' : 'full'} run, closed loop ${DURATION}s × ${CONNECTIONS} connections, open loop ${OPEN_LOOP_SECONDS}s at ${RATES.join(', ')} ev/s${only.length ? `, only rows matching ${only.join(' | ')}` : ''}${args.profile ? `, CPU profiles in ${profileDir}` : ''}`,
+    `bench: ${quick ? 'quick' : 'full'} run, closed loop ${DURATION}s × ${CONNECTIONS} connections, open loop ${OPEN_LOOP_SECONDS}s at ${RATES.join(', ')} ev/s${only.length ? `, only rows matching ${only.join(' | ')}` : ''}${args.profile ? `, CPU profiles in ${profileDir}` : ''}${args.root ? `, Herald from ${args.root}` : ''}`,
   );
 
   const s1 = '1. /notify → 1 trigger → webhook';
@@ -423,7 +426,7 @@ async function main() {
   console.log(`\nHerald benchmark\n\n${markdown}\n`);
   console.log(`results: ${file}`);
   // Only a complete, unprofiled run of full length speaks for the project; partial runs stay local.
-  if (!quick && only.length === 0 && !args.profile && !args['no-readme']) {
+  if (!quick && only.length === 0 && !args.profile && !args['no-readme'] && !args.root) {
     writeFileSync(join(dir, 'latest.json'), json);
     const readme = join(repoRoot, 'README.md');
     writeFileSync(readme, replaceBenchBlock(readFileSync(readme, 'utf8'), markdown));
