@@ -84,7 +84,8 @@ export function sqliteDeliveries(
     attempts: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number, started_at'),
     // The status index leaves delivered deliveries out: they are what the whole table has more.
     countOthers: db.prepare(
-      `SELECT status, count(*) AS n FROM deliveries WHERE status <> 'delivered' GROUP BY status`,
+      `SELECT status, count(*) AS n FROM deliveries
+       WHERE status = 'pending' OR status = 'dead' OR status = 'suppressed' GROUP BY status`,
     ),
     countAll: db.prepare('SELECT count(*) FROM deliveries').pluck(),
     oldestPending: db.prepare(`SELECT min(created_at) AS oldest FROM deliveries WHERE status = 'pending'`),

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { runNotificationKeyContract } from '../../../test/contracts/notification-keys.js';
 import { runStoreContract } from '../../../test/contracts/store.js';
+import type { HeraldError } from '../../errors.js';
 import { createSqliteStore } from './index.js';
 import { migrations } from './migrations.js';
 
@@ -29,14 +31,27 @@ describe('sqlite durability', () => {
     await b.close();
   });
 
-  it('committed data is there for a second opener without a close (as after a crash)', async () => {
+  it('committed data is there for the next opener after a process dies without closing', async () => {
     const path = join(dir, 'crash.db');
-    const a = createSqliteStore({ path });
-    await a.events.append([{ specversion: '1.0', id: '1', source: 's', type: 't' }], 1);
+    // Another process appends and is killed before it closes (and releases) the store.
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `import { createSqliteStore } from ${JSON.stringify(new URL('./index.ts', import.meta.url).href)};
+         const a = createSqliteStore({ path: ${JSON.stringify(path)} });
+         await a.events.append([{ specversion: '1.0', id: '1', source: 's', type: 't' }], 1);
+         process.kill(process.pid, 'SIGKILL');`,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(child.signal, 'SIGKILL', child.stderr);
     const b = createSqliteStore({ path });
     assert.equal(await b.events.count(), 1);
     await b.close();
-    await a.close();
   });
 
   it('a store that cannot be opened says so, naming the file', () => {
@@ -140,6 +155,24 @@ describe('sqlite events by subject', () => {
           1,
         );
       }
+      const cases = [
+        ['k3', undefined],
+        ['k5', 'odd'],
+      ] as const;
+      const seen: number[][] = [];
+      for (const [subject, type] of cases) {
+        const pages: number[] = [];
+        let before: number | undefined;
+        for (;;) {
+          const page = await store.events.list({ limit: 250, beforeSeq: before, subject, type });
+          pages.push(...page.map((e) => e.seq));
+          if (page.length < 250) break;
+          before = page.at(-1)!.seq;
+        }
+        seen.push(pages);
+      }
+      // The store holds its file exclusively: read the truth once it is closed.
+      await store.close();
       const db = new Database(path, { readonly: true });
       const indexed = (db.prepare('SELECT through_seq AS n FROM event_subjects_state').get() as { n: number })
         .n;
@@ -152,23 +185,37 @@ describe('sqlite events by subject', () => {
             )
             .all(...(type ? [subject, type] : [subject])) as { seq: number }[]
         ).map((r) => r.seq);
-      for (const [subject, type] of [
-        ['k3', undefined],
-        ['k5', 'odd'],
-      ] as const) {
-        const seen: number[] = [];
-        let before: number | undefined;
-        for (;;) {
-          const page = await store.events.list({ limit: 250, beforeSeq: before, subject, type });
-          seen.push(...page.map((e) => e.seq));
-          if (page.length < 250) break;
-          before = page.at(-1)!.seq;
-        }
-        assert.deepEqual(seen, truth(subject, type), `${subject} ${type ?? ''}`);
-      }
+      for (const [i, [subject, type]] of cases.entries())
+        assert.deepEqual(seen[i], truth(subject, type), `${subject} ${type ?? ''}`);
       db.close();
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('sqlite store ownership', () => {
+  it('refuses a second opener of the same file, saying what holds it; the first goes on', async () => {
+    const path = join(dir, 'owned.db');
+    const first = createSqliteStore({ path });
+    try {
+      await first.events.append([{ specversion: '1.0', id: 'a', source: 's', type: 't' }], 1);
+      assert.throws(
+        () => createSqliteStore({ path }),
+        (err: HeraldError) =>
+          err.code === 'STORE_UNAVAILABLE' && /another process has it open .*--data/.test(err.message),
+      );
+      assert.throws(
+        () => new Database(path, { readonly: true }).prepare('SELECT 1 FROM events').get(),
+        /locked/,
+      );
+      const [again] = await first.events.append([{ specversion: '1.0', id: 'b', source: 's', type: 't' }], 2);
+      assert.equal(again?.duplicate, false);
+    } finally {
+      await first.close();
+    }
+    const reopened = createSqliteStore({ path });
+    assert.equal((await reopened.events.findById('b'))?.event.id, 'b', 'free again once closed');
+    await reopened.close();
   });
 });

@@ -28,7 +28,7 @@ describe('WAL sync', () => {
     const wal = join(dir, 'c.db-wal');
     writeFileSync(wal, 'frames');
     let syncs = 0;
-    const sync = new WalSync(wal, (fd, done) => {
+    const sync = new WalSync(wal, (_fd, done) => {
       syncs++;
       setTimeout(() => done(null), 1);
     });
