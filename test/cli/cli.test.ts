@@ -56,6 +56,41 @@ describe('herald CLI', () => {
     }
   });
 
+  it('start loads only the client libraries its config uses: a webhook-only Herald loads no Slack, SMTP, PostgreSQL or NATS client', async () => {
+    // Each is several MB of a running process's memory.
+    const watch = `data:text/javascript,${encodeURIComponent(
+      'import { registerHooks } from "node:module";' +
+        'registerHooks({ load(url, context, next) { if (url.includes("/node_modules/")) process.stderr.write("loaded " + url + "\\n"); return next(url, context); } });',
+    )}`;
+    const config = join(dir.path, 'webhook-only.yaml');
+    writeFileSync(
+      config,
+      'channels:\n  hook: { kind: webhook, url: http://127.0.0.1:9/hook }\ntriggers:\n  all:\n    actions: [{ channel: hook }]\n',
+    );
+    const proc = await spawnHerald(
+      ['--config', config, '--data', join(dir.path, 'webhook-only'), '--port', '0'],
+      {},
+      ['--import', watch],
+    );
+    await proc.kill();
+    const loaded = proc.output.join('').match(/^loaded .*$/gm) ?? [];
+    assert.ok(
+      loaded.some((l) => l.includes('/node_modules/undici/')),
+      'the hook sees the webhook channel’s HTTP client',
+    );
+    for (const unused of [
+      'nodemailer',
+      '@slack/web-api',
+      'pg',
+      'pg-logical-replication',
+      '@nats-io/jetstream',
+    ])
+      assert.ok(
+        !loaded.some((l) => l.includes(`/node_modules/${unused}/`)),
+        `loaded ${unused}:\n${loaded.filter((l) => l.includes(unused)).join('\n')}`,
+      );
+  });
+
   it('validate accepts the demo config', async () => {
     const res = await herald(['validate', 'examples/notify-router/herald.yaml']);
     assert.equal(res.code, 0, res.stderr);
