@@ -3,7 +3,7 @@
 // (from /proc/PID/stat) and its fsync/fdatasync calls (counted by `perf stat` on syscall
 // tracepoints, which needs perf and permission to use them) are read over the measured window only.
 //
-//   node --import tsx bench/cpu-per-event.ts [--rate 1000] [--seconds 10] [--root DIR]
+//   node --import tsx bench/cpu-per-event.ts [--rate 1000] [--seconds 10] [--root DIR] [--node-options '…']
 //
 // `--root` is a checkout whose bin/herald.js and dist/ are measured (default: this one), so two
 // builds can be compared in alternating runs.
@@ -18,6 +18,8 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '10' },
     root: { type: 'string', default: repoRoot },
+    // Node/V8 options for Herald, e.g. '--max-semi-space-size=64' (V8's default on a large machine).
+    'node-options': { type: 'string', default: '' },
   },
 });
 const rate = Number(args.rate);
@@ -63,7 +65,11 @@ function countSyscalls(pid: number): { stop(): Promise<Record<string, number>> }
 }
 
 const sink = await startLatencySink();
-const herald = await startHerald(notifyConfig(sink.url), [], args.root);
+const herald = await startHerald(
+  notifyConfig(sink.url),
+  args['node-options'].split(/\s+/).filter(Boolean),
+  args.root,
+);
 const pid = herald.child.pid!;
 const pool = senderPool(herald.url, 512, 30_000);
 const common = {

@@ -1,6 +1,7 @@
-// `npm run bench [-- --quick] [--only TEXT]... [--profile] [--root CHECKOUT]`: every scenario on this machine, each with
-// its own freshly started system under test (Herald as a child process with a fresh data dir, or the
-// limit: a bare Node.js forwarder), its own sink and load, one at a time.
+// `npm run bench [-- --quick] [--only TEXT]... [--profile] [--root CHECKOUT] [--node-options '--flag …']`:
+// every scenario on this machine, each with its own freshly started system under test (Herald as a
+// child process with a fresh data dir, or the limit: a bare Node.js forwarder), its own sink and
+// load, one at a time.
 // Closed-loop rows (autocannon) measure throughput; open-loop rows send at fixed rates and measure
 // latency from each request's scheduled send to the sink, accounting for every event.
 // Writes bench/results/<timestamp>.json and prints the tables; a full run (no --quick, --only or
@@ -50,6 +51,9 @@ const { values: args } = parseArgs({
     // Runs Herald from another checkout (its bin/herald.js and dist/, built), to compare builds
     // with the same harness; such a run leaves the README and latest.json alone.
     root: { type: 'string' },
+    // Node/V8 options for the Herald of rows 1-4 (e.g. '--max-semi-space-size=64' to compare V8's
+    // default young generation with the one bin/herald.js sets).
+    'node-options': { type: 'string', default: '' },
   },
 });
 /** A CLI number, checked: a bench that runs with NaN would measure nothing and say so late. */
@@ -82,6 +86,7 @@ const DRAIN_IDLE_MS = quick ? 3000 : 10_000;
 const startedAt = new Date().toISOString();
 const profileDir = join(repoRoot, 'bench/results/profiles', startedAt.replaceAll(':', '-'));
 const only = args.only.map((o) => o.toLowerCase());
+const nodeOptions = args['node-options'].split(/\s+/).filter(Boolean);
 const wanted = (scenario: string, system: System) =>
   only.length === 0 || only.some((o) => `${scenario} [${system}]`.toLowerCase().includes(o));
 
@@ -96,9 +101,10 @@ const slug = (label: string) =>
 /** Herald, with a CPU profile when --profile is on (written when it exits). */
 function heraldStarter(label: string, config: (sinkUrl: string) => string) {
   const name = `${slug(label)}.cpuprofile`;
-  const nodeArgs = args.profile
-    ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}`]
-    : [];
+  const nodeArgs = [
+    ...nodeOptions,
+    ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}`] : []),
+  ];
   return {
     start: (sinkUrl: string) => startHerald(config(sinkUrl), nodeArgs, args.root ?? repoRoot),
     profileFile: args.profile ? join(profileDir, name) : undefined,
@@ -366,7 +372,7 @@ async function main() {
       say(await measure(scenario, target, path, body, contentType, eventsPerRequest));
   };
   console.error(
-    `bench: ${quick ? 'quick' : 'full'} run, closed loop ${DURATION}s × ${CONNECTIONS} connections, open loop ${OPEN_LOOP_SECONDS}s at ${RATES.join(', ')} ev/s${only.length ? `, only rows matching ${only.join(' | ')}` : ''}${args.profile ? `, CPU profiles in ${profileDir}` : ''}${args.root ? `, Herald from ${args.root}` : ''}`,
+    `bench: ${quick ? 'quick' : 'full'} run, closed loop ${DURATION}s × ${CONNECTIONS} connections, open loop ${OPEN_LOOP_SECONDS}s at ${RATES.join(', ')} ev/s${only.length ? `, only rows matching ${only.join(' | ')}` : ''}${args.profile ? `, CPU profiles in ${profileDir}` : ''}${args.root ? `, Herald from ${args.root}` : ''}${nodeOptions.length ? `, Herald with ${nodeOptions.join(' ')}` : ''}`,
   );
 
   const s1 = '1. /notify → 1 trigger → webhook';
@@ -426,7 +432,14 @@ async function main() {
   console.log(`\nHerald benchmark\n\n${markdown}\n`);
   console.log(`results: ${file}`);
   // Only a complete, unprofiled run of full length speaks for the project; partial runs stay local.
-  if (!quick && only.length === 0 && !args.profile && !args['no-readme'] && !args.root) {
+  if (
+    !quick &&
+    only.length === 0 &&
+    !args.profile &&
+    !args['no-readme'] &&
+    !args.root &&
+    nodeOptions.length === 0
+  ) {
     writeFileSync(join(dir, 'latest.json'), json);
     const readme = join(repoRoot, 'README.md');
     writeFileSync(readme, replaceBenchBlock(readFileSync(readme, 'utf8'), markdown));

@@ -168,6 +168,17 @@ parts.push('### Filter dialects', '', '| dialect | meaning |', '|---|---|');
 for (const d of registries.dialects) parts.push(`| \`${d.name}\` | ${d.description} |`);
 parts.push('');
 
+parts.push(
+  '## Outside the file: the process',
+  '',
+  'Set in the environment of `herald start`, not in the config.',
+  '',
+  '| setting | default | meaning |',
+  '|---|---|---|',
+  "| `NODE_OPTIONS=--max-semi-space-size=N` | `8` (MB) | Most memory each of the two halves of V8's young generation may take. `bin/herald.js start` (so `npx herald start`, `npm start` and the container) sets 8 unless this option is given; V8's own default lets each half grow to 64 MB under load on a machine with several GB: about 80 MB more resident memory at the bench's loads, for no throughput measured in alternating runs. A larger value means fewer, longer young-generation collections. Node before 22.15 and Windows run with V8's default. |",
+  '',
+);
+
 const text = `${parts.join('\n').trimEnd()}\n`;
 const target = new URL('../docs/configuration.md', import.meta.url);
 if (process.argv.includes('--check')) {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { busFromEnv, createBus } from './bus/index.js';
+import { busFromEnv, createBus, prepareBus } from './bus/index.js';
 import { loadConfigFromFile } from './config/code.js';
 import type { HeraldConfig } from './config/load.js';
 import { Engine, type EngineHooks } from './engine/engine.js';
@@ -145,6 +145,8 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
       : []),
   );
   for (const plugin of config.channels) await plugin.kind.prepare?.(plugin.config);
+  const busConfig = busFromEnv(config.bus, env);
+  await prepareBus(busConfig);
   const engine = new Engine({
     config,
     store,
@@ -154,7 +156,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
     subscribers: options.subscribers ?? subscriptions,
     http: server.routes,
     roles: options.roles,
-    bus: createBus(busFromEnv(config.bus, env), store, logger, () => metrics.busDeadLetters.inc()),
+    bus: createBus(busConfig, store, logger, () => metrics.busDeadLetters.inc()),
     projector:
       config.projections.length > 0
         ? (ingest) =>

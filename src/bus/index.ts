@@ -4,7 +4,6 @@ import type { Store } from '../engine/store.js';
 import { HeraldError } from '../errors.js';
 import { type BusConfig, busSchema } from './config.js';
 import { EmbeddedBus } from './embedded.js';
-import { JetStreamBus } from './jetstream/index.js';
 
 export type { Bus, BusHealth, RouteHandler } from '../engine/bus.js';
 
@@ -23,10 +22,26 @@ export function busFromEnv(config: BusConfig, env: NodeJS.ProcessEnv): BusConfig
   throw new HeraldError('CONFIG_INVALID', 'HERALD_BUS must be a nats:// URL or "embedded"');
 }
 
+// The JetStream bus and its NATS client are loaded by prepareBus, only for a config that uses
+// them: an embedded Herald does not pay for the client's modules at start.
+let jetstreamModule: typeof import('./jetstream/index.js') | undefined;
+
+/** Loads what `createBus` needs for this config and is not loaded up front. Await it first. */
+export async function prepareBus(config: BusConfig): Promise<void> {
+  if (config.kind === 'jetstream') jetstreamModule ??= await import('./jetstream/index.js');
+}
+
 /** `onDeadLetter`: a message no router can handle was set aside (the jetstream bus). */
 export function createBus(config: BusConfig, store: Store, logger: Logger, onDeadLetter?: () => void): Bus {
   if (config.kind === 'embedded') return new EmbeddedBus(store, logger);
-  if (config.kind === 'jetstream')
-    return new JetStreamBus({ config, store, logger: logger.child({ bus: 'jetstream' }), onDeadLetter });
+  if (config.kind === 'jetstream') {
+    if (!jetstreamModule) throw new Error('createBus: await prepareBus(config) first (the jetstream bus)');
+    return new jetstreamModule.JetStreamBus({
+      config,
+      store,
+      logger: logger.child({ bus: 'jetstream' }),
+      onDeadLetter,
+    });
+  }
   throw new HeraldError('CONFIG_INVALID', `unknown bus kind "${(config as { kind: string }).kind}"`);
 }

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { resolveConfigFile } from '../app.js';
 import type { BusConfig } from '../bus/config.js';
-import { busFromEnv, createBus } from '../bus/index.js';
+import { busFromEnv, createBus, prepareBus } from '../bus/index.js';
 import { loadConfigFromFile } from '../config/code.js';
 import type { HeraldConfig } from '../config/load.js';
 import type { ChannelContext, CheckResult } from '../engine/types.js';
@@ -116,6 +116,7 @@ async function checkBus(
     };
   }
   const component = `bus (${busConfig.kind})`;
+  await prepareBus(busConfig);
   const bus = createBus(busConfig, store, logger);
   try {
     await bus.start();

@@ -4,7 +4,7 @@ import pino, { type Logger } from 'pino';
 import { PG_URL, pgClient, uniqueSuffix } from '../../test/support/postgres.js';
 import { createPostgresStore } from '../store/postgres/index.js';
 import { createSqliteStore } from '../store/sqlite/index.js';
-import { Dispatcher } from './dispatcher.js';
+import { Dispatcher, RECENT_EVENT_CHARS } from './dispatcher.js';
 import type { CompiledTrigger, RateLimit } from './model.js';
 import type { Store } from './store.js';
 import { type Channel, delivered, retry, SendTimeoutError } from './types.js';
@@ -465,6 +465,68 @@ describe('dispatcher: deliveries another process routed', () => {
     }
     assert.deepEqual(batchReads, [10]);
     assert.equal(singleReads, 0);
+  });
+});
+
+describe('dispatcher: the events it keeps for the sends to come', () => {
+  it('keeps large events only up to its size bound: the oldest beyond it are read back from the store when sent', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const read = new Set<number>();
+    const get = store.events.get.bind(store.events);
+    const getMany = store.events.getMany.bind(store.events);
+    store.events.get = (seq) => {
+      read.add(seq);
+      return get(seq);
+    };
+    store.events.getMany = (seqs) => {
+      for (const s of seqs) read.add(s);
+      return getMany(seqs);
+    };
+    // 20 events of half a MiB each: 10 MiB of JSON, more than two generations may hold.
+    const events = Array.from({ length: 20 }, (_, i) => ({
+      specversion: '1.0' as const,
+      id: `big-${i}`,
+      source: 'cache-test',
+      type: 'test.big',
+      data: { text: 'x'.repeat(512 * 1024) },
+    }));
+    const appended = await store.events.append(events, Date.now());
+    await store.routing.commit(
+      appended.map((a, i) => ({
+        seq: a.seq,
+        record: { matched: ['to-hook'], errors: [], deliveries: 1 },
+        deliveries: [
+          {
+            eventSeq: a.seq,
+            trigger: 'to-hook',
+            action: 0,
+            channel: 'hook',
+            recipient: null,
+            idempotencyKey: `hook-${events[i]!.id}`,
+            maxAttempts: 3,
+            notBefore: 0,
+          },
+        ],
+      })),
+      Date.now(),
+    );
+    const hook = recordingChannel(1);
+    const d = newDispatcher(store, { hook: hook.channel });
+    // As the engine does once the events are durable.
+    appended.forEach((a, i) => {
+      d.rememberEvent(a.seq, events[i]!);
+    });
+    try {
+      d.start();
+      await until(() => hook.sends.length === 20, 'every send');
+    } finally {
+      await d.stop(1000);
+      await store.close();
+    }
+    const kept = Math.floor((2 * RECENT_EVENT_CHARS) / JSON.stringify(events[0]).length);
+    const oldest = appended.slice(0, 20 - kept).map((a) => a.seq);
+    assert.ok(oldest.length > 0);
+    for (const seq of oldest) assert.ok(read.has(seq), `event ${seq} was still kept in memory`);
   });
 });
 

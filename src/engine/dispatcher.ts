@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
-import { eventJson } from '../events/serialize.js';
+import { eventJson, eventJsonLength } from '../events/serialize.js';
 import type { CloudEvent } from '../events/types.js';
 import { ChannelPump, type PumpHost, type SendSlot } from './channel-pump.js';
 import { emitFollowUp } from './follow-up.js';
@@ -22,6 +22,11 @@ const DIGEST_READ_CHUNK = 25;
  * its events back in one query per claim instead. Bigger held tens of MB under load for nothing.
  */
 const RECENT_EVENTS = 5_000;
+/**
+ * And at most this many characters of events (as JSON) per generation, so large events cannot
+ * make the two generations hold more than about 2 × this (the objects take a few times their text).
+ */
+export const RECENT_EVENT_CHARS = 4 * 1024 * 1024;
 
 export interface DispatcherHooks {
   onAttempt?(
@@ -67,6 +72,8 @@ export class Dispatcher {
    */
   private recentEvents = new Map<number, CloudEvent>();
   private olderEvents = new Map<number, CloudEvent>();
+  /** Characters of JSON of the events in `recentEvents`. */
+  private recentChars = 0;
 
   constructor(
     private readonly store: Store,
@@ -111,11 +118,16 @@ export class Dispatcher {
   }
 
   rememberEvent(seq: number, event: CloudEvent): void {
-    if (this.recentEvents.size >= RECENT_EVENTS) {
+    const chars = eventJsonLength(event);
+    // One event larger than a whole generation is not kept: its deliveries read it back.
+    if (chars > RECENT_EVENT_CHARS) return;
+    if (this.recentEvents.size >= RECENT_EVENTS || this.recentChars + chars > RECENT_EVENT_CHARS) {
       this.olderEvents = this.recentEvents;
       this.recentEvents = new Map();
+      this.recentChars = 0;
     }
     this.recentEvents.set(seq, event);
+    this.recentChars += chars;
   }
 
   /**

@@ -96,9 +96,11 @@ export class Engine {
     this.batcher = new IngestBatcher(
       this.store.events,
       (durable, receivedAt, routed) => {
-        // With a shared bus, whichever process routes an event remembers it (see route()).
+        // With a shared bus, whichever process routes an event remembers it (see route()). An
+        // event already routed to no delivery has nothing to send: it is not kept.
         if (this.bus.kind === 'embedded')
-          for (const { event, append } of durable) this.dispatcher.rememberEvent(append.seq, event);
+          for (const { event, append, routing } of durable)
+            if (!routing || routing.deliveries.length > 0) this.dispatcher.rememberEvent(append.seq, event);
         this.hooks.onIngested?.(durable.map((d) => ({ event: d.event, seq: d.append.seq })));
         if (routed) this.routedAtIngest(durable, receivedAt, routed);
         else {

@@ -15,3 +15,11 @@ export function eventJson(event: CloudEvent): string {
   }
   return text;
 }
+
+/**
+ * The length of the event's JSON text: the text made by `eventJson` when there is one, else
+ * measured without keeping it (an event read back from the store need not hold its text too).
+ */
+export function eventJsonLength(event: CloudEvent): number {
+  return (texts.get(event) ?? JSON.stringify(event)).length;
+}

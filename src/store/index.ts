@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HeraldError } from '../errors.js';
 import type { StoreConfig } from './config.js';
-import { createPostgresStore } from './postgres/index.js';
 import { createSqliteStore } from './sqlite/index.js';
 import type { Store } from './types.js';
 
@@ -27,6 +26,8 @@ export async function openStore(config: StoreConfig, dataDir: string, logger: Lo
     });
   }
   if (config.kind === 'postgres') {
+    // Loaded only for a postgres store: an embedded Herald does not load the PostgreSQL client.
+    const { createPostgresStore } = await import('./postgres/index.js');
     return createPostgresStore({ url: config.url, poolSize: config.poolSize, schema: config.schema, logger });
   }
   throw new HeraldError('CONFIG_INVALID', `unknown store kind "${(config as { kind: string }).kind}"`);

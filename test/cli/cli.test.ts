@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -54,6 +54,41 @@ describe('herald CLI', () => {
       for (const heavy of ['/src/app.ts', '/src/config/', '/src/plugins.ts', '/src/store/', '/src/server/'])
         assert.ok(!loaded.some((l) => l.includes(heavy)), `${flag} loaded ${heavy}:\n${loaded.join('\n')}`);
     }
+  });
+
+  it('start loads only the client libraries its config uses: a webhook-only Herald loads no Slack, SMTP, PostgreSQL or NATS client', async () => {
+    // Each is several MB of a running process's memory.
+    const watch = `data:text/javascript,${encodeURIComponent(
+      'import { registerHooks } from "node:module";' +
+        'registerHooks({ load(url, context, next) { if (url.includes("/node_modules/")) process.stderr.write("loaded " + url + "\\n"); return next(url, context); } });',
+    )}`;
+    const config = join(dir.path, 'webhook-only.yaml');
+    writeFileSync(
+      config,
+      'channels:\n  hook: { kind: webhook, url: http://127.0.0.1:9/hook }\ntriggers:\n  all:\n    actions: [{ channel: hook }]\n',
+    );
+    const proc = await spawnHerald(
+      ['--config', config, '--data', join(dir.path, 'webhook-only'), '--port', '0'],
+      {},
+      ['--import', watch],
+    );
+    await proc.kill();
+    const loaded = proc.output.join('').match(/^loaded .*$/gm) ?? [];
+    assert.ok(
+      loaded.some((l) => l.includes('/node_modules/undici/')),
+      'the hook sees the webhook channel’s HTTP client',
+    );
+    for (const unused of [
+      'nodemailer',
+      '@slack/web-api',
+      'pg',
+      'pg-logical-replication',
+      '@nats-io/jetstream',
+    ])
+      assert.ok(
+        !loaded.some((l) => l.includes(`/node_modules/${unused}/`)),
+        `loaded ${unused}:\n${loaded.filter((l) => l.includes(unused)).join('\n')}`,
+      );
   });
 
   it('validate accepts the demo config', async () => {
@@ -212,6 +247,59 @@ describe('herald CLI', () => {
     const res = await herald(['start', '--role', 'ingest,cook']);
     assert.notEqual(res.code, 0);
     assert.match(res.stderr, /unknown role "cook"/);
+  });
+});
+
+describe('bin/herald.js start (the compiled CLI; build first)', () => {
+  const dir = tempDir('herald-bin-');
+  after(() => dir.remove());
+
+  /** Starts bin/herald.js; answers with the node options of the process that listens (same pid). */
+  async function startedFlags(env: NodeJS.ProcessEnv): Promise<string[]> {
+    const config = join(dir.path, 'herald.yaml');
+    writeFileSync(config, 'channels:\n  out: { kind: inbox }\n');
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, 'bin/herald.js'), 'start', '--config', config, '--data', dir.path, '--port', '0'],
+      { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      let output = '';
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`did not start:\n${output}`)), 60_000);
+        child.stdout.on('data', (c: Buffer) => {
+          output += c.toString();
+          if (output.includes('Herald listening on')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.stderr.on('data', (c: Buffer) => {
+          output += c.toString();
+        });
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`exited with ${code}:\n${output}`));
+        });
+      });
+      const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+      return argv.slice(1, argv.indexOf(join(repoRoot, 'bin/herald.js')));
+    } finally {
+      child.removeAllListeners('exit');
+      if (child.exitCode === null && child.signalCode === null)
+        await new Promise((resolve) => {
+          child.once('exit', resolve);
+          child.kill('SIGTERM');
+        });
+    }
+  }
+
+  it('caps V8’s young generation at 8 MB a semi-space, in the same process; NODE_OPTIONS can set another', {
+    skip: process.platform !== 'linux' && 'reads /proc',
+  }, async () => {
+    assert.deepEqual(await startedFlags({}), ['--max-semi-space-size=8']);
+    // The user's own size is kept: no second flag, no restart.
+    assert.deepEqual(await startedFlags({ NODE_OPTIONS: '--max-semi-space-size=32' }), []);
   });
 });
 

@@ -148,10 +148,15 @@ export interface HeraldProcess {
 }
 
 /** Runs `herald start` as a child process (TypeScript through tsx) and waits until it listens. */
-export async function spawnHerald(args: string[], env: NodeJS.ProcessEnv = {}): Promise<HeraldProcess> {
+export async function spawnHerald(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  /** Node options before the script (e.g. `--import` a module-load hook). */
+  nodeArgs: string[] = [],
+): Promise<HeraldProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'start', ...args],
+    ['--import', 'tsx', ...nodeArgs, join(repoRoot, 'src/cli/main.ts'), 'start', ...args],
     {
       cwd: repoRoot,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, HERALD_LOG_LEVEL: 'info', ...env },

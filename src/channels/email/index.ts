@@ -1,4 +1,4 @@
-import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry, templateScope } from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
@@ -42,6 +42,14 @@ function replyCode(err: unknown): number | undefined {
   return typeof e.responseCode === 'number' ? e.responseCode : undefined;
 }
 
+// nodemailer is loaded by `prepare` (or the first send), only when an email channel is configured:
+// a Herald without one does not load it at start.
+let nodemailer: Promise<typeof import('nodemailer')> | undefined;
+const loadNodemailer = () => {
+  nodemailer ??= import('nodemailer');
+  return nodemailer;
+};
+
 /**
  * Email over SMTP with nodemailer. The delivery's `to` is the recipient (comma-separated for
  * several). A 4xx reply or a connection problem is retried; a 5xx reply fails permanently with
@@ -52,15 +60,22 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
   description: 'Sends email over SMTP (nodemailer): subject, text and HTML bodies from templates.',
   configSchema: emailConfigSchema,
   actionSchema: emailActionSchema,
+  async prepare() {
+    await loadNodemailer();
+  },
   create(name, config) {
-    const transport = nodemailer.createTransport({
-      url: config.url,
-      requireTLS: config.requireTLS,
-      tls: { rejectUnauthorized: config.rejectUnauthorized },
-      connectionTimeout: config.timeoutMs,
-      greetingTimeout: config.timeoutMs,
-      socketTimeout: config.timeoutMs,
-    });
+    let transporter: Transporter | undefined;
+    const transport = async () => {
+      transporter ??= (await loadNodemailer()).default.createTransport({
+        url: config.url,
+        requireTLS: config.requireTLS,
+        tls: { rejectUnauthorized: config.rejectUnauthorized },
+        connectionTimeout: config.timeoutMs,
+        greetingTimeout: config.timeoutMs,
+        socketTimeout: config.timeoutMs,
+      });
+      return transporter;
+    };
     const host = (() => {
       try {
         return new URL(config.url).hostname;
@@ -85,7 +100,7 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
           html: req.action.html?.render(scope),
         };
         try {
-          const info = await transport.sendMail({
+          const info = await (await transport()).sendMail({
             ...message,
             messageId: `<${req.idempotencyKey}@${host}>`,
             headers: { 'X-Herald-Idempotency-Key': req.idempotencyKey },
@@ -104,7 +119,7 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
       },
       async check() {
         try {
-          await transport.verify();
+          await (await transport()).verify();
           return { ok: true, detail: `${host} completed the SMTP handshake` };
         } catch (err) {
           return {
@@ -115,7 +130,7 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
         }
       },
       async close() {
-        transport.close();
+        transporter?.close();
       },
     };
   },

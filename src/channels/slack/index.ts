@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ErrorCode, type WebAPICallResult, WebClient } from '@slack/web-api';
+import type { WebAPICallResult, WebClient } from '@slack/web-api';
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry, templateScope } from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
@@ -101,6 +101,14 @@ const abortableFetch: typeof fetch = (input, init) => {
   return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
 };
 
+// The Web API client is loaded by `prepare` (or the first call), only when a Slack channel is
+// configured: a Herald without one does not load it at start.
+let webApi: Promise<typeof import('@slack/web-api')> | undefined;
+const loadWebApi = () => {
+  webApi ??= import('@slack/web-api');
+  return webApi;
+};
+
 /**
  * Posts to Slack through the official Web API client. Recipients: `#name` or a channel id, a user
  * id (a DM), or an email address (looked up, then a DM). Rate limits (HTTP 429) come back as retry
@@ -112,17 +120,24 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
   configSchema: slackConfigSchema,
   actionSchema: slackActionSchema,
   updatesMessages: true,
+  async prepare() {
+    await loadWebApi();
+  },
   create(name, config, context) {
-    const client = new WebClient(config.token, {
-      slackApiUrl: config.apiUrl ?? context.env.SLACK_API_URL ?? undefined,
-      retryConfig: { retries: 0 },
-      rejectRateLimitedCalls: true,
-      logger: undefined,
-      fetch: abortableFetch,
-      // Room for every send's call at once: a call the client queues would run in the context of
-      // another send, with that send's signal.
-      maxRequestConcurrency: config.concurrency + 8,
-    });
+    let webClient: WebClient | undefined;
+    const slack = async () => {
+      webClient ??= new (await loadWebApi()).WebClient(config.token, {
+        slackApiUrl: config.apiUrl ?? context.env.SLACK_API_URL ?? undefined,
+        retryConfig: { retries: 0 },
+        rejectRateLimitedCalls: true,
+        logger: undefined,
+        fetch: abortableFetch,
+        // Room for every send's call at once: a call the client queues would run in the context of
+        // another send, with that send's signal.
+        maxRequestConcurrency: config.concurrency + 8,
+      });
+      return webClient;
+    };
     const nextFreeAt = new Map<string, number>();
     const emailCache = new Map<string, { userId: string; until: number }>();
 
@@ -140,6 +155,7 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
     const dmChannel = async (userId: string): Promise<string> => {
       const known = dmChannels.get(userId);
       if (known) return known;
+      const client = await slack();
       const res = (await client.conversations.open({ users: userId })) as WebAPICallResult & {
         channel?: { id?: string };
       };
@@ -156,6 +172,7 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
         const cached = emailCache.get(recipient);
         if (cached && cached.until > Date.now())
           return { channel: await dmChannel(cached.userId), dmUser: cached.userId };
+        const client = await slack();
         const res = (await client.users.lookupByEmail({ email: recipient })) as WebAPICallResult & {
           user?: { id?: string };
         };
@@ -186,6 +203,7 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
             return failed('a Slack action needs text or blocks', rendered);
           let dmUser: string | undefined;
           try {
+            const client = await slack();
             const target = await address(req.recipient);
             if ('dmUser' in target) dmUser = target.dmUser;
             if ('error' in target)
@@ -236,6 +254,7 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
               data?: { error?: string };
               message: string;
             };
+            const { ErrorCode } = await loadWebApi();
             if (e.code === ErrorCode.RateLimitedError) {
               return retry(
                 `Slack rate limit (retry after ${e.retryAfter ?? 1} s)`,
@@ -256,6 +275,7 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
         }),
       async check() {
         try {
+          const client = await slack();
           const res = (await client.auth.test()) as WebAPICallResult & { team?: string; user?: string };
           return { ok: true, detail: `auth.test: ${res.user ?? 'bot'} in ${res.team ?? 'workspace'}` };
         } catch (err) {
