@@ -9,9 +9,7 @@ export const storeSchema = z
       path: z
         .string()
         .optional()
-        .describe(
-          'SQLite file. Default: `<data dir>/herald.db` (`--data` sets the data dir). Herald holds it exclusively while it runs: a second Herald on it is refused, and tools read it once Herald has stopped (use the API meanwhile).',
-        ),
+        .describe('SQLite file. Default: `<data dir>/herald.db` (`--data` sets the data dir).'),
       synchronous: z
         .enum(['full', 'normal'])
         .default('full')

@@ -86,7 +86,7 @@ describe('dashboard queries on 100,000 events', { timeout: 120_000 }, () => {
       );
     }
     await store.close();
-    // Herald holds its store exclusively once started: the plans are read before.
+    // The plans are read from the file the store left, before Herald opens it.
     plans = readPlans();
     herald = await startTestHerald('sources: {}\n', { dataDir: dir.path });
   });

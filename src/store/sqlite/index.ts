@@ -43,23 +43,15 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   try {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     db = new Database(options.path);
-    // One process owns an embedded store (leases live in its memory): it holds the file
-    // exclusively, so a second Herald on the same data dir is refused instead of sending the same
-    // deliveries, and no statement pays for taking and dropping file locks (two fcntl calls each)
-    // or a shared-memory WAL index. Set before WAL mode, so the index lives in this process's heap.
-    db.pragma('locking_mode = EXCLUSIVE');
     db.pragma('journal_mode = WAL');
     // With `full`, WalSync makes each write durable before it is answered (see wal-sync.ts).
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
   } catch (err) {
-    const inUse = (err as { code?: string }).code === 'SQLITE_BUSY';
     throw new HeraldError(
       'STORE_UNAVAILABLE',
-      inUse
-        ? `cannot open SQLite store ${options.path}: another process has it open (a Herald running on this data dir holds its store exclusively; stop it, or give this one another --data dir)`
-        : `cannot open SQLite store ${options.path}: ${(err as Error).message}`,
+      `cannot open SQLite store ${options.path}: ${(err as Error).message}`,
       {
         cause: err,
       },

@@ -7,7 +7,6 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { runNotificationKeyContract } from '../../../test/contracts/notification-keys.js';
 import { runStoreContract } from '../../../test/contracts/store.js';
-import type { HeraldError } from '../../errors.js';
 import { createSqliteStore } from './index.js';
 import { migrations } from './migrations.js';
 
@@ -171,7 +170,7 @@ describe('sqlite events by subject', () => {
         }
         seen.push(pages);
       }
-      // The store holds its file exclusively: read the truth once it is closed.
+      // The truth, read straight from the file once the store is closed.
       await store.close();
       const db = new Database(path, { readonly: true });
       const indexed = (db.prepare('SELECT through_seq AS n FROM event_subjects_state').get() as { n: number })
@@ -191,31 +190,5 @@ describe('sqlite events by subject', () => {
     } finally {
       await store.close();
     }
-  });
-});
-
-describe('sqlite store ownership', () => {
-  it('refuses a second opener of the same file, saying what holds it; the first goes on', async () => {
-    const path = join(dir, 'owned.db');
-    const first = createSqliteStore({ path });
-    try {
-      await first.events.append([{ specversion: '1.0', id: 'a', source: 's', type: 't' }], 1);
-      assert.throws(
-        () => createSqliteStore({ path }),
-        (err: HeraldError) =>
-          err.code === 'STORE_UNAVAILABLE' && /another process has it open .*--data/.test(err.message),
-      );
-      assert.throws(
-        () => new Database(path, { readonly: true }).prepare('SELECT 1 FROM events').get(),
-        /locked/,
-      );
-      const [again] = await first.events.append([{ specversion: '1.0', id: 'b', source: 's', type: 't' }], 2);
-      assert.equal(again?.duplicate, false);
-    } finally {
-      await first.close();
-    }
-    const reopened = createSqliteStore({ path });
-    assert.equal((await reopened.events.findById('b'))?.event.id, 'b', 'free again once closed');
-    await reopened.close();
   });
 });
