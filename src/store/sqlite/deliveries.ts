@@ -82,7 +82,7 @@ export function sqliteDeliveries(
     ),
     getDelivery: db.prepare('SELECT * FROM deliveries WHERE id = ?'),
     attempts: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number, started_at'),
-    // The status index leaves delivered deliveries out: they are what the whole table has more.
+    // The status index leaves delivered deliveries out (most of the table): they are the rest.
     countOthers: db.prepare(
       `SELECT status, count(*) AS n FROM deliveries
        WHERE status = 'pending' OR status = 'dead' OR status = 'suppressed' GROUP BY status`,
