@@ -1,9 +1,10 @@
-// Main-thread cost of the embedded store's work per event, without HTTP: appendRouted of one
-// event with one delivery, a claim, an outcome; one event per commit (a steady low rate) and
-// batches (a busy one). Fsyncs run as in production (a libuv thread); the figures are the event
-// loop's time, which is what limits how many events one Herald process can carry.
+// CPU cost of the embedded store's work per event, without HTTP: appendRouted of one event with
+// one delivery, a claim, an outcome; one event per commit (a steady low rate) or in batches (a busy
+// one). The figure is the process's CPU time: with `full`, fsyncs run as in production (a libuv
+// thread) and their kernel time counts; with `normal` there are none and it is the event loop's.
 //
-//   node --import tsx bench/store-ops.ts [--events 20000] [--batch 1]
+//   node --import tsx bench/store-ops.ts [--events 20000] [--batch 1] [--prefill 50000]
+//     [--synchronous full|normal]   (normal: no fsync, the event loop's own work alone)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ const { values: args } = parseArgs({
     events: { type: 'string', default: '20000' },
     batch: { type: 'string', default: '1' },
     prefill: { type: 'string', default: '50000' },
+    synchronous: { type: 'string', default: 'full' },
   },
 });
 const total = Number(args.events);
@@ -22,7 +24,7 @@ const batch = Number(args.batch);
 const dir = mkdtempSync(join(tmpdir(), 'herald-store-ops-'));
 const store = createSqliteStore({
   path: join(dir, 'herald.db'),
-  ...(process.env.STORE_OPS_NORMAL ? { synchronous: 'normal' as const } : {}),
+  synchronous: args.synchronous === 'normal' ? 'normal' : 'full',
 });
 let n = 0;
 const event = () => ({
@@ -91,7 +93,7 @@ console.log(
   JSON.stringify({
     batch,
     events: total,
-    mainThreadUsPerEvent: Math.round(((cpu.user + cpu.system) / total) * 10) / 10,
+    cpuUsPerEvent: Math.round(((cpu.user + cpu.system) / total) * 10) / 10,
     wallUsPerEvent: Math.round(((wall * 1000) / total) * 10) / 10,
   }),
 );
