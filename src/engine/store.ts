@@ -205,7 +205,8 @@ export interface RoutingStore {
  * sent, because a notification key (dedupe, throttle, replace, digest) held it back — `lastError`
  * says why (a digested one is carried by its digest's delivery).
  */
-export type DeliveryStatus = 'pending' | 'delivered' | 'dead' | 'suppressed';
+export const DELIVERY_STATUSES = ['pending', 'delivered', 'dead', 'suppressed'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 export interface Delivery {
   id: number;

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Engine } from '../engine/engine.js';
-import type {
-  DeadLetterFilter,
-  Delivery,
-  DeliveryStatus,
-  SourceDeadLetter,
-  StoredEvent,
+import {
+  DELIVERY_STATUSES,
+  type DeadLetterFilter,
+  type Delivery,
+  type SourceDeadLetter,
+  type StoredEvent,
 } from '../engine/store.js';
 import { HeraldError } from '../errors.js';
 import { parseJsonBody, parseQuery } from '../http-input.js';
@@ -176,7 +176,7 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
       z.object({
         limit,
         before: cursor,
-        status: z.enum(['pending', 'delivered', 'dead', 'suppressed']).optional(),
+        status: z.enum(DELIVERY_STATUSES).optional(),
         channel: z.string().optional(),
         trigger: z.string().optional(),
       }),
@@ -185,7 +185,7 @@ export function registerAdminRoutes(app: FastifyInstance, engine: Engine): void 
     const deliveries = await store.deliveries.list({
       limit: q.limit,
       beforeId: q.before,
-      status: q.status as DeliveryStatus | undefined,
+      status: q.status,
       channel: q.channel,
       trigger: q.trigger,
     });

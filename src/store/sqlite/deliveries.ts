@@ -1,6 +1,12 @@
 import type Database from 'better-sqlite3';
 import { HeraldError } from '../../errors.js';
-import type { Attempt, DeliveryQuery, DeliveryStatus, DeliveryStore } from '../types.js';
+import {
+  type Attempt,
+  DELIVERY_STATUSES,
+  type DeliveryQuery,
+  type DeliveryStatus,
+  type DeliveryStore,
+} from '../types.js';
 import type { ClaimCursors, DueKey } from './claim-cursors.js';
 import { type CommitGuard, deliveryRow, type Guard, json, type Row } from './rows.js';
 
@@ -29,10 +35,8 @@ function leased(leases: Leases, id: number, now: number): boolean {
  */
 const OUTCOME_SYNC_WITHIN_MS = 5;
 
-const STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'dead', 'suppressed'];
-
 function statusLiteral(status: DeliveryStatus): DeliveryStatus {
-  if (!STATUSES.includes(status))
+  if (!DELIVERY_STATUSES.includes(status))
     throw new HeraldError('REQUEST_INVALID', `unknown delivery status ${JSON.stringify(status)}`);
   return status;
 }

@@ -17,7 +17,6 @@ export type Row = Record<string, unknown>;
  */
 export type Guard = <T>(work: () => T) => Promise<T>;
 
-/** Like Guard for a write, but answers at the commit, with a promise of its durability. */
 /**
  * Runs a write and answers at its commit, with a promise of its durability. `syncWithinMs`: the
  * write need not be durable at once (nobody waits to be answered about it), only within that long.

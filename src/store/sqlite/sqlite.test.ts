@@ -7,6 +7,8 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { runNotificationKeyContract } from '../../../test/contracts/notification-keys.js';
 import { runStoreContract } from '../../../test/contracts/store.js';
+import type { HeraldError } from '../../errors.js';
+import type { DeliveryStatus } from '../types.js';
 import { createSqliteStore } from './index.js';
 import { migrations } from './migrations.js';
 
@@ -187,6 +189,24 @@ describe('sqlite events by subject', () => {
       for (const [i, [subject, type]] of cases.entries())
         assert.deepEqual(seen[i], truth(subject, type), `${subject} ${type ?? ''}`);
       db.close();
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('sqlite delivery lists', () => {
+  it('a status outside the four is refused, not spliced into the query (the status index needs it inline)', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    try {
+      for (const status of ["pending' OR '1'='1", "dead'; DROP TABLE deliveries; --", 'Pending']) {
+        await assert.rejects(
+          store.deliveries.list({ limit: 10, status: status as DeliveryStatus }),
+          (err: HeraldError) =>
+            err.code === 'REQUEST_INVALID' && err.message.includes(JSON.stringify(status)),
+        );
+      }
+      assert.deepEqual(await store.deliveries.list({ limit: 10, status: 'pending' }), []);
     } finally {
       await store.close();
     }
