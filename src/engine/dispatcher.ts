@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
-import { eventJson, eventJsonLength } from '../events/serialize.js';
+import { eventJsonLength } from '../events/serialize.js';
 import type { CloudEvent } from '../events/types.js';
 import { ChannelPump, type PumpHost, type SendSlot } from './channel-pump.js';
 import { emitFollowUp } from './follow-up.js';
@@ -247,8 +247,8 @@ export class Dispatcher {
         const seq = chunk[i]!;
         const e = seq === delivery.eventSeq ? opener : (this.cachedEvent(seq) ?? read.get(seq));
         if (!e) continue;
-        // Free for recent events (the text the store wrote at ingest is cached on the object).
-        bytes += eventJson(e).length;
+        // Known without serialising: from ingest's text, or from the text the store read.
+        bytes += eventJsonLength(e);
         if (bytes > DIGEST_READ_BYTES && newestFirst.length > 0) {
           this.logger.warn(
             { deliveryId: delivery.id, events: seqs.length, sent: newestFirst.length },

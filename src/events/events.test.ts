@@ -14,6 +14,7 @@ import {
   toStructuredHttp,
   validateEvent,
 } from './index.js';
+import { eventFromJson, eventJson, eventJsonLength } from './serialize.js';
 import type { CloudEvent } from './types.js';
 
 const conformance = new URL('../../../shared/conformance/cloudevents-http/', import.meta.url).pathname;
@@ -393,4 +394,18 @@ describe('conformance: spec JSON-format examples and SDK payloads', () => {
         assert.deepEqual(JSON.parse(Buffer.from(event.data_base64, 'base64').toString()), { much: 'wow' });
     });
   }
+});
+
+describe('event JSON size', () => {
+  it('sizes an event read back from its stored text by that text, without serialising it again', () => {
+    const stored = '{ "specversion": "1.0", "id": "a", "source": "s", "type": "t", "data": { "n": 1 } }';
+    const event = eventFromJson(stored);
+    assert.deepEqual(event, { specversion: '1.0', id: 'a', source: 's', type: 't', data: { n: 1 } });
+    // The stored text has spaces a fresh serialisation would not: its length is what counts.
+    assert.equal(eventJsonLength(event), stored.length);
+    assert.notEqual(JSON.stringify(event).length, stored.length);
+    const fresh = { specversion: '1.0' as const, id: 'b', source: 's', type: 't' };
+    assert.equal(eventJsonLength(fresh), JSON.stringify(fresh).length);
+    assert.equal(eventJsonLength(fresh), eventJson(fresh).length);
+  });
 });

@@ -16,10 +16,21 @@ export function eventJson(event: CloudEvent): string {
   return text;
 }
 
+/** The length of the JSON text of events parsed from stored text (`eventFromJson`). */
+const lengths = new WeakMap<CloudEvent, number>();
+
 /**
- * The length of the event's JSON text: the text made by `eventJson` when there is one, else
- * measured without keeping it (an event read back from the store need not hold its text too).
+ * An event parsed from the text a store kept, which remembers the text's length: sizing an event
+ * read back (the dispatcher's cache, a digest's budget) then costs no serialisation, and the text
+ * itself is not kept alive with the event.
  */
+export function eventFromJson(text: string): CloudEvent {
+  const event = JSON.parse(text) as CloudEvent;
+  lengths.set(event, text.length);
+  return event;
+}
+
+/** The length of the event's JSON text, serialising it only when no store or ingest has. */
 export function eventJsonLength(event: CloudEvent): number {
-  return (texts.get(event) ?? JSON.stringify(event)).length;
+  return texts.get(event)?.length ?? lengths.get(event) ?? JSON.stringify(event).length;
 }

@@ -1,4 +1,4 @@
-import type { CloudEvent } from '../../events/types.js';
+import { eventFromJson } from '../../events/serialize.js';
 import type {
   Committed,
   Delivery,
@@ -30,7 +30,7 @@ export const json = (v: unknown): string | null => (v === undefined ? null : JSO
 export function eventRow(r: Row): StoredEvent {
   return {
     seq: r.seq as number,
-    event: JSON.parse(r.event as string) as CloudEvent,
+    event: eventFromJson(r.event as string),
     receivedAt: r.received_at as number,
     routedAt: (r.routed_at as number | null) ?? null,
     routing: parse(r.routing) as RoutingRecord | null,
