@@ -58,6 +58,9 @@ describe('channels end a send when its signal is aborted', () => {
     let silent: Server;
     const sockets: Socket[] = [];
     before(async () => {
+      await emailChannel.prepare?.(
+        emailConfigSchema.parse({ url: 'smtp://127.0.0.1', from: 'h@example.com' }),
+      );
       silent = createServer((s) => sockets.push(s));
       await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     });
@@ -93,6 +96,7 @@ describe('channels end a send when its signal is aborted', () => {
     let slack: SlackServer;
     before(async () => {
       slack = await startSlackServer();
+      await slackChannel.prepare?.(slackConfigSchema.parse({ token: slack.token }));
       slack.addChannel('busy');
     });
     after(() => slack.close());

@@ -1,4 +1,3 @@
-import type { Transporter } from 'nodemailer';
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry, templateScope } from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
@@ -42,13 +41,15 @@ function replyCode(err: unknown): number | undefined {
   return typeof e.responseCode === 'number' ? e.responseCode : undefined;
 }
 
-// nodemailer is loaded by `prepare` (or the first send), only when an email channel is configured:
-// a Herald without one does not load it at start.
-let nodemailer: Promise<typeof import('nodemailer')> | undefined;
-const loadNodemailer = () => {
-  nodemailer ??= import('nodemailer');
+// nodemailer is loaded by `prepare`, only when an email channel is configured: a Herald without
+// one does not load it at start.
+let nodemailer: typeof import('nodemailer') | undefined;
+
+function mailer(): typeof import('nodemailer') {
+  if (!nodemailer)
+    throw new Error('an email channel was created before its kind was prepared (ChannelKind.prepare)');
   return nodemailer;
-};
+}
 
 /**
  * Email over SMTP with nodemailer. The delivery's `to` is the recipient (comma-separated for
@@ -61,21 +62,17 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
   configSchema: emailConfigSchema,
   actionSchema: emailActionSchema,
   async prepare() {
-    await loadNodemailer();
+    nodemailer ??= await import('nodemailer');
   },
   create(name, config) {
-    let transporter: Transporter | undefined;
-    const transport = async () => {
-      transporter ??= (await loadNodemailer()).default.createTransport({
-        url: config.url,
-        requireTLS: config.requireTLS,
-        tls: { rejectUnauthorized: config.rejectUnauthorized },
-        connectionTimeout: config.timeoutMs,
-        greetingTimeout: config.timeoutMs,
-        socketTimeout: config.timeoutMs,
-      });
-      return transporter;
-    };
+    const transport = mailer().default.createTransport({
+      url: config.url,
+      requireTLS: config.requireTLS,
+      tls: { rejectUnauthorized: config.rejectUnauthorized },
+      connectionTimeout: config.timeoutMs,
+      greetingTimeout: config.timeoutMs,
+      socketTimeout: config.timeoutMs,
+    });
     const host = (() => {
       try {
         return new URL(config.url).hostname;
@@ -100,7 +97,7 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
           html: req.action.html?.render(scope),
         };
         try {
-          const info = await (await transport()).sendMail({
+          const info = await transport.sendMail({
             ...message,
             messageId: `<${req.idempotencyKey}@${host}>`,
             headers: { 'X-Herald-Idempotency-Key': req.idempotencyKey },
@@ -119,7 +116,7 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
       },
       async check() {
         try {
-          await (await transport()).verify();
+          await transport.verify();
           return { ok: true, detail: `${host} completed the SMTP handshake` };
         } catch (err) {
           return {
@@ -130,7 +127,7 @@ export const emailChannel: ChannelKind<EmailConfig, EmailAction> = {
         }
       },
       async close() {
-        transporter?.close();
+        transport.close();
       },
     };
   },

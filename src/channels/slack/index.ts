@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { WebAPICallResult, WebClient } from '@slack/web-api';
+import type { WebAPICallResult } from '@slack/web-api';
 import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry, templateScope } from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
@@ -101,13 +101,15 @@ const abortableFetch: typeof fetch = (input, init) => {
   return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
 };
 
-// The Web API client is loaded by `prepare` (or the first call), only when a Slack channel is
-// configured: a Herald without one does not load it at start.
-let webApi: Promise<typeof import('@slack/web-api')> | undefined;
-const loadWebApi = () => {
-  webApi ??= import('@slack/web-api');
+// The Web API client is loaded by `prepare`, only when a Slack channel is configured: a Herald
+// without one does not load it at start.
+let webApi: typeof import('@slack/web-api') | undefined;
+
+function slackWebApi(): typeof import('@slack/web-api') {
+  if (!webApi)
+    throw new Error('a Slack channel was created before its kind was prepared (ChannelKind.prepare)');
   return webApi;
-};
+}
 
 /**
  * Posts to Slack through the official Web API client. Recipients: `#name` or a channel id, a user
@@ -121,23 +123,20 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
   actionSchema: slackActionSchema,
   updatesMessages: true,
   async prepare() {
-    await loadWebApi();
+    webApi ??= await import('@slack/web-api');
   },
   create(name, config, context) {
-    let webClient: WebClient | undefined;
-    const slack = async () => {
-      webClient ??= new (await loadWebApi()).WebClient(config.token, {
-        slackApiUrl: config.apiUrl ?? context.env.SLACK_API_URL ?? undefined,
-        retryConfig: { retries: 0 },
-        rejectRateLimitedCalls: true,
-        logger: undefined,
-        fetch: abortableFetch,
-        // Room for every send's call at once: a call the client queues would run in the context of
-        // another send, with that send's signal.
-        maxRequestConcurrency: config.concurrency + 8,
-      });
-      return webClient;
-    };
+    const { ErrorCode, WebClient } = slackWebApi();
+    const client = new WebClient(config.token, {
+      slackApiUrl: config.apiUrl ?? context.env.SLACK_API_URL ?? undefined,
+      retryConfig: { retries: 0 },
+      rejectRateLimitedCalls: true,
+      logger: undefined,
+      fetch: abortableFetch,
+      // Room for every send's call at once: a call the client queues would run in the context of
+      // another send, with that send's signal.
+      maxRequestConcurrency: config.concurrency + 8,
+    });
     const nextFreeAt = new Map<string, number>();
     const emailCache = new Map<string, { userId: string; until: number }>();
 
@@ -155,7 +154,6 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
     const dmChannel = async (userId: string): Promise<string> => {
       const known = dmChannels.get(userId);
       if (known) return known;
-      const client = await slack();
       const res = (await client.conversations.open({ users: userId })) as WebAPICallResult & {
         channel?: { id?: string };
       };
@@ -172,7 +170,6 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
         const cached = emailCache.get(recipient);
         if (cached && cached.until > Date.now())
           return { channel: await dmChannel(cached.userId), dmUser: cached.userId };
-        const client = await slack();
         const res = (await client.users.lookupByEmail({ email: recipient })) as WebAPICallResult & {
           user?: { id?: string };
         };
@@ -203,7 +200,6 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
             return failed('a Slack action needs text or blocks', rendered);
           let dmUser: string | undefined;
           try {
-            const client = await slack();
             const target = await address(req.recipient);
             if ('dmUser' in target) dmUser = target.dmUser;
             if ('error' in target)
@@ -254,7 +250,6 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
               data?: { error?: string };
               message: string;
             };
-            const { ErrorCode } = await loadWebApi();
             if (e.code === ErrorCode.RateLimitedError) {
               return retry(
                 `Slack rate limit (retry after ${e.retryAfter ?? 1} s)`,
@@ -275,7 +270,6 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
         }),
       async check() {
         try {
-          const client = await slack();
           const res = (await client.auth.test()) as WebAPICallResult & { team?: string; user?: string };
           return { ok: true, detail: `auth.test: ${res.user ?? 'bot'} in ${res.team ?? 'workspace'}` };
         } catch (err) {
