@@ -57,30 +57,28 @@ async function sourceOnly(): Promise<{ snapshotRowsPerSec: number; streamRowsPer
   const names = cdcNames();
   let seen = 0;
   const kv = new Map<string, unknown>();
-  const source = postgresCdcSource.create(
-    'bench',
-    postgresCdcSource.configSchema.parse({
-      url: PG_URL,
-      tables: [table],
-      slot: names.slot,
-      publication: names.publication,
-    }),
-    {
-      logger: createLogger({ level: 'warn' }),
-      ingest: async (events) => {
-        seen += events.length;
-        return events.map((e) => ({ id: e.id, source: e.source, duplicate: false }));
-      },
-      deadLetter: async () => {},
-      kv: {
-        get: async <T>(ns: string, k: string) => (kv.get(`${ns}/${k}`) ?? null) as T | null,
-        set: async (ns, k, v) => void kv.set(`${ns}/${k}`, v),
-        delete: async (ns, k) => void kv.delete(`${ns}/${k}`),
-        setIfAbsent: async () => true,
-      },
-      env: {},
+  const config = postgresCdcSource.configSchema.parse({
+    url: PG_URL,
+    tables: [table],
+    slot: names.slot,
+    publication: names.publication,
+  });
+  await postgresCdcSource.prepare?.(config);
+  const source = postgresCdcSource.create('bench', config, {
+    logger: createLogger({ level: 'warn' }),
+    ingest: async (events) => {
+      seen += events.length;
+      return events.map((e) => ({ id: e.id, source: e.source, duplicate: false }));
     },
-  );
+    deadLetter: async () => {},
+    kv: {
+      get: async <T>(ns: string, k: string) => (kv.get(`${ns}/${k}`) ?? null) as T | null,
+      set: async (ns, k, v) => void kv.set(`${ns}/${k}`, v),
+      delete: async (ns, k) => void kv.delete(`${ns}/${k}`),
+      setIfAbsent: async () => true,
+    },
+    env: {},
+  });
   const until = async (total: number) => {
     while (seen < total) await new Promise((r) => setTimeout(r, 5));
   };

@@ -145,6 +145,7 @@ export async function startHerald(options: StartOptions = {}): Promise<RunningHe
       : []),
   );
   for (const plugin of config.channels) await plugin.kind.prepare?.(plugin.config);
+  for (const plugin of config.sources) await plugin.kind.prepare?.(plugin.config);
   const busConfig = busFromEnv(config.bus, env);
   await prepareBus(busConfig);
   const engine = new Engine({

@@ -68,6 +68,7 @@ export async function runDoctor(
         }
       }
       for (const plugin of config.sources) {
+        await plugin.kind.prepare?.(plugin.config);
         const source = plugin.kind.create(plugin.name, plugin.config, {
           logger,
           ingest: async () => [],

@@ -227,6 +227,11 @@ export interface SourceKind<C = unknown> {
   kind: string;
   description: string;
   configSchema: z.ZodType<C>;
+  /**
+   * Loads what `create` needs and is not loaded up front (a client library only this kind uses),
+   * as ChannelKind.prepare does. Awaited before `create`, for every source of the kind.
+   */
+  prepare?(config: C): Promise<void>;
   create(name: string, config: C, context: SourceContext): Source;
 }
 

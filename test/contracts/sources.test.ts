@@ -99,7 +99,9 @@ async function withSource(
   const harness = await fixture.start(name, contract.routes);
   const sources: Source[] = [];
   const another = async () => {
-    const source = kind.create(name, kind.configSchema.parse(harness.config), contract.context);
+    const config = kind.configSchema.parse(harness.config);
+    await kind.prepare?.(config);
+    const source = kind.create(name, config, contract.context);
     sources.push(source);
     await source.start();
     await harness.ready(contract.logs);

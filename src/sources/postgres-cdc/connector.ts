@@ -1,7 +1,8 @@
 import type pg from 'pg';
-import type { CheckResult, Source, SourceContext, SourceLag } from '../../engine/types.js';
+import type { CheckResult, Source, SourceContext, SourceLag, SourceMessage } from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
 import type { CloudEvent } from '../../events/types.js';
+import { validateEvent } from '../../events/validate.js';
 import { ingestIsolating } from '../isolate.js';
 import type { PostgresCdcConfig } from './config.js';
 import {
@@ -159,6 +160,11 @@ export class PostgresCdc implements Source {
     } finally {
       await client.end().catch(() => {});
     }
+  }
+
+  /** A change set aside earlier: its event as it was made (its data is the row as it was then). */
+  replayDeadLetter(message: SourceMessage & { payload: Uint8Array }): CloudEvent[] {
+    return [validateEvent(JSON.parse(Buffer.from(message.payload).toString('utf8')))];
   }
 
   async stop(): Promise<void> {
