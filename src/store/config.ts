@@ -9,7 +9,9 @@ export const storeSchema = z
       path: z
         .string()
         .optional()
-        .describe('SQLite file. Default: `<data dir>/herald.db` (`--data` sets the data dir).'),
+        .describe(
+          'SQLite file. Default: `<data dir>/herald.db` (`--data` sets the data dir). Beside it SQLite keeps its write-ahead log (`-wal`, up to about 64 MiB under sustained writes; removed at a clean stop) and its index (`-shm`).',
+        ),
       synchronous: z
         .enum(['full', 'normal'])
         .default('full')

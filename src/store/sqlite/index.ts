@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { HeraldError } from '../../errors.js';
 import { type Bucket, grantable, nextTokenAt, refilled } from '../token-bucket.js';
 import type { Committed, Store } from '../types.js';
+import { WalCheckpointer } from './checkpointer.js';
 import { ClaimCursors } from './claim-cursors.js';
 import { sqliteDeadLetters, sqliteSourceDeadLetters } from './dead-letters.js';
 import { type Leases, sqliteDeliveries } from './deliveries.js';
@@ -15,6 +16,15 @@ import { sqliteProjections } from './projections.js';
 import { type CommitGuard, type Guard, json, parse } from './rows.js';
 import { sqliteSubscriptions } from './subscriptions.js';
 import { WalSync } from './wal-sync.js';
+
+/**
+ * The WAL's size, in pages (16,000 of 4 KiB: 64 MiB), past which the writing connection checkpoints
+ * itself. The checkpointing thread copies the WAL long before that; the writer's threshold is
+ * the bound should that thread fall behind or fail, not the usual way.
+ */
+const WRITER_CHECKPOINT_PAGES = 16_000;
+/** How often, at most, the checkpointing thread runs while writes come in. */
+const CHECKPOINT_INTERVAL_MS = 250;
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. Parent directories are created. */
@@ -62,6 +72,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     options.path !== ':memory:' && options.synchronous !== 'normal'
       ? new WalSync(`${options.path}-wal`, options.fsync)
       : null;
+  const checkpointer =
+    options.path !== ':memory:'
+      ? new WalCheckpointer(options.path, options.logger, CHECKPOINT_INTERVAL_MS)
+      : null;
+  if (checkpointer) db.pragma(`wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`);
   const totalChanges = db.prepare('SELECT total_changes()').pluck();
   /** Commits whose fsync has not finished yet. */
   let unsynced = 0;
@@ -90,20 +105,23 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   };
   const guard: Guard = <T>(work: () => T): Promise<T> =>
     unguarded(() => {
-      if (!walSync) return Promise.resolve(work());
       const before = totalChanges.get();
       const result = work();
       // Reads answer at once; a write answers once its commit is on disk.
       if (totalChanges.get() === before) return Promise.resolve(result);
+      checkpointer?.committed();
+      if (!walSync) return Promise.resolve(result);
       return synced(walSync).then(() => result);
     });
   const commit: CommitGuard = <T>(work: () => T, syncWithinMs?: number): Promise<Committed<T>> =>
     unguarded(() => {
-      if (!walSync) return { value: work(), durable: Promise.resolve() };
       const before = totalChanges.get();
       const value = work();
+      const wrote = totalChanges.get() !== before;
+      if (wrote) checkpointer?.committed();
+      if (!walSync) return { value, durable: Promise.resolve() };
       let durable: Promise<void>;
-      if (totalChanges.get() !== before) durable = synced(walSync, syncWithinMs);
+      if (wrote) durable = synced(walSync, syncWithinMs);
       // Nothing written, but what was read may be a commit still waiting for its fsync (a
       // duplicate of an event of the batch before): answer no earlier than that commit.
       else if (unsynced > 0) durable = walSync.flush();
@@ -176,6 +194,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       unguarded(async () => {
         if (closed) return;
         closed = true;
+        await checkpointer?.close();
         db.close();
         await walSync?.close();
       }),

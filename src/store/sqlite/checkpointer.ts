@@ -1,0 +1,122 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+
+/**
+ * The checkpointing thread's code. Evaluated as CommonJS so that it runs the same whether the
+ * store was loaded from TypeScript sources or from the build.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+let db = null;
+parentPort.on('message', (message) => {
+  if (message === 'close') {
+    try { db?.close(); } catch {}
+    db = null;
+    parentPort.postMessage({ closed: true });
+    return;
+  }
+  try {
+    db ??= new Database(workerData.path, { fileMustExist: true });
+    const [result] = db.pragma('wal_checkpoint(PASSIVE)');
+    parentPort.postMessage({ busy: result.busy, log: result.log, checkpointed: result.checkpointed });
+  } catch (err) {
+    parentPort.postMessage({ error: String(err && err.message) });
+  }
+});
+`;
+
+interface Reply {
+  busy?: number;
+  log?: number;
+  checkpointed?: number;
+  error?: string;
+  closed?: boolean;
+}
+
+/**
+ * Copies the WAL into the database file on a thread of its own, with its own connection.
+ *
+ * SQLite checkpoints on the connection that commits, once the WAL passes its threshold: the copy
+ * and the database file's fsync then run inside a commit on the event loop, which every request
+ * and send waits behind. Here a PASSIVE checkpoint (it never blocks the writer) runs after
+ * commits, at most one at a time and one per `intervalMs`, so the commit that crosses the
+ * writer's own threshold finds almost everything copied and only restarts the WAL. Durability is
+ * SQLite's: a checkpoint syncs the WAL before it copies and the database after.
+ */
+export class WalCheckpointer {
+  /** Started with the first checkpoint: a store that is only read needs no thread. */
+  private worker: Worker | null = null;
+  private running = false;
+  private lastStartedAt = 0;
+  private closed = false;
+  private failing = false;
+  private onClosed: (() => void) | null = null;
+
+  constructor(
+    private readonly path: string,
+    private readonly logger: Logger | undefined,
+    private readonly intervalMs: number,
+  ) {}
+
+  /** A write was committed: checkpoint unless one is running or one started recently. */
+  committed(now = Date.now()): void {
+    if (this.closed || this.running || now - this.lastStartedAt < this.intervalMs) return;
+    this.running = true;
+    this.lastStartedAt = now;
+    this.worker ??= this.start();
+    this.worker.postMessage('checkpoint');
+  }
+
+  /** Closes the thread's connection first, so the writer's close is the last and removes the WAL. */
+  close(): Promise<void> {
+    const worker = this.worker;
+    if (this.closed || !worker) {
+      this.closed = true;
+      return Promise.resolve();
+    }
+    this.closed = true;
+    return new Promise<void>((resolve) => {
+      this.onClosed = () => {
+        this.onClosed = null;
+        void worker.terminate().finally(resolve);
+      };
+      worker.ref();
+      worker.postMessage('close');
+    });
+  }
+
+  private start(): Worker {
+    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path: this.path, driver } });
+    // An idle checkpointer must not keep the process alive, nor a failed one take it down: the
+    // writer's own threshold still bounds the WAL without it.
+    worker.unref();
+    worker.on('message', (reply: Reply) => this.replied(reply));
+    worker.on('error', (err) => {
+      this.logger?.warn(
+        { err: err.message },
+        'SQLite checkpoint thread failed; the writer checkpoints alone',
+      );
+      this.closed = true;
+      this.onClosed?.();
+    });
+    return worker;
+  }
+
+  private replied(reply: Reply): void {
+    if (reply.closed) {
+      this.onClosed?.();
+      return;
+    }
+    this.running = false;
+    if (reply.error !== undefined) {
+      // Logged once per run of failures: a checkpoint that cannot run now is retried after the
+      // next commits, and the writer's own threshold still bounds the WAL meanwhile.
+      if (!this.failing)
+        this.logger?.warn({ err: reply.error }, 'SQLite checkpoint failed; retrying after the next commits');
+      this.failing = true;
+    } else this.failing = false;
+  }
+}
