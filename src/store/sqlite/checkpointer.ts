@@ -19,8 +19,8 @@ parentPort.on('message', (message) => {
   }
   try {
     db ??= new Database(workerData.path, { fileMustExist: true });
-    const [result] = db.pragma('wal_checkpoint(PASSIVE)');
-    parentPort.postMessage({ busy: result.busy, log: result.log, checkpointed: result.checkpointed });
+    db.pragma('wal_checkpoint(PASSIVE)');
+    parentPort.postMessage({});
   } catch (err) {
     parentPort.postMessage({ error: String(err && err.message) });
   }
@@ -28,9 +28,6 @@ parentPort.on('message', (message) => {
 `;
 
 interface Reply {
-  busy?: number;
-  log?: number;
-  checkpointed?: number;
   error?: string;
   closed?: boolean;
 }
@@ -41,9 +38,10 @@ interface Reply {
  * SQLite checkpoints on the connection that commits, once the WAL passes its threshold: the copy
  * and the database file's fsync then run inside a commit on the event loop, which every request
  * and send waits behind. Here a PASSIVE checkpoint (it never blocks the writer) runs after
- * commits, at most one at a time and one per `intervalMs`, so the commit that crosses the
- * writer's own threshold finds almost everything copied and only restarts the WAL. Durability is
- * SQLite's: a checkpoint syncs the WAL before it copies and the database after.
+ * commits, at most one at a time and one per `intervalMs`. The next write restarts the WAL from
+ * its top whenever a checkpoint has caught up with it; the writer's own threshold is the bound
+ * should this thread fall behind or fail. Durability is SQLite's: a checkpoint syncs the WAL
+ * before it copies and the database after.
  */
 export class WalCheckpointer {
   /** Started with the first checkpoint: a store that is only read needs no thread. */
