@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'pino';
 
 /**
@@ -56,15 +56,26 @@ export class WalCheckpointer {
     private readonly path: string,
     private readonly logger: Logger | undefined,
     private readonly intervalMs: number,
+    /** Starts the thread; tests replace it to see what a thread that cannot start does. */
+    private readonly spawn: (source: string, options: WorkerOptions) => Worker = (source, options) =>
+      new Worker(source, options),
   ) {}
 
-  /** A write was committed: checkpoint unless one is running or one started recently. */
+  /**
+   * A write was committed: checkpoint unless one is running or one started recently. Never
+   * throws: it runs after the commit, whose callers must get their answer whatever happens here.
+   */
   committed(now = Date.now()): void {
     if (this.closed || this.running || now - this.lastStartedAt < this.intervalMs) return;
+    try {
+      this.worker ??= this.start();
+      this.worker.postMessage('checkpoint');
+    } catch (err) {
+      this.stopped((err as Error).message);
+      return;
+    }
     this.running = true;
     this.lastStartedAt = now;
-    this.worker ??= this.start();
-    this.worker.postMessage('checkpoint');
   }
 
   /** Closes the thread's connection first, so the writer's close is the last and removes the WAL. */
@@ -87,20 +98,20 @@ export class WalCheckpointer {
 
   private start(): Worker {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path: this.path, driver } });
+    const worker = this.spawn(WORKER_SOURCE, { eval: true, workerData: { path: this.path, driver } });
     // An idle checkpointer must not keep the process alive, nor a failed one take it down: the
     // writer's own threshold still bounds the WAL without it.
     worker.unref();
     worker.on('message', (reply: Reply) => this.replied(reply));
-    worker.on('error', (err) => {
-      this.logger?.warn(
-        { err: err.message },
-        'SQLite checkpoint thread failed; the writer checkpoints alone',
-      );
-      this.closed = true;
-      this.onClosed?.();
-    });
+    worker.on('error', (err) => this.stopped(err.message));
     return worker;
+  }
+
+  /** The thread could not start or died: from now on the writer checkpoints alone. */
+  private stopped(reason: string): void {
+    this.logger?.warn({ err: reason }, 'SQLite checkpoint thread failed; the writer checkpoints alone');
+    this.closed = true;
+    this.onClosed?.();
   }
 
   private replied(reply: Reply): void {

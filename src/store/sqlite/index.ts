@@ -105,6 +105,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   };
   const guard: Guard = <T>(work: () => T): Promise<T> =>
     unguarded(() => {
+      if (!walSync && !checkpointer) return Promise.resolve(work());
       const before = totalChanges.get();
       const result = work();
       // Reads answer at once; a write answers once its commit is on disk.
@@ -115,6 +116,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     });
   const commit: CommitGuard = <T>(work: () => T, syncWithinMs?: number): Promise<Committed<T>> =>
     unguarded(() => {
+      if (!walSync && !checkpointer) return { value: work(), durable: Promise.resolve() };
       const before = totalChanges.get();
       const value = work();
       const wrote = totalChanges.get() !== before;
