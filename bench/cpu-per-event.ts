@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { account, drain, senderPool, sendOpenLoop } from './open-loop.js';
-import { notifyConfig, repoRoot, startHerald, startLatencySink } from './support.js';
+import { notifyConfig, processMemoryMb, repoRoot, startHerald, startLatencySink } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,11 +32,6 @@ function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(rest[11]) + Number(rest[12]);
-}
-
-function status(pid: number, key: string): number {
-  const m = new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : 0;
 }
 
 function countSyscalls(pid: number): { stop(): Promise<Record<string, number>> } {
@@ -82,7 +77,7 @@ const common = {
   body: (benchSeq: number, benchAtUs: number) =>
     JSON.stringify({ topic: 'sales', description: 'bench', benchSeq, benchAtUs }),
 };
-const idleRssMb = status(pid, 'VmRSS');
+const idleRssMb = Math.round(processMemoryMb(pid, 'VmRSS'));
 const warm = await sendOpenLoop({ ...common, durationMs: 3000, firstSeq: 0 });
 await drain(sink, warm, 2000, 30_000);
 const counter = countSyscalls(pid);
@@ -111,7 +106,7 @@ console.log(
     p50Ms: a.p50Ms,
     p99Ms: a.p99Ms,
     idleRssMb,
-    peakRssMb: status(pid, 'VmHWM'),
+    peakRssMb: Math.round(processMemoryMb(pid, 'VmHWM')),
   }),
 );
 await pool.destroy();

@@ -28,6 +28,7 @@ import {
   type Child,
   notifyConfig,
   percentile,
+  positiveOption,
   repoRoot,
   startBaseline,
   startHerald,
@@ -56,20 +57,11 @@ const { values: args } = parseArgs({
     'node-options': { type: 'string', default: '' },
   },
 });
-/** A CLI number, checked: a bench that runs with NaN would measure nothing and say so late. */
-function positive(option: string, text: string, max: number): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0 || n > max) {
-    console.error(`bench: --${option} must be a number above 0 and at most ${max}, got "${text}"`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const quick = args.quick;
 const DURATION = quick ? 3 : 15;
 const CONNECTIONS = 32;
-const OPEN_LOOP_SECONDS = positive(
+const OPEN_LOOP_SECONDS = positiveOption(
   'open-loop-seconds',
   args['open-loop-seconds'] ?? (quick ? '2' : '10'),
   600,
@@ -77,10 +69,12 @@ const OPEN_LOOP_SECONDS = positive(
 const WARM_UP_MS = quick ? 500 : 2000;
 const RATES = (args.rates ?? '200,1000,3000')
   .split(',')
-  .map((r) => Math.round(positive('rates', r, 100_000)));
-const SENDER_CONNECTIONS = Math.round(positive('sender-connections', args['sender-connections'], 10_000));
+  .map((r) => Math.round(positiveOption('rates', r, 100_000)));
+const SENDER_CONNECTIONS = Math.round(
+  positiveOption('sender-connections', args['sender-connections'], 10_000),
+);
 const SENDER_SPIN_MS =
-  args['sender-spin-ms'] === '0' ? 0 : positive('sender-spin-ms', args['sender-spin-ms'], 10);
+  args['sender-spin-ms'] === '0' ? 0 : positiveOption('sender-spin-ms', args['sender-spin-ms'], 10);
 // How long the sink may stay quiet before the accepted events it lacks count as lost.
 const DRAIN_IDLE_MS = quick ? 3000 : 10_000;
 const startedAt = new Date().toISOString();

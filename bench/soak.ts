@@ -6,11 +6,18 @@
 // Closed loop (the next request when one is answered), so the run is as short as Herald allows.
 // Prints one line per sample (events accepted so far, RSS, heap) and writes the whole curve to
 // bench/results/soak-<timestamp>.json.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { notifyConfig, repoRoot, startHerald, startLatencySink } from './support.js';
+import {
+  notifyConfig,
+  positiveOption,
+  processMemoryMb,
+  repoRoot,
+  startHerald,
+  startLatencySink,
+} from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -20,22 +27,9 @@ const { values: args } = parseArgs({
     root: { type: 'string', default: repoRoot },
   },
 });
-function positive(option: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n <= 0) {
-    console.error(`soak: --${option} must be a whole number above 0, got "${text}"`);
-    process.exit(2);
-  }
-  return n;
-}
-const events = positive('events', args.events);
-const connections = positive('connections', args.connections);
-const sampleMs = positive('sample-seconds', args['sample-seconds']) * 1000;
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : 0;
-}
+const events = Math.round(positiveOption('events', args.events, 100_000_000));
+const connections = Math.round(positiveOption('connections', args.connections, 10_000));
+const sampleMs = positiveOption('sample-seconds', args['sample-seconds'], 3600) * 1000;
 
 async function heapMb(url: string): Promise<number | null> {
   try {
@@ -65,7 +59,7 @@ const sample = async () => {
     seconds: Math.round((Date.now() - startedAt) / 1000),
     accepted,
     delivered: sink.received,
-    rssMb: rssMb(pid),
+    rssMb: Math.round(processMemoryMb(pid, 'VmRSS')),
     heapMb: await heapMb(herald.url),
   };
   samples.push(s);

@@ -99,10 +99,13 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-/** Peak resident memory (VmHWM) of a live process, in MB. */
-function vmHwm(pid: number): number {
+/**
+ * A live process's memory from /proc/PID/status, in MB (0 once it is gone): `VmRSS` is resident
+ * now, `VmHWM` the peak so far.
+ */
+export function processMemoryMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : 0;
   } catch {
     return 0;
@@ -140,16 +143,16 @@ async function waitForListening(child: ChildProcess, pattern: RegExp): Promise<s
 function wrap(child: ChildProcess, url: string, cleanup = () => {}): Child {
   let peak = 0;
   const sampler = setInterval(() => {
-    if (child.pid) peak = Math.max(peak, vmHwm(child.pid));
+    if (child.pid) peak = Math.max(peak, processMemoryMb(child.pid, 'VmHWM'));
   }, 200);
   return {
     child,
     url,
-    peakRssMb: () => Math.max(peak, child.pid ? vmHwm(child.pid) : 0),
+    peakRssMb: () => Math.max(peak, child.pid ? processMemoryMb(child.pid, 'VmHWM') : 0),
     stop: () =>
       new Promise((resolve) => {
         clearInterval(sampler);
-        if (child.pid) peak = Math.max(peak, vmHwm(child.pid));
+        if (child.pid) peak = Math.max(peak, processMemoryMb(child.pid, 'VmHWM'));
         if (child.exitCode !== null) {
           cleanup();
           return resolve();
@@ -227,4 +230,14 @@ export function percentile(values: number[], p: number): number {
   if (values.length === 0) return 0;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** A CLI number, checked: a bench that runs with NaN would measure nothing and say so late. */
+export function positiveOption(option: string, text: string, max: number): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0 || n > max) {
+    console.error(`bench: --${option} must be a number above 0 and at most ${max}, got "${text}"`);
+    process.exit(2);
+  }
+  return n;
 }
