@@ -14,7 +14,6 @@ export class EmbeddedBus implements Bus {
   private requested = false;
   private running = false;
   private loop: Promise<void> | null = null;
-  private readonly listeners: ((channel: string) => void)[] = [];
   /** The last look found nothing unrouted (so ingest may route new events itself). */
   caughtUp = false;
 
@@ -45,13 +44,14 @@ export class EmbeddedBus implements Bus {
     await this.loop;
   }
 
-  announce(channels: Iterable<string>): void {
-    for (const channel of channels) for (const l of this.listeners) l(channel);
-  }
+  /**
+   * Nobody to tell: the only dispatcher it could reach is this process's, which the engine hands
+   * its deliveries to (or wakes) itself where it routes them. Waking it again here made it claim
+   * what it had just been handed, and find nothing.
+   */
+  announce(): void {}
 
-  onAnnounce(listener: (channel: string) => void): void {
-    this.listeners.push(listener);
-  }
+  onAnnounce(): void {}
 
   health(): BusHealth {
     return { ok: true, state: 'connected', detail: 'in this process, on the store' };

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import type { Claimed } from './leases.js';
 import type { RateLimit } from './model.js';
-import type { Store } from './store.js';
+import type { Delivery, Store } from './store.js';
 import type { Channel } from './types.js';
 
 /** Leased deliveries a busy channel keeps waiting for a slot, in multiples of its concurrency. */
@@ -22,6 +22,11 @@ export interface PumpHost {
   isRunning(): boolean;
   /** Leases up to `limit` due deliveries of the channel, leaving out those sent here already. */
   claim(channel: string, limit: number): Promise<Claimed[]>;
+  /**
+   * Leases deliveries routed in this process, durable now, without reading them back (see
+   * DeliveryStore.leaseRouted); those it cannot are left out.
+   */
+  lease(deliveries: Delivery[]): Claimed[];
   /** Gives claimed but unstarted deliveries back. */
   release(claimed: Claimed[]): Promise<void>;
   isHeld(deliveryId: number): boolean;
@@ -94,6 +99,32 @@ export class ChannelPump {
   wake(): void {
     this.drained = false;
     void this.pump();
+  }
+
+  /**
+   * Deliveries this process just routed to the channel, on disk now. A pump that has caught up
+   * (its last claim found all there was) takes the due ones as they are, up to its buffer: no
+   * claim query, no read of rows it already has, and nothing between the commit and the send.
+   * Otherwise older deliveries may be waiting in the store, and they go first: the pump claims.
+   */
+  offer(deliveries: Delivery[]): void {
+    if (!this.host.isRunning()) return;
+    if (this.rateLimit || this.claiming || !this.drained) {
+      this.wake();
+      return;
+    }
+    const now = Date.now();
+    const room = (1 + CLAIM_AHEAD) * this.channel.concurrency - this.inFlight - this.ready.length;
+    const due: Delivery[] = [];
+    for (const d of deliveries) {
+      if (due.length >= room) break;
+      if (d.nextAttemptAt <= now) due.push(d);
+    }
+    const taken = due.length > 0 ? this.host.lease(due) : [];
+    for (const claimed of taken) this.ready.push(claimed);
+    this.startReady();
+    // The rest (not due yet, no room, or taken by a claim first) is the store's to hand out.
+    if (taken.length < deliveries.length) this.wake();
   }
 
   /** Stops the pump's timers and hands back what was claimed but not started, for release. */

@@ -88,6 +88,7 @@ export class Dispatcher {
     const host: PumpHost = {
       isRunning: () => this.running,
       claim: (channel, limit) => this.claim(channel, limit),
+      lease: (deliveries) => this.leaseRouted(deliveries),
       release: (claimed) => this.leases.release(claimed),
       isHeld: (deliveryId) => this.leases.isHeld(deliveryId),
       start: (pump, claimed, slot) => this.run(pump, claimed, slot),
@@ -157,6 +158,42 @@ export class Dispatcher {
     const { startable, giveBack } = this.leases.startable(claimed, leaseUntil);
     await this.leases.release(giveBack);
     return startable;
+  }
+
+  private leaseRouted(deliveries: Delivery[]): Claimed[] {
+    const deliveryStore = this.store.deliveries;
+    if (!deliveryStore.leaseRouted) return [];
+    const now = Date.now();
+    let ids: number[];
+    try {
+      ids = deliveryStore.leaseRouted(
+        deliveries.map((d) => d.id),
+        now,
+        this.options.leaseMs,
+      );
+    } catch (err) {
+      this.logger.debug({ err: errorMessage(err) }, 'leasing routed deliveries failed; claiming them');
+      return [];
+    }
+    const leaseUntil = now + this.options.leaseMs;
+    if (ids.length === deliveries.length) return deliveries.map((delivery) => ({ delivery, leaseUntil }));
+    const leased = new Set(ids);
+    return deliveries.filter((d) => leased.has(d.id)).map((delivery) => ({ delivery, leaseUntil }));
+  }
+
+  /**
+   * Deliveries routed in this process whose commit is on disk: each channel's pump takes its own
+   * as they are when it can (ChannelPump.offer), and claims them otherwise.
+   */
+  handOff(deliveries: Delivery[]): void {
+    if (!this.running) return;
+    const byChannel = new Map<string, Delivery[]>();
+    for (const d of deliveries) {
+      const list = byChannel.get(d.channel);
+      if (list) list.push(d);
+      else byChannel.set(d.channel, [d]);
+    }
+    for (const [channel, list] of byChannel) this.pumps.get(channel)?.offer(list);
   }
 
   private cachedEvent(seq: number): CloudEvent | undefined {

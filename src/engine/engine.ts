@@ -6,7 +6,7 @@ import type { Bus } from './bus.js';
 import { Dispatcher, type DispatcherHooks } from './dispatcher.js';
 import { explainEvent } from './explain.js';
 import type { EventExplanation } from './explain-types.js';
-import { IngestBatcher } from './ingest.js';
+import { IngestBatcher, type RoutedAtIngest } from './ingest.js';
 import type { EngineModel } from './model.js';
 import { type DeadLetterReplayResult, replayDeadDelivery } from './replay.js';
 import { Router, type RouterHooks, type SubscriberDirectory } from './router.js';
@@ -338,18 +338,26 @@ export class Engine {
   private routedAtIngest(
     durable: { event: CloudEvent; append: { seq: number }; routing?: PlannedRouting }[],
     receivedAt: number,
-    routed: { deliveries: number; at: number },
+    routed: RoutedAtIngest,
   ): void {
     const channels = new Set<string>();
+    /** Channels with a delivery the store did not hand back (notification keys decide it there). */
+    const toClaim = new Set<string>();
     for (const { event, append, routing } of durable) {
       if (!routing) continue;
-      for (const d of routing.deliveries) channels.add(d.channel);
+      for (const d of routing.deliveries) {
+        channels.add(d.channel);
+        if (d.gates) toClaim.add(d.channel);
+      }
       this.hooks.onRouted?.(
         { seq: append.seq, event, receivedAt, routedAt: routed.at, routing: routing.record },
         routing.record,
       );
     }
-    for (const channel of channels) this.dispatcher.wake(channel);
+    this.dispatcher.handOff(routed.claimable);
+    const handedOff = new Set(routed.claimable.map((d) => d.channel));
+    for (const channel of channels)
+      if (toClaim.has(channel) || !handedOff.has(channel)) this.dispatcher.wake(channel);
     if (routed.deliveries > 0) this.bus.announce(channels);
   }
 

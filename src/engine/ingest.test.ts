@@ -219,6 +219,30 @@ describe('commits pipelined with the WAL fsync (sqlite)', () => {
     await store.close();
   });
 
+  it('hands back the deliveries it stored as they are, leasable without a read once durable, never twice', async () => {
+    const { store, started, finish } = slowSyncStore('hand-off');
+    await store.migrate();
+    const now = Date.now();
+    const committed = await store.events.appendCommitted!([event('h1'), event('h2')], now, {
+      plans: [plan('h1', now), plan('h2', now)],
+      routedAt: now,
+    });
+    const claimable = committed.value.claimable ?? [];
+    assert.equal(claimable.length, 2);
+    for (const d of claimable) assert.deepEqual(d, await store.deliveries.get(d.id), 'as a read gives it');
+    const ids = claimable.map((d) => d.id);
+    await until(() => started() === 1, 'the append fsync');
+    assert.deepEqual(store.deliveries.leaseRouted!(ids, now, 60_000), [], 'leased before it is on disk');
+    finish(1);
+    await committed.durable;
+    // A claim (the poller, say) gets the first one before the hand-off does.
+    const [claimed] = await store.deliveries.claim({ channel: 'hook', limit: 1, now, leaseMs: 60_000 });
+    assert.equal(claimed?.id, ids[0]);
+    assert.deepEqual(store.deliveries.leaseRouted!(ids, now, 60_000), [ids[1]]);
+    assert.deepEqual(await store.deliveries.claim({ channel: 'hook', limit: 5, now, leaseMs: 60_000 }), []);
+    await store.close();
+  });
+
   it("records outcomes while the last batch's fsync runs, answering each once durable", async () => {
     const { store, started, finish } = slowSyncStore('outcomes');
     await store.migrate();

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
 import { eventJson } from '../events/serialize.js';
 import type { CloudEvent } from '../events/types.js';
-import type { AppendResult, EventLog, PlannedRouting } from './store.js';
+import type { AppendResult, Delivery, EventLog, PlannedRouting, RoutedAppend } from './store.js';
 import type { IngestResult } from './types.js';
 
 interface Pending {
@@ -12,6 +12,16 @@ interface Pending {
 }
 
 type Durable = { event: CloudEvent; append: AppendResult; routing?: PlannedRouting }[];
+
+/** How a batch stored already routed was routed. */
+export interface RoutedAtIngest {
+  /** Deliveries inserted. */
+  deliveries: number;
+  /** Epoch ms of the routing. */
+  at: number;
+  /** The log's `claimable` deliveries (see RoutedAppend), durable now. */
+  claimable: Delivery[];
+}
 
 /**
  * Group commit: every caller that arrives while a write is being prepared joins the same
@@ -34,11 +44,7 @@ export class IngestBatcher {
 
   constructor(
     private readonly log: EventLog,
-    private readonly onDurable: (
-      results: Durable,
-      receivedAt: number,
-      routed: { deliveries: number; at: number } | null,
-    ) => void,
+    private readonly onDurable: (results: Durable, receivedAt: number, routed: RoutedAtIngest | null) => void,
     private readonly logger: Logger,
     private readonly maxBatch = 2000,
     /**
@@ -113,7 +119,7 @@ export class IngestBatcher {
     let results: AppendResult[];
     const receivedAt = Date.now();
     let plans: PlannedRouting[] | null = null;
-    let routedDeliveries: number | null = null;
+    let routed: RoutedAtIngest | null = null;
     if (this.log.appendRouted && this.planner) {
       try {
         plans = await this.planner(events);
@@ -129,13 +135,13 @@ export class IngestBatcher {
       if (this.log.appendCommitted) {
         const committed = await this.log.appendCommitted(events, receivedAt, plans && { plans, routedAt });
         results = committed.value.results;
-        if (plans) routedDeliveries = committed.value.deliveries;
+        if (plans) routed = asRouted(committed.value, routedAt);
         synced = committed.durable;
       } else {
         if (plans) {
           const appended = await this.log.appendRouted!(events, plans, receivedAt, routedAt);
           results = appended.results;
-          routedDeliveries = appended.deliveries;
+          routed = asRouted(appended, routedAt);
         } else {
           results = await this.log.append(events, receivedAt);
         }
@@ -149,7 +155,6 @@ export class IngestBatcher {
       this.failed(batch, err);
       return;
     }
-    const routed = routedDeliveries === null ? null : { deliveries: routedDeliveries, at: routedAt };
     // Answered after every batch committed before it, and only once its own commit is durable.
     const previous = this.answered;
     this.answered = synced
@@ -174,7 +179,7 @@ export class IngestBatcher {
     results: AppendResult[],
     plans: PlannedRouting[] | null,
     receivedAt: number,
-    routed: { deliveries: number; at: number } | null,
+    routed: RoutedAtIngest | null,
   ): void {
     const durable: Durable = [];
     let offset = 0;
@@ -234,4 +239,8 @@ export class IngestBatcher {
   get backlog(): number {
     return this.queuedEvents;
   }
+}
+
+function asRouted(appended: RoutedAppend, at: number): RoutedAtIngest {
+  return { deliveries: appended.deliveries, at, claimable: appended.claimable ?? [] };
 }

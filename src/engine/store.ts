@@ -79,6 +79,19 @@ export interface Committed<T> {
   durable: Promise<void>;
 }
 
+/** What an append that stored its events already routed wrote. */
+export interface RoutedAppend {
+  results: AppendResult[];
+  /** Deliveries inserted. */
+  deliveries: number;
+  /**
+   * Optional (stores with `deliveries.leaseRouted`): the deliveries inserted pending and free of
+   * notification keys, as stored. This process's dispatcher may lease them as they are, once
+   * durable, instead of claiming them back from the store.
+   */
+  claimable?: Delivery[];
+}
+
 export interface EventLog {
   /**
    * Appends a batch in one transaction, deduplicating on (source, id) against the log and within
@@ -95,7 +108,7 @@ export interface EventLog {
     plans: PlannedRouting[],
     receivedAt: number,
     routedAt: number,
-  ): Promise<{ results: AppendResult[]; deliveries: number }>;
+  ): Promise<RoutedAppend>;
   /**
    * Optional (stores whose commit comes before its durability): `append`, or with `routing`
    * `appendRouted`, answered at the commit, so the next batch may commit while this one waits to
@@ -105,7 +118,7 @@ export interface EventLog {
     events: CloudEvent[],
     receivedAt: number,
     routing: { plans: PlannedRouting[]; routedAt: number } | null,
-  ): Promise<Committed<{ results: AppendResult[]; deliveries: number }>>;
+  ): Promise<Committed<RoutedAppend>>;
   get(seq: number): Promise<StoredEvent | null>;
   /** The events with these seqs, in one query, in seq order; seqs not in the log are left out. */
   getMany(seqs: number[]): Promise<StoredEvent[]>;
@@ -299,6 +312,12 @@ export interface DeliveryStore {
    * Returns the ids renewed; the others were lost (claimed again elsewhere, or recorded).
    */
   renewLeases(leases: { id: number; leaseUntil: number }[], until: number): Promise<number[]>;
+  /**
+   * Optional (stores whose leases live in this process): leases deliveries that an append of this
+   * process returned as `claimable`, once durable, without reading them back, as a claim would.
+   * One leased already (a claim found it first) is left out. Returns the ids leased.
+   */
+  leaseRouted?(ids: number[], now: number, leaseMs: number): number[];
   /** Drops the leases of claimed deliveries that will not be attempted (a dispatcher stopping). */
   release(ids: number[]): Promise<void>;
   /**

@@ -173,6 +173,19 @@ export function sqliteDeliveries(
         cursors.leased(now + leaseMs);
         return (s.deliveriesById.all(JSON.stringify(ids)) as Row[]).map(deliveryRow);
       }),
+    // Nothing to read or write: the leases live here, and the rows are as the append returned them.
+    leaseRouted: (ids, now, leaseMs) => {
+      const durable = durableThrough();
+      const until = now + leaseMs;
+      const taken: number[] = [];
+      for (const id of ids) {
+        if (id > durable || leased(leases, id, now)) continue;
+        leases.set(id, until);
+        taken.push(id);
+      }
+      if (taken.length > 0) cursors.leased(until);
+      return taken;
+    },
     record: (outcomes) => guard(() => recordNow(outcomes)),
     // An outcome's sync rides on the next event's; a power cut before it sends the delivery again.
     recordCommitted: (outcomes) => commit(() => recordNow(outcomes), OUTCOME_SYNC_WITHIN_MS),

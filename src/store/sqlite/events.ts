@@ -6,10 +6,12 @@ import type { CloudEvent } from '../../events/types.js';
 import { type HeldDelivery, KeyLedger, type KeyRef, type KeyRow } from '../notification-keys.js';
 import type {
   AppendResult,
+  Delivery,
   EventLog,
   EventQuery,
   NewDelivery,
   PlannedRouting,
+  RoutedAppend,
   RoutingStore,
 } from '../types.js';
 import type { ClaimCursors } from './claim-cursors.js';
@@ -234,9 +236,8 @@ export function sqliteEvents(
     return recent.concat(older);
   };
 
-  /** 1 when inserted, 0 when its idempotency key was planned before. */
-  const insertDelivery = (d: NewDelivery, eventSeq: number, routedAt: number): number => {
-    if (d.gates) return insertGated(d, eventSeq, routedAt);
+  /** A delivery free of notification keys: its id, or 0 when its idempotency key was planned before. */
+  const insertPlain = (d: NewDelivery, eventSeq: number, routedAt: number): number => {
     const insert = s.insertDelivery.run(
       d.trigger,
       d.action,
@@ -251,9 +252,40 @@ export function sqliteEvents(
       eventSeq,
     );
     if (insert.changes === 0) return 0;
-    cursors.placed(d.channel, { nextAttemptAt: d.notBefore, id: Number(insert.lastInsertRowid) });
-    return 1;
+    const id = Number(insert.lastInsertRowid);
+    cursors.placed(d.channel, { nextAttemptAt: d.notBefore, id });
+    return id;
   };
+
+  /** The delivery `insertPlain` stored, as a read of its row would give it. */
+  const storedPlain = (
+    d: NewDelivery,
+    id: number,
+    seq: number,
+    e: CloudEvent,
+    routedAt: number,
+  ): Delivery => ({
+    id,
+    eventSeq: seq,
+    eventId: e.id,
+    eventSource: e.source,
+    eventType: e.type,
+    trigger: d.trigger,
+    action: d.action,
+    channel: d.channel,
+    recipient: d.recipient,
+    idempotencyKey: d.idempotencyKey,
+    status: 'pending',
+    attempts: 0,
+    maxAttempts: d.maxAttempts,
+    nextAttemptAt: d.notBefore,
+    lastError: null,
+    note: d.note ?? null,
+    remoteId: null,
+    rendered: null,
+    createdAt: routedAt,
+    updatedAt: routedAt,
+  });
 
   /**
    * Appends in one transaction, deduplicating on (source, id) against the log and within the
@@ -264,9 +296,10 @@ export function sqliteEvents(
       events: CloudEvent[],
       receivedAt: number,
       routing?: { plans: PlannedRouting[]; routedAt: number },
-    ): { results: AppendResult[]; deliveries: number } => {
+    ): RoutedAppend => {
       const seen = new Map<string, number>();
       let deliveries = 0;
+      const claimable: Delivery[] = [];
       const results = events.map((e, i): AppendResult => {
         const key = `${e.source}\u0000${e.id}`;
         const earlier = seen.get(key);
@@ -289,10 +322,19 @@ export function sqliteEvents(
         }
         seen.set(key, inserted.seq);
         if (plan)
-          for (const d of plan.deliveries) deliveries += insertDelivery(d, inserted.seq, routing!.routedAt);
+          for (const d of plan.deliveries) {
+            if (d.gates) {
+              deliveries += insertGated(d, inserted.seq, routing!.routedAt);
+              continue;
+            }
+            const id = insertPlain(d, inserted.seq, routing!.routedAt);
+            if (id === 0) continue;
+            deliveries++;
+            claimable.push(storedPlain(d, id, inserted.seq, e, routing!.routedAt));
+          }
         return { seq: inserted.seq, duplicate: false };
       });
-      return { results, deliveries };
+      return routing ? { results, deliveries, claimable } : { results, deliveries };
     },
   );
 
@@ -300,7 +342,9 @@ export function sqliteEvents(
     (batch: Parameters<RoutingStore['commit']>[0], routedAt: number): number => {
       let inserted = 0;
       for (const b of batch) {
-        for (const d of b.deliveries) inserted += insertDelivery(d, d.eventSeq, routedAt);
+        for (const d of b.deliveries)
+          if (d.gates) inserted += insertGated(d, d.eventSeq, routedAt);
+          else if (insertPlain(d, d.eventSeq, routedAt) > 0) inserted++;
         s.markRouted.run(routedAt, JSON.stringify(b.record), b.seq);
       }
       return inserted;
