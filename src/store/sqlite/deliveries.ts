@@ -188,7 +188,11 @@ export function sqliteDeliveries(
     },
     record: (outcomes) => guard(() => recordNow(outcomes)),
     // An outcome's sync rides on the next event's; a power cut before it sends the delivery again.
-    recordCommitted: (outcomes) => commit(() => recordNow(outcomes), OUTCOME_SYNC_WITHIN_MS),
+    recordCommitted: (outcomes) =>
+      commit(() => recordNow(outcomes), {
+        syncWithinMs: OUTCOME_SYNC_WITHIN_MS,
+        addsNoDeliveries: true,
+      }),
     renewLeases: (held, until) =>
       guard(() => {
         const renewed: number[] = [];

@@ -88,14 +88,14 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   let durableDeliveryId = Number.MAX_SAFE_INTEGER;
   let lastDeliveryId: (() => number) | null = null;
   /** Resolves once the commit just made is on disk. */
-  const synced = (sync: WalSync, withinMs?: number): Promise<void> => {
-    const through = lastDeliveryId!();
+  const synced = (sync: WalSync, withinMs?: number, addsNoDeliveries = false): Promise<void> => {
+    const through = addsNoDeliveries ? 0 : lastDeliveryId!();
     unsynced++;
     return (withinMs === undefined ? sync.flush() : sync.flushWithin(withinMs)).then(
       () => {
         unsynced--;
         // Flushes resolve in commit order, so the mark only moves forward.
-        durableDeliveryId = Math.max(durableDeliveryId, through);
+        if (through > durableDeliveryId) durableDeliveryId = through;
       },
       (err: unknown) => {
         unsynced--;
@@ -114,7 +114,10 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       if (!walSync) return Promise.resolve(result);
       return synced(walSync).then(() => result);
     });
-  const commit: CommitGuard = <T>(work: () => T, syncWithinMs?: number): Promise<Committed<T>> =>
+  const commit: CommitGuard = <T>(
+    work: () => T,
+    { syncWithinMs, addsNoDeliveries }: { syncWithinMs?: number; addsNoDeliveries?: boolean } = {},
+  ): Promise<Committed<T>> =>
     unguarded(() => {
       if (!walSync && !checkpointer) return { value: work(), durable: Promise.resolve() };
       const before = totalChanges.get();
@@ -123,7 +126,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       if (wrote) checkpointer?.committed();
       if (!walSync) return { value, durable: Promise.resolve() };
       let durable: Promise<void>;
-      if (wrote) durable = synced(walSync, syncWithinMs);
+      if (wrote) durable = synced(walSync, syncWithinMs, addsNoDeliveries);
       // Nothing written, but what was read may be a commit still waiting for its fsync (a
       // duplicate of an event of the batch before): answer no earlier than that commit.
       else if (unsynced > 0) durable = walSync.flush();

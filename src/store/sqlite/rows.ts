@@ -20,8 +20,13 @@ export type Guard = <T>(work: () => T) => Promise<T>;
 /**
  * Runs a write and answers at its commit, with a promise of its durability. `syncWithinMs`: the
  * write need not be durable at once (nobody waits to be answered about it), only within that long.
+ * `addsNoDeliveries`: the write inserts no delivery, so the commit need not look up the newest
+ * delivery id (a query) to move the mark of durable deliveries.
  */
-export type CommitGuard = <T>(work: () => T, syncWithinMs?: number) => Promise<Committed<T>>;
+export type CommitGuard = <T>(
+  work: () => T,
+  options?: { syncWithinMs?: number; addsNoDeliveries?: boolean },
+) => Promise<Committed<T>>;
 
 export const parse = (text: unknown): unknown =>
   text === null || text === undefined ? null : JSON.parse(text as string);
