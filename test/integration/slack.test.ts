@@ -202,3 +202,46 @@ describe('the notify-router demo config with Slack credentials', () => {
     }
   });
 });
+
+describe('the Slack channel’s email lookups', () => {
+  it('remembers at most emailCacheSize of them: a new address beyond it makes the others be looked up again', async () => {
+    const slack = await startSlackServer();
+    for (const name of ['ann', 'bob', 'cat'])
+      slack.addUser({ id: `U0${name.toUpperCase()}`, name, email: `${name}@example.com` });
+    const herald = await startTestHerald(
+      `
+channels:
+  slack: { kind: slack, token: "\${SLACK_BOT_TOKEN}", perChannelIntervalMs: 1, emailCacheSize: 2 }
+triggers:
+  dm:
+    filter: { exact: { type: dm } }
+    actions: [{ channel: slack, to: "{{ event.data.to }}", text: "{{ event.id }}" }]
+`,
+      { env: { SLACK_BOT_TOKEN: slack.token, SLACK_API_URL: slack.url } },
+    );
+    try {
+      const dm = async (id: string, to: string) => {
+        const res = await herald.post(
+          '/events',
+          { specversion: '1.0', id, source: 'test', type: 'dm', data: { to } },
+          { 'content-type': 'application/cloudevents+json' },
+        );
+        assert.equal(res.status, 202);
+        await slack.waitForCall('chat.postMessage', (c) => c.args.text === id);
+      };
+      await dm('1', 'ann@example.com');
+      await dm('2', 'bob@example.com');
+      await dm('3', 'ann@example.com');
+      assert.equal(slack.callsTo('users.lookupByEmail').length, 2, 'ann is remembered');
+      await dm('4', 'cat@example.com');
+      await dm('5', 'ann@example.com');
+      assert.deepEqual(
+        slack.callsTo('users.lookupByEmail').map((c) => c.args.email),
+        ['ann@example.com', 'bob@example.com', 'cat@example.com', 'ann@example.com'],
+      );
+    } finally {
+      await herald.close();
+      await slack.close();
+    }
+  });
+});

@@ -5,11 +5,12 @@ import { z } from 'zod';
 import { type ChannelKind, delivered, failed, retry, templateScope } from '../../engine/types.js';
 import { errorMessage } from '../../errors.js';
 import { renderTree, type TemplateTree, templateSchema, templateTreeSchema } from '../../templates/index.js';
+import { ChannelTurns } from './pacing.js';
 
-/** Slack errors that will not get better by retrying: the delivery goes to the DLQ with the code. */
 /** Users whose DM channel id is remembered per channel instance. */
 const DM_CACHE_SIZE = 50_000;
 
+/** Slack errors that will not get better by retrying: the delivery goes to the DLQ with the code. */
 const PERMANENT = new Set([
   'invalid_auth',
   'not_authed',
@@ -68,6 +69,14 @@ export const slackConfigSchema = z.strictObject({
     .nonnegative()
     .default(600_000)
     .describe('How long an email → user id lookup is remembered.'),
+  emailCacheSize: z
+    .number()
+    .int()
+    .positive()
+    .default(10_000)
+    .describe(
+      'Most email → user id lookups remembered. When full they are all forgotten at once and looked up again as needed: recipients come from event data, so the cache must not grow with every new address.',
+    ),
 });
 export type SlackConfig = z.infer<typeof slackConfigSchema>;
 
@@ -137,14 +146,13 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
       // another send, with that send's signal.
       maxRequestConcurrency: config.concurrency + 8,
     });
-    const nextFreeAt = new Map<string, number>();
+    const turns = new ChannelTurns(config.perChannelIntervalMs);
     const emailCache = new Map<string, { userId: string; until: number }>();
 
     /** Waits for this Slack channel's turn, or until the send is aborted; other channels are not affected. */
     const pace = async (channel: string, signal: AbortSignal) => {
       const now = Date.now();
-      const at = Math.max(now, nextFreeAt.get(channel) ?? 0);
-      nextFreeAt.set(channel, at + config.perChannelIntervalMs);
+      const at = turns.take(channel, now);
       if (at > now) await sleep(at - now, undefined, { signal });
     };
 
@@ -174,6 +182,7 @@ export const slackChannel: ChannelKind<SlackConfig, SlackAction> = {
           user?: { id?: string };
         };
         if (!res.user?.id) return { error: 'users_not_found' };
+        if (emailCache.size >= config.emailCacheSize) emailCache.clear();
         emailCache.set(recipient, { userId: res.user.id, until: Date.now() + config.emailCacheMs });
         return { channel: await dmChannel(res.user.id), dmUser: res.user.id };
       }
