@@ -183,17 +183,18 @@ export class Dispatcher {
 
   /**
    * Deliveries routed in this process whose commit is on disk: each channel's pump takes its own
-   * as they are when it can (ChannelPump.offer), and claims them otherwise.
+   * as they are when it can (ChannelPump.offer), and claims them otherwise. Returns them by
+   * channel.
    */
-  handOff(deliveries: Delivery[]): void {
-    if (!this.running) return;
+  handOff(deliveries: Delivery[]): ReadonlyMap<string, readonly Delivery[]> {
     const byChannel = new Map<string, Delivery[]>();
     for (const d of deliveries) {
       const list = byChannel.get(d.channel);
       if (list) list.push(d);
       else byChannel.set(d.channel, [d]);
     }
-    for (const [channel, list] of byChannel) this.pumps.get(channel)?.offer(list);
+    if (this.running) for (const [channel, list] of byChannel) this.pumps.get(channel)?.offer(list);
+    return byChannel;
   }
 
   private cachedEvent(seq: number): CloudEvent | undefined {

@@ -354,8 +354,7 @@ export class Engine {
         routing.record,
       );
     }
-    this.dispatcher.handOff(routed.claimable);
-    const handedOff = new Set(routed.claimable.map((d) => d.channel));
+    const handedOff = this.dispatcher.handOff(routed.claimable);
     for (const channel of channels)
       if (toClaim.has(channel) || !handedOff.has(channel)) this.dispatcher.wake(channel);
     if (routed.deliveries > 0) this.bus.announce(channels);

@@ -25,13 +25,14 @@ const order = (id: string) => ({
   data: { id },
 });
 
-/** Counts the claims the store is asked for. */
+/** Counts the claims the store is asked for, in all and by channel. */
 function countingClaims() {
-  const counts = { claims: 0 };
+  const counts = { claims: 0, byChannel: new Map<string, number>() };
   const wrapStore = (store: Store): Store => {
     const claim = store.deliveries.claim.bind(store.deliveries);
     store.deliveries.claim = (query) => {
       counts.claims++;
+      counts.byChannel.set(query.channel, (counts.byChannel.get(query.channel) ?? 0) + 1);
       return claim(query);
     };
     return store;
@@ -107,5 +108,55 @@ describe('deliveries routed at ingest go to their channel without a claim (embed
       'sent in the order they were routed',
     );
     assert.ok(counts.claims > atStart, 'the deliveries beyond the buffer were claimed');
+  });
+
+  it('a receiver that takes a second per request holds up neither the other channel nor its hand-off', async () => {
+    const slowSink = await startHttpSink();
+    slowSink.setDefault({ status: 200, delayMs: 1000 });
+    const { counts, wrapStore } = countingClaims();
+    const herald = await startTestHerald(
+      `
+dispatcher: { pollIntervalMs: 60000 }
+channels:
+  fast: { kind: webhook, url: ${sink.url}, timeoutMs: 5000, concurrency: 8 }
+  slow: { kind: webhook, url: ${slowSink.url}, timeoutMs: 5000, concurrency: 1 }
+triggers:
+  orders:
+    filter: { exact: { type: com.example.order.created } }
+    actions: [{ channel: fast }, { channel: slow }]
+`,
+      { wrapStore },
+    );
+    h = herald;
+    try {
+      await until(() => counts.byChannel.has('fast') && counts.byChannel.has('slow'), 'the start-up claims');
+      await new Promise((r) => setTimeout(r, 50));
+      const fastAtStart = counts.byChannel.get('fast');
+      const startedAt = Date.now();
+      for (let i = 0; i < 10; i++) {
+        const res = await herald.post('/events', order(`both-${i}`), {
+          'content-type': 'application/cloudevents+json',
+        });
+        assert.equal(res.status, 202);
+      }
+      await sink.waitFor(10, 5_000);
+      const fastDoneMs = Date.now() - startedAt;
+      assert.ok(slowSink.requests.length <= 2, `the slow receiver already had ${slowSink.requests.length}`);
+      assert.ok(fastDoneMs < 1000, `the fast channel took ${fastDoneMs} ms, as long as the slow one's send`);
+      assert.equal(
+        counts.byChannel.get('fast'),
+        fastAtStart,
+        "claims on the fast channel: the slow one's backlog spilled over",
+      );
+      assert.deepEqual(idsAtSink(sink).sort(), Array.from({ length: 10 }, (_, i) => `both-${i}`).sort());
+      // The slow channel gets all of them in the end, the part beyond its buffer claimed.
+      await slowSink.waitFor(10, 20_000);
+      assert.equal(slowSink.requests.length, 10);
+      assert.ok((counts.byChannel.get('slow') ?? 0) > 1);
+    } finally {
+      await herald.close();
+      h = undefined;
+      await slowSink.close();
+    }
   });
 });
