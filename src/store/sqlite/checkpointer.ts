@@ -39,9 +39,10 @@ interface Reply {
  * and the database file's fsync then run inside a commit on the event loop, which every request
  * and send waits behind. Here a PASSIVE checkpoint (it never blocks the writer) runs after
  * commits, at most one at a time and one per `intervalMs`. The next write restarts the WAL from
- * its top whenever a checkpoint has caught up with it; the writer's own threshold is the bound
- * should this thread fall behind or fail. Durability is SQLite's: a checkpoint syncs the WAL
- * before it copies and the database after.
+ * its top when a checkpoint has caught up with it and no commit came meanwhile, which under
+ * steady writes is seldom: then the writer's own threshold restarts it, having little left to
+ * copy (docs/architecture.md). That threshold is also the bound should this thread fail.
+ * Durability is SQLite's: a checkpoint syncs the WAL before it copies and the database after.
  */
 export class WalCheckpointer {
   /** Started with the first checkpoint: a store that is only read needs no thread. */
