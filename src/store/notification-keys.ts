@@ -74,15 +74,16 @@ export class KeyLedger {
   private readonly rows = new Map<string, { ref: KeyRef; row: KeyRow | null; dirty: boolean }>();
   private readonly held = new Map<string, HeldDelivery | PlannedHold | null>();
   /** Stored deliveries this batch replaced: set them `suppressed` with the reason. */
-  readonly replacedStored: { idempotencyKey: string; reason: string }[] = [];
+  readonly replacedStored: { idempotencyKey: string; eventSeq: number; reason: string }[] = [];
   /** Events the batch's digests collected, openers included: store them with the deliveries. */
   readonly digestMembers: DigestMember[] = [];
   /** Stored digest deliveries that filled up: make them due at `at` (if still waiting). */
-  readonly dueStored: { idempotencyKey: string; at: number }[] = [];
+  readonly dueStored: { idempotencyKey: string; eventSeq: number; at: number }[] = [];
 
   constructor(
     private readonly loadKey: (ref: KeyRef) => KeyRow | null,
-    private readonly loadHeld: (idempotencyKey: string) => HeldDelivery | null,
+    /** A stored delivery by its idempotency key and its event's seq (every key row names both). */
+    private readonly loadHeld: (idempotencyKey: string, eventSeq: number) => HeldDelivery | null,
   ) {}
 
   /** Key rows changed by the decisions so far, to write back. */
@@ -124,16 +125,18 @@ export class KeyLedger {
     }
 
     const replaceRef = refs.get('replace');
-    let replacing: { idempotencyKey: string; target: HeldDelivery | PlannedHold } | undefined;
+    let replacing:
+      | { idempotencyKey: string; eventSeq: number; target: HeldDelivery | PlannedHold }
+      | undefined;
     if (replaceRef) {
       const row = this.row(replaceRef);
       if (row?.deliveryKey && row.eventSeq !== null) {
         if (row.eventSeq > eventSeq)
           return suppress(`replaced by event ${row.eventId} (newer, same key "${replaceRef.key}")`);
-        const target = this.heldDelivery(row.deliveryKey);
+        const target = this.heldDelivery(row.deliveryKey, row.eventSeq);
         // Only a delivery no dispatcher can have taken yet: pending, never attempted, not yet due.
         if (target && target.status === 'pending' && target.attempts === 0 && target.nextAttemptAt > g.at)
-          replacing = { idempotencyKey: row.deliveryKey, target };
+          replacing = { idempotencyKey: row.deliveryKey, eventSeq: row.eventSeq, target };
       }
     }
 
@@ -142,7 +145,7 @@ export class KeyLedger {
     let joining: { row: KeyRow; deliveryKey: string; target: HeldDelivery | PlannedHold } | undefined;
     if (g.digest && digestRef && !replacing) {
       const row = this.row(digestRef);
-      const target = row?.deliveryKey ? this.heldDelivery(row.deliveryKey) : null;
+      const target = row?.deliveryKey ? this.heldDelivery(row.deliveryKey, row.eventSeq) : null;
       if (
         row?.deliveryKey &&
         row.count < g.digest.max &&
@@ -196,7 +199,12 @@ export class KeyLedger {
         const due = Math.min(joining.target.nextAttemptAt, g.digest.dueWhenFull ?? g.at);
         joining.target.nextAttemptAt = due;
         if ('decision' in joining.target) joining.target.decision.notBefore = due;
-        else this.dueStored.push({ idempotencyKey: joining.deliveryKey, at: due });
+        else
+          this.dueStored.push({
+            idempotencyKey: joining.deliveryKey,
+            eventSeq: joining.row.eventSeq!,
+            at: due,
+          });
       }
       // Not a waiting delivery of its own: nothing can replace or join it.
       return suppress(
@@ -213,7 +221,12 @@ export class KeyLedger {
       if ('decision' in replacing.target) {
         replacing.target.decision.status = 'suppressed';
         replacing.target.decision.reason = reason;
-      } else this.replacedStored.push({ idempotencyKey: replacing.idempotencyKey, reason });
+      } else
+        this.replacedStored.push({
+          idempotencyKey: replacing.idempotencyKey,
+          eventSeq: replacing.eventSeq,
+          reason,
+        });
     }
     this.held.set(d.idempotencyKey, { status: 'pending', attempts: 0, nextAttemptAt: d.notBefore, decision });
     return decision;
@@ -229,7 +242,7 @@ export class KeyLedger {
     const row = this.row(replaceRef);
     if (!row || row.deliveryKey !== dedupeRow.deliveryKey || row.eventSeq === null || row.eventSeq > eventSeq)
       return false;
-    const target = this.heldDelivery(row.deliveryKey);
+    const target = this.heldDelivery(row.deliveryKey, row.eventSeq);
     return !!target && target.status === 'pending' && target.attempts === 0 && target.nextAttemptAt > at;
   }
 
@@ -247,8 +260,9 @@ export class KeyLedger {
     this.rows.set(refId(ref), { ref, row, dirty: true });
   }
 
-  private heldDelivery(idempotencyKey: string): HeldDelivery | PlannedHold | null {
-    if (!this.held.has(idempotencyKey)) this.held.set(idempotencyKey, this.loadHeld(idempotencyKey));
+  private heldDelivery(idempotencyKey: string, eventSeq: number | null): HeldDelivery | PlannedHold | null {
+    if (!this.held.has(idempotencyKey))
+      this.held.set(idempotencyKey, eventSeq === null ? null : this.loadHeld(idempotencyKey, eventSeq));
     return this.held.get(idempotencyKey) ?? null;
   }
 }

@@ -44,7 +44,8 @@ export function sqliteDeadLetters(
        updated_at = @now, channel = @channel, recipient = @recipient, idempotency_key = @key,
        max_attempts = @maxAttempts
      WHERE id = @id AND status = 'dead'
-       AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.idempotency_key = @key AND o.id <> @id)
+       AND NOT EXISTS (SELECT 1 FROM deliveries o
+         WHERE o.event_seq = deliveries.event_seq AND o.idempotency_key = @key AND o.id <> @id)
      RETURNING id`,
   );
   const addSibling = db.prepare(
@@ -52,7 +53,7 @@ export function sqliteDeadLetters(
        idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
      SELECT event_seq, event_id, event_source, event_type, trigger, action, @channel, @recipient, @key,
        'pending', 0, @maxAttempts, @now, @now, @now FROM deliveries WHERE id = @id
-     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
+     ON CONFLICT (event_seq, idempotency_key) DO NOTHING RETURNING id`,
   );
   const keyOf = db.prepare('SELECT idempotency_key FROM deliveries WHERE id = ?').pluck();
   // A readdressed digest keeps its events, and a recipient added to it gets them too.

@@ -79,15 +79,15 @@ export function sqliteEvents(
       `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
          idempotency_key, status, attempts, max_attempts, next_attempt_at, note, created_at, updated_at)
        SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ? FROM events e WHERE e.seq = ?
-       ON CONFLICT (idempotency_key) DO NOTHING`,
+       ON CONFLICT (event_seq, idempotency_key) DO NOTHING`,
     ),
     markRouted: db.prepare('UPDATE events SET routed_at = ?, routing = ? WHERE seq = ?'),
-    deliveryExists: db.prepare('SELECT 1 FROM deliveries WHERE idempotency_key = ?'),
+    deliveryExists: db.prepare('SELECT 1 FROM deliveries WHERE event_seq = ? AND idempotency_key = ?'),
     insertDecided: db.prepare(
       `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
          idempotency_key, status, attempts, max_attempts, next_attempt_at, last_error, note, created_at, updated_at)
        SELECT e.seq, e.id, e.source, e.type, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ? FROM events e WHERE e.seq = ?
-       ON CONFLICT (idempotency_key) DO NOTHING`,
+       ON CONFLICT (event_seq, idempotency_key) DO NOTHING`,
     ),
     getKey: db.prepare(
       `SELECT window_start, count, delivery_key, event_seq, event_id FROM notification_keys
@@ -100,18 +100,18 @@ export function sqliteEvents(
          delivery_key = excluded.delivery_key, event_seq = excluded.event_seq, event_id = excluded.event_id`,
     ),
     getHeld: db.prepare(
-      'SELECT id, status, attempts, next_attempt_at FROM deliveries WHERE idempotency_key = ?',
+      'SELECT id, status, attempts, next_attempt_at FROM deliveries WHERE event_seq = ? AND idempotency_key = ?',
     ),
     suppressHeld: db.prepare(
       `UPDATE deliveries SET status = 'suppressed', last_error = ?, note = NULL, updated_at = ?
-       WHERE idempotency_key = ? AND status = 'pending' AND attempts = 0`,
+       WHERE event_seq = ? AND idempotency_key = ? AND status = 'pending' AND attempts = 0`,
     ),
     addDigestEvent: db.prepare(
       'INSERT OR IGNORE INTO digest_events (delivery_key, event_seq, digest_key) VALUES (?, ?, ?)',
     ),
     digestDue: db.prepare(
       `UPDATE deliveries SET next_attempt_at = min(next_attempt_at, ?), updated_at = ?
-       WHERE idempotency_key = ? AND status = 'pending' AND attempts = 0`,
+       WHERE event_seq = ? AND idempotency_key = ? AND status = 'pending' AND attempts = 0`,
     ),
   };
 
@@ -126,8 +126,8 @@ export function sqliteEvents(
       eventId: (r.event_id as string | null) ?? null,
     };
   };
-  const loadHeld = (idempotencyKey: string): HeldDelivery | null => {
-    const r = s.getHeld.get(idempotencyKey) as Row | undefined;
+  const loadHeld = (idempotencyKey: string, eventSeq: number): HeldDelivery | null => {
+    const r = s.getHeld.get(eventSeq, idempotencyKey) as Row | undefined;
     if (!r) return null;
     // Leased: the dispatcher may be reading a digest's events to send it, so it is in flight.
     const until = leases.get(Number(r.id));
@@ -144,7 +144,7 @@ export function sqliteEvents(
    * written back. Routing an event again changes nothing: its deliveries exist already.
    */
   const insertGated = (d: NewDelivery, eventSeq: number, routedAt: number): number => {
-    if (s.deliveryExists.get(d.idempotencyKey)) return 0;
+    if (s.deliveryExists.get(eventSeq, d.idempotencyKey)) return 0;
     const ledger = new KeyLedger(loadKey, loadHeld);
     const decision = ledger.decide(d, eventSeq);
     const notBefore = decision.notBefore ?? d.notBefore;
@@ -177,9 +177,10 @@ export function sqliteEvents(
         row.eventSeq,
         row.eventId,
       );
-    for (const r of ledger.replacedStored) s.suppressHeld.run(r.reason, routedAt, r.idempotencyKey);
+    for (const r of ledger.replacedStored)
+      s.suppressHeld.run(r.reason, routedAt, r.eventSeq, r.idempotencyKey);
     for (const m of ledger.digestMembers) s.addDigestEvent.run(m.deliveryKey, m.eventSeq, m.key);
-    for (const r of ledger.dueStored) s.digestDue.run(r.at, routedAt, r.idempotencyKey);
+    for (const r of ledger.dueStored) s.digestDue.run(r.at, routedAt, r.eventSeq, r.idempotencyKey);
     // A digest due sooner may now sort before its channel's claim cursor.
     if (ledger.dueStored.length > 0) cursors.forgetAll();
     return 1;

@@ -290,4 +290,57 @@ CREATE INDEX deliveries_by_status ON deliveries (status, id)
   WHERE status = 'pending' OR status = 'dead' OR status = 'suppressed';
 `,
   },
+  {
+    version: 12,
+    name: 'deliveries: unique by event and idempotency key, so a new delivery adds to the end of its indexes',
+    rebuildsTable: true,
+    // An idempotency key is a hash, so a unique index on it alone took a page at a random place
+    // for every delivery stored, and at a busy rate most of what each commit wrote. A key is
+    // derived from its event's identity, so every delivery with a given key belongs to one event:
+    // unique (event_seq, idempotency_key) says the same, sorts new deliveries after the old ones,
+    // and serves the lookups by event that deliveries_by_event served. SQLite cannot drop a
+    // column's UNIQUE in place; the table is rebuilt, its ids and numbering kept.
+    sql: `
+CREATE TABLE deliveries_rebuilt (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_seq INTEGER NOT NULL REFERENCES events (seq),
+  event_id TEXT NOT NULL,
+  event_source TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  trigger TEXT NOT NULL,
+  action INTEGER NOT NULL,
+  channel TEXT NOT NULL,
+  recipient TEXT,
+  idempotency_key TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  lease_until INTEGER,
+  last_error TEXT,
+  remote_id TEXT,
+  rendered TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  note TEXT,
+  delivered_started_at INTEGER,
+  delivered_ms INTEGER
+);
+INSERT INTO deliveries_rebuilt (id, event_seq, event_id, event_source, event_type, trigger, action, channel,
+  recipient, idempotency_key, status, attempts, max_attempts, next_attempt_at, lease_until, last_error, remote_id,
+  rendered, created_at, updated_at, note, delivered_started_at, delivered_ms)
+  SELECT id, event_seq, event_id, event_source, event_type, trigger, action, channel,
+    recipient, idempotency_key, status, attempts, max_attempts, next_attempt_at, lease_until, last_error, remote_id,
+    rendered, created_at, updated_at, note, delivered_started_at, delivered_ms FROM deliveries ORDER BY id;
+DELETE FROM sqlite_sequence WHERE name = 'deliveries_rebuilt';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'deliveries_rebuilt', seq FROM sqlite_sequence WHERE name = 'deliveries';
+DROP TABLE deliveries;
+ALTER TABLE deliveries_rebuilt RENAME TO deliveries;
+CREATE UNIQUE INDEX deliveries_by_event ON deliveries (event_seq, idempotency_key);
+CREATE INDEX deliveries_due ON deliveries (channel, next_attempt_at, id) WHERE status = 'pending';
+CREATE INDEX deliveries_by_status ON deliveries (status, id)
+  WHERE status = 'pending' OR status = 'dead' OR status = 'suppressed';
+CREATE INDEX deliveries_dead_by_channel ON deliveries (channel, id) WHERE status = 'dead';
+`,
+  },
 ];

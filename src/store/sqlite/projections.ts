@@ -44,7 +44,7 @@ export function sqliteProjections(
          idempotency_key, status, attempts, max_attempts, next_attempt_at, last_error, created_at, updated_at)
        SELECT seq, id, source, type, @channel, 0, @channel, NULL, @key, 'dead', 1, 3, @now, @reason, @now, @now
        FROM events WHERE seq = @seq
-       ON CONFLICT (idempotency_key) DO UPDATE SET status = 'dead', last_error = excluded.last_error,
+       ON CONFLICT (event_seq, idempotency_key) DO UPDATE SET status = 'dead', last_error = excluded.last_error,
          updated_at = excluded.updated_at, lease_until = NULL`,
     ),
     outboxAdd: db.prepare('INSERT INTO projection_outbox (projection, event, created_at) VALUES (?, ?, ?)'),

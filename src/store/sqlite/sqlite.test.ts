@@ -137,6 +137,81 @@ describe('sqlite migrations', () => {
   });
 });
 
+describe('sqlite deliveries unique by event and key (v12)', () => {
+  it('an existing store keeps its deliveries, attempts and numbering, and still refuses a repeat', async () => {
+    const path = join(dir, 'upgrade-v12.db');
+    // A store as version 11 left it: three deliveries, one with an attempt row, the last one gone.
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    for (const m of migrations.filter((m) => m.version <= 11)) old.exec(m.sql);
+    old.pragma('user_version = 11');
+    old
+      .prepare(
+        `INSERT INTO events (id, source, type, received_at, routed_at, event) VALUES ('e1', 's', 't', 1, 1, '{}')`,
+      )
+      .run();
+    const insert = old.prepare(
+      `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
+         idempotency_key, status, attempts, max_attempts, next_attempt_at, created_at, updated_at)
+       VALUES (1, 'e1', 's', 't', 'tr', 0, 'ch', ?, ?, ?, ?, 3, 0, 1, 1)`,
+    );
+    insert.run('ann', 'k-ann', 'dead', 3);
+    insert.run('bob', 'k-bob', 'pending', 0);
+    insert.run('cat', 'k-cat', 'pending', 0);
+    old
+      .prepare(
+        `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, error) VALUES (1, 3, 5, 7, 'failed', 'boom')`,
+      )
+      .run();
+    old.prepare('DELETE FROM deliveries WHERE id = 3').run();
+    old.close();
+
+    const store = createSqliteStore({ path });
+    try {
+      const kept = await store.deliveries.list({ limit: 10 });
+      assert.deepEqual(kept.map((d) => [d.id, d.recipient, d.idempotencyKey, d.status]).sort(), [
+        [1, 'ann', 'k-ann', 'dead'],
+        [2, 'bob', 'k-bob', 'pending'],
+      ]);
+      assert.deepEqual(
+        (await store.deliveries.attempts(1)).map((a) => [a.number, a.error]),
+        [[3, 'boom']],
+      );
+      const delivery = (recipient: string, idempotencyKey: string) => ({
+        eventSeq: 1,
+        trigger: 'tr',
+        action: 0,
+        channel: 'ch',
+        recipient,
+        idempotencyKey,
+        maxAttempts: 3,
+        notBefore: 0,
+      });
+      const record = { matched: ['tr'], errors: [], deliveries: 2 };
+      const inserted = await store.routing.commit(
+        [{ seq: 1, record, deliveries: [delivery('dan', 'k-dan'), delivery('bob', 'k-bob')] }],
+        2,
+      );
+      assert.equal(inserted, 1, 'the delivery whose key the event has already is skipped');
+      const dan = (await store.deliveries.list({ limit: 10 })).find((d) => d.recipient === 'dan');
+      assert.equal(dan?.id, 4, 'numbering continues after the highest id ever given');
+    } finally {
+      await store.close();
+    }
+    const check = new Database(path, { readonly: true });
+    assert.deepEqual(check.pragma('foreign_key_check'), []);
+    // No index on the key alone: each would take a page at a random place for every delivery.
+    const keyed = check
+      .prepare(
+        `SELECT il.name FROM pragma_index_list('deliveries') il JOIN pragma_index_info(il.name) ii
+         WHERE ii.seqno = 0 AND ii.name = 'idempotency_key'`,
+      )
+      .all();
+    assert.deepEqual(keyed, []);
+    check.close();
+  });
+});
+
 describe('sqlite events by subject', () => {
   it('lists by subject, newest first, across the part of the log the subject index has not reached yet', async () => {
     const path = join(dir, 'subjects.db');
