@@ -191,7 +191,7 @@ export function sqliteDeliveries(
     recordCommitted: (outcomes) =>
       commit(() => recordNow(outcomes), {
         syncWithinMs: OUTCOME_SYNC_WITHIN_MS,
-        addsNoDeliveries: true,
+        deliveriesThrough: () => 0,
       }),
     renewLeases: (held, until) =>
       guard(() => {

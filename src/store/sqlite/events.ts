@@ -142,6 +142,7 @@ export function sqliteEvents(
    * A delivery with notification keys: decided against the keys as stored (one writer, inside the
    * caller's transaction), stored pending or suppressed, and the keys and replaced deliveries
    * written back. Routing an event again changes nothing: its deliveries exist already.
+   * Returns the id of the delivery stored, or 0.
    */
   const insertGated = (d: NewDelivery, eventSeq: number, routedAt: number): number => {
     if (s.deliveryExists.get(eventSeq, d.idempotencyKey)) return 0;
@@ -164,8 +165,8 @@ export function sqliteEvents(
       eventSeq,
     );
     if (insert.changes === 0) return 0;
-    if (decision.status === 'pending')
-      cursors.placed(d.channel, { nextAttemptAt: notBefore, id: Number(insert.lastInsertRowid) });
+    const id = Number(insert.lastInsertRowid);
+    if (decision.status === 'pending') cursors.placed(d.channel, { nextAttemptAt: notBefore, id });
     for (const { ref, row } of ledger.changedKeys())
       s.putKey.run(
         ref.scope,
@@ -183,7 +184,7 @@ export function sqliteEvents(
     for (const r of ledger.dueStored) s.digestDue.run(r.at, routedAt, r.eventSeq, r.idempotencyKey);
     // A digest due sooner may now sort before its channel's claim cursor.
     if (ledger.dueStored.length > 0) cursors.forgetAll();
-    return 1;
+    return id;
   };
 
   // Events by subject: the index table trails the log by up to SUBJECT_BATCH events and is
@@ -288,6 +289,8 @@ export function sqliteEvents(
     updatedAt: routedAt,
   });
 
+  /** The highest delivery id the last append inserted (0: none), for its commit's durable mark. */
+  let appendedThrough = 0;
   /**
    * Appends in one transaction, deduplicating on (source, id) against the log and within the
    * batch. With `routing`, new events are stored already routed, with their planned deliveries.
@@ -301,6 +304,7 @@ export function sqliteEvents(
       const seen = new Map<string, number>();
       let deliveries = 0;
       const claimable: Delivery[] = [];
+      appendedThrough = 0;
       const results = events.map((e, i): AppendResult => {
         const key = `${e.source}\u0000${e.id}`;
         const earlier = seen.get(key);
@@ -324,13 +328,14 @@ export function sqliteEvents(
         seen.set(key, inserted.seq);
         if (plan)
           for (const d of plan.deliveries) {
-            if (d.gates) {
-              deliveries += insertGated(d, inserted.seq, routing!.routedAt);
-              continue;
-            }
-            const id = insertPlain(d, inserted.seq, routing!.routedAt);
+            const id = d.gates
+              ? insertGated(d, inserted.seq, routing!.routedAt)
+              : insertPlain(d, inserted.seq, routing!.routedAt);
             if (id === 0) continue;
             deliveries++;
+            // Ids grow within the transaction: the last one stored is the highest.
+            appendedThrough = id;
+            if (d.gates) continue;
             claimable.push(storedPlain(d, id, inserted.seq, e, routing!.routedAt));
           }
         return { seq: inserted.seq, duplicate: false };
@@ -344,8 +349,8 @@ export function sqliteEvents(
       let inserted = 0;
       for (const b of batch) {
         for (const d of b.deliveries)
-          if (d.gates) inserted += insertGated(d, d.eventSeq, routedAt);
-          else if (insertPlain(d, d.eventSeq, routedAt) > 0) inserted++;
+          if ((d.gates ? insertGated(d, d.eventSeq, routedAt) : insertPlain(d, d.eventSeq, routedAt)) > 0)
+            inserted++;
         s.markRouted.run(routedAt, JSON.stringify(b.record), b.seq);
       }
       return inserted;
@@ -368,11 +373,14 @@ export function sqliteEvents(
           return appended;
         }),
       appendCommitted: (events, receivedAt, routing) =>
-        commit(() => {
-          const appended = refusedEvents(() => appendTx(events, receivedAt, routing ?? undefined));
-          afterAppend(appended.results);
-          return appended;
-        }),
+        commit(
+          () => {
+            const appended = refusedEvents(() => appendTx(events, receivedAt, routing ?? undefined));
+            afterAppend(appended.results);
+            return appended;
+          },
+          { deliveriesThrough: () => appendedThrough },
+        ),
       get: (seq) =>
         guard(() => {
           const r = s.getEvent.get(seq) as Row | undefined;

@@ -88,8 +88,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   let durableDeliveryId = Number.MAX_SAFE_INTEGER;
   let lastDeliveryId: (() => number) | null = null;
   /** Resolves once the commit just made is on disk. */
-  const synced = (sync: WalSync, withinMs?: number, addsNoDeliveries = false): Promise<void> => {
-    const through = addsNoDeliveries ? 0 : lastDeliveryId!();
+  const synced = (sync: WalSync, withinMs: number | undefined, through: number): Promise<void> => {
     unsynced++;
     return (withinMs === undefined ? sync.flush() : sync.flushWithin(withinMs)).then(
       () => {
@@ -112,11 +111,14 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       if (totalChanges.get() === before) return Promise.resolve(result);
       checkpointer?.committed();
       if (!walSync) return Promise.resolve(result);
-      return synced(walSync).then(() => result);
+      return synced(walSync, undefined, lastDeliveryId!()).then(() => result);
     });
   const commit: CommitGuard = <T>(
     work: () => T,
-    { syncWithinMs, addsNoDeliveries }: { syncWithinMs?: number; addsNoDeliveries?: boolean } = {},
+    {
+      syncWithinMs,
+      deliveriesThrough,
+    }: { syncWithinMs?: number; deliveriesThrough?: (value: T) => number } = {},
   ): Promise<Committed<T>> =>
     unguarded(() => {
       if (!walSync && !checkpointer) return { value: work(), durable: Promise.resolve() };
@@ -126,7 +128,12 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       if (wrote) checkpointer?.committed();
       if (!walSync) return { value, durable: Promise.resolve() };
       let durable: Promise<void>;
-      if (wrote) durable = synced(walSync, syncWithinMs, addsNoDeliveries);
+      if (wrote)
+        durable = synced(
+          walSync,
+          syncWithinMs,
+          deliveriesThrough ? deliveriesThrough(value) : lastDeliveryId!(),
+        );
       // Nothing written, but what was read may be a commit still waiting for its fsync (a
       // duplicate of an event of the batch before): answer no earlier than that commit.
       else if (unsynced > 0) durable = walSync.flush();

@@ -20,12 +20,12 @@ export type Guard = <T>(work: () => T) => Promise<T>;
 /**
  * Runs a write and answers at its commit, with a promise of its durability. `syncWithinMs`: the
  * write need not be durable at once (nobody waits to be answered about it), only within that long.
- * `addsNoDeliveries`: the write inserts no delivery, so the commit need not look up the newest
- * delivery id (a query) to move the mark of durable deliveries.
+ * `deliveriesThrough`: the highest delivery id the write inserted (0: none), which moves the mark
+ * of durable deliveries once the commit is on disk; without it the commit looks that id up (a query).
  */
 export type CommitGuard = <T>(
   work: () => T,
-  options?: { syncWithinMs?: number; addsNoDeliveries?: boolean },
+  options?: { syncWithinMs?: number; deliveriesThrough?: (value: T) => number },
 ) => Promise<Committed<T>>;
 
 export const parse = (text: unknown): unknown =>
