@@ -28,17 +28,23 @@ describe('dashboard queries on 100,000 events', { timeout: 120_000 }, () => {
           .join('; ');
       const queries: [string, unknown[]][] = [
         ['SELECT * FROM events WHERE seq < ? ORDER BY seq DESC LIMIT 50', [5000]],
-        ['SELECT * FROM events WHERE type = ? ORDER BY seq DESC LIMIT 50', ['type.3']],
-        ['SELECT * FROM events WHERE seq < ? AND source = ? ORDER BY seq DESC LIMIT 50', [5000, 'src-1']],
-        // By subject: the events newer than the subject index, then the index.
-        [
-          'SELECT * FROM events e WHERE e.seq > ? AND e.seq < ? AND e.subject = ? ORDER BY e.seq DESC LIMIT 50',
-          [90_000, 95_000, 'subject-7'],
-        ],
-        [
-          'SELECT e.* FROM event_subjects x JOIN events e ON e.seq = x.seq WHERE x.subject = ? AND x.seq < ? ORDER BY x.seq DESC LIMIT 50',
-          ['subject-7', 5000],
-        ],
+        // By subject, type or source: the events newer than the index tables, then the tables.
+        ...(
+          [
+            ['subject', 'event_subjects', 'subject-7'],
+            ['type', 'event_types', 'type.3'],
+            ['source', 'event_sources', 'src-1'],
+          ] as const
+        ).flatMap(([field, table, value]): [string, unknown[]][] => [
+          [
+            `SELECT * FROM events e WHERE e.seq > ? AND e.seq < ? AND e.${field} = ? ORDER BY e.seq DESC LIMIT 50`,
+            [90_000, 95_000, value],
+          ],
+          [
+            `SELECT e.* FROM ${table} x JOIN events e ON e.seq = x.seq WHERE x.${field} = ? AND x.seq < ? ORDER BY x.seq DESC LIMIT 50`,
+            [value, 5000],
+          ],
+        ]),
         [
           "SELECT * FROM deliveries WHERE status = 'dead' AND channel = ? ORDER BY id DESC LIMIT 50",
           ['hook'],

@@ -18,8 +18,15 @@ import type { ClaimCursors } from './claim-cursors.js';
 import type { Leases } from './deliveries.js';
 import { type CommitGuard, eventRow, type Guard, type Row } from './rows.js';
 
-/** How far the subject index may trail the log: the most events a subject lookup reads unindexed. */
-const SUBJECT_BATCH = 20_000;
+/**
+ * How far the indexes by subject, type and source may trail the log: the most events such a lookup
+ * reads unindexed.
+ */
+const INDEX_BATCH = 20_000;
+
+/** The tables that index the log by a field, filled in batches behind it (see indexBehind). */
+const FIELD_INDEX = { subject: 'event_subjects', type: 'event_types', source: 'event_sources' } as const;
+type IndexedField = keyof typeof FIELD_INDEX;
 
 /**
  * An append that fails because of what it was given (a constraint, a value SQLite refuses, an
@@ -73,8 +80,18 @@ export function sqliteEvents(
       `INSERT OR IGNORE INTO event_subjects (subject, seq)
        SELECT subject, seq FROM events WHERE seq > ? AND seq <= ? AND subject IS NOT NULL ORDER BY subject, seq`,
     ),
+    indexTypes: db.prepare(
+      `INSERT OR IGNORE INTO event_types (type, seq)
+       SELECT type, seq FROM events WHERE seq > ? AND seq <= ? ORDER BY type, seq`,
+    ),
+    indexSources: db.prepare(
+      `INSERT OR IGNORE INTO event_sources (source, seq)
+       SELECT source, seq FROM events WHERE seq > ? AND seq <= ? ORDER BY source, seq`,
+    ),
     setSubjectsThrough: db.prepare('UPDATE event_subjects_state SET through_seq = ? WHERE id = 1'),
     countEvents: db.prepare('SELECT count(*) AS n FROM events'),
+    newest: db.prepare('SELECT * FROM events ORDER BY seq DESC LIMIT ?'),
+    newestBefore: db.prepare('SELECT * FROM events WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
     insertDelivery: db.prepare(
       `INSERT INTO deliveries (event_seq, event_id, event_source, event_type, trigger, action, channel, recipient,
          idempotency_key, status, attempts, max_attempts, next_attempt_at, note, created_at, updated_at)
@@ -187,31 +204,34 @@ export function sqliteEvents(
     return id;
   };
 
-  // Events by subject: the index table trails the log by up to SUBJECT_BATCH events and is
-  // filled a batch at a time, sorted, so a batch touches each index page once rather than each
-  // event its own page. Lookups read the trailing events from the log directly.
-  let subjectsThrough = (s.subjectsThrough.get() as { seq: number }).seq;
+  // Events by subject, type and source: the index tables trail the log by up to INDEX_BATCH events
+  // and are filled a batch at a time, sorted, so a batch touches each index page once rather than
+  // each append its own pages. Lookups read the trailing events from the log directly.
+  let indexedThrough = (s.subjectsThrough.get() as { seq: number }).seq;
   let lastAppended = (s.lastSeq.get() as { seq: number | null }).seq ?? 0;
-  const indexSubjects = db.transaction((through: number) => {
-    s.indexSubjects.run(subjectsThrough, through);
+  const indexBehind = db.transaction((through: number) => {
+    s.indexSubjects.run(indexedThrough, through);
+    s.indexTypes.run(indexedThrough, through);
+    s.indexSources.run(indexedThrough, through);
     s.setSubjectsThrough.run(through);
-    subjectsThrough = through;
+    indexedThrough = through;
   });
   const afterAppend = (results: AppendResult[]) => {
     for (const r of results) if (r.seq > lastAppended) lastAppended = r.seq;
-    if (lastAppended - subjectsThrough < SUBJECT_BATCH) return;
+    if (lastAppended - indexedThrough < INDEX_BATCH) return;
     try {
-      indexSubjects(lastAppended);
+      indexBehind(lastAppended);
     } catch (err) {
       // The append itself is durable; the next one tries again, and lookups read the log meanwhile.
-      logger?.warn({ err: (err as Error).message }, 'indexing event subjects failed');
+      logger?.warn({ err: (err as Error).message }, 'indexing events by subject, type and source failed');
     }
   };
-  const bySubject = (q: EventQuery & { subject: string }): Row[] => {
+  /** Newest first, by one field's index table; the query's other fields filter the rows found. */
+  const byIndexed = (q: EventQuery, field: IndexedField, value: string): Row[] => {
     const extra: string[] = [];
     const extraValues: unknown[] = [];
-    for (const col of ['type', 'source'] as const) {
-      if (q[col] !== undefined) {
+    for (const col of ['subject', 'type', 'source'] as const) {
+      if (col !== field && q[col] !== undefined) {
         extra.push(`AND e.${col} = ?`);
         extraValues.push(q[col]);
       }
@@ -219,22 +239,17 @@ export function sqliteEvents(
     const before = q.beforeSeq ?? Number.MAX_SAFE_INTEGER;
     const recent = db
       .prepare(
-        `SELECT * FROM events e WHERE e.seq > ? AND e.seq < ? AND e.subject = ? ${extra.join(' ')}
+        `SELECT * FROM events e WHERE e.seq > ? AND e.seq < ? AND e.${field} = ? ${extra.join(' ')}
          ORDER BY e.seq DESC LIMIT ?`,
       )
-      .all(subjectsThrough, before, q.subject, ...extraValues, q.limit) as Row[];
+      .all(indexedThrough, before, value, ...extraValues, q.limit) as Row[];
     if (recent.length === q.limit) return recent;
     const older = db
       .prepare(
-        `SELECT e.* FROM event_subjects x JOIN events e ON e.seq = x.seq
-         WHERE x.subject = ? AND x.seq < ? ${extra.join(' ')} ORDER BY x.seq DESC LIMIT ?`,
+        `SELECT e.* FROM ${FIELD_INDEX[field]} x JOIN events e ON e.seq = x.seq
+         WHERE x.${field} = ? AND x.seq < ? ${extra.join(' ')} ORDER BY x.seq DESC LIMIT ?`,
       )
-      .all(
-        q.subject,
-        Math.min(before, subjectsThrough + 1),
-        ...extraValues,
-        q.limit - recent.length,
-      ) as Row[];
+      .all(value, Math.min(before, indexedThrough + 1), ...extraValues, q.limit - recent.length) as Row[];
     return recent.concat(older);
   };
 
@@ -396,24 +411,14 @@ export function sqliteEvents(
         }),
       list: (q) =>
         guard(() => {
-          if (q.subject !== undefined) return bySubject({ ...q, subject: q.subject }).map(eventRow);
-          const where: string[] = [];
-          const values: unknown[] = [];
-          if (q.beforeSeq !== undefined) {
-            where.push('seq < ?');
-            values.push(q.beforeSeq);
+          // The subject is the most selective of the three, the source the least.
+          for (const field of ['subject', 'type', 'source'] as const) {
+            const value = q[field];
+            if (value !== undefined) return byIndexed(q, field, value).map(eventRow);
           }
-          for (const col of ['type', 'source'] as const) {
-            if (q[col] !== undefined) {
-              where.push(`${col} = ?`);
-              values.push(q[col]);
-            }
-          }
-          const rows = db
-            .prepare(
-              `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`,
-            )
-            .all(...values, q.limit) as Row[];
+          const rows = (
+            q.beforeSeq === undefined ? s.newest.all(q.limit) : s.newestBefore.all(q.beforeSeq, q.limit)
+          ) as Row[];
           return rows.map(eventRow);
         }),
       unrouted: (limit) => guard(() => (s.unrouted.all(limit) as Row[]).map(eventRow)),

@@ -212,35 +212,39 @@ describe('sqlite deliveries unique by event and key (v12)', () => {
   });
 });
 
-describe('sqlite events by subject', () => {
-  it('lists by subject, newest first, across the part of the log the subject index has not reached yet', async () => {
+describe('sqlite events by subject, type and source', () => {
+  it('lists by each, newest first, across the part of the log the index tables have not reached yet', async () => {
     const path = join(dir, 'subjects.db');
     const store = createSqliteStore({ path, synchronous: 'normal' });
     try {
       // 25,000 events: the index covers the first 20,000 (it fills in batches), the rest is read
-      // from the log. Subject k of 7; type alternates.
+      // from the log. Subject k of 7; type alternates; source s of 3.
       for (let start = 0; start < 25_000; start += 1000) {
         await store.events.append(
           Array.from({ length: 1000 }, (_, j) => ({
             specversion: '1.0' as const,
             id: `s${start + j}`,
-            source: 'subjects',
+            source: `s${(start + j) % 3}`,
             type: (start + j) % 2 === 0 ? 'even' : 'odd',
             subject: `k${(start + j) % 7}`,
           })),
           1,
         );
       }
-      const cases = [
-        ['k3', undefined],
-        ['k5', 'odd'],
-      ] as const;
+      const cases: { subject?: string; type?: string; source?: string }[] = [
+        { subject: 'k3' },
+        { subject: 'k5', type: 'odd' },
+        { type: 'even' },
+        { source: 's1' },
+        { type: 'odd', source: 's2' },
+        { subject: 'k6', type: 'even', source: 's0' },
+      ];
       const seen: number[][] = [];
-      for (const [subject, type] of cases) {
+      for (const filter of cases) {
         const pages: number[] = [];
         let before: number | undefined;
         for (;;) {
-          const page = await store.events.list({ limit: 250, beforeSeq: before, subject, type });
+          const page = await store.events.list({ limit: 250, beforeSeq: before, ...filter });
           pages.push(...page.map((e) => e.seq));
           if (page.length < 250) break;
           before = page.at(-1)!.seq;
@@ -253,16 +257,29 @@ describe('sqlite events by subject', () => {
       const indexed = (db.prepare('SELECT through_seq AS n FROM event_subjects_state').get() as { n: number })
         .n;
       assert.ok(indexed >= 20_000 && indexed < 25_000, `index through ${indexed}`);
-      const truth = (subject: string, type?: string) =>
-        (
+      // An index of the log itself by any of them would cost every append a page of its own.
+      const onTheLog = db
+        .prepare(
+          `SELECT il.name FROM pragma_index_list('events') il JOIN pragma_index_info(il.name) ii
+           WHERE ii.seqno = 0 AND ii.name IN ('subject', 'type', 'source')`,
+        )
+        .all();
+      assert.deepEqual(onTheLog, []);
+      const truth = (filter: Record<string, string>) => {
+        const fields = Object.keys(filter);
+        return (
           db
             .prepare(
-              `SELECT seq FROM events WHERE subject = ? ${type ? 'AND type = ?' : ''} ORDER BY seq DESC`,
+              `SELECT seq FROM events WHERE ${fields.map((f) => `${f} = ?`).join(' AND ')} ORDER BY seq DESC`,
             )
-            .all(...(type ? [subject, type] : [subject])) as { seq: number }[]
+            .all(...Object.values(filter)) as { seq: number }[]
         ).map((r) => r.seq);
-      for (const [i, [subject, type]] of cases.entries())
-        assert.deepEqual(seen[i], truth(subject, type), `${subject} ${type ?? ''}`);
+      };
+      for (const [i, filter] of cases.entries()) {
+        const expected = truth(filter as Record<string, string>);
+        assert.ok(expected.some((seq) => seq <= indexed) && expected.some((seq) => seq > indexed));
+        assert.deepEqual(seen[i], expected, JSON.stringify(filter));
+      }
       db.close();
     } finally {
       await store.close();
