@@ -74,7 +74,8 @@ export function sqliteEvents(
     unrouted: db.prepare('SELECT * FROM events WHERE routed_at IS NULL ORDER BY seq LIMIT ?'),
     // One writer: seq order is commit order, so nothing is ever inserted behind a seq read.
     readForProjection: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
-    subjectsThrough: db.prepare('SELECT through_seq AS seq FROM event_subjects_state WHERE id = 1'),
+    // event_subjects_state keeps how far all three index tables reach, not only the subjects'.
+    indexedThrough: db.prepare('SELECT through_seq AS seq FROM event_subjects_state WHERE id = 1'),
     lastSeq: db.prepare('SELECT max(seq) AS seq FROM events'),
     indexSubjects: db.prepare(
       `INSERT OR IGNORE INTO event_subjects (subject, seq)
@@ -88,7 +89,7 @@ export function sqliteEvents(
       `INSERT OR IGNORE INTO event_sources (source, seq)
        SELECT source, seq FROM events WHERE seq > ? AND seq <= ? ORDER BY source, seq`,
     ),
-    setSubjectsThrough: db.prepare('UPDATE event_subjects_state SET through_seq = ? WHERE id = 1'),
+    setIndexedThrough: db.prepare('UPDATE event_subjects_state SET through_seq = ? WHERE id = 1'),
     countEvents: db.prepare('SELECT count(*) AS n FROM events'),
     newest: db.prepare('SELECT * FROM events ORDER BY seq DESC LIMIT ?'),
     newestBefore: db.prepare('SELECT * FROM events WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
@@ -207,13 +208,13 @@ export function sqliteEvents(
   // Events by subject, type and source: the index tables trail the log by up to INDEX_BATCH events
   // and are filled a batch at a time, sorted, so a batch touches each index page once rather than
   // each append its own pages. Lookups read the trailing events from the log directly.
-  let indexedThrough = (s.subjectsThrough.get() as { seq: number }).seq;
+  let indexedThrough = (s.indexedThrough.get() as { seq: number }).seq;
   let lastAppended = (s.lastSeq.get() as { seq: number | null }).seq ?? 0;
   const indexBehind = db.transaction((through: number) => {
     s.indexSubjects.run(indexedThrough, through);
     s.indexTypes.run(indexedThrough, through);
     s.indexSources.run(indexedThrough, through);
-    s.setSubjectsThrough.run(through);
+    s.setIndexedThrough.run(through);
     indexedThrough = through;
   });
   const afterAppend = (results: AppendResult[]) => {
