@@ -8,6 +8,7 @@ import type { CompiledAction, CompiledTrigger, PreferencePredicate } from './mod
 import { type NotificationTiming, notificationTiming } from './notification-timing.js';
 import type { PlannedRecipient, RecipientSubscriber } from './recipient-scope.js';
 import type { NewDelivery, PlannedRouting, RoutingRecord, Store, StoredEvent } from './store.js';
+import { TriggerIndex } from './trigger-index.js';
 
 /**
  * Finds who subscribed to a key (`product:42`), for `to: { subscribersOf }` actions. Provided by
@@ -51,13 +52,17 @@ export interface RoutedBatch {
 
 /** Matches events against triggers and plans one delivery per action × recipient. */
 export class Router {
+  private readonly index: TriggerIndex;
+
   constructor(
     private readonly store: Store,
-    private readonly triggers: CompiledTrigger[],
+    triggers: CompiledTrigger[],
     readonly _logger: Logger,
     private readonly hooks: RouterHooks = {},
     private readonly subscribers?: SubscriberDirectory,
-  ) {}
+  ) {
+    this.index = new TriggerIndex(triggers);
+  }
 
   /** Routes up to `limit` unrouted events from the log, in order. Returns what it planned. */
   async routePending(limit: number, now = Date.now()): Promise<{ events: number; planned: RoutedBatch }> {
@@ -107,7 +112,9 @@ export class Router {
     const record: RoutingRecord = { matched: [], errors: [], deliveries: 0 };
     const deliveries: NewDelivery[] = [];
     const errors: FilterEvaluationError[] = [];
-    for (const trigger of this.triggers) {
+    // Triggers the event cannot match are left out unevaluated, which decides exactly what
+    // evaluating them would (no match, no error): see TriggerIndex.
+    for (const trigger of this.index.candidates(event)) {
       errors.length = 0;
       const matched = trigger.matcher(event, errors);
       for (const error of errors) {

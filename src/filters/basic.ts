@@ -26,6 +26,8 @@ function attributeDialect(
   test: (actual: string, expected: string) => boolean,
   /** How the expectation reads in an explanation: `"sales"`, `a value starting with "com."`. */
   wanted: (expected: string) => string,
+  /** The test is string equality, so the values are requirements the router can index. */
+  equality = false,
 ): FilterDialect {
   return {
     name,
@@ -59,21 +61,26 @@ function attributeDialect(
         const all = entries.map(([attr, expected]) => `${attr} ${wanted(expected)}`).join(', ');
         return { path: at, dialect: name, matched: true, message: `${at}: ${all}` };
       };
+      let matcher: Matcher;
       if (entries.length === 1) {
         const [attr, expected] = entries[0]!;
-        return explainable((event) => {
+        matcher = explainable((event) => {
           const actual = attributeValue(event, attr);
           return actual !== undefined && test(actual, expected);
         }, explain);
+      } else {
+        matcher = explainable(
+          (event) =>
+            entries.every(([attr, expected]) => {
+              const actual = attributeValue(event, attr);
+              return actual !== undefined && test(actual, expected);
+            }),
+          explain,
+        );
       }
-      return explainable(
-        (event) =>
-          entries.every(([attr, expected]) => {
-            const actual = attributeValue(event, attr);
-            return actual !== undefined && test(actual, expected);
-          }),
-        explain,
-      );
+      // This dialect never reports an error, so every exact value is a requirement.
+      if (equality) matcher.requires = entries.map(([attribute, value]) => ({ attribute, values: [value] }));
+      return matcher;
     },
   };
 }
@@ -83,6 +90,7 @@ export const exactDialect = attributeDialect(
   'Attributes equal the given strings.',
   (a, e) => a === e,
   (e) => shown(e),
+  true,
 );
 export const prefixDialect = attributeDialect(
   'prefix',
@@ -134,7 +142,7 @@ export const allDialect: FilterDialect = {
   compile(value, path, nested) {
     const matchers = compileList(value, path, nested);
     const at = clausePath(path);
-    return explainable(
+    const matcher = explainable(
       (event, errors) => {
         for (const m of matchers) if (!m(event, errors)) return false;
         return true;
@@ -156,6 +164,11 @@ export const allDialect: FilterDialect = {
         );
       },
     );
+    // The first filter runs first: when its requirements rule the event out, nothing else runs.
+    // A later one's would hold only if every filter before it never reported an error.
+    const first = matchers[0]!.requires;
+    if (first) matcher.requires = first;
+    return matcher;
   },
 };
 

@@ -17,7 +17,21 @@ export interface FilterEvaluationError {
 export type Matcher = ((event: CloudEvent, errors: FilterEvaluationError[]) => boolean) & {
   /** Why the event matched or not, clause by clause (the admin API's explain); see explainable(). */
   explain?: (event: CloudEvent) => FilterClause;
+  /**
+   * Attribute values a match needs, so that the router can leave out triggers that cannot match
+   * an event without evaluating them (src/engine/trigger-index.ts). Each entry is necessary: the
+   * filter matches only when the attribute equals one of its values. And together they are
+   * decisive: when the event holds a string for every listed attribute and one of those strings
+   * is not among its entry's values, the matcher answers false and reports no error.
+   */
+  requires?: readonly AttributeRequirement[];
 };
+
+/** An attribute a filter needs to equal one of `values` (see Matcher.requires). */
+export interface AttributeRequirement {
+  attribute: string;
+  values: readonly string[];
+}
 
 /** Compiles a nested filter expression (used by `all`, `any`, `not`). */
 export type CompileNested = (filter: unknown, path: (string | number)[]) => Matcher;
