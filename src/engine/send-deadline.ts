@@ -42,10 +42,15 @@ export function sendWithDeadline(
       controller.abort(reason);
       grace = setTimeout(() => finish(retry(reason.message)), ABORT_GRACE_MS);
     };
-    const deadline = setTimeout(
-      () => held.abort?.(new SendTimeoutError(channel.timeoutMs)),
-      channel.timeoutMs,
-    );
+    const startedAt = performance.now();
+    const onDeadline = () => {
+      // A timer counts from the loop's clock as it was when the loop last woke, so a send started
+      // late in a busy turn would be cut off a few milliseconds before its time.
+      const left = channel.timeoutMs - (performance.now() - startedAt);
+      if (left > 0) deadline = setTimeout(onDeadline, Math.ceil(left));
+      else held.abort?.(new SendTimeoutError(channel.timeoutMs));
+    };
+    let deadline = setTimeout(onDeadline, channel.timeoutMs);
     let sending: Promise<ChannelResult>;
     try {
       sending = channel.send({ ...request, signal: controller.signal });
