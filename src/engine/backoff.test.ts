@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { backoffDelay } from './backoff.js';
 import { idempotencyKey } from './idempotency.js';
 
@@ -53,5 +55,38 @@ describe('idempotency keys', () => {
       idempotencyKey('t', 0, '#sales', 'srci', 'd-1'),
     ];
     assert.equal(new Set([k, ...others]).size, others.length + 1);
+  });
+
+  it('are the keys earlier versions stored: sha256 over the parts fed one by one, NUL between them', () => {
+    // Stores and receivers hold keys made this way; a different key would send a repeat.
+    const streamed = (t: string, a: number, r: string | null, s: string, id: string) =>
+      `msg_${createHash('sha256')
+        .update(t)
+        .update('\u0000')
+        .update(String(a))
+        .update('\u0000')
+        .update(r ?? '')
+        .update('\u0000')
+        .update(s)
+        .update('\u0000')
+        .update(id)
+        .digest('base64url')
+        .slice(0, 32)}`;
+    assert.equal(idempotencyKey('t', 0, '#sales', 'src', 'id-1'), streamed('t', 0, '#sales', 'src', 'id-1'));
+    // Any UTF-16 code unit, lone surrogates included: they must encode as they did part by part.
+    const anyText = fc.string({
+      unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+    });
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'grapheme' }),
+        fc.nat(50),
+        fc.option(anyText, { nil: null }),
+        fc.string({ unit: 'binary' }),
+        anyText,
+        (t, a, r, s, id) => idempotencyKey(t, a, r, s, id) === streamed(t, a, r, s, id),
+      ),
+      { numRuns: 2000 },
+    );
   });
 });

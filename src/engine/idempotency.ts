@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * The idempotency key of a delivery: the same (trigger, action, recipient, event source + id)
@@ -12,16 +12,12 @@ export function idempotencyKey(
   eventSource: string,
   eventId: string,
 ): string {
-  const hash = createHash('sha256')
-    .update(trigger)
-    .update('\u0000')
-    .update(String(action))
-    .update('\u0000')
-    .update(recipient ?? '')
-    .update('\u0000')
-    .update(eventSource)
-    .update('\u0000')
-    .update(eventId)
-    .digest('base64url');
-  return `msg_${hash.slice(0, 32)}`;
+  // One call over the joined parts: the same bytes as hashing them one by one with the NUL
+  // separators (keys already stored stay valid), without a Hash object per delivery.
+  const digest = hash(
+    'sha256',
+    `${trigger}\u0000${action}\u0000${recipient ?? ''}\u0000${eventSource}\u0000${eventId}`,
+    'base64url',
+  );
+  return `msg_${digest.slice(0, 32)}`;
 }
