@@ -50,9 +50,19 @@ export interface RoutedBatch {
   channels: Set<string>;
 }
 
+type Plan = { record: RoutingRecord; deliveries: NewDelivery[] };
+type Muted = (subscriber: { id: string; name: string | null }, reason: string) => void;
+
+/** What the subscriber directory answered for one action of one event, looked up before planning. */
+type LookedUp =
+  | { recipients: readonly PlannedRecipient[]; muted: [{ id: string; name: string | null }, string][] }
+  | { error: unknown };
+
 /** Matches events against triggers and plans one delivery per action × recipient. */
 export class Router {
   private readonly index: TriggerIndex;
+  /** Triggers with an action addressed to a key's subscribers, which the directory answers. */
+  private readonly askDirectory: ReadonlySet<CompiledTrigger>;
 
   constructor(
     private readonly store: Store,
@@ -62,6 +72,7 @@ export class Router {
     private readonly subscribers?: SubscriberDirectory,
   ) {
     this.index = new TriggerIndex(triggers);
+    this.askDirectory = new Set(triggers.filter((t) => t.actions.some((a) => a.to.kind === 'subscribers')));
   }
 
   /** Routes up to `limit` unrouted events from the log, in order. Returns what it planned. */
@@ -79,7 +90,8 @@ export class Router {
     const channels = new Set<string>();
     const batch: { seq: number; record: RoutingRecord; deliveries: NewDelivery[] }[] = [];
     for (const stored of events) {
-      const { record, deliveries } = await this.plan(stored, now);
+      const planned = this.planNow(stored, now);
+      const { record, deliveries } = planned instanceof Promise ? await planned : planned;
       for (const d of deliveries) channels.add(d.channel);
       batch.push({ seq: stored.seq, record, deliveries });
     }
@@ -96,25 +108,79 @@ export class Router {
   async planBeforeAppend(events: CloudEvent[], now = Date.now()): Promise<PlannedRouting[]> {
     const plans: PlannedRouting[] = new Array(events.length);
     for (let i = 0; i < events.length; i++) {
-      plans[i] = await this.plan(
+      const planned = this.planNow(
         { seq: 0, event: events[i]!, receivedAt: now, routedAt: null, routing: null },
         now,
       );
+      plans[i] = planned instanceof Promise ? await planned : planned;
     }
     return plans;
   }
 
-  async plan(
+  async plan(stored: StoredEvent, now: number): Promise<Plan> {
+    return this.planNow(stored, now);
+  }
+
+  /**
+   * The event's plan: at once, unless a trigger it matches addresses a key's subscribers; then
+   * once the directory has answered. Most events need no lookup, and planning them allocates no
+   * promise (routing a batch of 100 is 100 plans).
+   */
+  private planNow(stored: StoredEvent, now: number): Plan | Promise<Plan> {
+    // Triggers the event cannot match are left out unevaluated, which decides exactly what
+    // evaluating them would (no match, no error): see TriggerIndex.
+    const candidates = this.index.candidates(stored.event);
+    if (this.askDirectory.size > 0)
+      for (const trigger of candidates)
+        if (this.askDirectory.has(trigger))
+          return this.lookUp(candidates, stored.event).then((found) =>
+            this.assemble(stored, now, candidates, found),
+          );
+    return this.assemble(stored, now, candidates, null);
+  }
+
+  /**
+   * Asks the directory for the subscribers of every subscriber action of the matching triggers,
+   * one after another in plan order. A filter is pure, so `assemble` evaluating it again comes to
+   * the same verdict.
+   */
+  private async lookUp(
+    candidates: readonly CompiledTrigger[],
+    event: CloudEvent,
+  ): Promise<Map<CompiledAction, LookedUp>> {
+    const found = new Map<CompiledAction, LookedUp>();
+    const errors: FilterEvaluationError[] = [];
+    for (const trigger of candidates) {
+      if (!this.askDirectory.has(trigger)) continue;
+      errors.length = 0;
+      if (!trigger.matcher(event, errors) || errors.length > 0) continue;
+      for (const action of trigger.actions) {
+        if (action.to.kind !== 'subscribers') continue;
+        const muted: [{ id: string; name: string | null }, string][] = [];
+        try {
+          const recipients = await this.plannedRecipients(action, event, (who, reason) =>
+            muted.push([who, reason]),
+          );
+          found.set(action, { recipients, muted });
+        } catch (error) {
+          found.set(action, { error });
+        }
+      }
+    }
+    return found;
+  }
+
+  private assemble(
     stored: StoredEvent,
     now: number,
-  ): Promise<{ record: RoutingRecord; deliveries: NewDelivery[] }> {
+    candidates: readonly CompiledTrigger[],
+    found: Map<CompiledAction, LookedUp> | null,
+  ): Plan {
     const event = stored.event;
     const record: RoutingRecord = { matched: [], errors: [], deliveries: 0 };
     const deliveries: NewDelivery[] = [];
     const errors: FilterEvaluationError[] = [];
-    // Triggers the event cannot match are left out unevaluated, which decides exactly what
-    // evaluating them would (no match, no error): see TriggerIndex.
-    for (const trigger of this.index.candidates(event)) {
+    for (const trigger of candidates) {
       errors.length = 0;
       const matched = trigger.matcher(event, errors);
       for (const error of errors) {
@@ -124,9 +190,9 @@ export class Router {
       if (!matched || errors.length > 0) continue;
       record.matched.push(trigger.name);
       for (const action of trigger.actions) {
-        let recipients: PlannedRecipient[];
+        let recipients: readonly PlannedRecipient[];
         try {
-          recipients = await this.plannedRecipients(action, event, (who, reason) =>
+          recipients = recipientsNow(action, event, found, (who, reason) =>
             noteMuted(record, trigger.name, action.index, who, reason),
           );
         } catch (err) {
@@ -140,11 +206,23 @@ export class Router {
         }
         for (const planned of recipients) {
           const recipient = planned.address;
+          const key = idempotencyKey(trigger.name, action.index, recipient, event.source, event.id);
+          if (!action.notify) {
+            deliveries.push({
+              eventSeq: stored.seq,
+              trigger: trigger.name,
+              action: action.index,
+              channel: action.channel,
+              recipient,
+              idempotencyKey: key,
+              maxAttempts: trigger.policy.maxAttempts,
+              notBefore: now,
+            });
+            continue;
+          }
           let timing: NotificationTiming;
           try {
-            timing = action.notify
-              ? notificationTiming(action.notify, trigger.name, action.index, event, planned, now)
-              : { notBefore: now };
+            timing = notificationTiming(action.notify, trigger.name, action.index, event, planned, now);
           } catch (err) {
             // A key that cannot be rendered must not turn into a flood or a silent drop: the
             // delivery goes out unkeyed, and the routing record says why.
@@ -164,7 +242,7 @@ export class Router {
             action: action.index,
             channel: action.channel,
             recipient,
-            idempotencyKey: idempotencyKey(trigger.name, action.index, recipient, event.source, event.id),
+            idempotencyKey: key,
             maxAttempts: trigger.policy.maxAttempts,
             ...decided,
           });
@@ -184,27 +262,50 @@ export class Router {
   async plannedRecipients(
     action: CompiledAction,
     event: CloudEvent,
-    onMuted?: (subscriber: { id: string; name: string | null }, reason: string) => void,
-  ): Promise<PlannedRecipient[]> {
+    onMuted?: Muted,
+  ): Promise<readonly PlannedRecipient[]> {
     const to = action.to;
-    if (to.kind === 'none') return [{ address: null }];
-    const scope = { event };
-    if (to.kind === 'list') {
-      const out = new Set<string>();
-      for (const t of to.templates) {
-        // A template may render a comma-separated list ("a@x, b@y").
-        for (const part of t.render(scope).split(',')) {
-          const trimmed = part.trim();
-          if (trimmed) out.add(trimmed);
-        }
-      }
-      return [...out].map((address) => ({ address }));
-    }
+    if (to.kind !== 'subscribers') return listedRecipients(to, event);
     if (!this.subscribers)
       throw new Error('`subscribersOf` needs subscriptions, which this Herald does not run');
-    const key = to.key.render(scope);
+    const key = to.key.render({ event });
     return this.subscribers.recipientsOf(key, to.where, action.channel, event, onMuted);
   }
+}
+
+/** An action without `to`: one delivery, to whatever its channel's config names. */
+const NO_ADDRESS: readonly PlannedRecipient[] = Object.freeze([Object.freeze({ address: null })]);
+
+/** The recipients an action names itself: none (one delivery without one), or its list. */
+function listedRecipients(
+  to: Exclude<CompiledAction['to'], { kind: 'subscribers' }>,
+  event: CloudEvent,
+): readonly PlannedRecipient[] {
+  if (to.kind === 'none') return NO_ADDRESS;
+  const out = new Set<string>();
+  for (const t of to.templates) {
+    // A template may render a comma-separated list ("a@x, b@y").
+    for (const part of t.render({ event }).split(',')) {
+      const trimmed = part.trim();
+      if (trimmed) out.add(trimmed);
+    }
+  }
+  return [...out].map((address) => ({ address }));
+}
+
+/** An action's recipients while assembling a plan: listed ones now, subscribers as looked up. */
+function recipientsNow(
+  action: CompiledAction,
+  event: CloudEvent,
+  found: Map<CompiledAction, LookedUp> | null,
+  onMuted: Muted,
+): readonly PlannedRecipient[] {
+  if (action.to.kind !== 'subscribers') return listedRecipients(action.to, event);
+  const answer = found?.get(action);
+  if (!answer) throw new Error(`the subscribers of action ${action.index} were not looked up`);
+  if ('error' in answer) throw answer.error;
+  for (const [who, reason] of answer.muted) onMuted(who, reason);
+  return answer.recipients;
 }
 
 /** Most notification warnings one event's routing record keeps; the rest are counted. */
