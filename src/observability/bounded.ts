@@ -30,17 +30,39 @@ export class BoundedValues {
 export class BoundedPairs {
   private readonly firsts: BoundedValues;
   private readonly seconds: BoundedValues;
-  private readonly pairs: BoundedValues;
+  /** The pairs seen, by first value: looked up without building a key per event. */
+  private readonly pairs = new Map<string, Set<string>>();
+  private pairCount = 0;
 
-  constructor(limitEach = 100, limitPairs = 200) {
+  constructor(
+    limitEach = 100,
+    private readonly limitPairs = 200,
+  ) {
     this.firsts = new BoundedValues(limitEach);
     this.seconds = new BoundedValues(limitEach);
-    this.pairs = new BoundedValues(limitPairs, Number.POSITIVE_INFINITY);
   }
 
   of(first: string, second: string): [string, string] {
     const a = this.firsts.of(first);
     const b = this.seconds.of(second);
-    return this.pairs.of(`${a}\0${b}`) === OTHER ? [OTHER, OTHER] : [a, b];
+    return this.admits(a, b) ? [a, b] : [OTHER, OTHER];
+  }
+
+  /** Calls `count` with the pair as counted, allocating nothing once the pair is known. */
+  count(first: string, second: string, count: (a: string, b: string) => void): void {
+    const a = this.firsts.of(first);
+    const b = this.seconds.of(second);
+    if (this.admits(a, b)) count(a, b);
+    else count(OTHER, OTHER);
+  }
+
+  private admits(a: string, b: string): boolean {
+    const seen = this.pairs.get(a);
+    if (seen?.has(b)) return true;
+    if (this.pairCount >= this.limitPairs) return false;
+    if (seen) seen.add(b);
+    else this.pairs.set(a, new Set([b]));
+    this.pairCount++;
+    return true;
   }
 }

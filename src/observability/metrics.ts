@@ -3,6 +3,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { Engine, EngineHooks } from '../engine/engine.js';
 import { BoundedPairs } from './bounded.js';
 import { CdcMetrics } from './cdc.js';
+import { Tally } from './tally.js';
 
 export interface HeraldMetricsOptions {
   /** Names of the configured projections, whose lag is sampled at scrape. */
@@ -12,26 +13,36 @@ export interface HeraldMetricsOptions {
 }
 
 /**
- * Prometheus metrics. Counters move on engine hooks (no work on the hot path beyond an increment);
- * gauges that need the store (queue depth, DLQ size, oldest pending) are read at scrape time.
+ * Prometheus metrics. Counters move on engine hooks (the busiest through a Tally: a map lookup
+ * and an addition per count, summed into the counter when scraped); gauges that need the store
+ * (queue depth, DLQ size, oldest pending) are read at scrape time.
  */
 export class HeraldMetrics {
   readonly registry = new Registry();
   private engine: Engine | null = null;
   /** Sources and types come from event senders: their label values are bounded. */
   private readonly sourceTypes = new BoundedPairs();
+  // Counted here per event and handed to their counters when collected (see Tally).
+  private readonly ingestedCounts = new Tally(['source', 'type']);
+  private readonly countIngested = (source: string, type: string) => this.ingestedCounts.add(source, type);
+  private readonly matchCounts = new Tally(['trigger']);
+  private readonly attemptCounts = new Tally(['channel', 'outcome']);
+  private readonly finishedCounts = new Tally(['channel', 'status']);
+  private plannedCount = 0;
 
-  readonly eventsIngested = new Counter({
+  readonly eventsIngested: Counter<'source' | 'type'> = new Counter({
     name: 'herald_events_ingested_total',
     help: 'Events stored in the log, by source and type (the first 100 of each, 200 pairs; later ones are "other").',
     labelNames: ['source', 'type'] as const,
     registers: [this.registry],
+    collect: (): void => this.ingestedCounts.flushInto(this.eventsIngested),
   });
-  readonly routingMatches = new Counter({
+  readonly routingMatches: Counter<'trigger'> = new Counter({
     name: 'herald_routing_matches_total',
     help: 'Trigger matches, by trigger.',
     labelNames: ['trigger'] as const,
     registers: [this.registry],
+    collect: (): void => this.matchCounts.flushInto(this.routingMatches),
   });
   readonly filterErrors = new Counter({
     name: 'herald_filter_errors_total',
@@ -54,18 +65,25 @@ export class HeraldMetrics {
     name: 'herald_deliveries_planned_total',
     help: 'Deliveries planned by the router.',
     registers: [this.registry],
+    collect: (): void => {
+      if (this.plannedCount === 0) return;
+      this.deliveriesPlanned.inc(this.plannedCount);
+      this.plannedCount = 0;
+    },
   });
-  readonly attempts = new Counter({
+  readonly attempts: Counter<'channel' | 'outcome'> = new Counter({
     name: 'herald_delivery_attempts_total',
     help: 'Delivery attempts, by channel and outcome (delivered, retry, failed).',
     labelNames: ['channel', 'outcome'] as const,
     registers: [this.registry],
+    collect: (): void => this.attemptCounts.flushInto(this.attempts),
   });
-  readonly deliveriesFinished = new Counter({
+  readonly deliveriesFinished: Counter<'channel' | 'status'> = new Counter({
     name: 'herald_deliveries_total',
     help: 'Deliveries that reached a final state, by channel and status (delivered, dead).',
     labelNames: ['channel', 'status'] as const,
     registers: [this.registry],
+    collect: (): void => this.finishedCounts.flushInto(this.deliveriesFinished),
   });
   readonly attemptDuration = new Histogram({
     name: 'herald_delivery_attempt_duration_seconds',
@@ -131,24 +149,20 @@ export class HeraldMetrics {
 
   readonly hooks: EngineHooks = {
     onIngested: (events) => {
-      for (const { event } of events) {
-        const [source, type] = this.sourceTypes.of(event.source, event.type);
-        this.eventsIngested.inc({ source, type });
-      }
+      for (const { event } of events) this.sourceTypes.count(event.source, event.type, this.countIngested);
       this.cdc.hooks.onIngested?.(events);
     },
     onProjected: (projection, batch) => this.cdc.hooks.onProjected?.(projection, batch),
     onRouted: (_event, record) => {
-      for (const trigger of record.matched) this.routingMatches.inc({ trigger });
-      if (record.deliveries > 0) this.deliveriesPlanned.inc(record.deliveries);
+      for (const trigger of record.matched) this.matchCounts.add(trigger);
+      this.plannedCount += record.deliveries;
     },
     onFilterError: (trigger, error) => this.filterErrors.inc({ trigger, kind: error.kind }),
     onSourceDeadLetter: (source) => this.sourceDeadLetters.inc({ source }),
     onAttempt: (delivery, outcome, result, durationMs) => {
-      this.attempts.inc({ channel: delivery.channel, outcome: result.outcome });
+      this.attemptCounts.add(delivery.channel, result.outcome);
       this.attemptDuration.observe({ channel: delivery.channel }, durationMs / 1000);
-      if (outcome.status !== 'pending')
-        this.deliveriesFinished.inc({ channel: delivery.channel, status: outcome.status });
+      if (outcome.status !== 'pending') this.finishedCounts.add(delivery.channel, outcome.status);
       if (outcome.status === 'delivered') {
         this.deliveryLatency.observe({ channel: delivery.channel }, (Date.now() - delivery.createdAt) / 1000);
       }
