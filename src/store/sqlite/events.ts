@@ -324,14 +324,10 @@ export function sqliteEvents(
       receivedAt: number,
       routing?: { plans: PlannedRouting[]; routedAt: number },
     ): RoutedAppend => {
-      const seen = new Map<string, number>();
       let deliveries = 0;
       const claimable: Delivery[] = [];
       appendedThrough = 0;
       const results = events.map((e, i): AppendResult => {
-        const key = `${e.source}\u0000${e.id}`;
-        const earlier = seen.get(key);
-        if (earlier !== undefined) return { seq: earlier, duplicate: true };
         const plan = routing?.plans[i];
         const inserted = s.insertEvent.get(
           e.id,
@@ -343,12 +339,11 @@ export function sqliteEvents(
           plan ? JSON.stringify(plan.record) : null,
           eventJson(e),
         ) as { seq: number } | undefined;
+        // Stored before, or earlier in this batch: the transaction sees its own rows.
         if (!inserted) {
           const existing = s.findEvent.get(e.source, e.id) as { seq: number };
-          seen.set(key, existing.seq);
           return { seq: existing.seq, duplicate: true };
         }
-        seen.set(key, inserted.seq);
         if (plan)
           for (const d of plan.deliveries) {
             const id = d.gates
