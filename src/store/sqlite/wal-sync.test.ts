@@ -24,6 +24,54 @@ describe('WAL sync', () => {
     await sync.close();
   });
 
+  it('starts the fsync of a commit made during another at once, on a descriptor of its own, and answers in commit order', async () => {
+    const wal = join(dir, 'd.db-wal');
+    writeFileSync(wal, 'frames');
+    const running: { fd: number; done: (err: Error | null) => void }[] = [];
+    const sync = new WalSync(wal, (fd, done) => running.push({ fd, done }));
+    const answered: string[] = [];
+    const tick = () => new Promise((resolve) => setImmediate(resolve));
+    const first = sync.flush().then(() => answered.push('first'));
+    const second = sync.flush().then(() => answered.push('second'));
+    assert.equal(running.length, 2, 'the second commit does not wait for the first fsync to end');
+    assert.notEqual(running[0]!.fd, running[1]!.fd);
+    const third = sync.flush().then(() => answered.push('third'));
+    assert.equal(running.length, 2, 'two at most');
+
+    // The later fsync ends first: it covers the first commit too.
+    running[1]!.done(null);
+    await tick();
+    assert.deepEqual(answered, ['first', 'second']);
+    assert.equal(running.length, 3, 'the third starts in the freed slot');
+    assert.equal(running[2]!.fd, running[1]!.fd);
+    running[0]!.done(null);
+    await tick();
+    assert.deepEqual(answered, ['first', 'second'], 'an earlier fsync ending later answers nothing new');
+    running[2]!.done(null);
+    await Promise.all([first, second, third]);
+    assert.deepEqual(answered, ['first', 'second', 'third']);
+    await sync.close();
+  });
+
+  it('answers nothing as written once any fsync has failed, though a later one running beside it succeeds', async () => {
+    const wal = join(dir, 'e.db-wal');
+    writeFileSync(wal, 'frames');
+    const running: ((err: Error | null) => void)[] = [];
+    const sync = new WalSync(wal, (_fd, done) => running.push(done));
+    const outcome = (p: Promise<void>) =>
+      p.then(
+        () => 'written',
+        (e: unknown) => (e as HeraldError).code,
+      );
+    const first = outcome(sync.flush());
+    const second = outcome(sync.flush());
+    running[0]!(new Error('EIO: i/o error'));
+    running[1]!(null);
+    assert.deepEqual(await Promise.all([first, second]), ['STORE_UNAVAILABLE', 'STORE_UNAVAILABLE']);
+    assert.equal(await outcome(sync.flush()), 'STORE_UNAVAILABLE');
+    await sync.close();
+  });
+
   it('lets a write nobody waits on ride on the next sync, or syncs it itself within its delay', async () => {
     const wal = join(dir, 'c.db-wal');
     writeFileSync(wal, 'frames');
