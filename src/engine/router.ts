@@ -206,43 +206,16 @@ export class Router {
         }
         for (const planned of recipients) {
           const recipient = planned.address;
-          const key = idempotencyKey(trigger.name, action.index, recipient, event.source, event.id);
-          if (!action.notify) {
-            deliveries.push({
-              eventSeq: stored.seq,
-              trigger: trigger.name,
-              action: action.index,
-              channel: action.channel,
-              recipient,
-              idempotencyKey: key,
-              maxAttempts: trigger.policy.maxAttempts,
-              notBefore: now,
-            });
-            continue;
-          }
-          let timing: NotificationTiming;
-          try {
-            timing = notificationTiming(action.notify, trigger.name, action.index, event, planned, now);
-          } catch (err) {
-            // A key that cannot be rendered must not turn into a flood or a silent drop: the
-            // delivery goes out unkeyed, and the routing record says why.
-            record.errors.push({
-              trigger: trigger.name,
-              dialect: 'notify',
-              kind: 'key',
-              message: errorMessage(err),
-            });
-            timing = { notBefore: now };
-          }
-          const { warnings, ...decided } = timing;
-          for (const message of warnings ?? []) noteError(record, trigger.name, message);
+          const decided = action.notify
+            ? this.timed(action.notify, trigger.name, action.index, event, planned, now, record)
+            : { notBefore: now };
           deliveries.push({
             eventSeq: stored.seq,
             trigger: trigger.name,
             action: action.index,
             channel: action.channel,
             recipient,
-            idempotencyKey: key,
+            idempotencyKey: idempotencyKey(trigger.name, action.index, recipient, event.source, event.id),
             maxAttempts: trigger.policy.maxAttempts,
             ...decided,
           });
@@ -251,6 +224,30 @@ export class Router {
     }
     record.deliveries = deliveries.length;
     return { record, deliveries };
+  }
+
+  /** When a delivery of an action with notification rules goes, and its keys; warnings go to the record. */
+  private timed(
+    rules: NonNullable<CompiledAction['notify']>,
+    trigger: string,
+    action: number,
+    event: CloudEvent,
+    planned: PlannedRecipient,
+    now: number,
+    record: RoutingRecord,
+  ): Omit<NotificationTiming, 'warnings'> {
+    let timing: NotificationTiming;
+    try {
+      timing = notificationTiming(rules, trigger, action, event, planned, now);
+    } catch (err) {
+      // A key that cannot be rendered must not turn into a flood or a silent drop: the
+      // delivery goes out unkeyed, and the routing record says why.
+      record.errors.push({ trigger, dialect: 'notify', kind: 'key', message: errorMessage(err) });
+      return { notBefore: now };
+    }
+    const { warnings, ...decided } = timing;
+    for (const message of warnings ?? []) noteError(record, trigger, message);
+    return decided;
   }
 
   /** Whom an action notifies for an event, as routing plans it (explain and replay plan the same way). */
