@@ -117,10 +117,6 @@ export class Router {
     return plans;
   }
 
-  async plan(stored: StoredEvent, now: number): Promise<Plan> {
-    return this.planNow(stored, now);
-  }
-
   /**
    * The event's plan: at once, unless a trigger it matches addresses a key's subscribers; then
    * once the directory has answered. Most events need no lookup, and planning them allocates no

@@ -42,12 +42,6 @@ export class BoundedPairs {
     this.seconds = new BoundedValues(limitEach);
   }
 
-  of(first: string, second: string): [string, string] {
-    const a = this.firsts.of(first);
-    const b = this.seconds.of(second);
-    return this.admits(a, b) ? [a, b] : [OTHER, OTHER];
-  }
-
   /** Calls `count` with the pair as counted, allocating nothing once the pair is known. */
   count(first: string, second: string, count: (a: string, b: string) => void): void {
     const a = this.firsts.of(first);

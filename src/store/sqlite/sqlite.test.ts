@@ -13,6 +13,15 @@ import { createSqliteStore } from './index.js';
 import { migrations } from './migrations.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-sqlite-'));
+
+/** An SQLite file as a store at `version` left it, for the migrations after it to upgrade. */
+function storeAtVersion(path: string, version: number): Database.Database {
+  const old = new Database(path);
+  old.pragma('journal_mode = WAL');
+  for (const m of migrations.filter((m) => m.version <= version)) old.exec(m.sql);
+  old.pragma(`user_version = ${version}`);
+  return old;
+}
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 runStoreContract('sqlite (file, synchronous=full)', async () =>
@@ -69,10 +78,7 @@ describe('sqlite migrations', () => {
   it('an existing log keeps its events, seqs, deliveries, numbering and subjects through the upgrade (v5, v6)', async () => {
     const path = join(dir, 'upgrade.db');
     // A store as version 4 left it: events, a delivery pointing at one, and a deleted last seq.
-    const old = new Database(path);
-    old.pragma('journal_mode = WAL');
-    for (const m of migrations.filter((m) => m.version <= 4)) old.exec(m.sql);
-    old.pragma('user_version = 4');
+    const old = storeAtVersion(path, 4);
     const insert = old.prepare(
       'INSERT INTO events (id, source, type, subject, received_at, event) VALUES (?, ?, ?, ?, ?, ?)',
     );
@@ -141,10 +147,7 @@ describe('sqlite deliveries unique by event and key (v12)', () => {
   it('an existing store keeps its deliveries, attempts and numbering, and still refuses a repeat', async () => {
     const path = join(dir, 'upgrade-v12.db');
     // A store as version 11 left it: three deliveries, one with an attempt row, the last one gone.
-    const old = new Database(path);
-    old.pragma('journal_mode = WAL');
-    for (const m of migrations.filter((m) => m.version <= 11)) old.exec(m.sql);
-    old.pragma('user_version = 11');
+    const old = storeAtVersion(path, 11);
     old
       .prepare(
         `INSERT INTO events (id, source, type, received_at, routed_at, event) VALUES ('e1', 's', 't', 1, 1, '{}')`,
