@@ -38,8 +38,10 @@ const event = (extra: Record<string, unknown>): CloudEvent => ({
   ...extra,
 });
 
-// Small vocabularies, so that random filters and events often agree and often differ.
-const attribute = fc.constantFrom('type', 'subject', 'source', 'ext', 'absent');
+// Small vocabularies, so that random filters and events often agree and often differ. A sender
+// may name an extension after what every object inherits (`constructor`): an event without it
+// still holds something there, which is not a string.
+const attribute = fc.constantFrom('type', 'subject', 'source', 'ext', 'absent', 'constructor');
 const value = fc.constantFrom('a', 'b', 'c', '5');
 
 const sqlOperand = fc.oneof(
@@ -71,7 +73,7 @@ const sqlFilter = fc
   });
 const basicFilter = fc.oneof(
   fc
-    .dictionary(fc.constantFrom('type', 'subject', 'source', 'ext', 'absent'), value, {
+    .dictionary(attribute, value, {
       minKeys: 1,
       maxKeys: 2,
     })
@@ -99,9 +101,15 @@ const randomEvent = fc
     source: value,
     subject: fc.option(value, { nil: undefined }),
     ext: fc.oneof(value, fc.integer({ min: 0, max: 9 }), fc.boolean(), fc.constant(undefined)),
+    inherited: fc.option(value, { nil: undefined }),
   })
-  .map(({ subject, ext, ...rest }) =>
-    event({ ...rest, ...(subject === undefined ? {} : { subject }), ...(ext === undefined ? {} : { ext }) }),
+  .map(({ subject, ext, inherited, ...rest }) =>
+    event({
+      ...rest,
+      ...(subject === undefined ? {} : { subject }),
+      ...(ext === undefined ? {} : { ext }),
+      ...(inherited === undefined ? {} : { constructor: inherited }),
+    }),
   );
 
 describe('trigger index', () => {
