@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { startHerald } from '../app.js';
 import type { EventInput } from '../client/index.js';
 import { errorMessage } from '../errors.js';
+import { newEventId } from '../events/ids.js';
 import { registerCesqlCommand } from './cesql.js';
 import { cliClient, parseRoles, runCall } from './client.js';
 import { registerExplainCommand } from './explain.js';
@@ -144,7 +145,7 @@ program
   .option('-t, --type <type>', 'event type (required unless --file)')
   .option('-s, --source <source>', 'event source', 'herald-cli')
   .option('--subject <subject>', 'event subject')
-  .option('--id <id>', 'event id (default: a new UUID)')
+  .option('--id <id>', 'event id (default: a new time-ordered UUID, version 7)')
   .option('--data <json>', 'event data as JSON (or @file.json)')
   .option('-f, --file <file>', 'a whole CloudEvent (JSON) to send instead of the flags')
   .option('-u, --url <url>', 'Herald base URL', process.env.HERALD_URL ?? 'http://127.0.0.1:8080')
@@ -165,7 +166,7 @@ program
           if (!opts.type) throw new Error('--type is required (or give --file)');
           event = {
             specversion: '1.0',
-            id: opts.id ?? crypto.randomUUID(),
+            id: opts.id ?? newEventId(),
             source: opts.source,
             type: opts.type,
             time: new Date().toISOString(),

@@ -2,6 +2,8 @@
  * `herald/client`: send events to a running Herald and read or act on it through its admin API,
  * typed with the server's own answer types (src/server/api-types.ts).
  */
+
+import { newEventId } from '../events/ids.js';
 import type {
   BatchAccepted,
   CloudEvent,
@@ -172,7 +174,7 @@ function completeEvent(input: EventInput): CloudEvent {
   return {
     ...input,
     specversion: input.specversion ?? '1.0',
-    id: input.id ?? crypto.randomUUID(),
+    id: input.id ?? newEventId(),
     ...(input.time === undefined ? { time: new Date().toISOString() } : {}),
   } as CloudEvent;
 }

@@ -123,6 +123,21 @@ describe('deliveries over real HTTP', () => {
     assert.equal(stored.deliveries.length, 0);
   });
 
+  it('POST /notify gives events ids that grow with time (UUID version 7)', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const before = Date.now();
+      const res = await herald.post('/notify', { topic: 'legal', description: `ordered ${i}` });
+      assert.equal(res.status, 202);
+      const { id } = (await res.json()) as { id: string };
+      assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      const at = Number.parseInt(id.replaceAll('-', '').slice(0, 12), 16);
+      assert.ok(at >= before && at <= Date.now(), `the id's time ${at} is when it was posted`);
+      ids.push(id);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    assert.deepEqual([...ids].sort(), ids);
+  });
   it('/events reaches the webhook sink with a valid Standard Webhooks signature', async () => {
     const before = sink.requests.length;
     await postEvent(herald, cloudEvent('sig-1'));

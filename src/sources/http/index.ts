@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { z } from 'zod';
 import type { SourceKind } from '../../engine/types.js';
 import { EventValidationError, HeraldError } from '../../errors.js';
+import { newEventId } from '../../events/ids.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
 import { ingestAuthSchema } from '../../signing/ingest-auth.js';
@@ -28,7 +28,7 @@ const routeSchema = z.strictObject({
       subject: templateSchema().optional().describe('CloudEvent subject, e.g. "{{ body.topic }}".'),
       id: templateSchema()
         .optional()
-        .describe('CloudEvent id. Default: a new UUID. Set it from the body to let Herald drop repeats.'),
+        .describe('CloudEvent id. Default: a new time-ordered UUID (version 7). Set it from the body to let Herald drop repeats.'),
       data: templateTreeSchema().optional().describe('The event data. Default: the request body as is.'),
     })
     .describe('How the body becomes a CloudEvent.'),
@@ -94,7 +94,7 @@ export const httpSource: SourceKind<HttpSourceConfig> = {
               const scope = { body, headers: req.headers, query: req.query };
               const draft: Record<string, unknown> = {
                 specversion: '1.0',
-                id: route.event.id ? route.event.id.render(scope) : randomUUID(),
+                id: route.event.id ? route.event.id.render(scope) : newEventId(),
                 source: route.event.source
                   ? route.event.source.render(scope)
                   : `herald://${name}${route.path}`,

@@ -62,7 +62,7 @@ export const natsSourceConfigSchema = z.strictObject({
     ),
   map: eventMapSchema(
     '`subject` (the NATS subject), `body` (the JSON payload) and `headers`',
-    'with JetStream `<stream>/<stream sequence>` (the same on redelivery), else the `Nats-Msg-Id` header or a new UUID',
+    'with JetStream `<stream>/<stream sequence>` (the same on redelivery), else the `Nats-Msg-Id` header or a new time-ordered UUID (version 7)',
   ).optional(),
 });
 export type NatsSourceConfig = z.infer<typeof natsSourceConfigSchema>;

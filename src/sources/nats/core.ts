@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { errorMessage } from '../../errors.js';
+import { newEventId } from '../../events/ids.js';
 import type { CloudEvent } from '../../events/types.js';
 import { ingestIsolating } from '../isolate.js';
 import { TickBatcher } from '../tick-batcher.js';
@@ -67,7 +67,7 @@ export class CoreReceiver {
         subject: msg.subject,
         data: msg.data,
         headers,
-        position: msgIdOf(headers) ?? randomUUID(),
+        position: msgIdOf(headers) ?? newEventId(),
       };
       try {
         mapped.push({ message, events: eventsOf(message, this.receiver) });

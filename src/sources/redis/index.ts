@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { CheckResult, SourceContext, SourceKind, SourceMessage } from '../../engine/types.js';
 import { errorMessage, HeraldError } from '../../errors.js';
+import { newEventId } from '../../events/ids.js';
 import { validateEvent } from '../../events/index.js';
 import type { CloudEvent } from '../../events/types.js';
 import { redactUrl } from '../../redact.js';
@@ -71,7 +71,7 @@ export const redisSourceConfigSchema = z
       ),
     map: eventMapSchema(
       '`fields`, `stream` and `entryId` for stream entries; `channel` and `body` (the JSON message) for Pub/Sub',
-      '`<stream key>/<entry id>` for a stream entry (the same when it is read again), a new UUID for a Pub/Sub message',
+      '`<stream key>/<entry id>` for a stream entry (the same when it is read again), a new time-ordered UUID (version 7) for a Pub/Sub message',
     ).optional(),
   })
   .superRefine((config, ctx) => {
@@ -132,7 +132,7 @@ export function pubsubMessageToEvent(
   return mapToEvent(
     options.map,
     { channel: message.channel, body },
-    { id: randomUUID(), source: `herald://${options.sourceName}`, data: body },
+    { id: newEventId(), source: `herald://${options.sourceName}`, data: body },
   );
 }
 
