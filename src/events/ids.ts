@@ -10,7 +10,14 @@
  * the same millisecond are in no particular order, which RFC 9562 allows.
  */
 export function newEventId(now = Date.now()): string {
-  const time = now.toString(16).padStart(12, '0');
-  const random = crypto.randomUUID();
-  return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${random.slice(15)}`;
+  if (now !== prefixMs) {
+    const time = now.toString(16).padStart(12, '0');
+    prefix = `${time.slice(0, 8)}-${time.slice(8, 12)}-7`;
+    prefixMs = now;
+  }
+  return prefix + crypto.randomUUID().slice(15);
 }
+
+/** The text before the random part, kept for the millisecond it is of: a busy source makes many ids in one. */
+let prefixMs = -1;
+let prefix = '';
