@@ -4,10 +4,10 @@
  * end of it: a batch of new events then writes one or two of its pages, where random ids (version
  * 4) wrote a page each, and those pages are most of what a busy log writes to disk.
  *
- * Made from a version 4 UUID (Web Crypto's, native and pooled: the client SDK uses this outside
- * Node too): the time replaces its first
- * 48 bits and the version nibble becomes 7, leaving 74 random bits, as version 7 has. Ids made in
- * the same millisecond are in no particular order, which RFC 9562 allows.
+ * Made from a version 4 UUID (Web Crypto's, native and pooled, and there outside Node too, where
+ * the client SDK runs): the time replaces its first 48 bits and the version nibble becomes 7,
+ * leaving 74 random bits, as version 7 has. Ids made in the same millisecond are in no particular
+ * order, which RFC 9562 allows.
  */
 export function newEventId(now = Date.now()): string {
   if (now !== prefixMs) {

@@ -28,7 +28,9 @@ const routeSchema = z.strictObject({
       subject: templateSchema().optional().describe('CloudEvent subject, e.g. "{{ body.topic }}".'),
       id: templateSchema()
         .optional()
-        .describe('CloudEvent id. Default: a new time-ordered UUID (version 7). Set it from the body to let Herald drop repeats.'),
+        .describe(
+          'CloudEvent id. Default: a new time-ordered UUID (version 7). Set it from the body to let Herald drop repeats.',
+        ),
       data: templateTreeSchema().optional().describe('The event data. Default: the request body as is.'),
     })
     .describe('How the body becomes a CloudEvent.'),
