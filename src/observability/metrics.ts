@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Engine, EngineHooks } from '../engine/engine.js';
 import { BoundedPairs } from './bounded.js';
 import { CdcMetrics } from './cdc.js';
+import { OneLabelHistogram } from './histogram.js';
 import { Tally } from './tally.js';
 
 export interface HeraldMetricsOptions {
@@ -14,8 +15,9 @@ export interface HeraldMetricsOptions {
 
 /**
  * Prometheus metrics. Counters move on engine hooks (the busiest through a Tally: a map lookup
- * and an addition per count, summed into the counter when scraped); gauges that need the store
- * (queue depth, DLQ size, oldest pending) are read at scrape time.
+ * and an addition per count, summed into the counter when scraped), and the per-attempt
+ * histograms likewise count without building a key (OneLabelHistogram); gauges that need the
+ * store (queue depth, DLQ size, oldest pending) are read at scrape time.
  */
 export class HeraldMetrics {
   readonly registry = new Registry();
@@ -85,19 +87,20 @@ export class HeraldMetrics {
     registers: [this.registry],
     collect: (): void => this.finishedCounts.flushInto(this.deliveriesFinished),
   });
-  readonly attemptDuration = new Histogram({
+  // Observed per attempt, without prom-client's label hashing (see OneLabelHistogram).
+  readonly attemptDuration = new OneLabelHistogram({
     name: 'herald_delivery_attempt_duration_seconds',
     help: 'Time a channel took for one attempt.',
-    labelNames: ['channel'] as const,
+    labelName: 'channel',
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
+    registry: this.registry,
   });
-  readonly deliveryLatency = new Histogram({
+  readonly deliveryLatency = new OneLabelHistogram({
     name: 'herald_delivery_latency_seconds',
     help: 'From the event entering Herald to its successful delivery.',
-    labelNames: ['channel'] as const,
+    labelName: 'channel',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
-    registers: [this.registry],
+    registry: this.registry,
   });
 
   /** Views and change-data-capture: see cdc.ts. */
@@ -161,10 +164,10 @@ export class HeraldMetrics {
     onSourceDeadLetter: (source) => this.sourceDeadLetters.inc({ source }),
     onAttempt: (delivery, outcome, result, durationMs) => {
       this.attemptCounts.add(delivery.channel, result.outcome);
-      this.attemptDuration.observe({ channel: delivery.channel }, durationMs / 1000);
+      this.attemptDuration.observe(delivery.channel, durationMs / 1000);
       if (outcome.status !== 'pending') this.finishedCounts.add(delivery.channel, outcome.status);
       if (outcome.status === 'delivered') {
-        this.deliveryLatency.observe({ channel: delivery.channel }, (Date.now() - delivery.createdAt) / 1000);
+        this.deliveryLatency.observe(delivery.channel, (Date.now() - delivery.createdAt) / 1000);
       }
     },
   };
