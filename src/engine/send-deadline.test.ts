@@ -10,7 +10,9 @@ it('cuts a send off no sooner than its deadline, wherever within a millisecond i
     concurrency: 40,
     timeoutMs,
     send(request) {
-      const startedAt = performance.now();
+      // The send's start as its caller saw it: the deadline counts from then, and a pause between
+      // that call and this line must not count against it.
+      const { startedAt } = request as unknown as { startedAt: number };
       return new Promise((resolve) =>
         request.signal.addEventListener('abort', () => {
           const after = performance.now() - startedAt;
@@ -26,7 +28,8 @@ it('cuts a send off no sooner than its deadline, wherever within a millisecond i
   for (let i = 0; i < 40; i++) {
     const busyUntil = performance.now() + 0.37;
     while (performance.now() < busyUntil);
-    sends.push(sendWithDeadline(slow, {} as Parameters<typeof sendWithDeadline>[1], { abort: null }));
+    const request = { startedAt: performance.now() } as unknown as Parameters<typeof sendWithDeadline>[1];
+    sends.push(sendWithDeadline(slow, request, { abort: null }));
   }
   const results = await Promise.all(sends);
   assert.ok(results.every((r) => (r as { outcome: string }).outcome === 'retry'));
