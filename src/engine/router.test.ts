@@ -97,3 +97,58 @@ it('plans subscriber lookups, listed recipients and filter errors in trigger ord
   assert.equal(record.deliveries, 3);
   assert.equal(new Set(deliveries.map((d) => d.idempotencyKey)).size, 3);
 });
+
+it('evaluates the filter of a trigger that asks the directory once per event, errors and all', async () => {
+  const evaluated = new Map<string, number>();
+  const counted = (name: string, matcher: CompiledTrigger['matcher']): CompiledTrigger['matcher'] =>
+    Object.assign((event: CloudEvent, errors: Parameters<CompiledTrigger['matcher']>[1]) => {
+      evaluated.set(name, (evaluated.get(name) ?? 0) + 1);
+      return matcher(event, errors);
+    }, matcher);
+  const subscribers = (name: string, matcher: CompiledTrigger['matcher']): CompiledTrigger => ({
+    name,
+    matcher: counted(name, matcher),
+    actions: [action(0, { kind: 'subscribers', key: compileTemplate(name) })],
+    policy,
+  });
+  const triggers = [
+    subscribers('watchers', sql('watchers', "subject = '42'")),
+    subscribers('broken', sql('broken', 'INT(ext) > 1')),
+    subscribers('others', sql('others', "subject = '7'")),
+  ];
+  const filterErrors: string[] = [];
+  const directory: SubscriberDirectory = {
+    recipientsOf: async (key) => [
+      { address: `${key}-1`, subscriber: { id: 's1', name: null, preferences: {} } },
+    ],
+  };
+  const router = new Router(
+    {} as Store,
+    triggers,
+    pino({ level: 'silent' }),
+    { onFilterError: (trigger, error) => filterErrors.push(`${trigger}:${error.kind}`) },
+    directory,
+  );
+  const event: CloudEvent = {
+    specversion: '1.0',
+    id: 'e1',
+    source: '/s',
+    type: 't',
+    subject: '42',
+    ext: 'x',
+  };
+  const [plan] = await router.planBeforeAppend([event], 1000);
+
+  // `others` needs subject '7': the trigger index leaves it out unevaluated.
+  assert.deepEqual(Object.fromEntries(evaluated), { watchers: 1, broken: 1 });
+  assert.deepEqual(plan!.record.matched, ['watchers']);
+  assert.deepEqual(
+    plan!.record.errors.map((e) => [e.trigger, e.kind]),
+    [['broken', 'cast']],
+  );
+  assert.deepEqual(filterErrors, ['broken:cast']);
+  assert.deepEqual(
+    plan!.deliveries.map((d) => d.recipient),
+    ['watchers-1'],
+  );
+});

@@ -58,6 +58,18 @@ type LookedUp =
   | { recipients: readonly PlannedRecipient[]; muted: [{ id: string; name: string | null }, string][] }
   | { error: unknown };
 
+/** A filter's verdict on one event: whether it matched, and what evaluating it reported. */
+type Verdict = { matched: boolean; errors: readonly FilterEvaluationError[] };
+
+/**
+ * What planning an event learnt before assembling the plan: the directory's answers, and the
+ * verdicts of the filters evaluated to know whom to ask, which assembling takes as they are.
+ */
+interface Lookups {
+  recipients: Map<CompiledAction, LookedUp>;
+  verdicts: Map<CompiledTrigger, Verdict>;
+}
+
 /** Matches events against triggers and plans one delivery per action × recipient. */
 export class Router {
   private readonly index: TriggerIndex;
@@ -137,19 +149,16 @@ export class Router {
 
   /**
    * Asks the directory for the subscribers of every subscriber action of the matching triggers,
-   * one after another in plan order. A filter is pure, so `assemble` evaluating it again comes to
-   * the same verdict.
+   * one after another in plan order, keeping each such filter's verdict for `assemble`.
    */
-  private async lookUp(
-    candidates: readonly CompiledTrigger[],
-    event: CloudEvent,
-  ): Promise<Map<CompiledAction, LookedUp>> {
-    const found = new Map<CompiledAction, LookedUp>();
-    const errors: FilterEvaluationError[] = [];
+  private async lookUp(candidates: readonly CompiledTrigger[], event: CloudEvent): Promise<Lookups> {
+    const found: Lookups = { recipients: new Map(), verdicts: new Map() };
     for (const trigger of candidates) {
       if (!this.askDirectory.has(trigger)) continue;
-      errors.length = 0;
-      if (!trigger.matcher(event, errors) || errors.length > 0) continue;
+      const errors: FilterEvaluationError[] = [];
+      const matched = trigger.matcher(event, errors);
+      found.verdicts.set(trigger, { matched, errors });
+      if (!matched || errors.length > 0) continue;
       for (const action of trigger.actions) {
         if (action.to.kind !== 'subscribers') continue;
         const muted: [{ id: string; name: string | null }, string][] = [];
@@ -157,9 +166,9 @@ export class Router {
           const recipients = await this.plannedRecipients(action, event, (who, reason) =>
             muted.push([who, reason]),
           );
-          found.set(action, { recipients, muted });
+          found.recipients.set(action, { recipients, muted });
         } catch (error) {
-          found.set(action, { error });
+          found.recipients.set(action, { error });
         }
       }
     }
@@ -170,20 +179,28 @@ export class Router {
     stored: StoredEvent,
     now: number,
     candidates: readonly CompiledTrigger[],
-    found: Map<CompiledAction, LookedUp> | null,
+    found: Lookups | null,
   ): Plan {
     const event = stored.event;
     const record: RoutingRecord = { matched: [], errors: [], deliveries: 0 };
     const deliveries: NewDelivery[] = [];
+    // Reused across triggers: the plan of an event that asks no directory allocates no array per filter.
     const errors: FilterEvaluationError[] = [];
     for (const trigger of candidates) {
-      errors.length = 0;
-      const matched = trigger.matcher(event, errors);
-      for (const error of errors) {
+      let matched: boolean;
+      let reported: readonly FilterEvaluationError[];
+      const verdict = found?.verdicts.get(trigger);
+      if (verdict) ({ matched, errors: reported } = verdict);
+      else {
+        errors.length = 0;
+        matched = trigger.matcher(event, errors);
+        reported = errors;
+      }
+      for (const error of reported) {
         record.errors.push({ trigger: trigger.name, ...error });
         this.hooks.onFilterError?.(trigger.name, error);
       }
-      if (!matched || errors.length > 0) continue;
+      if (!matched || reported.length > 0) continue;
       record.matched.push(trigger.name);
       for (const action of trigger.actions) {
         let recipients: readonly PlannedRecipient[];
@@ -290,11 +307,11 @@ function listedRecipients(
 function recipientsNow(
   action: CompiledAction,
   event: CloudEvent,
-  found: Map<CompiledAction, LookedUp> | null,
+  found: Lookups | null,
   onMuted: Muted,
 ): readonly PlannedRecipient[] {
   if (action.to.kind !== 'subscribers') return listedRecipients(action.to, event);
-  const answer = found?.get(action);
+  const answer = found?.recipients.get(action);
   if (!answer) throw new Error(`the subscribers of action ${action.index} were not looked up`);
   if ('error' in answer) throw answer.error;
   for (const [who, reason] of answer.muted) onMuted(who, reason);
