@@ -9,10 +9,16 @@ import { WalSync } from './wal-sync.js';
 const dir = mkdtempSync(join(tmpdir(), 'herald-walsync-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+/** A WAL file with something in it, as SQLite leaves one after a commit. */
+function walFile(name: string): string {
+  const wal = join(dir, `${name}.db-wal`);
+  writeFileSync(wal, 'frames');
+  return wal;
+}
+
 describe('WAL sync', () => {
   it('answers every flush, and one asked for during an fsync only after a later fsync', async () => {
-    const wal = join(dir, 'a.db-wal');
-    writeFileSync(wal, 'frames');
+    const wal = walFile('a');
     const sync = new WalSync(wal);
     const order: string[] = [];
     const first = sync.flush().then(() => order.push('first'));
@@ -25,8 +31,7 @@ describe('WAL sync', () => {
   });
 
   it('starts the fsync of a commit made during another at once, on a descriptor of its own, and answers in commit order', async () => {
-    const wal = join(dir, 'd.db-wal');
-    writeFileSync(wal, 'frames');
+    const wal = walFile('d');
     const running: { fd: number; done: (err: Error | null) => void }[] = [];
     const sync = new WalSync(wal, (fd, done) => running.push({ fd, done }));
     const answered: string[] = [];
@@ -54,8 +59,7 @@ describe('WAL sync', () => {
   });
 
   it('answers nothing as written once any fsync has failed, though a later one running beside it succeeds', async () => {
-    const wal = join(dir, 'e.db-wal');
-    writeFileSync(wal, 'frames');
+    const wal = walFile('e');
     const running: ((err: Error | null) => void)[] = [];
     const sync = new WalSync(wal, (_fd, done) => running.push(done));
     const outcome = (p: Promise<void>) =>
@@ -73,8 +77,7 @@ describe('WAL sync', () => {
   });
 
   it('lets a write nobody waits on ride on the next sync, or syncs it itself within its delay', async () => {
-    const wal = join(dir, 'c.db-wal');
-    writeFileSync(wal, 'frames');
+    const wal = walFile('c');
     let syncs = 0;
     const sync = new WalSync(wal, (_fd, done) => {
       syncs++;
