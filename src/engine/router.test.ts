@@ -13,6 +13,18 @@ import type { Store } from './store.js';
 const policy = { maxAttempts: 3, backoff: DEFAULT_BACKOFF };
 const sql = (name: string, expression: string) =>
   compileFilter({ sql: expression }, ['triggers', name, 'filter'], [...builtInDialects, sqlDialect]);
+/** The event both tests route: its `ext` is no number, so `INT(ext)` reports a cast error. */
+const event: CloudEvent = { specversion: '1.0', id: 'e1', source: '/s', type: 't', subject: '42', ext: 'x' };
+/** Plans `event` at time 1000, as ingest would before appending it. */
+async function planOf(
+  triggers: CompiledTrigger[],
+  directory: SubscriberDirectory,
+  hooks: ConstructorParameters<typeof Router>[3] = {},
+) {
+  const router = new Router({} as Store, triggers, pino({ level: 'silent' }), hooks, directory);
+  const [plan] = await router.planBeforeAppend([event], 1000);
+  return plan!;
+}
 const action = (index: number, to: CompiledAction['to']): CompiledAction => ({
   index,
   channel: 'hook',
@@ -60,17 +72,7 @@ it('plans subscriber lookups, listed recipients and filter errors in trigger ord
       policy,
     },
   ];
-  const router = new Router({} as Store, triggers, pino({ level: 'silent' }), {}, directory);
-  const event: CloudEvent = {
-    specversion: '1.0',
-    id: 'e1',
-    source: '/s',
-    type: 't',
-    subject: '42',
-    ext: 'x',
-  };
-  const [plan] = await router.planBeforeAppend([event], 1000);
-  const { record, deliveries } = plan!;
+  const { record, deliveries } = await planOf(triggers, directory);
 
   assert.deepEqual(asked, ['product:42', 'down']);
   assert.deepEqual(record.matched, ['watchers', 'listed']);
@@ -122,33 +124,20 @@ it('evaluates the filter of a trigger that asks the directory once per event, er
       { address: `${key}-1`, subscriber: { id: 's1', name: null, preferences: {} } },
     ],
   };
-  const router = new Router(
-    {} as Store,
-    triggers,
-    pino({ level: 'silent' }),
-    { onFilterError: (trigger, error) => filterErrors.push(`${trigger}:${error.kind}`) },
-    directory,
-  );
-  const event: CloudEvent = {
-    specversion: '1.0',
-    id: 'e1',
-    source: '/s',
-    type: 't',
-    subject: '42',
-    ext: 'x',
-  };
-  const [plan] = await router.planBeforeAppend([event], 1000);
+  const plan = await planOf(triggers, directory, {
+    onFilterError: (trigger, error) => filterErrors.push(`${trigger}:${error.kind}`),
+  });
 
   // `others` needs subject '7': the trigger index leaves it out unevaluated.
   assert.deepEqual(Object.fromEntries(evaluated), { watchers: 1, broken: 1 });
-  assert.deepEqual(plan!.record.matched, ['watchers']);
+  assert.deepEqual(plan.record.matched, ['watchers']);
   assert.deepEqual(
-    plan!.record.errors.map((e) => [e.trigger, e.kind]),
+    plan.record.errors.map((e) => [e.trigger, e.kind]),
     [['broken', 'cast']],
   );
   assert.deepEqual(filterErrors, ['broken:cast']);
   assert.deepEqual(
-    plan!.deliveries.map((d) => d.recipient),
+    plan.deliveries.map((d) => d.recipient),
     ['watchers-1'],
   );
 });
