@@ -8,7 +8,10 @@ const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 
 /** Values that land in every bucket, on the bounds themselves, and above the last. */
 const value = fc.oneof(fc.constantFrom(0, ...BUCKETS, 31, 1e6), fc.double({ min: 0, max: 60, noNaN: true }));
-const observation = fc.record({ channel: fc.constantFrom('hook', 'box', 'slack', 'a "quoted" one'), value });
+const observation = fc.record({
+  channel: fc.constantFrom('hook', 'box', 'a "quoted" one', 'back\\slash', 'new\nline'),
+  value,
+});
 
 describe('OneLabelHistogram', () => {
   it("is written out exactly as prom-client's Histogram given the same observations", async () => {
