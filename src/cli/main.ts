@@ -63,8 +63,9 @@ program
       'HERALD_INGEST_TOKEN protects POST /events, http source routes and /debezium;\n' +
       'HERALD_LOG_LEVEL (info) sets logging; HERALD_LOG_FORMAT=json|pretty its form (default: pretty on\n' +
       'a terminal, JSON lines otherwise); channels read their secrets through ${VARS} in the config\n' +
-      '(e.g. SLACK_BOT_TOKEN, SMTP_URL). Server keys (timeouts, allowedHosts, publicMetrics): see\n' +
-      'docs/configuration.md; what to set before exposing Herald: docs/security.md.',
+      '(e.g. SLACK_BOT_TOKEN, SMTP_URL); HERALD_HEAP_GROWING_PERCENT (50), MALLOC_ARENA_MAX (2) and\n' +
+      'NODE_OPTIONS=--max-semi-space-size=N (8) bound memory. Server keys (timeouts, allowedHosts,\n' +
+      'publicMetrics): see docs/configuration.md; what to set before exposing Herald: docs/security.md.',
   )
   .action(
     async (opts: {

@@ -254,24 +254,46 @@ describe('bin/herald.js start (the compiled CLI; build first)', () => {
   const dir = tempDir('herald-bin-');
   after(() => dir.remove());
 
-  /** Starts bin/herald.js; answers with the node options of the process that listens (same pid). */
-  async function startedFlags(env: NodeJS.ProcessEnv): Promise<string[]> {
-    const config = join(dir.path, 'herald.yaml');
-    writeFileSync(config, 'channels:\n  out: { kind: inbox }\n');
+  /**
+   * Starts bin/herald.js with a config, runs `whileUp` against the process that listens, and
+   * answers with that process's node options and the MALLOC_ARENA_MAX it was started with (it has
+   * the same pid as the one spawned).
+   */
+  async function started(
+    env: NodeJS.ProcessEnv,
+    {
+      config = 'channels:\n  out: { kind: inbox }\n',
+      nodeArgs = [] as string[],
+      whileUp = async (_url: string) => {},
+    } = {},
+  ): Promise<{ flags: string[]; arenas: string | undefined }> {
+    const configFile = join(dir.path, 'herald.yaml');
+    writeFileSync(configFile, config);
     const child = spawn(
       process.execPath,
-      [join(repoRoot, 'bin/herald.js'), 'start', '--config', config, '--data', dir.path, '--port', '0'],
+      [
+        ...nodeArgs,
+        join(repoRoot, 'bin/herald.js'),
+        'start',
+        '--config',
+        configFile,
+        '--data',
+        dir.path,
+        '--port',
+        '0',
+      ],
       { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     try {
       let output = '';
-      await new Promise<void>((resolve, reject) => {
+      const url = await new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`did not start:\n${output}`)), 60_000);
         child.stdout.on('data', (c: Buffer) => {
           output += c.toString();
-          if (output.includes('Herald listening on')) {
+          const listening = /Herald listening on (http:\/\/[^\s;"]+)/.exec(output);
+          if (listening) {
             clearTimeout(timer);
-            resolve();
+            resolve(listening[1]!);
           }
         });
         child.stderr.on('data', (c: Buffer) => {
@@ -283,7 +305,12 @@ describe('bin/herald.js start (the compiled CLI; build first)', () => {
         });
       });
       const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
-      return argv.slice(1, argv.indexOf(join(repoRoot, 'bin/herald.js')));
+      const startedWith = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
+      await whileUp(url);
+      return {
+        flags: argv.slice(1, argv.indexOf(join(repoRoot, 'bin/herald.js'))),
+        arenas: startedWith.find((v) => v.startsWith('MALLOC_ARENA_MAX='))?.slice('MALLOC_ARENA_MAX='.length),
+      };
     } finally {
       child.removeAllListeners('exit');
       if (child.exitCode === null && child.signalCode === null)
@@ -294,12 +321,82 @@ describe('bin/herald.js start (the compiled CLI; build first)', () => {
     }
   }
 
-  it('caps V8’s young generation at 8 MB a semi-space, in the same process; NODE_OPTIONS can set another', {
+  it('caps V8’s young generation, old-generation growth and malloc arenas in the same process; the user’s own values win', {
     skip: process.platform !== 'linux' && 'reads /proc',
   }, async () => {
-    assert.deepEqual(await startedFlags({}), ['--max-semi-space-size=8']);
-    // The user's own size is kept: no second flag, no restart.
-    assert.deepEqual(await startedFlags({ NODE_OPTIONS: '--max-semi-space-size=32' }), []);
+    assert.deepEqual(await started({}), {
+      flags: ['--max-semi-space-size=8', '--heap-growing-percent=50'],
+      arenas: '2',
+    });
+    // The user's own values are kept: no second flag, and no restart once nothing is left to set.
+    assert.deepEqual(await started({ NODE_OPTIONS: '--max-semi-space-size=32' }), {
+      flags: ['--heap-growing-percent=50'],
+      arenas: '2',
+    });
+    // Node takes no V8 growth flag from NODE_OPTIONS, hence a variable of Herald's; 0 is V8's own choice.
+    assert.deepEqual(await started({ HERALD_HEAP_GROWING_PERCENT: '0' }), {
+      flags: ['--max-semi-space-size=8', '--heap-growing-percent=0'],
+      arenas: '2',
+    });
+    assert.deepEqual(
+      await started(
+        { NODE_OPTIONS: '--max_semi_space_size=32', MALLOC_ARENA_MAX: '4' },
+        { nodeArgs: ['--heap-growing-percent=100'] },
+      ),
+      { flags: ['--heap-growing-percent=100'], arenas: '4' },
+    );
+  });
+
+  it('refuses a HERALD_HEAP_GROWING_PERCENT that is not a whole number, saying which', async () => {
+    const res = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        [join(repoRoot, 'bin/herald.js'), 'start', '--data', dir.path, '--port', '0'],
+        { env: { PATH: process.env.PATH, HERALD_HEAP_GROWING_PERCENT: '1.5' } },
+        (_err, _stdout, stderr) => resolve({ code: child.exitCode, stderr }),
+      );
+    });
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /HERALD_HEAP_GROWING_PERCENT must be a whole number from 0 .* not "1\.5"/);
+  });
+
+  it('does not hand the malloc arena setting it made to the jobs Herald runs', {
+    skip: process.platform !== 'linux' && 'reads /proc',
+  }, async () => {
+    const out = join(dir.path, 'job-env.txt');
+    const config = [
+      'sources:',
+      '  web: { kind: http, routes: [{ path: /run, event: { type: run } }] }',
+      'channels:',
+      // Jobs get only the variables listed; these would show the setting had it been left in place.
+      '  job: { kind: job, inheritEnv: [PATH, MALLOC_ARENA_MAX, HERALD_SET_MALLOC_ARENA_MAX] }',
+      'triggers:',
+      `  run: { actions: [{ channel: job, command: /bin/sh, args: ["-c", "env > ${out}"] }] }`,
+      '',
+    ].join('\n');
+    const { arenas } = await started(
+      {},
+      {
+        config,
+        whileUp: async (url) => {
+          const res = await fetch(`${url}/run`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: '{}',
+          });
+          assert.equal(res.status, 202);
+          const deadline = Date.now() + 15_000;
+          while (!readFileSync(out, { encoding: 'utf8', flag: 'a+' }).includes('PATH=')) {
+            if (Date.now() > deadline) throw new Error('the job did not run');
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        },
+      },
+    );
+    assert.equal(arenas, '2');
+    const jobEnv = readFileSync(out, 'utf8');
+    assert.doesNotMatch(jobEnv, /^MALLOC_ARENA_MAX=/m);
+    assert.doesNotMatch(jobEnv, /^HERALD_SET_MALLOC_ARENA_MAX=/m);
   });
 });
 
