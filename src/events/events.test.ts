@@ -12,6 +12,7 @@ import {
   parseHttpEvents,
   toBinaryHttp,
   toStructuredHttp,
+  toStructuredNats,
   validateEvent,
 } from './index.js';
 import { eventFromJson, eventJson, eventJsonLength } from './serialize.js';
@@ -407,5 +408,30 @@ describe('event JSON size', () => {
     const fresh = { specversion: '1.0' as const, id: 'b', source: 's', type: 't' };
     assert.equal(eventJsonLength(fresh), JSON.stringify(fresh).length);
     assert.equal(eventJsonLength(fresh), eventJson(fresh).length);
+  });
+
+  it('a structured HTTP or NATS body reuses the text ingest made, and remembers none it made itself', () => {
+    const serialised: unknown[] = [];
+    const stringify = JSON.stringify;
+    const counting = ((value: unknown, ...rest: []) => {
+      serialised.push(value);
+      return stringify(value, ...rest);
+    }) as typeof JSON.stringify;
+    const ingested = { specversion: '1.0' as const, id: 'c', source: 's', type: 't', data: { n: 2 } };
+    const text = eventJson(ingested);
+    const readBack = eventFromJson(text);
+    JSON.stringify = counting;
+    try {
+      assert.equal(toStructuredHttp(ingested).body, text);
+      assert.equal(Buffer.from(toStructuredNats(ingested).payload).toString('utf8'), text);
+      assert.deepEqual(serialised, []);
+      // An event read back from the store has no text of ingest's: serialised for each send only.
+      assert.equal(toStructuredHttp(readBack).body, text);
+      assert.equal(eventJsonLength(readBack), text.length);
+      assert.equal(toStructuredHttp(readBack).body, text);
+      assert.deepEqual(serialised, [readBack, readBack]);
+    } finally {
+      JSON.stringify = stringify;
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { EventValidationError, HeraldError } from '../errors.js';
 import { checkBatchSize, type EventLimits, eventLimits, parseJsonText } from './limits.js';
+import { eventJsonForSend } from './serialize.js';
 import type { CloudEvent } from './types.js';
 import { validateEvent } from './validate.js';
 
@@ -133,7 +134,7 @@ function parseBinary(
 
 /** The event as a structured-mode HTTP message. */
 export function toStructuredHttp(event: CloudEvent): { headers: Record<string, string>; body: string } {
-  return { headers: { 'content-type': `${STRUCTURED}; charset=utf-8` }, body: JSON.stringify(event) };
+  return { headers: { 'content-type': `${STRUCTURED}; charset=utf-8` }, body: eventJsonForSend(event) };
 }
 
 /** The event as a binary-mode HTTP message: attributes in ce-* headers, data as the body. */

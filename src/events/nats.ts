@@ -1,6 +1,7 @@
 import { EventValidationError } from '../errors.js';
 import { isJsonMediaType, mediaType } from './http.js';
 import { checkBatchSize, checkJsonTextDepth, eventLimits } from './limits.js';
+import { eventJsonForSend } from './serialize.js';
 import type { CloudEvent } from './types.js';
 import { validateEvent } from './validate.js';
 
@@ -136,6 +137,6 @@ export function toBinaryNats(event: CloudEvent): NatsMessageParts {
 export function toStructuredNats(event: CloudEvent): NatsMessageParts {
   return {
     headers: { 'content-type': `${STRUCTURED}; charset=utf-8` },
-    payload: Buffer.from(JSON.stringify(event), 'utf8'),
+    payload: Buffer.from(eventJsonForSend(event), 'utf8'),
   };
 }

@@ -16,6 +16,15 @@ export function eventJson(event: CloudEvent): string {
   return text;
 }
 
+/**
+ * The event as JSON text for a message body: the text ingest made when this process accepted the
+ * event, else serialised now and not remembered, so an event read back from the store does not
+ * keep a second copy of itself alive.
+ */
+export function eventJsonForSend(event: CloudEvent): string {
+  return texts.get(event) ?? JSON.stringify(event);
+}
+
 /** The length of the JSON text of events parsed from stored text (`eventFromJson`). */
 const lengths = new WeakMap<CloudEvent, number>();
 
