@@ -28,8 +28,9 @@ if (!existsSync(compiled)) {
 // Herald runs with the defaults.
 const YOUNG_GENERATION_MB = 8;
 const OLD_GENERATION_GROWTH_PERCENT = 50;
+const starting = process.argv[2] === 'start';
 const growthSetting = process.env.HERALD_HEAP_GROWING_PERCENT;
-if (growthSetting !== undefined && !/^(?:0|[1-9]\d{0,3})$/.test(growthSetting)) {
+if (starting && growthSetting !== undefined && !/^(?:0|[1-9]\d{0,3})$/.test(growthSetting)) {
   console.error(
     `herald: HERALD_HEAP_GROWING_PERCENT must be a whole number from 0 (V8's own choice) to 9999, not ${JSON.stringify(growthSetting)}`,
   );
@@ -48,11 +49,7 @@ const addedFlags = [
     : [`--heap-growing-percent=${growthSetting ?? OLD_GENERATION_GROWTH_PERCENT}`]),
 ];
 const setsArenas = process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined;
-if (
-  process.argv[2] === 'start' &&
-  typeof process.execve === 'function' &&
-  (addedFlags.length > 0 || setsArenas)
-) {
+if (starting && typeof process.execve === 'function' && (addedFlags.length > 0 || setsArenas)) {
   try {
     process.execve(
       process.execPath,

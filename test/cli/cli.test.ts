@@ -358,6 +358,17 @@ describe('bin/herald.js start (the compiled CLI; build first)', () => {
     });
     assert.equal(res.code, 2);
     assert.match(res.stderr, /HERALD_HEAP_GROWING_PERCENT must be a whole number from 0 .* not "1\.5"/);
+    // Only `start` reads it: other commands run as before.
+    const version = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        [join(repoRoot, 'bin/herald.js'), '--version'],
+        { env: { PATH: process.env.PATH, HERALD_HEAP_GROWING_PERCENT: '1.5' } },
+        (_err, stdout) => resolve({ code: child.exitCode, stdout }),
+      );
+    });
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /\d+\.\d+\.\d+/);
   });
 
   it('does not hand the malloc arena setting it made to the jobs Herald runs', {
