@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
+import type { CloudEvent } from '../events/types.js';
 import type { Claimed } from './leases.js';
 import type { RateLimit } from './model.js';
 import type { Delivery, Store } from './store.js';
@@ -26,7 +27,7 @@ export interface PumpHost {
    * Leases deliveries routed in this process, durable now, without reading them back (see
    * DeliveryStore.leaseRouted); those it cannot are left out.
    */
-  lease(deliveries: Delivery[]): Claimed[];
+  lease(deliveries: Delivery[], events: ReadonlyMap<number, CloudEvent>): Claimed[];
   /** Gives claimed but unstarted deliveries back. */
   release(claimed: Claimed[]): Promise<void>;
   isHeld(deliveryId: number): boolean;
@@ -106,12 +107,13 @@ export class ChannelPump {
    * (its last claim found all there was) takes the due ones as they are, up to its buffer: no
    * claim query, no read of rows it already has, and nothing between the commit and the send.
    * Otherwise older deliveries may be waiting in the store, and they go first: the pump claims.
+   * `events` are their events by seq, sent with them. Returns what it took.
    */
-  offer(deliveries: Delivery[]): void {
-    if (!this.host.isRunning()) return;
+  offer(deliveries: Delivery[], events: ReadonlyMap<number, CloudEvent>): readonly Claimed[] {
+    if (!this.host.isRunning()) return [];
     if (this.rateLimit || this.claiming || !this.drained) {
       this.wake();
-      return;
+      return [];
     }
     const now = Date.now();
     const room = (1 + CLAIM_AHEAD) * this.channel.concurrency - this.inFlight - this.ready.length;
@@ -120,11 +122,12 @@ export class ChannelPump {
       if (due.length >= room) break;
       if (d.nextAttemptAt <= now) due.push(d);
     }
-    const taken = due.length > 0 ? this.host.lease(due) : [];
+    const taken = due.length > 0 ? this.host.lease(due, events) : [];
     for (const claimed of taken) this.ready.push(claimed);
     this.startReady();
     // The rest (not due yet, no room, or taken by a claim first) is the store's to hand out.
     if (taken.length < deliveries.length) this.wake();
+    return taken;
   }
 
   /** Stops the pump's timers and hands back what was claimed but not started, for release. */

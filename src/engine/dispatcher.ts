@@ -88,7 +88,7 @@ export class Dispatcher {
     const host: PumpHost = {
       isRunning: () => this.running,
       claim: (channel, limit) => this.claim(channel, limit),
-      lease: (deliveries) => this.leaseRouted(deliveries),
+      lease: (deliveries, events) => this.leaseRouted(deliveries, events),
       release: (claimed) => this.leases.release(claimed),
       isHeld: (deliveryId) => this.leases.isHeld(deliveryId),
       start: (pump, claimed, slot) => this.run(pump, claimed, slot),
@@ -160,7 +160,7 @@ export class Dispatcher {
     return startable;
   }
 
-  private leaseRouted(deliveries: Delivery[]): Claimed[] {
+  private leaseRouted(deliveries: Delivery[], events: ReadonlyMap<number, CloudEvent>): Claimed[] {
     const deliveryStore = this.store.deliveries;
     if (!deliveryStore.leaseRouted) return [];
     const now = Date.now();
@@ -176,24 +176,42 @@ export class Dispatcher {
       return [];
     }
     const leaseUntil = now + this.options.leaseMs;
-    if (ids.length === deliveries.length) return deliveries.map((delivery) => ({ delivery, leaseUntil }));
+    const claimed = (delivery: Delivery): Claimed => ({
+      delivery,
+      leaseUntil,
+      event: events.get(delivery.eventSeq),
+    });
+    if (ids.length === deliveries.length) return deliveries.map(claimed);
     const leased = new Set(ids);
-    return deliveries.filter((d) => leased.has(d.id)).map((delivery) => ({ delivery, leaseUntil }));
+    return deliveries.filter((d) => leased.has(d.id)).map(claimed);
   }
 
   /**
    * Deliveries routed in this process whose commit is on disk: each channel's pump takes its own
-   * as they are when it can (ChannelPump.offer), and claims them otherwise. Returns them by
-   * channel.
+   * as they are when it can (ChannelPump.offer), each with its event from `events`, and claims
+   * them otherwise. Only the events of deliveries left to a claim are kept for it (rememberEvent):
+   * one sent as handed over needs none, and is not kept alive past its send. Returns the
+   * deliveries by channel.
    */
-  handOff(deliveries: Delivery[]): ReadonlyMap<string, readonly Delivery[]> {
+  handOff(
+    deliveries: Delivery[],
+    events: ReadonlyMap<number, CloudEvent>,
+  ): ReadonlyMap<string, readonly Delivery[]> {
     const byChannel = new Map<string, Delivery[]>();
     for (const d of deliveries) {
       const list = byChannel.get(d.channel);
       if (list) list.push(d);
       else byChannel.set(d.channel, [d]);
     }
-    if (this.running) for (const [channel, list] of byChannel) this.pumps.get(channel)?.offer(list);
+    const taken = new Set<number>();
+    if (this.running)
+      for (const [channel, list] of byChannel)
+        for (const c of this.pumps.get(channel)?.offer(list, events) ?? []) taken.add(c.delivery.id);
+    for (const d of deliveries) {
+      if (taken.has(d.id)) continue;
+      const event = events.get(d.eventSeq);
+      if (event && !this.cachedEvent(d.eventSeq)) this.rememberEvent(d.eventSeq, event);
+    }
     return byChannel;
   }
 
@@ -241,9 +259,9 @@ export class Dispatcher {
   }
 
   /** Holds the delivery's lease while it is sent and its outcome written. */
-  private run(pump: ChannelPump, { delivery, leaseUntil }: Claimed, slot: SendSlot): void {
+  private run(pump: ChannelPump, { delivery, leaseUntil, event }: Claimed, slot: SendSlot): void {
     const held = this.leases.hold(delivery.id, leaseUntil);
-    const task = this.attempt(pump, delivery, held, () => {
+    const task = this.attempt(pump, delivery, event, held, () => {
       held.sent = true;
       slot.sent();
     })
@@ -305,6 +323,7 @@ export class Dispatcher {
   private async attempt(
     pump: ChannelPump,
     delivery: Delivery,
+    handedOver: CloudEvent | undefined,
     held: Held,
     onSent: () => void,
   ): Promise<void> {
@@ -321,7 +340,10 @@ export class Dispatcher {
         reason: `trigger "${delivery.trigger}" action ${delivery.action} is no longer in the config`,
       };
     } else {
-      event = this.cachedEvent(delivery.eventSeq) ?? (await this.store.events.get(delivery.eventSeq))?.event;
+      event =
+        handedOver ??
+        this.cachedEvent(delivery.eventSeq) ??
+        (await this.store.events.get(delivery.eventSeq))?.event;
       let digest: Pick<DeliveryRequest, 'events' | 'digest'> | string = {};
       if (event && action.notify?.digest) {
         digest = await this.digestOf(delivery, event, action.notify.digest.update).catch(

@@ -97,10 +97,17 @@ export class Engine {
       this.store.events,
       (durable, receivedAt, routed) => {
         // With a shared bus, whichever process routes an event remembers it (see route()). An
-        // event already routed to no delivery has nothing to send: it is not kept.
+        // event already routed to no delivery has nothing to send: it is not kept. One routed
+        // here goes with its deliveries to their channels, and is kept only for those left to a
+        // claim (routedAtIngest).
         if (this.bus.kind === 'embedded')
           for (const { event, append, routing } of durable)
-            if (!routing || routing.deliveries.length > 0) this.dispatcher.rememberEvent(append.seq, event);
+            if (
+              routed
+                ? !routing || routing.deliveries.some((d) => d.gates)
+                : !routing || routing.deliveries.length > 0
+            )
+              this.dispatcher.rememberEvent(append.seq, event);
         this.hooks.onIngested?.(durable.map((d) => ({ event: d.event, seq: d.append.seq })));
         if (routed) this.routedAtIngest(durable, receivedAt, routed);
         else {
@@ -343,8 +350,10 @@ export class Engine {
     const channels = new Set<string>();
     /** Channels with a delivery the store did not hand back (notification keys decide it there). */
     const toClaim = new Set<string>();
+    const events = new Map<number, CloudEvent>();
     for (const { event, append, routing } of durable) {
       if (!routing) continue;
+      if (routing.deliveries.length > 0) events.set(append.seq, event);
       for (const d of routing.deliveries) {
         channels.add(d.channel);
         if (d.gates) toClaim.add(d.channel);
@@ -354,7 +363,7 @@ export class Engine {
         routing.record,
       );
     }
-    const handedOff = this.dispatcher.handOff(routed.claimable);
+    const handedOff = this.dispatcher.handOff(routed.claimable, events);
     for (const channel of channels)
       if (toClaim.has(channel) || !handedOff.has(channel)) this.dispatcher.wake(channel);
     if (routed.deliveries > 0) this.bus.announce(channels);

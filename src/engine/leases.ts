@@ -1,11 +1,14 @@
 import type { Logger } from 'pino';
 import { errorMessage, HeraldError } from '../errors.js';
+import type { CloudEvent } from '../events/types.js';
 import type { Delivery, Store } from './store.js';
 
 /** A claimed delivery and the lease this dispatcher holds on it. */
 export interface Claimed {
   delivery: Delivery;
   leaseUntil: number;
+  /** The delivery's event, when ingest handed it over with the delivery (no read, no cache). */
+  event?: CloudEvent;
 }
 
 /**

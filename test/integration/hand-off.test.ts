@@ -40,6 +40,25 @@ function countingClaims() {
   return { counts, wrapStore };
 }
 
+/** Records the seqs of the events the store is asked to read back. */
+function countingEventReads() {
+  const reads: number[] = [];
+  const wrapStore = (store: Store): Store => {
+    const get = store.events.get.bind(store.events);
+    const getMany = store.events.getMany.bind(store.events);
+    store.events.get = (seq) => {
+      reads.push(seq);
+      return get(seq);
+    };
+    store.events.getMany = (seqs) => {
+      reads.push(...seqs);
+      return getMany(seqs);
+    };
+    return store;
+  };
+  return { reads, wrapStore };
+}
+
 async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -158,5 +177,49 @@ triggers:
       h = undefined;
       await slowSink.close();
     }
+  });
+
+  it('an event sent with its delivery is not kept afterwards: only its retry reads it back from the log', async () => {
+    const { reads, wrapStore } = countingEventReads();
+    sink.respondWith({ status: 503 });
+    const herald = await startTestHerald(
+      `
+dispatcher: { pollIntervalMs: 100 }
+channels:
+  hook: { kind: webhook, url: ${sink.url}, timeoutMs: 5000, concurrency: 8 }
+triggers:
+  orders:
+    filter: { exact: { type: com.example.order.created } }
+    actions: [{ channel: hook }]
+    delivery: { maxAttempts: 3, backoff: { kind: fixed, initialMs: 200 } }
+`,
+      { wrapStore },
+    );
+    h = herald;
+    const res = await herald.post('/events', order('again-1'), {
+      'content-type': 'application/cloudevents+json',
+    });
+    assert.equal(res.status, 202);
+    await sink.waitFor(1);
+    assert.deepEqual(reads, [], 'the first send read its event back');
+    await sink.waitFor(2, 10_000);
+    assert.deepEqual(idsAtSink(sink), ['again-1', 'again-1']);
+    assert.equal(reads.length, 1, `reads of the event for its retry: ${reads.length}`);
+  });
+
+  it('the events of deliveries left to a claim are kept for it: none is read back', async () => {
+    const { reads, wrapStore } = countingEventReads();
+    sink.setDefault({ status: 200, delayMs: 10 });
+    const herald = await startTestHerald(config(sink.url, 1), { wrapStore });
+    h = herald;
+    const batch = Array.from({ length: 30 }, (_, i) => order(`kept-${i}`));
+    const res = await herald.post('/events', batch, { 'content-type': 'application/cloudevents-batch+json' });
+    assert.equal(res.status, 202);
+    await sink.waitFor(30, 20_000);
+    assert.deepEqual(
+      idsAtSink(sink),
+      batch.map((e) => e.id),
+    );
+    assert.deepEqual(reads, [], 'events read back from the log');
   });
 });
