@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import pino, { type Logger } from 'pino';
+import { watchEventReads } from '../../test/support/event-reads.js';
 import { PG_URL, pgClient, uniqueSuffix } from '../../test/support/postgres.js';
 import { createPostgresStore } from '../store/postgres/index.js';
 import { createSqliteStore } from '../store/sqlite/index.js';
@@ -445,16 +446,10 @@ describe('dispatcher: deliveries another process routed', () => {
     const store = createSqliteStore({ path: ':memory:' });
     let singleReads = 0;
     const batchReads: number[] = [];
-    const get = store.events.get.bind(store.events);
-    const getMany = store.events.getMany.bind(store.events);
-    store.events.get = (seq) => {
-      singleReads++;
-      return get(seq);
-    };
-    store.events.getMany = (seqs) => {
-      batchReads.push(seqs.length);
-      return getMany(seqs);
-    };
+    watchEventReads(store, (seqs, single) => {
+      if (single) singleReads++;
+      else batchReads.push(seqs.length);
+    });
     // Planned straight into the store: this dispatcher has none of the events in memory.
     await plan(store, 'hook', 10);
     const hook = recordingChannel(16);
@@ -472,16 +467,9 @@ describe('dispatcher: the events it keeps for the sends to come', () => {
   it('keeps large events only up to its size bound: the oldest beyond it are read back from the store when sent', async () => {
     const store = createSqliteStore({ path: ':memory:' });
     const read = new Set<number>();
-    const get = store.events.get.bind(store.events);
-    const getMany = store.events.getMany.bind(store.events);
-    store.events.get = (seq) => {
-      read.add(seq);
-      return get(seq);
-    };
-    store.events.getMany = (seqs) => {
+    watchEventReads(store, (seqs) => {
       for (const s of seqs) read.add(s);
-      return getMany(seqs);
-    };
+    });
     // 20 events of half a MiB each: 10 MiB of JSON, more than two generations may hold.
     const events = Array.from({ length: 20 }, (_, i) => ({
       specversion: '1.0' as const,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { Store } from '../../src/engine/store.js';
+import { watchEventReads } from '../support/event-reads.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { type HttpSink, startHttpSink } from '../support/http-sink.js';
 
@@ -43,19 +44,7 @@ function countingClaims() {
 /** Records the seqs of the events the store is asked to read back. */
 function countingEventReads() {
   const reads: number[] = [];
-  const wrapStore = (store: Store): Store => {
-    const get = store.events.get.bind(store.events);
-    const getMany = store.events.getMany.bind(store.events);
-    store.events.get = (seq) => {
-      reads.push(seq);
-      return get(seq);
-    };
-    store.events.getMany = (seqs) => {
-      reads.push(...seqs);
-      return getMany(seqs);
-    };
-    return store;
-  };
+  const wrapStore = (store: Store): Store => watchEventReads(store, (seqs) => reads.push(...seqs));
   return { reads, wrapStore };
 }
 
