@@ -96,18 +96,10 @@ export class Engine {
     this.batcher = new IngestBatcher(
       this.store.events,
       (durable, receivedAt, routed) => {
-        // With a shared bus, whichever process routes an event remembers it (see route()). An
-        // event already routed to no delivery has nothing to send: it is not kept. One routed
-        // here goes with its deliveries to their channels, and is kept only for those left to a
-        // claim (routedAtIngest).
-        if (this.bus.kind === 'embedded')
-          for (const { event, append, routing } of durable)
-            if (
-              routed
-                ? !routing || routing.deliveries.some((d) => d.gates)
-                : !routing || routing.deliveries.length > 0
-            )
-              this.dispatcher.rememberEvent(append.seq, event);
+        // With a shared bus, whichever process routes an event remembers it (see route()). One
+        // routed here is kept only for its deliveries left to a claim (routedAtIngest).
+        if (this.bus.kind === 'embedded' && !routed)
+          for (const { event, append } of durable) this.dispatcher.rememberEvent(append.seq, event);
         this.hooks.onIngested?.(durable.map((d) => ({ event: d.event, seq: d.append.seq })));
         if (routed) this.routedAtIngest(durable, receivedAt, routed);
         else {
@@ -354,10 +346,18 @@ export class Engine {
     for (const { event, append, routing } of durable) {
       if (!routing) continue;
       if (routing.deliveries.length > 0) events.set(append.seq, event);
+      let gated = false;
       for (const d of routing.deliveries) {
         channels.add(d.channel);
-        if (d.gates) toClaim.add(d.channel);
+        if (d.gates) {
+          toClaim.add(d.channel);
+          gated = true;
+        }
       }
+      // Its deliveries with notification keys are always claimed: their event is kept for them.
+      // handOff keeps the events of the rest that no pump took. An event routed to no delivery
+      // has nothing to send and is not kept.
+      if (gated && this.bus.kind === 'embedded') this.dispatcher.rememberEvent(append.seq, event);
       this.hooks.onRouted?.(
         { seq: append.seq, event, receivedAt, routedAt: routed.at, routing: routing.record },
         routing.record,

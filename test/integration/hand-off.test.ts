@@ -196,6 +196,43 @@ triggers:
     assert.equal(reads.length, 1, `reads of the event for its retry: ${reads.length}`);
   });
 
+  it('the events of deliveries with notification keys, always claimed, are kept for the claim: none is read back', async () => {
+    const { reads, wrapStore } = countingEventReads();
+    const herald = await startTestHerald(
+      `
+dispatcher: { pollIntervalMs: 60000 }
+channels:
+  hook: { kind: webhook, url: ${sink.url}, timeoutMs: 5000, concurrency: 8 }
+triggers:
+  orders:
+    filter: { exact: { type: com.example.order.created } }
+    actions:
+      - channel: hook
+        dedupe: { key: "{{ event.data.id }}", window: 1h }
+`,
+      { wrapStore },
+    );
+    h = herald;
+    for (const [n, id] of ['keyed-1', 'keyed-2', 'keyed-1'].entries()) {
+      const res = await herald.post(
+        '/events',
+        { ...order(id), id: `${id}-event-${n}` },
+        {
+          'content-type': 'application/cloudevents+json',
+        },
+      );
+      assert.equal(res.status, 202);
+    }
+    await sink.waitFor(2);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(
+      sink.requests.map((r) => (JSON.parse(r.body) as { data: { id: string } }).data.id),
+      ['keyed-1', 'keyed-2'],
+      'one send per key',
+    );
+    assert.deepEqual(reads, [], 'events read back from the log');
+  });
+
   it('the events of deliveries left to a claim are kept for it: none is read back', async () => {
     const { reads, wrapStore } = countingEventReads();
     sink.setDefault({ status: 200, delayMs: 10 });
