@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -269,55 +269,24 @@ describe('bin/herald.js start (the compiled CLI; build first)', () => {
   ): Promise<{ flags: string[]; arenas: string | undefined }> {
     const configFile = join(dir.path, 'herald.yaml');
     writeFileSync(configFile, config);
-    const child = spawn(
-      process.execPath,
-      [
-        ...nodeArgs,
-        join(repoRoot, 'bin/herald.js'),
-        'start',
-        '--config',
-        configFile,
-        '--data',
-        dir.path,
-        '--port',
-        '0',
-      ],
-      { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    const herald = await spawnHerald(
+      ['--config', configFile, '--data', dir.path, '--port', '0'],
+      env,
+      nodeArgs,
+      {
+        compiled: true,
+      },
     );
     try {
-      let output = '';
-      const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`did not start:\n${output}`)), 60_000);
-        child.stdout.on('data', (c: Buffer) => {
-          output += c.toString();
-          const listening = /Herald listening on (http:\/\/[^\s;"]+)/.exec(output);
-          if (listening) {
-            clearTimeout(timer);
-            resolve(listening[1]!);
-          }
-        });
-        child.stderr.on('data', (c: Buffer) => {
-          output += c.toString();
-        });
-        child.on('exit', (code) => {
-          clearTimeout(timer);
-          reject(new Error(`exited with ${code}:\n${output}`));
-        });
-      });
-      const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
-      const startedWith = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
-      await whileUp(url);
+      const argv = readFileSync(`/proc/${herald.child.pid}/cmdline`, 'utf8').split('\0');
+      const startedWith = readFileSync(`/proc/${herald.child.pid}/environ`, 'utf8').split('\0');
+      await whileUp(herald.url);
       return {
         flags: argv.slice(1, argv.indexOf(join(repoRoot, 'bin/herald.js'))),
         arenas: startedWith.find((v) => v.startsWith('MALLOC_ARENA_MAX='))?.slice('MALLOC_ARENA_MAX='.length),
       };
     } finally {
-      child.removeAllListeners('exit');
-      if (child.exitCode === null && child.signalCode === null)
-        await new Promise((resolve) => {
-          child.once('exit', resolve);
-          child.kill('SIGTERM');
-        });
+      await herald.kill();
     }
   }
 

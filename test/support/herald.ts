@@ -147,22 +147,25 @@ export interface HeraldProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs `herald start` as a child process (TypeScript through tsx) and waits until it listens. */
+/**
+ * Runs `herald start` as a child process and waits until it listens: the sources through tsx, or
+ * with `compiled`, bin/herald.js and the build as users run it.
+ */
 export async function spawnHerald(
   args: string[],
   env: NodeJS.ProcessEnv = {},
   /** Node options before the script (e.g. `--import` a module-load hook). */
   nodeArgs: string[] = [],
+  { compiled = false } = {},
 ): Promise<HeraldProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', ...nodeArgs, join(repoRoot, 'src/cli/main.ts'), 'start', ...args],
-    {
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, HERALD_LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const script = compiled
+    ? [...nodeArgs, join(repoRoot, 'bin/herald.js')]
+    : ['--import', 'tsx', ...nodeArgs, join(repoRoot, 'src/cli/main.ts')];
+  const child = spawn(process.execPath, [...script, 'start', ...args], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, HERALD_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const output: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {
     // Generous: CI machines can be very busy. A child that never starts is killed, never left behind.
