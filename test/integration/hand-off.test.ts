@@ -5,17 +5,22 @@ import { watchEventReads } from '../support/event-reads.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { type HttpSink, startHttpSink } from '../support/http-sink.js';
 
-// Polls once a minute: within a test, every claim counted is one the engine asked for.
-function config(sinkUrl: string, concurrency: number) {
+// Polls once a minute unless told otherwise: within a test, every claim counted is one the
+// engine asked for. `trigger` adds lines to the trigger (a retry policy, say).
+function config(
+  sinkUrl: string,
+  concurrency: number,
+  { pollIntervalMs = 60000, action = '{ channel: hook }', trigger = '' } = {},
+) {
   return `
-dispatcher: { pollIntervalMs: 60000 }
+dispatcher: { pollIntervalMs: ${pollIntervalMs} }
 channels:
   hook: { kind: webhook, url: ${sinkUrl}, timeoutMs: 5000, concurrency: ${concurrency} }
 triggers:
   orders:
     filter: { exact: { type: com.example.order.created } }
-    actions: [{ channel: hook }]
-`;
+    actions: [${action}]
+${trigger}`;
 }
 
 const order = (id: string) => ({
@@ -172,16 +177,10 @@ triggers:
     const { reads, wrapStore } = countingEventReads();
     sink.respondWith({ status: 503 });
     const herald = await startTestHerald(
-      `
-dispatcher: { pollIntervalMs: 100 }
-channels:
-  hook: { kind: webhook, url: ${sink.url}, timeoutMs: 5000, concurrency: 8 }
-triggers:
-  orders:
-    filter: { exact: { type: com.example.order.created } }
-    actions: [{ channel: hook }]
-    delivery: { maxAttempts: 3, backoff: { kind: fixed, initialMs: 200 } }
-`,
+      config(sink.url, 8, {
+        pollIntervalMs: 100,
+        trigger: '    delivery: { maxAttempts: 3, backoff: { kind: fixed, initialMs: 200 } }\n',
+      }),
       { wrapStore },
     );
     h = herald;
@@ -199,17 +198,9 @@ triggers:
   it('the events of deliveries with notification keys, always claimed, are kept for the claim: none is read back', async () => {
     const { reads, wrapStore } = countingEventReads();
     const herald = await startTestHerald(
-      `
-dispatcher: { pollIntervalMs: 60000 }
-channels:
-  hook: { kind: webhook, url: ${sink.url}, timeoutMs: 5000, concurrency: 8 }
-triggers:
-  orders:
-    filter: { exact: { type: com.example.order.created } }
-    actions:
-      - channel: hook
-        dedupe: { key: "{{ event.data.id }}", window: 1h }
-`,
+      config(sink.url, 8, {
+        action: '{ channel: hook, dedupe: { key: "{{ event.data.id }}", window: 1h } }',
+      }),
       { wrapStore },
     );
     h = herald;
