@@ -359,6 +359,32 @@ describe('dispatcher: outcomes recorded while the next sends run', () => {
     assert.equal(delivered.length, 20, 'every outcome written by the time the dispatcher stopped');
     await store.close();
   });
+
+  it('counts as in flight only the sends running, not the outcomes waiting to be written', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const hook = recordingChannel(4, 5);
+    const record = store.deliveries.record.bind(store.deliveries);
+    store.deliveries.recordCommitted = async (outcomes) => {
+      await sleep(300);
+      await record(outcomes);
+      return { value: undefined, durable: Promise.resolve() };
+    };
+    await plan(store, 'hook', 20);
+    const d = newDispatcher(store, { hook: hook.channel });
+    const counts: number[] = [];
+    const sampler = setInterval(() => counts.push(d.inFlightCount), 2);
+    try {
+      d.start();
+      await until(() => hook.sends.length === 20, 'every send');
+    } finally {
+      clearInterval(sampler);
+      await d.stop(5000);
+    }
+    assert.ok(Math.max(...counts) > 0, 'the sampler saw sends running');
+    assert.ok(Math.max(...counts) <= 4, `in flight reached ${Math.max(...counts)} with concurrency 4`);
+    assert.equal(d.inFlightCount, 0);
+    await store.close();
+  });
 });
 
 describe('dispatcher: a retry claimed while its outcome waits for the disk', () => {

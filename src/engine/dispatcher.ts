@@ -61,6 +61,7 @@ export class Dispatcher {
   private readonly pumps = new Map<string, ChannelPump>();
   private readonly triggers: Map<string, CompiledTrigger>;
   private readonly inFlight = new Set<Promise<void>>();
+  private sending = 0;
   private readonly leases: Leases;
   private readonly outcomes: OutcomeWriter;
   private running = false;
@@ -254,21 +255,25 @@ export class Dispatcher {
     for (const pump of this.pumps.values()) await pump.channel.close?.().catch(() => undefined);
   }
 
+  /** Sends to a channel running now; attempts whose outcome waits to be written are not counted. */
   get inFlightCount(): number {
-    return this.inFlight.size;
+    return this.sending;
   }
 
   /** Holds the delivery's lease while it is sent and its outcome written. */
   private run(pump: ChannelPump, { delivery, leaseUntil, event }: Claimed, slot: SendSlot): void {
     const held = this.leases.hold(delivery.id, leaseUntil);
+    this.sending++;
     const task = this.attempt(pump, delivery, event, held, () => {
       held.sent = true;
+      this.sending--;
       slot.sent();
     })
       .catch((err) =>
         this.logger.error({ deliveryId: delivery.id, err: errorMessage(err) }, 'recording an attempt failed'),
       )
       .finally(() => {
+        if (!held.sent) this.sending--;
         this.leases.forget(delivery.id);
         this.inFlight.delete(task);
         slot.finished();

@@ -186,7 +186,7 @@ export interface Status {
   deadLetters: number;
   /** Messages stream sources set aside (`/api/dlq?source=`). */
   sourceDeadLetters: number;
-  /** Attempts running now. */
+  /** Sends to channels running now; attempts whose outcome waits to be written are not counted. */
   inFlight: number;
   channels: { name: string; kind: string; fallback: string | null }[];
   sources: { name: string; kind: string }[];
