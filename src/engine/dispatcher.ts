@@ -27,6 +27,13 @@ const RECENT_EVENTS = 5_000;
  * make the two generations hold more than about 2 × this (the objects take a few times their text).
  */
 export const RECENT_EVENT_CHARS = 4 * 1024 * 1024;
+/**
+ * The largest event (as JSON) handed to a pump with its deliveries. A pump keeps up to
+ * (1 + CLAIM_AHEAD) × concurrency deliveries ready to start, behind a slow receiver for as long as
+ * it is slow: their events stay within that many times this. A larger event goes the way of a
+ * claimed delivery's, through the bounded cache above or read back when sent.
+ */
+const HANDED_OVER_EVENT_CHARS = 16 * 1024;
 
 export interface DispatcherHooks {
   onAttempt?(
@@ -177,11 +184,12 @@ export class Dispatcher {
       return [];
     }
     const leaseUntil = now + this.options.leaseMs;
-    const claimed = (delivery: Delivery): Claimed => ({
-      delivery,
-      leaseUntil,
-      event: events.get(delivery.eventSeq),
-    });
+    const claimed = (delivery: Delivery): Claimed => {
+      const event = events.get(delivery.eventSeq);
+      return event && eventJsonLength(event) <= HANDED_OVER_EVENT_CHARS
+        ? { delivery, leaseUntil, event }
+        : { delivery, leaseUntil };
+    };
     if (ids.length === deliveries.length) return deliveries.map(claimed);
     const leased = new Set(ids);
     return deliveries.filter((d) => leased.has(d.id)).map(claimed);
@@ -189,10 +197,10 @@ export class Dispatcher {
 
   /**
    * Deliveries routed in this process whose commit is on disk: each channel's pump takes its own
-   * as they are when it can (ChannelPump.offer), each with its event from `events`, and claims
-   * them otherwise. Only the events of deliveries left to a claim are kept for it (rememberEvent):
-   * one sent as handed over needs none, and is not kept alive past its send. Returns the
-   * deliveries by channel.
+   * as they are when it can (ChannelPump.offer), each with its event from `events` unless that is
+   * large, and claims them otherwise. Only the events of deliveries that go without theirs are
+   * kept for them (rememberEvent): one sent as handed over needs none, and is not kept alive past
+   * its send. Returns the deliveries by channel.
    */
   handOff(
     deliveries: Delivery[],
@@ -204,12 +212,13 @@ export class Dispatcher {
       if (list) list.push(d);
       else byChannel.set(d.channel, [d]);
     }
-    const taken = new Set<number>();
+    const carried = new Set<number>();
     if (this.running)
       for (const [channel, list] of byChannel)
-        for (const c of this.pumps.get(channel)?.offer(list, events) ?? []) taken.add(c.delivery.id);
+        for (const c of this.pumps.get(channel)?.offer(list, events) ?? [])
+          if (c.event) carried.add(c.delivery.id);
     for (const d of deliveries) {
-      if (taken.has(d.id)) continue;
+      if (carried.has(d.id)) continue;
       const event = events.get(d.eventSeq);
       if (event && !this.cachedEvent(d.eventSeq)) this.rememberEvent(d.eventSeq, event);
     }

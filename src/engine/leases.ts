@@ -7,7 +7,7 @@ import type { Delivery, Store } from './store.js';
 export interface Claimed {
   delivery: Delivery;
   leaseUntil: number;
-  /** The delivery's event, when ingest handed it over with the delivery (no read, no cache). */
+  /** The delivery's event, when ingest handed it over with the delivery (no read, no cache; small events only). */
   event?: CloudEvent;
 }
 

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { RECENT_EVENT_CHARS } from '../../src/engine/dispatcher.js';
 import type { Store } from '../../src/engine/store.js';
 import { watchEventReads } from '../support/event-reads.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
@@ -238,5 +241,34 @@ triggers:
       batch.map((e) => e.id),
     );
     assert.deepEqual(reads, [], 'events read back from the log');
+  });
+
+  it('large events waiting behind a slow receiver are not held in memory: only those being sent are', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    sink.setDefault({ status: 200, delayMs: 3000 });
+    const herald = await startTestHerald(config(sink.url, 2));
+    h = herald;
+    // Too large for the dispatcher's cache of recent events: only a reference elsewhere keeps one alive.
+    const refs = await (async () => {
+      const events = Array.from({ length: 10 }, (_, i) => ({
+        ...order(`large-${i}`),
+        specversion: '1.0' as const,
+        data: { id: `large-${i}`, blob: 'x'.repeat(RECENT_EVENT_CHARS + 1024) },
+      }));
+      await herald.engine.ingest(events);
+      return events.map((e) => new WeakRef(e));
+    })();
+    await until(() => sink.requests.length >= 2, 'the first two sends to arrive');
+    await new Promise((r) => setTimeout(r, 200));
+    gc();
+    await new Promise((r) => setImmediate(r));
+    gc();
+    const alive = refs.filter((r) => r.deref() !== undefined).length;
+    // Two are being sent (concurrency 2); the six a pump holds ready to start must not pin theirs.
+    assert.ok(alive <= 2, `${alive} of 10 large events still in memory while 2 are sent`);
+    sink.setDefault({ status: 200 });
+    await sink.waitFor(10, 30_000);
+    assert.equal(new Set(idsAtSink(sink)).size, 10, 'every event sent once the receiver answers');
   });
 });
