@@ -11,17 +11,17 @@ import { type HttpSink, startHttpSink } from '../support/http-sink.js';
 
 const run = promisify(execFile);
 
-async function herald(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 0) {
+/** Runs the CLI from its sources through tsx, or with `compiled`, bin/herald.js as users run it. */
+async function herald(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 0, { compiled = false } = {}) {
+  const script = compiled
+    ? [join(repoRoot, 'bin/herald.js')]
+    : ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts')];
   try {
-    const { stdout, stderr } = await run(
-      process.execPath,
-      ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args],
-      {
-        cwd: repoRoot,
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-        timeout: timeoutMs,
-      },
-    );
+    const { stdout, stderr } = await run(process.execPath, [...script, ...args], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      timeout: timeoutMs,
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -317,25 +317,13 @@ describe('bin/herald.js start (the compiled CLI; build first)', () => {
   });
 
   it('refuses a HERALD_HEAP_GROWING_PERCENT that is not a whole number, saying which', async () => {
-    const res = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = execFile(
-        process.execPath,
-        [join(repoRoot, 'bin/herald.js'), 'start', '--data', dir.path, '--port', '0'],
-        { env: { PATH: process.env.PATH, HERALD_HEAP_GROWING_PERCENT: '1.5' } },
-        (_err, _stdout, stderr) => resolve({ code: child.exitCode, stderr }),
-      );
-    });
+    const env = { HERALD_HEAP_GROWING_PERCENT: '1.5' };
+    // A start that accepted the value would listen until the timeout: the test fails, not hangs.
+    const res = await herald(['start', '--data', dir.path, '--port', '0'], env, 30_000, { compiled: true });
     assert.equal(res.code, 2);
     assert.match(res.stderr, /HERALD_HEAP_GROWING_PERCENT must be a whole number from 0 .* not "1\.5"/);
     // Only `start` reads it: other commands run as before.
-    const version = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-      const child = execFile(
-        process.execPath,
-        [join(repoRoot, 'bin/herald.js'), '--version'],
-        { env: { PATH: process.env.PATH, HERALD_HEAP_GROWING_PERCENT: '1.5' } },
-        (_err, stdout) => resolve({ code: child.exitCode, stdout }),
-      );
-    });
+    const version = await herald(['--version'], env, 30_000, { compiled: true });
     assert.equal(version.code, 0);
     assert.match(version.stdout, /\d+\.\d+\.\d+/);
   });
